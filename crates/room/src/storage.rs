@@ -1,0 +1,97 @@
+//! How a room's document is made durable: an update log compacted into snapshots.
+//!
+//! The room never waits on storage; it *plans* writes as [`StoreOp`]s and the runtime runs
+//! them, in order, before it sends any frame of the same step. The layout a runtime keeps:
+//!
+//! - the **snapshot**: the whole document as one Yjs v1 update, split into parts of at most
+//!   [`CHUNK_BYTES`] (Durable Object SQLite rows must stay under 2 MB);
+//! - the **log**: every accepted update since the snapshot, each split the same way.
+//!
+//! Loading applies the snapshot, then the log in order. Compaction replaces both with a new
+//! snapshot once the log holds [`Compaction::max_log_entries`] updates or as many bytes as the
+//! snapshot (so the amortised write cost stays within twice the update volume), which keeps
+//! the row count bounded however long a room lives.
+
+/// Largest part of a stored blob: well under the 2 MB SQLite row limit of Durable Objects.
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// One write the runtime must make durable before it sends anything of the same step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Append this Yjs v1 update to the log.
+    Append(Vec<u8>),
+    /// Replace the snapshot and the whole log with this one snapshot (a Yjs v1 update).
+    Compact(Vec<u8>),
+}
+
+/// When the log is folded into a new snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// Compact once the log holds this many updates.
+    pub max_log_entries: usize,
+    /// Never compact for bytes alone below this log size.
+    pub min_log_bytes: usize,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Compaction { max_log_entries: 512, min_log_bytes: 256 * 1024 }
+    }
+}
+
+/// What the room knows of its stored form, to decide on compaction and the size limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredSize {
+    /// Bytes of the current snapshot.
+    pub snapshot_bytes: usize,
+    /// Updates in the log.
+    pub log_entries: usize,
+    /// Bytes of the updates in the log.
+    pub log_bytes: usize,
+}
+
+impl StoredSize {
+    /// An upper bound on the encoded document size: the snapshot plus every logged update.
+    pub fn upper_bound(&self) -> usize {
+        self.snapshot_bytes + self.log_bytes
+    }
+
+    /// Whether the log should now be folded into a snapshot.
+    pub fn should_compact(&self, policy: &Compaction) -> bool {
+        self.log_entries >= policy.max_log_entries
+            || self.log_bytes >= self.snapshot_bytes.max(policy.min_log_bytes)
+    }
+}
+
+/// Splits a blob into parts of at most [`CHUNK_BYTES`]; an empty blob is one empty part.
+pub fn chunks(blob: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let empty: &[u8] = &[];
+    let first = blob.is_empty().then_some(empty);
+    first.into_iter().chain(blob.chunks(CHUNK_BYTES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_blob_in_order() {
+        let blob: Vec<u8> = (0..(CHUNK_BYTES * 2 + 5)).map(|i| i as u8).collect();
+        let parts: Vec<_> = chunks(&blob).collect();
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.len() <= CHUNK_BYTES));
+        assert_eq!(parts.concat(), blob);
+        assert_eq!(chunks(&[]).count(), 1);
+    }
+
+    #[test]
+    fn compacts_on_entries_or_bytes() {
+        let policy = Compaction { max_log_entries: 10, min_log_bytes: 100 };
+        let size = |snapshot_bytes, log_entries, log_bytes| StoredSize { snapshot_bytes, log_entries, log_bytes };
+        assert!(!size(1000, 9, 999).should_compact(&policy));
+        assert!(size(1000, 10, 5).should_compact(&policy));
+        assert!(size(1000, 2, 1000).should_compact(&policy));
+        assert!(!size(0, 2, 99).should_compact(&policy), "tiny logs wait for min_log_bytes");
+        assert!(size(0, 2, 100).should_compact(&policy));
+    }
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Installs everything `make test` and `make dev` need, idempotently.
+#
+#   scripts/setup.sh [edge|node|all]    (default: all)
+#
+# Tools land in $CODEBOX_CACHE (default /var/cache/codebox), one folder per
+# version, so fresh clones (CI) reuse them. Prints what it cannot provide.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+APT_UPDATED=""
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+  [ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]}: run as root or install them"
+  say "apt-get install ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+need_cmd() { command -v "$1" >/dev/null || die "$1 is required: $2"; }
+
+# Installs a crates.io binary into $CODEBOX_CACHE/tools/NAME-VERSION.
+cargo_tool() {
+  local crate="$1" version="$2" bin="$3"
+  local root="$CODEBOX_CACHE/tools/$crate-$version"
+  if [ ! -x "$root/bin/$bin" ]; then
+    say "cargo install $crate $version (once per machine, several minutes)"
+    # Not --locked: one of wasm-bindgen-cli's locked dependency versions is not served.
+    CARGO_TARGET_DIR="$CODEBOX_CACHE/target/tools" \
+      cargo install --quiet "$crate" --version "=$version" --root "$root" \
+      || die "cargo install $crate $version failed"
+  fi
+  echo "$root/bin/$bin"
+}
+
+# A wasm32 standard library: rustup's when it can be had, else Debian's
+# rustc-web with std built from rust-web-src into that compiler's sysroot.
+setup_wasm_toolchain() {
+  if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+    || timeout 120 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+    echo rustup > "$CODEBOX_CACHE/wasm-toolchain"
+    return
+  fi
+  say "rustup cannot provide wasm32-unknown-unknown: using Debian's rustc-web"
+  apt_install rustc-web cargo-web rust-web-src lld-22
+  local libdir
+  libdir="$(/usr/bin/rustc --print sysroot)/lib/rustlib/wasm32-unknown-unknown/lib"
+  if ! ls "$libdir"/libstd-*.rlib >/dev/null 2>&1; then
+    say "building the wasm32 std from rust-web-src (once per machine, ~2 minutes)"
+    local scratch="$CODEBOX_CACHE/target/wasm-std-$(/usr/bin/rustc -V | awk '{print $2}')"
+    mkdir -p "$scratch/src"
+    cat > "$scratch/Cargo.toml" <<'TOML'
+[package]
+name = "wasm-std"
+version = "0.0.0"
+edition = "2021"
+[lib]
+path = "src/lib.rs"
+crate-type = ["rlib", "cdylib"]
+[profile.release]
+lto = true
+TOML
+    echo '#![no_std]' > "$scratch/src/lib.rs"
+    (cd "$scratch" && PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --quiet --release \
+      -Zbuild-std=std,panic_abort,panic_unwind --target wasm32-unknown-unknown) \
+      || die "building the wasm32 std failed"
+    mkdir -p "$libdir"
+    cp "$scratch"/target/wasm32-unknown-unknown/release/deps/lib*.rlib "$libdir/"
+  fi
+  echo debian > "$CODEBOX_CACHE/wasm-toolchain"
+}
+
+setup_node() {
+  need_cmd node "install Node.js 20+ (apt-get install nodejs npm)"
+  need_cmd npm "install npm (apt-get install npm)"
+  local stamp="$REPO_ROOT/node_modules/.codebox-lock-hash"
+  local hash
+  hash="$(sha256sum "$REPO_ROOT/package-lock.json" | cut -c1-16)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]; then
+    say "npm ci"
+    (cd "$REPO_ROOT" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
+    echo "$hash" > "$stamp"
+  fi
+}
+
+setup_edge() {
+  need_cmd cargo "install Rust with rustup (https://rustup.rs)"
+  mkdir -p "$CODEBOX_CACHE/tools" "$CODEBOX_CACHE/target"
+  setup_wasm_toolchain
+  cargo_tool wasm-bindgen-cli "$(locked_version wasm-bindgen)" wasm-bindgen >/dev/null
+  cargo_tool worker-build "$(locked_version worker)" worker-build >/dev/null
+}
+
+case "${1:-all}" in
+  node) setup_node ;;
+  edge) setup_edge ;;
+  all) setup_node; setup_edge ;;
+  *) die "usage: $0 [edge|node|all]" ;;
+esac
