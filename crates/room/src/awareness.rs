@@ -89,6 +89,23 @@ pub fn encode<'a>(entries: impl ExactSizeIterator<Item = &'a AwarenessEntry>) ->
     out
 }
 
+/// Cuts `entries` to fit `budget` bytes of saved state (a Durable Object socket attachment
+/// holds at most 16 KiB): the largest states are dropped first, ids and clocks are kept, so
+/// ownership (and the removal on close) survives even when the state does not.
+pub fn fit_budget(entries: &mut [AwarenessEntry], budget: usize) {
+    const PER_ENTRY: usize = 24; // id, clock and framing, generously
+    let size = |e: &AwarenessEntry| PER_ENTRY + e.state.as_ref().map_or(0, |s| s.len());
+    let mut total: usize = entries.iter().map(size).sum();
+    let mut by_size: Vec<usize> = (0..entries.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(size(&entries[i])));
+    for i in by_size {
+        if total <= budget {
+            break;
+        }
+        total -= entries[i].state.take().map_or(0, |s| s.len());
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Slot {
     clock: u32,
@@ -275,6 +292,15 @@ mod tests {
         let mut presence = Presence::default();
         let flood: Vec<_> = (0..100).map(|c| live(c, 1, "{}")).collect();
         assert_eq!(presence.apply(1, flood).len(), MAX_IDS_PER_CONNECTION);
+    }
+
+    #[test]
+    fn fit_budget_drops_the_largest_states_first() {
+        let mut entries = vec![live(1, 1, &format!("\"{}\"", "x".repeat(1000))), live(2, 1, "{}")];
+        fit_budget(&mut entries, 200);
+        assert_eq!(entries[0].state, None);
+        assert_eq!(entries[1].state.as_deref(), Some("{}"));
+        assert_eq!(entries.len(), 2, "ids are kept");
     }
 
     #[test]

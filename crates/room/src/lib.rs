@@ -17,6 +17,7 @@
 //! - [`awareness`]: presence states and which connection introduced each client id.
 //! - [`room`]: [`Room`], the document and the rules: sync, relay, limits.
 //! - [`storage`]: the update log and snapshots a runtime keeps, and when to compact.
+//! - [`name`]: which room names are valid.
 //! - [`close`]: [`CloseReason`], each mapped to its WebSocket close code in one place.
 //!
 //! Because nothing here awaits, the same code runs natively in tests and benchmarks and as
@@ -24,12 +25,14 @@
 
 pub mod awareness;
 pub mod close;
+pub mod name;
 pub mod protocol;
 pub mod room;
 pub mod storage;
 
 pub use awareness::AwarenessEntry;
 pub use close::CloseReason;
+pub use name::is_valid_room_name;
 pub use protocol::Message;
 pub use room::{Effects, Limits, LoadError, Room};
 pub use storage::{StoreOp, StoredSize};

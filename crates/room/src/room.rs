@@ -213,7 +213,18 @@ impl Room {
         txn.commit();
         // Even a failed apply may have integrated part of the update: store what changed so
         // memory and storage never disagree.
-        let delta = txn.has_changes().then(|| txn.encode_update_v1());
+        let delta = txn.has_changes().then(|| {
+            let delta = txn.encode_update_v1();
+            // yrs integrates blocks that arrive ahead of their client's clock behind a Skip
+            // (Yjs would keep them pending), and the transaction's delta, which starts at the
+            // state vector, leaves them out. Then carry the client's update along, so that
+            // storage and the other sockets get what memory now holds.
+            let gap = txn.after_state() != &txn.state_vector();
+            match (gap, &applied) {
+                (true, Ok(())) => yrs::merge_updates_v1([delta.as_slice(), update]).unwrap_or(delta),
+                _ => delta,
+            }
+        });
         drop(txn);
         if let Some(delta) = delta {
             self.stored.log_entries += 1;

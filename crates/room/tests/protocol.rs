@@ -1,0 +1,635 @@
+//! Black-box tests of `codebox-room` through its public API, with real yrs clients.
+
+mod common;
+
+use codebox_room::close::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, UNSUPPORTED_DATA};
+use codebox_room::storage::Compaction;
+use codebox_room::{AwarenessEntry, CloseReason, Effects, Limits, LoadError, Message, Room, StoreOp};
+use common::*;
+use yrs::updates::decoder::Decode;
+use yrs::StateVector;
+
+fn sv_of(frame: &[u8]) -> StateVector {
+    match Message::decode(frame).unwrap() {
+        Message::SyncStep1(sv) => StateVector::decode_v1(sv).unwrap(),
+        other => panic!("expected SyncStep1, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Greeting and sync
+
+#[test]
+fn greeting_is_sync_step1_plus_awareness_only_when_someone_is_present() {
+    let mut room = Room::new(Limits::default());
+    let greeting = room.greeting();
+    assert_eq!(kinds(&greeting), [Kind::SyncStep1], "empty room: no awareness frame");
+    assert_eq!(sv_of(&greeting[0]), StateVector::default());
+
+    let mut ada = Client::new(100);
+    room.receive(1, &ada.insert(0, "fn main() {}"));
+    let greeting = room.greeting();
+    assert_eq!(kinds(&greeting), [Kind::SyncStep1], "content alone adds no awareness frame");
+    assert_eq!(sv_of(&greeting[0]), ada.state_vector());
+
+    room.receive(1, &ada.awareness_frame(1, Some(r#"{"user":{"name":"ada"}}"#)));
+    let greeting = room.greeting();
+    assert_eq!(kinds(&greeting), [Kind::SyncStep1, Kind::Awareness]);
+    assert_eq!(decode_awareness(&greeting[1]), [entry(100, 1, Some(r#"{"user":{"name":"ada"}}"#))]);
+
+    room.disconnect(1);
+    assert_eq!(kinds(&room.greeting()), [Kind::SyncStep1], "nobody left: no awareness frame");
+}
+
+#[test]
+fn sync_step1_is_answered_with_sync_step2_to_the_sender_only() {
+    let mut room = Room::new(Limits::default());
+    let mut ada = Client::new(100);
+    room.receive(1, &ada.insert(0, "hello"));
+    room.receive(1, &ada.insert(5, " world"));
+
+    let mut bob = Client::new(101);
+    let effects = room.receive(2, &bob.sync_step1());
+    check_effects(&effects);
+    assert_eq!(kinds(&effects.reply), [Kind::SyncStep2]);
+    assert!(effects.broadcast.is_empty(), "a SyncStep2 is never broadcast");
+    assert!(effects.store.is_empty());
+    assert!(effects.close.is_none());
+    assert!(!effects.presence_changed);
+    assert!(bob.receive(&effects.reply[0]).is_empty());
+    assert_eq!(bob.text(), "hello world");
+
+    // An up-to-date client still gets its (empty) SyncStep2, and nothing else happens.
+    let effects = room.receive(2, &bob.sync_step1());
+    assert_eq!(kinds(&effects.reply), [Kind::SyncStep2]);
+    assert!(effects.broadcast.is_empty() && effects.store.is_empty());
+}
+
+#[test]
+fn the_servers_sync_step1_is_answered_by_a_client_with_its_offline_edits() {
+    let mut world = World::new(Limits::default(), 2);
+    // Peer 0 edits while offline, then connects: it answers the greeting's SyncStep1 with a
+    // SyncStep2 holding those edits, which the room stores and relays as an Update.
+    world.connect(1);
+    world.settle();
+    let offline = world.peers[0].client.insert(0, "written offline");
+    drop(offline);
+    world.connect(0);
+    world.deliver_one(0); // the greeting's SyncStep1 -> SyncStep2 queued after its SyncStep1
+    world.send_one(0); // SyncStep1
+    let effects = world.send_one(0).unwrap(); // SyncStep2 with the offline edit
+    assert!(matches!(effects.store.as_slice(), [StoreOp::Append(_)]));
+    assert_eq!(kinds(&effects.broadcast), [Kind::Update], "relayed as an Update");
+    assert!(effects.reply.is_empty());
+    world.settle();
+    assert_eq!(world.assert_converged(), "written offline");
+}
+
+#[test]
+fn an_update_is_stored_before_it_is_relayed_and_never_echoed() {
+    let mut room = Room::new(Limits::default());
+    let mut ada = Client::new(100);
+    let mut bob = Client::new(101);
+    let frame = ada.insert(0, "x");
+    let effects = room.receive(1, &frame);
+    check_effects(&effects);
+    assert!(effects.reply.is_empty(), "no echo");
+    assert_eq!(kinds(&effects.broadcast), [Kind::Update]);
+    let [StoreOp::Append(stored)] = effects.store.as_slice() else {
+        panic!("expected one Append, got {:?}", effects.store)
+    };
+    assert!(effects.close.is_none());
+
+    // What is stored and what is relayed are the same change.
+    let Message::Update(relayed) = Message::decode(&effects.broadcast[0]).unwrap() else { unreachable!() };
+    assert_eq!(relayed, stored.as_slice());
+    bob.receive(&effects.broadcast[0]);
+    assert_eq!(bob.text(), "x");
+    let mut stored_only = Client::new(102);
+    stored_only.receive(&Message::Update(stored).encode());
+    assert_eq!(stored_only.text(), "x");
+    assert_eq!(room_text(&room), "x");
+}
+
+#[test]
+fn a_duplicate_update_stores_and_relays_nothing() {
+    let mut room = Room::new(Limits::default());
+    let mut ada = Client::new(100);
+    let frame = ada.insert(0, "once");
+    assert!(!room.receive(1, &frame).broadcast.is_empty());
+    assert_eq!(room.receive(1, &frame), Effects::default(), "same socket again");
+    assert_eq!(room.receive(2, &frame), Effects::default(), "another socket relaying it");
+    // A full-state SyncStep2 of an already-known document is a duplicate too.
+    let full = Message::SyncStep2(&ada.full_state()).encode();
+    assert_eq!(room.receive(3, &full), Effects::default());
+    assert_eq!(room_text(&room), "once");
+    assert_eq!(room.stored_size().log_entries, 1);
+}
+
+#[test]
+fn an_update_with_missing_dependencies_waits_and_is_relayed_once_complete() {
+    let mut room = Room::new(Limits::default());
+    let mut ada = Client::new(100);
+    let first = ada.insert(0, "ab");
+    let second = ada.insert(2, "cd");
+    // The second arrives first (e.g. via a different socket of the same user).
+    let effects = room.receive(1, &second);
+    check_effects(&effects);
+    assert!(effects.close.is_none());
+    let effects = room.receive(1, &first);
+    check_effects(&effects);
+    assert_eq!(room_text(&room), "abcd");
+    let mut bob = Client::new(101);
+    let mut relayed = Client::new(102);
+    for f in &effects.broadcast {
+        relayed.receive(f);
+    }
+    assert_eq!(relayed.text(), "abcd", "the relayed change carries the integrated pending part");
+    for reply in room.receive(2, &bob.sync_step1()).reply {
+        bob.receive(&reply);
+    }
+    assert_eq!(bob.text(), "abcd");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convergence
+
+#[test]
+fn three_clients_editing_concurrently_converge_and_a_late_joiner_gets_everything() {
+    let mut world = World::new(Limits::default(), 4);
+    for i in 0..3 {
+        world.connect(i);
+    }
+    world.settle();
+    // Each peer types (and later deletes) without seeing the others' edits yet.
+    for round in 0..10u32 {
+        for i in 0..3 {
+            let client = &mut world.peers[i].client;
+            let len = client.len();
+            let frame = if round >= 5 && round % 2 == 1 && len > 2 {
+                client.delete((round * 7 + i as u32) % (len - 1), 2)
+            } else {
+                client.insert((round * 5 + i as u32 * 3) % (len + 1), &format!("<{i}.{round}>"))
+            };
+            world.queue(i, frame);
+        }
+        // Interleave: the room reads some sockets, some peers read some of what was relayed.
+        world.send_one((round as usize) % 3);
+        world.deliver_one((round as usize + 1) % 3);
+        world.send_one((round as usize + 2) % 3);
+        world.deliver_one((round as usize) % 3);
+        if round == 4 {
+            // Before any delete: every insert of every peer made it everywhere.
+            world.settle();
+            let text = world.assert_converged();
+            // Inserts land inside each other's markers, so compare the characters.
+            let mut expected: Vec<char> =
+                (0..3).flat_map(|i| (0..5).flat_map(move |r| format!("<{i}.{r}>").chars().collect::<Vec<_>>())).collect();
+            let mut got: Vec<char> = text.chars().collect();
+            expected.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, expected, "an insert was lost or doubled: {text:?}");
+        }
+    }
+    world.settle();
+    let text = world.assert_converged();
+    assert!(!text.is_empty());
+
+    // A late joiner's SyncStep1 brings it the whole document.
+    world.connect(3);
+    world.settle();
+    assert_eq!(world.peers[3].client.text(), text);
+    world.assert_converged();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Awareness
+
+#[test]
+fn awareness_is_relayed_and_only_the_closed_sockets_ids_are_removed() {
+    let mut room = Room::new(Limits::default());
+    let ada = Client::new(100);
+    let bob = Client::new(101);
+
+    let effects = room.receive(1, &ada.awareness_frame(3, Some(r#"{"user":{"name":"ada"}}"#)));
+    check_effects(&effects);
+    assert!(effects.presence_changed);
+    assert!(effects.reply.is_empty() && effects.store.is_empty(), "awareness is never stored");
+    assert_eq!(kinds(&effects.broadcast), [Kind::Awareness]);
+    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 3, Some(r#"{"user":{"name":"ada"}}"#))]);
+
+    room.receive(2, &bob.awareness_frame(1, Some(r#"{"user":{"name":"bob"}}"#)));
+    // A stale state is dropped: nothing relayed, nothing changed.
+    let stale = room.receive(1, &ada.awareness_frame(2, Some(r#"{"old":true}"#)));
+    assert_eq!(stale, Effects::default());
+
+    let effects = room.disconnect(1);
+    assert!(effects.store.is_empty() && effects.reply.is_empty());
+    assert_eq!(kinds(&effects.broadcast), [Kind::Awareness]);
+    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 4, None)], "null state, clock + 1");
+    assert_eq!(room.disconnect(1), Effects::default(), "a second close says nothing");
+
+    let greeting = room.greeting();
+    assert_eq!(decode_awareness(&greeting[1]), [entry(101, 1, Some(r#"{"user":{"name":"bob"}}"#))]);
+
+    // A socket that never announced anything closes silently.
+    assert_eq!(room.disconnect(3), Effects::default());
+}
+
+#[test]
+fn peers_see_each_other_come_and_go() {
+    let mut world = World::new(Limits::default(), 3);
+    for i in 0..3 {
+        world.connect(i);
+        let frame = world.peers[i].client.announce(1, Some(&format!(r#"{{"user":{{"id":{i}}}}}"#)));
+        world.queue(i, frame);
+        world.settle();
+    }
+    for i in 0..3 {
+        assert_eq!(world.peers[i].client.present(), [100, 101, 102], "peer {i}");
+    }
+    world.disconnect(1);
+    world.settle();
+    assert_eq!(world.peers[0].client.present(), [100, 102]);
+    assert_eq!(world.peers[2].client.present(), [100, 102]);
+    assert_eq!(world.peers[0].client.awareness[&101], (2, None));
+}
+
+#[test]
+fn a_client_that_leaves_explicitly_is_not_removed_twice() {
+    let mut room = Room::new(Limits::default());
+    let ada = Client::new(100);
+    room.receive(1, &ada.awareness_frame(1, Some("{}")));
+    let effects = room.receive(1, &ada.awareness_frame(2, None));
+    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 2, None)]);
+    assert_eq!(room.disconnect(1), Effects::default());
+}
+
+#[test]
+fn query_awareness_returns_the_live_states_to_the_asker_only() {
+    let mut room = Room::new(Limits::default());
+    let query = Message::QueryAwareness.encode();
+    let effects = room.receive(9, &query);
+    assert_eq!(kinds(&effects.reply), [Kind::Awareness]);
+    assert!(decode_awareness(&effects.reply[0]).is_empty());
+
+    room.receive(1, &Client::new(100).awareness_frame(1, Some(r#"{"a":1}"#)));
+    room.receive(2, &Client::new(101).awareness_frame(5, Some(r#"{"b":2}"#)));
+    room.receive(3, &Client::new(102).awareness_frame(1, Some("{}")));
+    room.disconnect(3);
+    let effects = room.receive(9, &query);
+    check_effects(&effects);
+    assert!(effects.broadcast.is_empty() && effects.store.is_empty() && effects.close.is_none());
+    assert_eq!(
+        decode_awareness(&effects.reply[0]),
+        [entry(100, 1, Some(r#"{"a":1}"#)), entry(101, 5, Some(r#"{"b":2}"#))]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Malformed frames and limits
+
+/// A world with content and two healthy peers (0, 1) plus a peer (2) that misbehaves.
+fn world_with_a_bad_peer(limits: Limits) -> World {
+    let mut world = World::new(limits, 4);
+    for i in 0..3 {
+        world.connect(i);
+    }
+    let f = world.peers[0].client.insert(0, "shared text");
+    world.queue(0, f);
+    let f = world.peers[1].client.awareness_frame(1, Some(r#"{"user":"bob"}"#));
+    world.queue(1, f);
+    world.settle();
+    world
+}
+
+/// The bad peer was closed with `code`; the room and the other peers carry on.
+fn assert_only_the_sender_is_closed(world: &mut World, effects: &Effects, code: u16, what: &str) {
+    let reason = effects.close.as_ref().unwrap_or_else(|| panic!("{what}: not closed"));
+    assert_eq!(reason.code(), code, "{what}: {reason}");
+    assert!(!reason.reason().is_empty() && reason.reason().len() <= 123);
+    assert!(effects.reply.is_empty(), "{what}");
+    assert!(
+        kinds(&effects.broadcast).iter().all(|k| *k == Kind::Awareness),
+        "{what}: nothing of the bad frame is relayed"
+    );
+    assert!(world.peers[2].conn.is_none(), "{what}: the world closed the socket");
+    assert_eq!(room_text(&world.room), "shared text", "{what}: the document is unchanged");
+
+    // The others carry on: edit, relay, and a newcomer syncs everything.
+    let f = world.peers[1].client.insert(0, ">");
+    world.queue(1, f);
+    world.settle();
+    assert_eq!(world.peers[0].client.text(), ">shared text", "{what}");
+    world.connect(3);
+    world.settle();
+    assert_eq!(world.peers[3].client.text(), ">shared text", "{what}");
+    assert_eq!(world.peers[3].client.present(), [101], "{what}");
+    world.assert_converged();
+}
+
+#[test]
+fn malformed_frames_close_only_their_socket_with_the_right_code() {
+    let mut garbage_update = vec![0u8, 2];
+    let bad_update: &[u8] = &[3, 1, 2, 3, 4, 5, 6, 7];
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("empty frame", vec![], INVALID_PAYLOAD),
+        ("truncated varint", vec![0x80], INVALID_PAYLOAD),
+        ("unknown message type", vec![9], UNSUPPORTED_DATA),
+        ("unknown message type, multi-byte", vec![0xc8, 0x01], UNSUPPORTED_DATA),
+        ("unknown sync type", vec![0, 7, 0], UNSUPPORTED_DATA),
+        ("sync without payload", vec![0, 2], INVALID_PAYLOAD),
+        ("length prefix past the end", vec![0, 2, 5, 1], INVALID_PAYLOAD),
+        ("trailing bytes", vec![3, 0], INVALID_PAYLOAD),
+        ("garbage Yjs update", Message::Update(bad_update).encode(), INVALID_PAYLOAD),
+        ("garbage SyncStep2", Message::SyncStep2(&[0xff, 0x7f]).encode(), INVALID_PAYLOAD),
+        ("garbage state vector", Message::SyncStep1(&[5, 1]).encode(), INVALID_PAYLOAD),
+        ("awareness with invalid JSON", awareness_frame(&[entry(7, 1, Some("{not json"))]), INVALID_PAYLOAD),
+        ("awareness, broken layout", Message::Awareness(&[2, 7]).encode(), INVALID_PAYLOAD),
+        ("auth from a client", Message::PermissionDenied("let me in").encode(), UNSUPPORTED_DATA),
+        ("auth from a client, raw", vec![2, 0, 0], UNSUPPORTED_DATA),
+    ];
+    garbage_update.extend([0x03, 0xde, 0xad, 0x00]);
+    let mut cases = cases;
+    cases.push(("update that is not Yjs v1", garbage_update, INVALID_PAYLOAD));
+
+    for (what, frame, code) in cases {
+        let mut world = world_with_a_bad_peer(Limits::default());
+        let effects = world.send_now(2, &frame);
+        assert_only_the_sender_is_closed(&mut world, &effects, code, what);
+    }
+
+    let mut world = world_with_a_bad_peer(Limits::default());
+    let conn = world.conn(2);
+    let effects = world.room.receive_text(conn);
+    assert_eq!(effects.close, Some(CloseReason::TextFrame));
+    assert_eq!(effects.close.as_ref().unwrap().code(), UNSUPPORTED_DATA);
+    world.disconnect(2);
+    world.peers[2].closed = effects.close.clone();
+    assert_only_the_sender_is_closed(&mut world, &effects, UNSUPPORTED_DATA, "text frame");
+}
+
+#[test]
+fn random_bytes_close_the_sender_with_1003_or_1007() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..64 {
+        let len = (next() % 40) as usize;
+        let mut frame: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Skip the (rare) frames that happen to be valid and harmless.
+        if let Ok(Message::QueryAwareness | Message::SyncStep1(_)) = Message::decode(&frame) {
+            frame.push(0xff);
+        }
+        let mut world = world_with_a_bad_peer(Limits::default());
+        let effects = world.send_now(2, &frame);
+        let code = effects.close.as_ref().map(CloseReason::code);
+        assert!(matches!(code, Some(1003 | 1007)), "round {round}: {frame:?} -> {:?}", effects.close);
+        assert_only_the_sender_is_closed(&mut world, &effects, code.unwrap(), "random bytes");
+    }
+}
+
+#[test]
+fn a_frame_over_the_limit_is_refused_with_1009() {
+    let limits = Limits { max_frame_bytes: 1024, ..Limits::default() };
+    let mut world = world_with_a_bad_peer(limits);
+    let big = world.peers[2].client.insert(0, &"x".repeat(2000));
+    let effects = world.send_now(2, &big);
+    assert!(
+        matches!(effects.close, Some(CloseReason::FrameTooLarge { size, limit: 1024 }) if size == big.len()),
+        "{:?}",
+        effects.close
+    );
+    assert!(effects.store.is_empty());
+    assert_only_the_sender_is_closed(&mut world, &effects, MESSAGE_TOO_BIG, "frame over the limit");
+
+    // A frame of exactly the limit is accepted: find an insert whose frame is 1024 bytes.
+    let mut room = Room::new(limits);
+    let exact = (900..1100)
+        .map(|n| Client::new(7).insert(0, &"y".repeat(n)))
+        .find(|f| f.len() == 1024)
+        .expect("some insert encodes to exactly 1024 bytes");
+    let effects = room.receive(1, &exact);
+    assert!(effects.close.is_none(), "{:?}", effects.close);
+    assert_eq!(kinds(&effects.broadcast), [Kind::Update]);
+}
+
+#[test]
+fn an_update_that_would_pass_the_document_limit_is_refused_and_changes_nothing() {
+    const LIMIT: usize = 64 * 1024;
+    let limits = Limits { max_document_bytes: LIMIT, ..Limits::default() };
+    let mut world = world_with_a_bad_peer(limits);
+    let chunk = "0123456789abcdef".repeat(512); // 8 KiB
+    let mut accepted = 0;
+    let refused = loop {
+        let frame = world.peers[2].client.insert(0, &chunk);
+        let before = world.room.snapshot();
+        let effects = world.send_now(2, &frame);
+        if let Some(reason) = &effects.close {
+            assert_eq!(world.room.snapshot(), before, "a refused update leaves the document unchanged");
+            break reason.clone();
+        }
+        accepted += 1;
+        assert!(accepted < 100, "never refused");
+        world.settle();
+    };
+    assert_eq!(refused.code(), MESSAGE_TOO_BIG);
+    assert!(refused.reason().contains("room is full"), "{}", refused.reason());
+    assert!(accepted >= 6, "only {accepted} chunks accepted before the 64 KiB limit");
+    let size = world.room.snapshot().len();
+    assert!(size <= LIMIT, "the document passed its limit: {size}");
+
+    // The room carries on: a small edit that fits is still accepted and relayed.
+    let content = room_text(&world.room);
+    let f = world.peers[1].client.insert(0, ">");
+    world.queue(1, f);
+    world.settle();
+    assert_eq!(world.peers[0].client.text(), format!(">{content}"));
+    world.connect(3);
+    world.settle();
+    world.assert_converged();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistence
+
+#[test]
+fn replaying_the_store_ops_rebuilds_a_byte_identical_room() {
+    let mut world = World::new(Limits::default(), 3);
+    for i in 0..3 {
+        world.connect(i);
+    }
+    world.settle();
+    for step in 0..60u32 {
+        let i = (step % 3) as usize;
+        let client = &mut world.peers[i].client;
+        let len = client.len();
+        let frame = if step % 4 == 3 && len > 3 {
+            client.delete(step % (len - 2), 3)
+        } else {
+            client.insert((step * 13) % (len + 1), &format!("line {step}\n"))
+        };
+        world.queue(i, frame);
+        if step % 5 == 0 {
+            world.settle();
+        }
+    }
+    world.settle();
+    let text = world.assert_converged();
+    assert!(!world.stored.log.is_empty());
+
+    let reloaded = world.stored.load(Limits::default());
+    assert_eq!(reloaded.snapshot(), world.room.snapshot(), "byte-identical snapshot");
+    assert_eq!(room_text(&reloaded), text);
+    assert_eq!(reloaded.stored_size().log_entries, world.stored.log.len());
+    assert_eq!(reloaded.greeting()[0], world.room.greeting()[0], "same state vector");
+
+    // The reloaded room carries on where the old one stopped.
+    let mut room = reloaded;
+    let mut late = Client::new(200);
+    for reply in room.receive(9, &late.sync_step1()).reply {
+        late.receive(&reply);
+    }
+    assert_eq!(late.text(), text);
+    let effects = room.receive(9, &late.insert(0, "!"));
+    assert_eq!(kinds(&effects.broadcast), [Kind::Update]);
+}
+
+#[test]
+fn compaction_keeps_the_log_bounded_over_many_small_updates() {
+    let limits = Limits::default();
+    let mut room = Room::new(limits);
+    let mut stored = Stored::default();
+    let mut ada = Client::new(100);
+    for n in 0..10_000u32 {
+        let len = ada.len();
+        let frame = if n % 10 == 9 { ada.delete(len / 2, 1) } else { ada.insert(len / 2, "k") };
+        let effects = room.receive(1, &frame);
+        check_effects(&effects);
+        assert!(effects.close.is_none());
+        assert!(!effects.store.is_empty(), "update {n} was not stored");
+        stored.apply(&effects.store);
+        assert!(
+            stored.log.len() <= limits.compaction.max_log_entries,
+            "log grew to {} entries",
+            stored.log.len()
+        );
+    }
+    assert!(stored.max_log_len <= limits.compaction.max_log_entries);
+    assert!(stored.compactions >= 10_000 / limits.compaction.max_log_entries);
+    let reloaded = stored.load(limits);
+    assert_eq!(room_text(&reloaded), ada.text());
+    assert_eq!(reloaded.snapshot(), room.snapshot());
+    assert_eq!(reloaded.stored_size(), room.stored_size());
+}
+
+#[test]
+fn compaction_by_bytes_folds_a_log_as_big_as_the_snapshot() {
+    let limits = Limits {
+        compaction: Compaction { max_log_entries: 1_000_000, min_log_bytes: 4096 },
+        ..Limits::default()
+    };
+    let mut room = Room::new(limits);
+    let mut stored = Stored::default();
+    let mut ada = Client::new(100);
+    for n in 0..400u32 {
+        let effects = room.receive(1, &ada.insert(n, "0123456789"));
+        stored.apply(&effects.store);
+        let log_bytes: usize = stored.log.iter().map(Vec::len).sum();
+        assert!(log_bytes < stored.snapshot().len().max(4096), "log of {log_bytes} bytes not folded");
+    }
+    assert!(stored.compactions > 0);
+    assert_eq!(room_text(&stored.load(limits)), ada.text());
+}
+
+#[test]
+fn a_document_of_many_megabytes_survives_store_and_load() {
+    let limits = Limits::default();
+    let mut room = Room::new(limits);
+    let mut stored = Stored::default();
+    let mut ada = Client::new(100);
+    let mut bob = Client::new(101);
+    let mega = |c: char| c.to_string().repeat(1024 * 1024);
+    for (n, c) in ['a', 'b', 'c', 'd', 'e', 'f'].into_iter().enumerate() {
+        // Alternate authors and positions so the document is more than one block.
+        let (me, other) = if n % 2 == 0 { (&mut ada, &mut bob) } else { (&mut bob, &mut ada) };
+        let at = me.len() / 2;
+        let frame = me.insert(at, &mega(c));
+        assert!(frame.len() < limits.max_frame_bytes);
+        let effects = room.receive(1 + n as u64 % 2, &frame);
+        check_effects(&effects);
+        assert!(effects.close.is_none(), "{:?}", effects.close);
+        stored.apply(&effects.store);
+        for f in &effects.broadcast {
+            other.receive(f);
+        }
+    }
+    let snapshot = room.snapshot();
+    assert!(snapshot.len() > 5 * 1024 * 1024, "only {} bytes", snapshot.len());
+    assert!(stored.snapshot_rows.len() + stored.log.len() > 1);
+
+    let reloaded = stored.load(limits);
+    assert_eq!(reloaded.snapshot(), snapshot, "byte-identical after store + load");
+    let text = room_text(&reloaded);
+    assert_eq!(text.len(), 6 * 1024 * 1024);
+    assert_eq!(text, ada.text());
+    assert_eq!(text, bob.text());
+}
+
+#[test]
+fn corrupt_storage_is_reported_not_loaded() {
+    let mut ada = Client::new(100);
+    let frame = ada.insert(0, "ok");
+    let Message::Update(good) = Message::decode(&frame).unwrap() else { unreachable!() };
+    assert!(Room::load(Limits::default(), &[], Vec::<Vec<u8>>::new()).is_ok(), "an empty room loads");
+    assert!(matches!(Room::load(Limits::default(), &[7, 7, 7], [&good]), Err(LoadError::Snapshot(_))));
+    let loaded = Room::load(Limits::default(), &good, [&[0u8, 0][..], &[3, 1, 2, 3][..]]);
+    assert!(matches!(loaded, Err(LoadError::LogEntry { index: 1, .. })), "{:?}", loaded.err());
+}
+
+#[test]
+fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
+    let mut world = World::new(Limits::default(), 2);
+    world.connect(0);
+    world.connect(1);
+    let f = world.peers[0].client.insert(0, "doc");
+    world.queue(0, f);
+    let f = world.peers[0].client.awareness_frame(4, Some(r#"{"cursor":{"anchor":1}}"#));
+    world.queue(0, f);
+    let f = world.peers[1].client.awareness_frame(2, Some(r#"{"cursor":null}"#));
+    world.queue(1, f);
+    world.settle();
+    let (conn0, conn1) = (world.conn(0), world.conn(1));
+
+    // The runtime saves each socket's presence in its attachment (as JSON) ...
+    let saved0 = serde_json::to_string(&world.room.presence_of(conn0)).unwrap();
+    let saved1 = serde_json::to_string(&world.room.presence_of(conn1)).unwrap();
+    assert_eq!(world.room.presence_of(conn0), [entry(100, 4, Some(r#"{"cursor":{"anchor":1}}"#))]);
+
+    // ... hibernates, and wakes with a room rebuilt from storage.
+    let mut room = world.stored.load(Limits::default());
+    assert_eq!(room_text(&room), "doc");
+    assert_eq!(kinds(&room.greeting()), [Kind::SyncStep1], "presence is not stored with the doc");
+    let restored0: Vec<AwarenessEntry> = serde_json::from_str(&saved0).unwrap();
+    let restored1: Vec<AwarenessEntry> = serde_json::from_str(&saved1).unwrap();
+    room.restore_presence(conn0, restored0);
+    room.restore_presence(conn1, restored1);
+    assert_eq!(room.presence_of(conn0), world.room.presence_of(conn0));
+    let greeting = room.greeting();
+    assert_eq!(decode_awareness(&greeting[1]).len(), 2);
+
+    let effects = room.disconnect(conn0);
+    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 5, None)]);
+    assert_eq!(decode_awareness(&room.greeting()[1]), [entry(101, 2, Some(r#"{"cursor":null}"#))]);
+
+    // A state saved without its JSON (it did not fit the attachment) is still announced gone.
+    let mut room = world.stored.load(Limits::default());
+    room.restore_presence(conn0, vec![entry(100, 4, None)]);
+    assert_eq!(kinds(&room.greeting()), [Kind::SyncStep1]);
+    let effects = room.disconnect(conn0);
+    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 5, None)]);
+}

@@ -1,0 +1,50 @@
+//! HTTP errors of the edge, as JSON `{"error": {"code", "message"}}`.
+
+use worker::{Response, Result};
+
+/// An HTTP-level failure of a request to the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The room name is outside `[A-Za-z0-9_-]{1,64}`.
+    #[error("room names are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'")]
+    InvalidRoomName,
+    /// A WebSocket route was requested without `Upgrade: websocket`.
+    #[error("this endpoint speaks WebSocket: send Upgrade: websocket")]
+    UpgradeRequired,
+    /// Nothing is served at this path.
+    #[error("not found")]
+    NotFound,
+    /// The method is not allowed at this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The room's stored data could not be read or loaded.
+    #[error("room storage failed: {0}")]
+    Storage(String),
+    /// The runtime failed.
+    #[error("internal error: {0}")]
+    Runtime(#[from] worker::Error),
+}
+
+impl EdgeError {
+    fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            EdgeError::InvalidRoomName => (400, "invalid_room_name"),
+            EdgeError::UpgradeRequired => (426, "upgrade_required"),
+            EdgeError::NotFound => (404, "not_found"),
+            EdgeError::MethodNotAllowed => (405, "method_not_allowed"),
+            EdgeError::Storage(_) => (500, "storage_error"),
+            EdgeError::Runtime(_) => (500, "internal_error"),
+        }
+    }
+
+    /// The JSON response for this error.
+    pub fn into_response(self) -> Result<Response> {
+        let (status, code) = self.status_and_code();
+        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
+        let mut response = Response::from_json(&body)?.with_status(status);
+        if matches!(self, EdgeError::UpgradeRequired) {
+            response.headers_mut().set("Upgrade", "websocket")?;
+        }
+        Ok(response)
+    }
+}
