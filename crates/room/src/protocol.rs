@@ -27,8 +27,10 @@
 //! 3. From then on each edit travels as an Update. S applies it, stores it, and relays it to
 //!    every other socket in the room (never back to its author). A SyncStep2 from a client is
 //!    treated the same way: it may hold edits made offline that the others lack.
-//! 4. Awareness updates are applied and relayed to the others. When a socket goes away, S
-//!    tells the others that the awareness clients it introduced are gone.
+//! 4. Awareness updates are applied and relayed to everyone, the sender included (its own
+//!    entries are no-ops for it, and they keep the stock client's 30-second liveness check
+//!    fed when it is alone). When a socket goes away, S tells the others that the awareness
+//!    clients it introduced are gone.
 //!
 //! Strictness: a frame must hold one whole message and nothing after it. Anything else is a
 //! protocol violation that closes only the offending socket (see [`crate::CloseReason`]).

@@ -180,7 +180,12 @@ impl Room {
                 let entries = awareness::decode(payload)?;
                 let accepted = self.presence.apply(conn, entries);
                 if !accepted.is_empty() {
-                    effects.broadcast.push(Message::Awareness(&awareness::encode(accepted.iter())).encode());
+                    let frame = Message::Awareness(&awareness::encode(accepted.iter())).encode();
+                    // Echoed to the sender too, as y-websocket's server does: the stock
+                    // provider drops a connection that hears nothing for 30 s, and a client
+                    // alone in a room hears only its own 15-second awareness renewals.
+                    effects.reply.push(frame.clone());
+                    effects.broadcast.push(frame);
                     effects.presence_changed = true;
                 }
             }
