@@ -32,6 +32,7 @@ export ESBUILD_BIN="$REPO_ROOT/node_modules/.bin/esbuild"
 [ -x "$WASM_OPT_BIN" ] || bash scripts/setup.sh node
 
 say "building the edge worker ($compiler)"
-(cd edge && "$WORKER_BUILD_BIN" --release) || die "edge build failed"
+# Size over speed for the wasm: it is downloaded on every cold start.
+(cd edge && CARGO_PROFILE_RELEASE_OPT_LEVEL=s "$WORKER_BUILD_BIN" --release) || die "edge build failed"
 echo "$hash" > "$stamp"
 ls -l edge/build/index_bg.wasm 2>/dev/null | awk '{printf "edge wasm: %d bytes\n", $5}' >&2 || true

@@ -1,0 +1,23 @@
+# The two commands: `make dev` runs the stack locally, `make test` runs every test.
+# Both install what they need first (scripts/setup.sh), idempotently.
+SHELL := /usr/bin/env bash
+
+.PHONY: dev test setup edge bench-room bench-core
+
+dev: ## run everything locally (edge on 127.0.0.1:8787)
+	@bash scripts/dev.sh
+
+test: ## install what is missing, build, run every test suite
+	@bash scripts/test.sh
+
+setup: ## install toolchains and npm packages only
+	@bash scripts/setup.sh all
+
+edge: ## build the edge Worker (edge/build/)
+	@bash scripts/build-edge.sh
+
+bench-core: ## the room core's cost per applied update (criterion)
+	@source scripts/lib.sh && CARGO_TARGET_DIR="$$(native_target_dir)" cargo bench -p codebox-room --bench apply_update
+
+bench-room: ## fan-out latency, 1 writer and 49 readers, against wrangler dev and a y-websocket baseline
+	@bash bench/run-room-bench.sh

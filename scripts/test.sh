@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, then runs every test suite and prints
+# each runner's summary. Exits non-zero if any suite failed.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+bash scripts/setup.sh all || exit 1
+export CARGO_TARGET_DIR="$(native_target_dir)"
+export CARGO_TERM_COLOR=never
+
+failed=()
+run() {
+  local name="$1"; shift
+  say "$name: $*"
+  local started=$SECONDS
+  if "$@"; then
+    say "$name passed in $((SECONDS - started)) s"
+  else
+    warn "$name FAILED"
+    failed+=("$name")
+  fi
+}
+
+run "rust unit and protocol tests" cargo test --workspace --exclude codebox-edge
+run "edge build" bash scripts/build-edge.sh
+run "edge end-to-end tests (wrangler dev)" node --test --test-concurrency=1 e2e/
+
+if [ ${#failed[@]} -gt 0 ]; then
+  warn "failed: ${failed[*]}"
+  exit 1
+fi
+say "all suites passed"
