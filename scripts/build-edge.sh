@@ -20,6 +20,7 @@ toolchain="$(cat "$CODEBOX_CACHE/wasm-toolchain")"
 if [ "$toolchain" = debian ]; then
   # Debian's rustc has the wasm32 std we built; rustup's does not.
   export PATH="/usr/bin:$PATH"
+  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$DEBIAN_WASM_LINKER"
   compiler="debian-$(/usr/bin/rustc -V | awk '{print $2}')"
 else
   compiler="rustup-$(rustc -V | awk '{print $2}')"

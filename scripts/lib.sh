@@ -20,3 +20,6 @@ locked_version() {
 native_target_dir() {
   echo "$CODEBOX_CACHE/target/native-$(rustc -V | awk '{print $2}')"
 }
+
+# Debian's rustc-web ships no rust-lld; lld-22's wasm-ld links wasm32 for it.
+DEBIAN_WASM_LINKER=wasm-ld-22

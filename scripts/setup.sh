@@ -42,8 +42,9 @@ cargo_tool() {
 # A wasm32 standard library: rustup's when it can be had, else Debian's
 # rustc-web with std built from rust-web-src into that compiler's sysroot.
 setup_wasm_toolchain() {
-  if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
-    || timeout 120 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+  # CODEBOX_WASM_TOOLCHAIN=debian forces the fallback (to test it where rustup works).
+  if [ "${CODEBOX_WASM_TOOLCHAIN:-}" != debian ] && { rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+    || timeout 120 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; }; then
     echo rustup > "$CODEBOX_CACHE/wasm-toolchain"
     return
   fi
@@ -66,8 +67,9 @@ crate-type = ["rlib", "cdylib"]
 [profile.release]
 lto = true
 TOML
-    echo '#![no_std]' > "$scratch/src/lib.rs"
-    (cd "$scratch" && PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --quiet --release \
+    echo 'pub fn touch_std() -> String { std::format!("{}", 1) }' > "$scratch/src/lib.rs"
+    (cd "$scratch" && PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 \
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$DEBIAN_WASM_LINKER" /usr/bin/cargo build --quiet --release \
       -Zbuild-std=std,panic_abort,panic_unwind --target wasm32-unknown-unknown) \
       || die "building the wasm32 std failed"
     mkdir -p "$libdir"
