@@ -1,0 +1,749 @@
+// The end-to-end harness for CodeBox rooms: runs the real edge Worker under `wrangler dev`
+// and drives it with real Yjs clients (the stock y-websocket provider and raw `ws` sockets).
+//
+// - prepareEdge(): builds the edge once (scripts/build-edge.sh, a no-op when unchanged) and
+//   freezes a copy of edge/build/ plus a wrangler.toml without the [build] step, so a rebuild
+//   someone else starts mid-run never reloads the Worker under a test.
+// - Edge: `wrangler dev --local` on a free port with its own --persist-to dir; start, stop
+//   (the whole process group: wrangler and its workerd), kill (SIGKILL), restart on the same
+//   persist dir, and its captured log.
+// - Clients: provider() (stock WebsocketProvider), RawClient (records every frame and the close),
+//   frame encoders/decoders (lib0 encoding + y-protocols), waitFor(predicate, timeoutMs).
+//
+// Used by the *.test.mjs files next to it; run them with `node --test e2e/`.
+// CODEBOX_E2E_KEEP=1 keeps the temp dirs (persist dir, wrangler log) for inspection.
+
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import * as Y from 'yjs';
+import WebSocket from 'ws';
+import { WebsocketProvider } from 'y-websocket';
+import * as encoding from 'lib0/encoding';
+import * as decoding from 'lib0/decoding';
+import * as syncProtocol from 'y-protocols/sync';
+import * as awarenessProtocol from 'y-protocols/awareness';
+
+export { Y, WebSocket, WebsocketProvider, awarenessProtocol };
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const WRANGLER = path.join(REPO, 'node_modules', '.bin', 'wrangler');
+const KEEP = process.env.CODEBOX_E2E_KEEP === '1';
+
+// ---------------------------------------------------------------------------------------------
+// Waiting
+
+/** Polls `predicate` (sync or async) until it returns a truthy value, which is returned. */
+export async function waitFor(predicate, timeoutMs = 10_000, what = 'condition', intervalMs = 10) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  for (;;) {
+    try {
+      const value = await predicate();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const detail = lastError ? ` (last error: ${lastError.message})` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Resolves `promise`, or rejects after `timeoutMs`. */
+export function withTimeout(promise, timeoutMs, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and randomness
+
+let roomCounter = 0;
+/** A room name unique to this process and call, valid per Contract 1 (<= 64 of [A-Za-z0-9_-]). */
+export function uniqueRoom(label) {
+  roomCounter += 1;
+  const suffix = `${process.pid}-${roomCounter}-${Math.random().toString(36).slice(2, 8)}`;
+  return `${label.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${suffix}`;
+}
+
+/** A small seeded PRNG (mulberry32), so "random" tests replay identically. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building and freezing the edge
+
+function sleepSync(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function pidAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+/** Runs `fn` holding a machine-wide lock (test files may run in parallel). */
+function withBuildLock(fn) {
+  const lock = path.join(os.tmpdir(), 'codebox-e2e-build.lock');
+  const deadline = Date.now() + 20 * 60_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+      let owner = NaN;
+      try {
+        owner = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8'));
+      } catch {}
+      if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) {
+        fs.rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`edge build lock ${lock} held too long`);
+      sleepSync(250);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function readStamp() {
+  try {
+    return fs.readFileSync(path.join(REPO, 'edge', 'build', '.inputs'), 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Builds the edge if needed and freezes a copy of it under `runDir`; returns the path of a
+ * wrangler config that serves that copy (the repo's wrangler.toml minus [build], main rewritten).
+ */
+export function prepareEdge(runDir) {
+  const buildDir = path.join(REPO, 'edge', 'build');
+  const frozen = path.join(runDir, 'edge-build');
+  for (let attempt = 1; ; attempt++) {
+    const build = withBuildLock(() => spawnSync('bash', ['scripts/build-edge.sh'], {
+      cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+    }));
+    let problem;
+    if (build.status !== 0) {
+      problem = new Error(`scripts/build-edge.sh failed (${build.status}):\n${build.stdout}\n${build.stderr}`);
+    } else {
+      // Someone else may rebuild edge/build at the same time: copy, and accept the copy only
+      // if the build stamp did not change while copying.
+      try {
+        const before = readStamp();
+        fs.rmSync(frozen, { recursive: true, force: true });
+        fs.cpSync(buildDir, frozen, { recursive: true, filter: (src) => path.basename(src) !== '.tmp' });
+        const complete = ['index.js', 'index_bg.wasm', 'worker/shim.mjs'].every((f) => fs.existsSync(path.join(frozen, f)));
+        if (before && before === readStamp() && complete) break;
+        problem = new Error('edge/build changed while it was copied (someone else is building?)');
+      } catch (error) {
+        problem = error;
+      }
+    }
+    if (attempt >= 3) throw problem;
+    sleepSync(3000);
+  }
+  const repoConfig = fs.readFileSync(path.join(REPO, 'wrangler.toml'), 'utf8');
+  const lines = [];
+  let inBuild = false;
+  for (const line of repoConfig.split('\n')) {
+    if (/^\s*\[/.test(line)) inBuild = /^\s*\[build\]\s*$/.test(line);
+    if (!inBuild) lines.push(line);
+  }
+  const config = lines.join('\n').replace(/^main\s*=.*$/m, `main = ${JSON.stringify(path.join(frozen, 'worker', 'shim.mjs'))}`);
+  if (!config.includes(frozen)) throw new Error('wrangler.toml has no `main =` line to rewrite');
+  const configPath = path.join(runDir, 'wrangler.toml');
+  fs.writeFileSync(configPath, config);
+  return configPath;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Live (non-zombie) pids in process group `pgid`, from /proc. */
+function groupPids(pgid) {
+  const pids = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** Live workerd processes listening on `port` (whatever their group). */
+function workerdOnPort(port) {
+  const pids = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes('workerd') && cmdline.includes(`127.0.0.1:${port}\0`)) {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+        if (state !== 'Z' && state !== 'X') pids.push(Number(entry));
+      }
+    } catch {}
+  }
+  return pids;
+}
+
+const liveGroups = new Set();
+process.on('exit', () => {
+  for (const pgid of liveGroups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {}
+  }
+});
+
+/** One `wrangler dev` serving the edge, with its own persist dir. */
+export class Edge {
+  constructor(runDir, configPath) {
+    this.runDir = runDir;
+    this.configPath = configPath;
+    this.persistDir = path.join(runDir, 'persist');
+    this.logPath = path.join(runDir, 'wrangler.log');
+    this.logText = '';
+    this.port = null;
+    this.proc = null;
+    this.starts = 0;
+  }
+
+  /** Builds/freezes the edge and starts wrangler on a fresh persist dir. */
+  static async launch() {
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'codebox-e2e-'));
+    const edge = new Edge(runDir, prepareEdge(runDir));
+    await edge.start();
+    return edge;
+  }
+
+  get httpBase() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get wsBase() {
+    return `ws://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts wrangler (again) on the same persist dir, on the previous port when it is free. */
+  async start({ timeoutMs = 90_000 } = {}) {
+    if (this.proc) throw new Error('edge already running');
+    const port = this.port !== null && (await portIsFree(this.port)) ? this.port : await freePort();
+    const inspectorPort = await freePort();
+    this.port = port;
+    this.starts += 1;
+    this.note(`starting wrangler dev on port ${port} (start #${this.starts})`);
+    const args = [
+      'dev', '--config', this.configPath, '--local', '--ip', '127.0.0.1', '--port', String(port),
+      '--inspector-port', String(inspectorPort), '--persist-to', this.persistDir,
+      '--show-interactive-dev-session=false',
+    ];
+    const proc = spawn(WRANGLER, args, {
+      cwd: this.runDir,
+      detached: true, // its own process group: stop() kills wrangler and every workerd it spawned
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        WRANGLER_SEND_METRICS: 'false',
+        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+        NO_COLOR: '1',
+        FORCE_COLOR: '0',
+      },
+    });
+    this.proc = proc;
+    liveGroups.add(proc.pid);
+    const logStream = fs.createWriteStream(this.logPath, { flags: 'a' });
+    const onData = (chunk) => {
+      const text = chunk.toString();
+      this.logText += text;
+      logStream.write(text);
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.exited = new Promise((resolve) => {
+      proc.on('exit', (code, signal) => {
+        this.note(`wrangler exited (code ${code}, signal ${signal})`);
+        resolve({ code, signal });
+      });
+    });
+    proc.on('close', () => logStream.end());
+    let exited = false;
+    proc.exited.then(() => {
+      exited = true;
+    });
+    try {
+      await waitFor(async () => {
+        if (exited) throw Object.assign(new Error('wrangler exited during startup'), { fatal: true });
+        const response = await fetch(`${this.httpBase}/rooms/ready-probe`, { signal: AbortSignal.timeout(2000) });
+        await response.arrayBuffer();
+        return response.status === 426;
+      }, timeoutMs, `wrangler dev to answer on port ${port}`, 100);
+    } catch (error) {
+      await this.stop({ signal: 'SIGKILL' });
+      throw new Error(`${error.message}\n--- wrangler log ---\n${this.tail(80)}`);
+    }
+  }
+
+  /** Stops wrangler and every process of its group; resolves once none is left. */
+  async stop({ signal = 'SIGTERM', timeoutMs = 15_000 } = {}) {
+    const proc = this.proc;
+    if (!proc) return;
+    const pgid = proc.pid;
+    this.note(`stopping wrangler (${signal})`);
+    try {
+      process.kill(-pgid, signal);
+    } catch {}
+    try {
+      await waitFor(() => groupPids(pgid).length === 0, timeoutMs, 'wrangler to exit', 25);
+    } catch {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {}
+      await waitFor(() => groupPids(pgid).length === 0, 10_000, 'wrangler to die after SIGKILL', 25);
+    }
+    await withTimeout(proc.exited, 10_000, 'wrangler exit event');
+    liveGroups.delete(pgid);
+    this.proc = null;
+    const strays = workerdOnPort(this.port);
+    if (strays.length) throw new Error(`workerd still running on port ${this.port} after stop: pids ${strays.join(', ')}`);
+  }
+
+  /** Hard kill: SIGKILL to wrangler and workerd at once, as a crash would. */
+  async kill() {
+    await this.stop({ signal: 'SIGKILL' });
+  }
+
+  async restart(options) {
+    await this.stop();
+    await this.start(options);
+  }
+
+  /** Stops and removes the temp dir (kept with CODEBOX_E2E_KEEP=1 or after a failed test). */
+  async dispose({ keep = this.failed === true } = {}) {
+    await this.stop();
+    if (KEEP || keep) {
+      process.stderr.write(`e2e: kept ${this.runDir}\n`);
+    } else {
+      fs.rmSync(this.runDir, { recursive: true, force: true });
+    }
+  }
+
+  note(line) {
+    const text = `[e2e] ${line}\n`;
+    this.logText += text;
+    try {
+      fs.appendFileSync(this.logPath, text);
+    } catch {}
+  }
+
+  /** The last `lines` lines of the wrangler log. */
+  tail(lines = 60) {
+    return this.logText.split('\n').slice(-lines).join('\n');
+  }
+
+  /** The whole document of `room` as one Yjs v1 update (GET /rooms/{room}/snapshot). */
+  async snapshot(room) {
+    const response = await fetch(`${this.httpBase}/rooms/${room}/snapshot`);
+    const body = new Uint8Array(await response.arrayBuffer());
+    if (response.status !== 200) {
+      throw new Error(`snapshot of ${room}: HTTP ${response.status}: ${Buffer.from(body).toString()}`);
+    }
+    return body;
+  }
+
+  /** Every Durable Object SQLite file under the persist dir (read them with inspectSqlite). */
+  sqliteFiles() {
+    const found = [];
+    const walk = (dir) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(full);
+        else if (entry.name.endsWith('.sqlite')) found.push(full);
+      }
+    };
+    if (fs.existsSync(this.persistDir)) walk(this.persistDir);
+    return found;
+  }
+}
+
+function portIsFree(port) {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Reads a Durable Object SQLite file with python3's sqlite3 (on a copy): table names, row
+ * counts, and the stored snapshot and log (reassembled from their parts) when `withData`.
+ */
+export function inspectSqlite(file, { withData = true } = {}) {
+  const copyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'codebox-e2e-sqlite-'));
+  try {
+    for (const suffix of ['', '-wal', '-shm', '-journal']) {
+      if (fs.existsSync(file + suffix)) fs.copyFileSync(file + suffix, path.join(copyDir, 'db.sqlite' + suffix));
+    }
+    const script = `
+import base64, json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+out = {"tables": tables}
+if "log" in tables and "snapshot" in tables:
+    out["log_rows"] = db.execute("SELECT COUNT(*) FROM log").fetchone()[0]
+    out["log_entries"] = db.execute("SELECT COUNT(DISTINCT seq) FROM log").fetchone()[0]
+    out["log_bytes"] = db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM log").fetchone()[0]
+    out["snapshot_rows"] = db.execute("SELECT COUNT(*) FROM snapshot").fetchone()[0]
+    out["snapshot_bytes"] = db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM snapshot").fetchone()[0]
+    if sys.argv[2] == "1":
+        out["snapshot"] = base64.b64encode(b"".join(bytes(r[0]) for r in db.execute("SELECT data FROM snapshot ORDER BY part"))).decode()
+        entries = {}
+        for seq, data in db.execute("SELECT seq, data FROM log ORDER BY seq, part"):
+            entries.setdefault(seq, []).append(bytes(data))
+        out["log"] = [base64.b64encode(b"".join(parts)).decode() for _, parts in sorted(entries.items())]
+print(json.dumps(out))
+`;
+    const stdout = execFileSync('python3', ['-c', script, path.join(copyDir, 'db.sqlite'), withData ? '1' : '0'], {
+      encoding: 'utf8',
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    const out = JSON.parse(stdout);
+    out.file = file;
+    if (out.snapshot !== undefined) out.snapshot = new Uint8Array(Buffer.from(out.snapshot, 'base64'));
+    if (out.log !== undefined) out.log = out.log.map((b) => new Uint8Array(Buffer.from(b, 'base64')));
+    return out;
+  } finally {
+    fs.rmSync(copyDir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames (y-protocols)
+
+export const MSG_SYNC = 0;
+export const MSG_AWARENESS = 1;
+export const MSG_AUTH = 2;
+export const MSG_QUERY_AWARENESS = 3;
+const SYNC_KINDS = ['step1', 'step2', 'update'];
+
+function frame(write) {
+  const encoder = encoding.createEncoder();
+  write(encoder);
+  return encoding.toUint8Array(encoder);
+}
+
+/** SyncStep1 carrying `doc`'s state vector (an empty one when no doc is given). */
+export function syncStep1Frame(doc = new Y.Doc()) {
+  return frame((e) => {
+    encoding.writeVarUint(e, MSG_SYNC);
+    syncProtocol.writeSyncStep1(e, doc);
+  });
+}
+
+/** SyncStep2 carrying `update`. */
+export function syncStep2Frame(update) {
+  return frame((e) => {
+    encoding.writeVarUint(e, MSG_SYNC);
+    encoding.writeVarUint(e, syncProtocol.messageYjsSyncStep2);
+    encoding.writeVarUint8Array(e, update);
+  });
+}
+
+/** A sync Update message carrying `update` (any bytes: tests send garbage too). */
+export function updateFrame(update) {
+  return frame((e) => {
+    encoding.writeVarUint(e, MSG_SYNC);
+    syncProtocol.writeUpdate(e, update);
+  });
+}
+
+/** Encodes an awareness update payload; each entry is {client, clock, state} or {client, clock, json}. */
+export function encodeAwareness(entries) {
+  return frame((e) => {
+    encoding.writeVarUint(e, entries.length);
+    for (const entry of entries) {
+      encoding.writeVarUint(e, entry.client);
+      encoding.writeVarUint(e, entry.clock);
+      encoding.writeVarString(e, entry.json ?? JSON.stringify(entry.state ?? null));
+    }
+  });
+}
+
+/** An awareness message (type 1). */
+export function awarenessFrame(entries) {
+  return frame((e) => {
+    encoding.writeVarUint(e, MSG_AWARENESS);
+    encoding.writeVarUint8Array(e, encodeAwareness(entries));
+  });
+}
+
+/** An awareness message with the states of `clients` from a y-protocols Awareness instance. */
+export function awarenessFrameOf(awareness, clients = [awareness.clientID]) {
+  return frame((e) => {
+    encoding.writeVarUint(e, MSG_AWARENESS);
+    encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(awareness, clients));
+  });
+}
+
+/** An auth "permission denied" message (type 2): only servers may send it. */
+export function authFrame(reason) {
+  return frame((e) => {
+    encoding.writeVarUint(e, MSG_AUTH);
+    encoding.writeVarUint(e, 0);
+    encoding.writeVarString(e, reason);
+  });
+}
+
+/** Decodes an awareness update payload into [{client, clock, state}] (state null = gone). */
+export function decodeAwareness(payload) {
+  const d = decoding.createDecoder(payload);
+  const count = decoding.readVarUint(d);
+  const entries = [];
+  for (let i = 0; i < count; i++) {
+    const client = decoding.readVarUint(d);
+    const clock = decoding.readVarUint(d);
+    const state = JSON.parse(decoding.readVarString(d));
+    entries.push({ client, clock, state });
+  }
+  return entries;
+}
+
+/** Decodes one server frame: {type: 'sync', kind, payload} | {type: 'awareness', entries} | ... */
+export function decodeFrame(bytes) {
+  const d = decoding.createDecoder(bytes);
+  const type = decoding.readVarUint(d);
+  switch (type) {
+    case MSG_SYNC: {
+      const sub = decoding.readVarUint(d);
+      return { type: 'sync', kind: SYNC_KINDS[sub] ?? `sync-${sub}`, payload: decoding.readVarUint8Array(d) };
+    }
+    case MSG_AWARENESS:
+      return { type: 'awareness', entries: decodeAwareness(decoding.readVarUint8Array(d)) };
+    case MSG_AUTH:
+      decoding.readVarUint(d);
+      return { type: 'auth', reason: decoding.readVarString(d) };
+    case MSG_QUERY_AWARENESS:
+      return { type: 'query-awareness' };
+    default:
+      return { type: `unknown-${type}` };
+  }
+}
+
+/** Collects the Yjs v1 updates `doc` emits, one per transaction. */
+export function recordUpdates(doc) {
+  const updates = [];
+  doc.on('update', (update) => updates.push(update));
+  return updates;
+}
+
+/** The text of a Y.Text named `name` in a document built from `update`. */
+export function textOf(update, name = 'code') {
+  const doc = new Y.Doc();
+  Y.applyUpdate(doc, update);
+  const text = doc.getText(name).toString();
+  doc.destroy();
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+const openClients = new Set();
+
+/** A raw `ws` client that records every frame it receives and how it was closed. */
+export class RawClient {
+  constructor(url) {
+    this.url = url;
+    this.frames = [];
+    this.close = null; // {code, reason, wasClean}
+    this.ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
+    this.ws.binaryType = 'nodebuffer';
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', resolve);
+      this.ws.once('error', reject);
+      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode} instead of an upgrade`)));
+    });
+    this.opened.catch(() => {});
+    this.ws.on('error', () => {}); // recorded through 'close'
+    this.ws.on('message', (data, isBinary) => {
+      const bytes = new Uint8Array(data);
+      let decoded;
+      try {
+        decoded = isBinary ? decodeFrame(bytes) : { type: 'text', text: data.toString() };
+      } catch (error) {
+        decoded = { type: 'undecodable', error: error.message };
+      }
+      this.frames.push({ bytes, ...decoded });
+    });
+    this.closed = new Promise((resolve) => {
+      this.ws.on('close', (code, reason) => {
+        this.close = { code, reason: reason.toString() };
+        openClients.delete(this);
+        resolve(this.close);
+      });
+    });
+    openClients.add(this);
+  }
+
+  /** Opens a raw socket to `room` and waits for the server's greeting (its SyncStep1). */
+  static async connect(edge, room, { timeoutMs = 10_000 } = {}) {
+    const client = new RawClient(`${edge.wsBase}/rooms/${room}`);
+    await withTimeout(client.opened, timeoutMs, `socket to ${room} to open`);
+    await client.waitFrame((f) => f.type === 'sync' && f.kind === 'step1', timeoutMs, 'the greeting SyncStep1');
+    return client;
+  }
+
+  send(bytes) {
+    this.ws.send(bytes);
+  }
+
+  /** Waits until a received frame matches `predicate`; returns it. */
+  waitFrame(predicate, timeoutMs = 10_000, what = 'a matching frame') {
+    return waitFor(() => this.frames.find(predicate), timeoutMs, what);
+  }
+
+  /** Waits for the socket to close; returns {code, reason}. */
+  waitClose(timeoutMs = 10_000) {
+    return withTimeout(this.closed, timeoutMs, `close of ${this.url}`);
+  }
+
+  /**
+   * Sends SyncStep1 and waits for the SyncStep2 answering it. Frames are handled in order per
+   * socket, so once it is here every frame sent before has been processed (and its replies
+   * received). Returns the SyncStep2 frame.
+   */
+  async barrier(doc = new Y.Doc(), timeoutMs = 30_000) {
+    const seen = this.frames.filter((f) => f.type === 'sync' && f.kind === 'step2').length;
+    this.send(syncStep1Frame(doc));
+    await waitFor(
+      () => this.frames.filter((f) => f.type === 'sync' && f.kind === 'step2').length > seen,
+      timeoutMs,
+      'SyncStep2 (barrier)',
+    );
+    return this.frames.filter((f) => f.type === 'sync' && f.kind === 'step2')[seen];
+  }
+
+  /** Frames of one sync kind ('step1' | 'step2' | 'update'). */
+  syncFrames(kind) {
+    return this.frames.filter((f) => f.type === 'sync' && f.kind === kind);
+  }
+
+  /** Applies every received SyncStep2 and Update to a fresh document; returns it. */
+  receivedDoc() {
+    const doc = new Y.Doc();
+    for (const f of this.frames) {
+      if (f.type === 'sync' && f.kind !== 'step1') Y.applyUpdate(doc, f.payload);
+    }
+    return doc;
+  }
+
+  /** Abrupt end: drops the TCP connection without a close frame. */
+  terminate() {
+    this.ws.terminate();
+  }
+
+  shutdown() {
+    if (this.ws.readyState === WebSocket.CONNECTING || this.ws.readyState === WebSocket.OPEN) this.ws.terminate();
+    openClients.delete(this);
+  }
+}
+
+/**
+ * The stock y-websocket provider on `room`, as a browser would use it
+ * (`new WebsocketProvider('ws://HOST/rooms', room, doc)`). BroadcastChannel is disabled: Node
+ * has one, and providers in one process would otherwise sync around the server.
+ */
+export function provider(edge, room, { doc = new Y.Doc(), ...options } = {}) {
+  const p = new WebsocketProvider(`${edge.wsBase}/rooms`, room, doc, {
+    WebSocketPolyfill: WebSocket,
+    disableBc: true,
+    ...options,
+  });
+  const entry = { shutdown: () => { p.destroy(); doc.destroy(); openClients.delete(entry); } };
+  openClients.add(entry);
+  p.shutdown = entry.shutdown;
+  return p;
+}
+
+/** A provider that has completed its first sync with the server. */
+export async function syncedProvider(edge, room, options, timeoutMs = 15_000) {
+  const p = provider(edge, room, options);
+  await waitFor(() => p.synced, timeoutMs, `provider on ${room} to sync`);
+  return p;
+}
+
+/** Closes every client the harness opened (call in after hooks). */
+export function closeAllClients() {
+  for (const client of [...openClients]) {
+    try {
+      client.shutdown();
+    } catch {}
+  }
+  openClients.clear();
+}
+
+/** Wraps a test body so a failure carries the tail of the wrangler log. */
+export function withEdgeLog(getEdge, body) {
+  return async (t) => {
+    try {
+      await body(t);
+    } catch (error) {
+      const edge = getEdge();
+      if (edge && error && typeof error === 'object') {
+        error.message = `${error.message}\n--- wrangler log (tail, full log in ${edge.logPath}) ---\n${edge.tail(60)}`;
+        edge.failed = true;
+      }
+      throw error;
+    }
+  };
+}

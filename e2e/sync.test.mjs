@@ -1,0 +1,219 @@
+// End-to-end: document sync, relay rules, awareness and HTTP routes of CodeBox rooms
+// (Contract 1 in ../shared/DESIGN.md), against the real edge Worker under `wrangler dev`.
+//
+// Covers:
+// - three stock y-websocket providers editing one Y.Text concurrently converge; a late joiner
+//   gets the full state; GET /rooms/{room}/snapshot applied to a fresh Y.Doc gives the same text;
+// - no echo: an Update is relayed to the others but never back to its sender; SyncStep2 goes
+//   only to the socket that sent SyncStep1;
+// - awareness: provider states reach the others; an abruptly terminated socket's awareness ids
+//   are removed for everyone, nobody else's;
+// - room names: 400 for invalid names, 426 without Upgrade, /snapshot of a new room is a valid
+//   empty update.
+//
+// Run: `node --test e2e/` (all end-to-end tests) or `node --test e2e/sync.test.mjs`, from the repo root.
+
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  Edge, RawClient, Y, WebSocket, syncedProvider, closeAllClients, waitFor, withTimeout, withEdgeLog,
+  uniqueRoom, rng, recordUpdates, updateFrame, syncStep1Frame, awarenessFrameOf, awarenessProtocol, textOf,
+} from './harness.mjs';
+
+let edge;
+before(async () => {
+  edge = await Edge.launch();
+}, { timeout: 20 * 60_000 }); // may have to build the edge first
+after(async () => {
+  closeAllClients();
+  await edge?.dispose();
+});
+afterEach(() => closeAllClients());
+const e2e = (body) => withEdgeLog(() => edge, body);
+
+const sameVector = (a, b) => Buffer.from(Y.encodeStateVector(a)).equals(Buffer.from(Y.encodeStateVector(b)));
+
+test('three providers editing concurrently converge; late joiner and /snapshot see the same text', { timeout: 90_000 }, e2e(async () => {
+  const room = uniqueRoom('converge');
+  const clients = await Promise.all([0, 1, 2].map(() => syncedProvider(edge, room)));
+  const texts = clients.map((p) => p.doc.getText('code'));
+  const random = rng(0xc0deb0c5);
+
+  // 50 operations per client, interleaved: a client's edit is often made on a state that
+  // has not seen the others' latest edits yet, so the server merges truly concurrent updates.
+  for (let step = 0; step < 50; step++) {
+    for (let c = 0; c < clients.length; c++) {
+      const text = texts[c];
+      if (text.length > 4 && random() < 0.3) {
+        const at = Math.floor(random() * (text.length - 1));
+        text.delete(at, Math.min(1 + Math.floor(random() * 3), text.length - at));
+      } else {
+        text.insert(Math.floor(random() * (text.length + 1)), `<${c}.${step}>`);
+      }
+    }
+    if (step % 5 === 4) await new Promise((resolve) => setTimeout(resolve, random() * 5)); // let frames in
+    else await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  await waitFor(
+    () => texts.every((t) => t.toString() === texts[0].toString())
+      && clients.every((p) => sameVector(p.doc, clients[0].doc)),
+    30_000,
+    'the three documents to converge',
+  );
+  const final = texts[0].toString();
+  assert.ok(final.length > 0, 'the converged text is not empty');
+  // Every client's edits are in: each client's last insert survives unless a delete hit it,
+  // so check the merged state vector instead: it holds all 3 writers' clocks.
+  const vector = Y.decodeStateVector(Y.encodeStateVector(clients[0].doc));
+  for (const p of clients) {
+    assert.equal(vector.get(p.doc.clientID), Y.decodeStateVector(Y.encodeStateVector(p.doc)).get(p.doc.clientID));
+    assert.ok(vector.get(p.doc.clientID) > 0, `client ${p.doc.clientID} wrote`);
+  }
+
+  const late = await syncedProvider(edge, room);
+  await waitFor(() => late.doc.getText('code').toString() === final, 10_000, 'the late joiner to have the full text');
+  assert.ok(sameVector(late.doc, clients[0].doc), 'late joiner has the same state vector');
+
+  const snapshot = await edge.snapshot(room);
+  assert.equal(textOf(snapshot), final, '/snapshot holds the converged text');
+  const fromSnapshot = new Y.Doc();
+  Y.applyUpdate(fromSnapshot, snapshot);
+  assert.ok(sameVector(fromSnapshot, clients[0].doc), '/snapshot has the same state vector');
+}));
+
+test('an Update is relayed to others but never echoed; SyncStep2 goes only to the asker', { timeout: 60_000 }, e2e(async () => {
+  const room = uniqueRoom('no-echo');
+  const a = await RawClient.connect(edge, room);
+  const b = await RawClient.connect(edge, room);
+
+  const doc = new Y.Doc();
+  const updates = recordUpdates(doc);
+  doc.getText('code').insert(0, 'hello-from-A');
+  assert.equal(updates.length, 1);
+  a.send(updateFrame(updates[0]));
+
+  const relayed = await b.waitFrame((f) => f.type === 'sync' && f.kind === 'update', 10_000, 'B to get the Update');
+  assert.equal(textOf(relayed.payload), 'hello-from-A', 'B got the update A sent');
+
+  // Barrier on A: its SyncStep1 is handled after its Update, so an echo would be here by now.
+  const step2ForA = await a.barrier();
+  assert.equal(a.syncFrames('update').length, 0, 'A got no Update frame back');
+  assert.equal(textOf(step2ForA.payload), 'hello-from-A', 'A\'s SyncStep2 holds the document');
+
+  // Barrier on B: sent after A got its SyncStep2, so a SyncStep2 broadcast to B would precede B's own.
+  await b.barrier();
+  assert.equal(b.syncFrames('step2').length, 1, 'B got only the SyncStep2 answering its own SyncStep1');
+  assert.equal(b.syncFrames('update').length, 1, 'B got exactly one Update');
+  assert.equal(a.syncFrames('step2').length, 1, 'A got exactly one SyncStep2');
+  assert.equal(a.close, null, 'A still open');
+  assert.equal(b.close, null, 'B still open');
+
+  // The same holds for a SyncStep1 carrying a real state vector: the diff goes to the asker only.
+  const behind = new Y.Doc();
+  const c = await RawClient.connect(edge, room);
+  c.send(syncStep1Frame(behind));
+  const step2ForC = await c.waitFrame((f) => f.type === 'sync' && f.kind === 'step2');
+  assert.equal(textOf(step2ForC.payload), 'hello-from-A');
+  await a.barrier();
+  await b.barrier();
+  assert.equal(a.syncFrames('step2').length, 2, 'A got only its own two SyncStep2s');
+  assert.equal(b.syncFrames('step2').length, 2, 'B got only its own two SyncStep2s');
+}));
+
+test('awareness reaches the others; a terminated socket\'s ids are removed, nobody else\'s', { timeout: 60_000 }, e2e(async (t) => {
+  const room = uniqueRoom('awareness');
+  const p1 = await syncedProvider(edge, room);
+  p1.awareness.setLocalStateField('user', { name: 'ada' });
+  const p2 = await syncedProvider(edge, room);
+  p2.awareness.setLocalStateField('user', { name: 'bob' });
+  const id1 = p1.awareness.clientID;
+  const id2 = p2.awareness.clientID;
+
+  await waitFor(() => p2.awareness.getStates().get(id1)?.user?.name === 'ada', 10_000, 'p2 to see ada');
+  await waitFor(() => p1.awareness.getStates().get(id2)?.user?.name === 'bob', 10_000, 'p1 to see bob');
+
+  // A raw observer that records every awareness frame from now on; its greeting holds both states.
+  const observer = await RawClient.connect(edge, room);
+  const greeting = await observer.waitFrame((f) => f.type === 'awareness', 10_000, 'awareness in the greeting');
+  assert.deepEqual(new Set(greeting.entries.map((e) => e.client)), new Set([id1, id2]));
+
+  // A raw socket introduces the awareness id of a y-protocols Awareness, then dies without a goodbye.
+  const rawAwareness = new awarenessProtocol.Awareness(new Y.Doc());
+  t.after(() => rawAwareness.destroy()); // it runs a renewal timer
+  rawAwareness.setLocalState({ user: { name: 'raw' } });
+  const RAW_ID = rawAwareness.clientID;
+  const raw = await RawClient.connect(edge, room);
+  raw.send(awarenessFrameOf(rawAwareness));
+  await waitFor(() => p1.awareness.getStates().get(RAW_ID)?.user?.name === 'raw', 10_000, 'p1 to see the raw client');
+  await waitFor(() => p2.awareness.getStates().get(RAW_ID)?.user?.name === 'raw', 10_000, 'p2 to see the raw client');
+  await observer.waitFrame((f) => f.type === 'awareness' && f.entries.some((e) => e.client === RAW_ID && e.state), 10_000, 'observer to see the raw client');
+  // Relayed to the sender too (like y-websocket's server), which keeps the stock provider's liveness check fed.
+  await raw.waitFrame((f) => f.type === 'awareness' && f.entries.some((e) => e.client === RAW_ID), 10_000, 'the sender to get its awareness back');
+
+  raw.terminate();
+
+  const removal = await observer.waitFrame(
+    (f) => f.type === 'awareness' && f.entries.some((e) => e.client === RAW_ID && e.state === null),
+    15_000,
+    'the observer to be told the raw client is gone',
+  );
+  assert.deepEqual(removal.entries.map((e) => e.client), [RAW_ID], 'the removal names only the dead socket\'s id');
+  await waitFor(() => !p1.awareness.getStates().has(RAW_ID), 10_000, 'p1 to drop the raw client');
+  await waitFor(() => !p2.awareness.getStates().has(RAW_ID), 10_000, 'p2 to drop the raw client');
+
+  // Everyone else is untouched.
+  assert.equal(p1.awareness.getStates().get(id2)?.user?.name, 'bob');
+  assert.equal(p2.awareness.getStates().get(id1)?.user?.name, 'ada');
+  const removedIds = observer.frames
+    .filter((f) => f.type === 'awareness')
+    .flatMap((f) => f.entries.filter((e) => e.state === null).map((e) => e.client));
+  assert.deepEqual(removedIds, [RAW_ID], 'no other id was ever removed');
+  // And a newcomer's greeting lists exactly the two providers.
+  const newcomer = await RawClient.connect(edge, room);
+  const newcomerGreeting = await newcomer.waitFrame((f) => f.type === 'awareness', 10_000, 'newcomer greeting awareness');
+  assert.deepEqual(new Set(newcomerGreeting.entries.filter((e) => e.state).map((e) => e.client)), new Set([id1, id2]));
+}));
+
+test('room names: 400 for invalid ones, 426 without Upgrade, empty snapshot for a new room', { timeout: 60_000 }, e2e(async () => {
+  const invalid = ['a.b', 'x'.repeat(65), 'a%20b', ''];
+  for (const name of invalid) {
+    for (const suffix of ['', '/snapshot']) {
+      const response = await fetch(`${edge.httpBase}/rooms/${name}${suffix}`);
+      const body = await response.text();
+      assert.equal(response.status, 400, `GET /rooms/${name}${suffix} -> ${response.status} ${body}`);
+      assert.equal(JSON.parse(body).error.code, 'invalid_room_name');
+    }
+    // The same name with a real WebSocket upgrade is refused with 400 too.
+    const ws = new WebSocket(`${edge.wsBase}/rooms/${name}`);
+    const status = await withTimeout(new Promise((resolve) => {
+      ws.once('unexpected-response', (_req, res) => { resolve(res.statusCode); res.resume(); ws.terminate(); });
+      ws.once('open', () => { resolve('opened'); ws.terminate(); });
+      ws.once('error', () => {});
+    }), 10_000, `upgrade to /rooms/${name}`);
+    assert.equal(status, 400, `upgrade to /rooms/${name}`);
+  }
+
+  // 64 characters is still a valid name.
+  const longest = await RawClient.connect(edge, 'y'.repeat(64));
+  assert.equal(longest.close, null);
+  longest.shutdown();
+
+  const plain = await fetch(`${edge.httpBase}/rooms/x`);
+  assert.equal(plain.status, 426);
+  assert.equal((await plain.json()).error.code, 'upgrade_required');
+
+  const room = uniqueRoom('fresh');
+  const response = await fetch(`${edge.httpBase}/rooms/${room}/snapshot`);
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get('content-type'), 'application/octet-stream');
+  const snapshot = new Uint8Array(await response.arrayBuffer());
+  const decoded = Y.decodeUpdate(snapshot);
+  assert.equal(decoded.structs.length, 0, 'no structs in a new room');
+  assert.equal(decoded.ds.clients.size, 0, 'no deletions in a new room');
+  const doc = new Y.Doc();
+  Y.applyUpdate(doc, snapshot);
+  assert.equal(doc.getText('code').toString(), '');
+  assert.equal(Y.encodeStateVector(doc).length, 1, 'empty state vector');
+}));
