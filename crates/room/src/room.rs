@@ -2,7 +2,7 @@
 
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{Doc, IdSet, ReadTxn, StateVector, Transact, Update};
 
 use crate::awareness::{self, AwarenessEntry, Presence};
 use crate::protocol::Message;
@@ -69,6 +69,56 @@ pub struct Room {
     presence: Presence,
     limits: Limits,
     stored: StoredSize,
+    /// The document's state vector, kept up to date here: yrs builds it afresh on each call,
+    /// at a cost that grows with every client id the room has ever seen.
+    known: StateVector,
+    held: Held,
+}
+
+/// Updates that skip clocks of one of their clients, waiting until the gap is filled.
+///
+/// Yjs keeps such blocks pending; yrs 0.28 instead integrates them at once behind a `Skip`,
+/// after which its state vector, the transaction's delta (what the room stores and relays)
+/// and even the ids of later blocks of that client go wrong. Honest clients send them: the
+/// stock provider sends each edit as soon as its socket opens, before it has answered the
+/// room's SyncStep1 with the SyncStep2 that carries the edits made while it was away. So the
+/// room holds them (in memory, bounded) and applies them once the gap is filled.
+#[derive(Default)]
+struct Held {
+    updates: Vec<(Vec<u8>, IdSet)>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Holds `update`, dropping the oldest held updates to stay within `budget` bytes.
+    fn hold(&mut self, update: Vec<u8>, inserts: IdSet, budget: usize) {
+        self.bytes += update.len();
+        self.updates.push((update, inserts));
+        while self.bytes > budget {
+            let (oldest, _) = self.updates.remove(0);
+            self.bytes -= oldest.len();
+        }
+    }
+
+    /// Takes out the first held update that no longer opens a gap.
+    fn take_ready(&mut self, state_vector: &StateVector) -> Option<Vec<u8>> {
+        let i = self.updates.iter().position(|(_, inserts)| !opens_gap(inserts, state_vector))?;
+        let (update, _) = self.updates.remove(i);
+        self.bytes -= update.len();
+        Some(update)
+    }
+}
+
+/// Whether blocks with these ids would leave a hole in some client's clocks after `known`.
+fn opens_gap(inserts: &IdSet, known: &StateVector) -> bool {
+    inserts.iter().any(|(client, ranges)| {
+        let mut clock = known.get(client);
+        ranges.iter().any(|range| {
+            let gap = range.start > clock;
+            clock = clock.max(range.end);
+            gap
+        })
+    })
 }
 
 impl Room {
@@ -80,6 +130,8 @@ impl Room {
             presence: Presence::default(),
             limits,
             stored: StoredSize::default(),
+            known: StateVector::default(),
+            held: Held::default(),
         }
     }
 
@@ -101,6 +153,7 @@ impl Room {
             room.stored.log_entries += 1;
             room.stored.log_bytes += entry.len();
         }
+        room.known = room.doc.transact().state_vector();
         Ok(room)
     }
 
@@ -200,36 +253,49 @@ impl Room {
 
     /// Applies an update from a client. What is stored and relayed is the change it actually
     /// made (Yjs' own "update" event): duplicates cost nothing, and an update whose
-    /// dependencies are missing waits inside the document until they arrive.
+    /// dependencies are missing waits inside the document until they arrive. An update that
+    /// skips clocks of one of its clients waits in the room instead (see [`Held`]).
     fn apply_client_update(&mut self, update: &[u8], effects: &mut Effects) -> Result<(), CloseReason> {
+        self.make_room_for(update.len(), effects)?;
+        let decoded = Update::decode_v1(update).map_err(|e| CloseReason::InvalidUpdate(e.to_string()))?;
+        let inserts = decoded.insertions(true);
+        if opens_gap(&inserts, &self.known) {
+            self.held.hold(update.to_vec(), inserts, self.limits.max_frame_bytes);
+            return Ok(());
+        }
+        let applied = self.integrate(decoded, effects);
+        self.release_held(effects);
+        applied
+    }
+
+    /// Refuses an update of `len` bytes if it could take the document past its size limit.
+    fn make_room_for(&mut self, len: usize, effects: &mut Effects) -> Result<(), CloseReason> {
         let limit = self.limits.max_document_bytes;
-        if self.stored.upper_bound() + update.len() > limit {
+        if self.stored.upper_bound() + len > limit {
             // The running total overestimates; measure exactly before refusing, and keep
             // the measurement as the new snapshot so the estimate is exact again.
             let snapshot = self.snapshot();
-            if snapshot.len() + update.len() > limit {
+            if snapshot.len() + len > limit {
                 return Err(CloseReason::RoomFull { limit });
             }
             self.compact_into(snapshot, effects);
         }
-        let decoded = Update::decode_v1(update).map_err(|e| CloseReason::InvalidUpdate(e.to_string()))?;
+        Ok(())
+    }
+
+    fn integrate(&mut self, decoded: Update, effects: &mut Effects) -> Result<(), CloseReason> {
         let mut txn = self.doc.transact_mut();
         let applied = txn.apply_update(decoded);
         txn.commit();
         // Even a failed apply may have integrated part of the update: store what changed so
         // memory and storage never disagree.
-        let delta = txn.has_changes().then(|| {
-            let delta = txn.encode_update_v1();
-            // yrs integrates blocks that arrive ahead of their client's clock behind a Skip
-            // (Yjs would keep them pending), and the transaction's delta, which starts at the
-            // state vector, leaves them out. Then carry the client's update along, so that
-            // storage and the other sockets get what memory now holds.
-            let gap = txn.after_state() != &txn.state_vector();
-            match (gap, &applied) {
-                (true, Ok(())) => yrs::merge_updates_v1([delta.as_slice(), update]).unwrap_or(delta),
-                _ => delta,
+        let delta = txn.has_changes().then(|| txn.encode_update_v1());
+        // Held updates never reach yrs, so what it integrated is contiguous with what it had.
+        for (client, ranges) in txn.insert_set().iter() {
+            if let Some(range) = ranges.iter().next_back() {
+                self.known.set_max(*client, range.end);
             }
-        });
+        }
         drop(txn);
         if let Some(delta) = delta {
             self.stored.log_entries += 1;
@@ -243,6 +309,19 @@ impl Room {
             }
         }
         applied.map_err(|e| CloseReason::InvalidUpdate(e.to_string()))
+    }
+
+    /// Applies every held update whose gap the document has filled since it arrived.
+    fn release_held(&mut self, effects: &mut Effects) {
+        while !self.held.updates.is_empty() {
+            let Some(update) = self.held.take_ready(&self.known) else { break };
+            if self.make_room_for(update.len(), effects).is_err() {
+                continue; // its sender may be gone: drop it rather than close a bystander
+            }
+            if let Ok(decoded) = Update::decode_v1(&update) {
+                let _ = self.integrate(decoded, effects);
+            }
+        }
     }
 
     fn compact_into(&mut self, snapshot: Vec<u8>, effects: &mut Effects) {

@@ -8,9 +8,11 @@
 //! - the **log**: every accepted update since the snapshot, each split the same way.
 //!
 //! Loading applies the snapshot, then the log in order. Compaction replaces both with a new
-//! snapshot once the log holds [`Compaction::max_log_entries`] updates or as many bytes as the
-//! snapshot (so the amortised write cost stays within twice the update volume), which keeps
-//! the row count bounded however long a room lives.
+//! snapshot once the log holds as many bytes as the snapshot, or once it holds enough updates:
+//! [`Compaction::max_log_entries`], raised for large documents so that rewriting the snapshot
+//! costs at most [`Compaction::snapshot_bytes_per_entry`] per logged update. Writes stay
+//! within a small multiple of the update volume, and the row count stays bounded (at most
+//! 16,384 log rows for the largest, 32 MiB, document) however long a room lives.
 
 /// Largest part of a stored blob: well under the 2 MB SQLite row limit of Durable Objects.
 pub const CHUNK_BYTES: usize = 1024 * 1024;
@@ -31,11 +33,14 @@ pub struct Compaction {
     pub max_log_entries: usize,
     /// Never compact for bytes alone below this log size.
     pub min_log_bytes: usize,
+    /// For large snapshots, wait for `snapshot_bytes / snapshot_bytes_per_entry` updates, so a
+    /// rewrite of the snapshot is paid for by that many updates.
+    pub snapshot_bytes_per_entry: usize,
 }
 
 impl Default for Compaction {
     fn default() -> Self {
-        Compaction { max_log_entries: 512, min_log_bytes: 256 * 1024 }
+        Compaction { max_log_entries: 512, min_log_bytes: 256 * 1024, snapshot_bytes_per_entry: 2048 }
     }
 }
 
@@ -58,7 +63,8 @@ impl StoredSize {
 
     /// Whether the log should now be folded into a snapshot.
     pub fn should_compact(&self, policy: &Compaction) -> bool {
-        self.log_entries >= policy.max_log_entries
+        let max_entries = policy.max_log_entries.max(self.snapshot_bytes / policy.snapshot_bytes_per_entry);
+        self.log_entries >= max_entries
             || self.log_bytes >= self.snapshot_bytes.max(policy.min_log_bytes)
     }
 }
@@ -86,12 +92,20 @@ mod tests {
 
     #[test]
     fn compacts_on_entries_or_bytes() {
-        let policy = Compaction { max_log_entries: 10, min_log_bytes: 100 };
+        let policy = Compaction { max_log_entries: 10, min_log_bytes: 100, snapshot_bytes_per_entry: 1000 };
         let size = |snapshot_bytes, log_entries, log_bytes| StoredSize { snapshot_bytes, log_entries, log_bytes };
         assert!(!size(1000, 9, 999).should_compact(&policy));
         assert!(size(1000, 10, 5).should_compact(&policy));
         assert!(size(1000, 2, 1000).should_compact(&policy));
         assert!(!size(0, 2, 99).should_compact(&policy), "tiny logs wait for min_log_bytes");
         assert!(size(0, 2, 100).should_compact(&policy));
+    }
+
+    #[test]
+    fn large_snapshots_wait_for_more_updates() {
+        let policy = Compaction { max_log_entries: 10, min_log_bytes: 100, snapshot_bytes_per_entry: 50 };
+        let size = |log_entries| StoredSize { snapshot_bytes: 5000, log_entries, log_bytes: 1000 };
+        assert!(!size(99).should_compact(&policy), "5000 / 50 = 100 updates pay for a rewrite");
+        assert!(size(100).should_compact(&policy));
     }
 }

@@ -68,14 +68,7 @@ fn run(peers: usize, actions: &[Action]) -> Result<(), TestCaseError> {
     for i in 0..peers {
         world.connect(i);
     }
-    let debug = std::env::var_os("DEBUG_RUN").is_some();
-    if debug {
-        eprintln!("=== START {peers}");
-    }
     for action in actions {
-        if debug {
-            eprintln!("== {action:?}");
-        }
         match action.clone() {
             Action::Insert { peer, pos, text } => {
                 let client = &mut world.peers[peer].client;
@@ -120,12 +113,6 @@ fn run(peers: usize, actions: &[Action]) -> Result<(), TestCaseError> {
                 if !stay_away {
                     world.connect(peer);
                 }
-            }
-        }
-        if debug {
-            eprintln!("   room {:?} sv {:?}", room_text(&world.room), room_state_vector(&world.room));
-            for (i, p) in world.peers.iter().enumerate() {
-                eprintln!("   peer {i} {:?} sv {:?} in {:?} out {:?}", p.client.text(), p.client.state_vector(), kinds(&p.inbox.iter().cloned().collect::<Vec<_>>()), kinds(&p.outbox.iter().cloned().collect::<Vec<_>>()));
             }
         }
     }
@@ -178,15 +165,29 @@ fn populated() -> (Room, Stored) {
     (room, stored)
 }
 
-/// A valid update (several blocks, a deletion, two clients) to mutate.
-fn sample_update() -> Vec<u8> {
-    let mut ada = Client::new(300);
-    let mut bob = Client::new(301);
-    ada.insert(0, "hello");
-    bob.receive(&Message::SyncStep2(&ada.full_state()).encode());
-    bob.insert(5, " world");
-    bob.delete(0, 2);
-    bob.full_state()
+/// Valid updates to mutate: one unrelated to the populated room's content (several blocks,
+/// a deletion, two new clients), and edits made on top of that content by a synced client.
+fn sample_update(which: bool) -> Vec<u8> {
+    if which {
+        let mut ada = Client::new(300);
+        let mut bob = Client::new(301);
+        ada.insert(0, "hello");
+        bob.receive(&Message::SyncStep2(&ada.full_state()).encode());
+        bob.insert(5, " world");
+        bob.delete(0, 2);
+        bob.full_state()
+    } else {
+        let (room, _) = populated();
+        let mut carol = Client::new(302);
+        carol.receive(&Message::SyncStep2(&room.snapshot()).encode());
+        let before = carol.state_vector();
+        carol.insert(3, "ab");
+        carol.delete(1, 4);
+        carol.insert(carol.len(), "z");
+        use yrs::{ReadTxn, Transact};
+        let diff = carol.doc.transact().encode_state_as_update_v1(&before);
+        diff
+    }
 }
 
 /// Cases per property: the default, or `PROPTEST_CASES` to run longer.
@@ -205,7 +206,9 @@ fn is_yrs_client_id_debug_assert(payload: &(dyn std::any::Any + Send)) -> bool {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_default();
-    std::env::var_os("CODEBOX_ROOM_STRICT_FUZZ").is_none() && cfg!(debug_assertions) && message.contains("value & Self::MASK == 0")
+    std::env::var_os("CODEBOX_ROOM_STRICT_FUZZ").is_none()
+        && cfg!(debug_assertions)
+        && message.contains("value & Self::MASK == 0")
 }
 
 /// Feeds `frame` to a populated room from a stranger's socket: it must not panic, storage and
@@ -228,6 +231,7 @@ fn survives(frame: &[u8]) -> Result<(), TestCaseError> {
     // Storage and memory agree, even if the garbage was (partly) a valid update.
     let reloaded = stored.load(Limits::default());
     prop_assert_eq!(room_text(&reloaded), room_text(&room));
+    assert_same_document(&reloaded, &room);
 
     // A normal client syncs the whole document and its edits are accepted and relayed.
     let mut carol = Client::new(400);
@@ -351,9 +355,10 @@ proptest! {
     #[test]
     fn mutated_valid_updates_never_panic(
         envelope in prop_oneof![Just(Envelope::Update), Just(Envelope::SyncStep2)],
+        which in any::<bool>(),
         mutations in prop::collection::vec(mutation(), 1..4),
     ) {
-        survives(&wrap(envelope, &mutate(sample_update(), &mutations)))?;
+        survives(&wrap(envelope, &mutate(sample_update(which), &mutations)))?;
     }
 
     #[test]

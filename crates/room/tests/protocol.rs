@@ -151,6 +151,81 @@ fn an_update_with_missing_dependencies_waits_and_is_relayed_once_complete() {
     assert_eq!(bob.text(), "abcd");
 }
 
+#[test]
+fn edits_sent_on_reconnect_before_the_handshake_wait_for_the_offline_edits() {
+    // The stock provider sends each edit as soon as its socket is open, before it answers the
+    // room's SyncStep1 with the SyncStep2 holding what it typed while away. Until then those
+    // edits skip clocks the room has not seen: the room holds them, then applies them in order.
+    let mut world = World::new(Limits::default(), 2);
+    world.connect(0);
+    world.connect(1);
+    let f = world.peers[0].client.insert(0, "hello");
+    world.queue(0, f);
+    world.settle();
+
+    world.disconnect(0);
+    let _lost = world.peers[0].client.insert(5, " world"); // typed while away
+    world.connect(0);
+    let f = world.peers[0].client.insert(11, "!"); // typed right after reconnecting
+    world.queue(0, f);
+    world.send_one(0); // its SyncStep1
+    let effects = world.send_one(0).unwrap(); // the "!" that skips " world"
+    assert_eq!(effects, Effects::default(), "held: nothing stored, relayed or closed");
+    assert_eq!(room_text(&world.room), "hello");
+
+    world.deliver_one(0); // the room's SyncStep1; the SyncStep2 answer is queued
+    let effects = world.send_one(0).unwrap();
+    assert!(!effects.store.is_empty());
+    assert!(kinds(&effects.broadcast).iter().all(|k| *k == Kind::Update));
+    world.settle();
+    assert_eq!(world.assert_converged(), "hello world!");
+}
+
+#[test]
+fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
+    let mut room = Room::new(Limits::default());
+    let mut stored = Stored::default();
+    let mut ada = Client::new(100);
+    let mut bob = Client::new(101);
+    let effects = room.receive(1, &ada.insert(0, "hello"));
+    stored.apply(&effects.store);
+    for f in &effects.broadcast {
+        bob.receive(f);
+    }
+    let world = ada.insert(5, " world");
+    let bang = ada.insert(11, "!");
+    let wave = ada.insert(0, "~");
+    // Out of order, over two sockets (a reconnecting client): the later ones wait.
+    assert_eq!(room.receive(2, &wave), Effects::default());
+    assert_eq!(room.receive(1, &bang), Effects::default());
+    assert_eq!(room_text(&room), "hello");
+
+    let effects = room.receive(2, &world);
+    check_effects(&effects);
+    assert!(effects.close.is_none());
+    stored.apply(&effects.store);
+    assert_eq!(effects.store.len(), 3, "each applied update is stored: {:?}", effects.store);
+    assert_eq!(kinds(&effects.broadcast), [Kind::Update; 3]);
+    for f in &effects.broadcast {
+        bob.receive(f);
+    }
+    assert_eq!(room_text(&room), "~hello world!");
+    assert_eq!(bob.text(), "~hello world!");
+    assert_eq!(room_state_vector(&room), ada.state_vector());
+    assert_same_document(&stored.load(Limits::default()), &room);
+
+    // An update whose gap is never filled changes nothing and closes nobody.
+    let mut ghost = Client::new(500);
+    let _never_sent = ghost.insert(0, "lost");
+    assert_eq!(room.receive(3, &ghost.insert(0, "ahead")), Effects::default());
+    assert_eq!(room_text(&room), "~hello world!");
+    let mut carol = Client::new(102);
+    for reply in room.receive(4, &carol.sync_step1()).reply {
+        carol.receive(&reply);
+    }
+    assert_eq!(carol.text(), "~hello world!", "held updates are not served either");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Convergence
 
@@ -183,8 +258,9 @@ fn three_clients_editing_concurrently_converge_and_a_late_joiner_gets_everything
             world.settle();
             let text = world.assert_converged();
             // Inserts land inside each other's markers, so compare the characters.
-            let mut expected: Vec<char> =
-                (0..3).flat_map(|i| (0..5).flat_map(move |r| format!("<{i}.{r}>").chars().collect::<Vec<_>>())).collect();
+            let mut expected: Vec<char> = (0..3)
+                .flat_map(|i| (0..5).flat_map(move |r| format!("<{i}.{r}>").chars().collect::<Vec<_>>()))
+                .collect();
             let mut got: Vec<char> = text.chars().collect();
             expected.sort_unstable();
             got.sort_unstable();
@@ -214,9 +290,11 @@ fn awareness_is_relayed_and_only_the_closed_sockets_ids_are_removed() {
     let effects = room.receive(1, &ada.awareness_frame(3, Some(r#"{"user":{"name":"ada"}}"#)));
     check_effects(&effects);
     assert!(effects.presence_changed);
-    assert!(effects.reply.is_empty() && effects.store.is_empty(), "awareness is never stored");
+    assert!(effects.store.is_empty(), "awareness is never stored");
     assert_eq!(kinds(&effects.broadcast), [Kind::Awareness]);
     assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 3, Some(r#"{"user":{"name":"ada"}}"#))]);
+    // Echoed to the sender too (y-websocket's server does; it feeds the client's liveness check).
+    assert_eq!(effects.reply, effects.broadcast);
 
     room.receive(2, &bob.awareness_frame(1, Some(r#"{"user":{"name":"bob"}}"#)));
     // A stale state is dropped: nothing relayed, nothing changed.
@@ -513,11 +591,7 @@ fn compaction_keeps_the_log_bounded_over_many_small_updates() {
         assert!(effects.close.is_none());
         assert!(!effects.store.is_empty(), "update {n} was not stored");
         stored.apply(&effects.store);
-        assert!(
-            stored.log.len() <= limits.compaction.max_log_entries,
-            "log grew to {} entries",
-            stored.log.len()
-        );
+        assert!(stored.log.len() <= limits.compaction.max_log_entries, "log grew to {} entries", stored.log.len());
     }
     assert!(stored.max_log_len <= limits.compaction.max_log_entries);
     assert!(stored.compactions >= 10_000 / limits.compaction.max_log_entries);
@@ -529,10 +603,8 @@ fn compaction_keeps_the_log_bounded_over_many_small_updates() {
 
 #[test]
 fn compaction_by_bytes_folds_a_log_as_big_as_the_snapshot() {
-    let limits = Limits {
-        compaction: Compaction { max_log_entries: 1_000_000, min_log_bytes: 4096 },
-        ..Limits::default()
-    };
+    let limits =
+        Limits { compaction: Compaction { max_log_entries: 1_000_000, min_log_bytes: 4096, snapshot_bytes_per_entry: usize::MAX }, ..Limits::default() };
     let mut room = Room::new(limits);
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
@@ -587,7 +659,7 @@ fn corrupt_storage_is_reported_not_loaded() {
     let Message::Update(good) = Message::decode(&frame).unwrap() else { unreachable!() };
     assert!(Room::load(Limits::default(), &[], Vec::<Vec<u8>>::new()).is_ok(), "an empty room loads");
     assert!(matches!(Room::load(Limits::default(), &[7, 7, 7], [&good]), Err(LoadError::Snapshot(_))));
-    let loaded = Room::load(Limits::default(), &good, [&[0u8, 0][..], &[3, 1, 2, 3][..]]);
+    let loaded = Room::load(Limits::default(), good, [&[0u8, 0][..], &[3, 1, 2, 3][..]]);
     assert!(matches!(loaded, Err(LoadError::LogEntry { index: 1, .. })), "{:?}", loaded.err());
 }
 

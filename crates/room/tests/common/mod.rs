@@ -118,8 +118,7 @@ impl Client {
 
     /// The client ids this client currently sees as present.
     pub fn present(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> =
-            self.awareness.iter().filter(|(_, (_, s))| s.is_some()).map(|(&id, _)| id).collect();
+        let mut ids: Vec<u64> = self.awareness.iter().filter(|(_, (_, s))| s.is_some()).map(|(&id, _)| id).collect();
         ids.sort_unstable();
         ids
     }
@@ -205,10 +204,7 @@ pub fn kinds(frames: &[Vec<u8>]) -> Vec<Kind> {
 pub fn check_effects(effects: &Effects) {
     let reply = kinds(&effects.reply);
     let broadcast = kinds(&effects.broadcast);
-    assert!(
-        !reply.contains(&Kind::Update),
-        "an update is never echoed to its sender: {reply:?}"
-    );
+    assert!(!reply.contains(&Kind::Update), "an update is never echoed to its sender: {reply:?}");
     assert!(
         broadcast.iter().all(|k| matches!(k, Kind::Update | Kind::Awareness)),
         "only updates and awareness are broadcast: {broadcast:?}"
@@ -280,7 +276,6 @@ pub struct World {
     pub limits: Limits,
     pub peers: Vec<Peer>,
     next_conn: ConnId,
-    pub received: Vec<Vec<u8>>,
 }
 
 impl World {
@@ -299,7 +294,6 @@ impl World {
                 })
                 .collect(),
             next_conn: 1,
-            received: Vec::new(),
         }
     }
 
@@ -346,9 +340,6 @@ impl World {
     /// The room reads `frame` from peer `i` right away (bypassing the outbox).
     pub fn send_now(&mut self, i: usize, frame: &[u8]) -> Effects {
         let conn = self.conn(i);
-        if let Ok(Message::Update(u) | Message::SyncStep2(u)) = Message::decode(frame) {
-            self.received.push(u.to_vec());
-        }
         let effects = self.room.receive(conn, frame);
         check_effects(&effects);
         self.stored.apply(&effects.store);
@@ -400,53 +391,6 @@ impl World {
         let text = room_text(&self.room);
         for (i, peer) in self.peers.iter().enumerate() {
             if peer.conn.is_some() {
-                if peer.client.text() != text {
-                    eprintln!("DIVERGED peer {i}: sv {:?} room sv {:?}", peer.client.state_vector(), room_state_vector(&self.room));
-                    let ps = peer.client.full_state();
-                    let rs = self.room.snapshot();
-                    eprintln!("room adds to peer: {}, peer adds to room: {}", adds_to(&ps, &rs), adds_to(&rs, &ps));
-                    let d = Doc::with_client_id(3);
-                    d.transact_mut().apply_update(Update::decode_v1(&ps).unwrap()).unwrap();
-                    d.transact_mut().apply_update(Update::decode_v1(&rs).unwrap()).unwrap();
-                    let t = d.get_or_insert_text(TEXT);
-                    eprintln!("peer+room text {:?}", t.get_string(&d.transact()));
-                    let d = Doc::with_client_id(4);
-                    d.transact_mut().apply_update(Update::decode_v1(&rs).unwrap()).unwrap();
-                    let t = d.get_or_insert_text(TEXT);
-                    eprintln!("fresh from room snapshot {:?}", t.get_string(&d.transact()));
-                    let d = Doc::with_client_id(5);
-                    d.transact_mut().apply_update(Update::decode_v1(&ps).unwrap()).unwrap();
-                    let t = d.get_or_insert_text(TEXT);
-                    eprintln!("fresh from peer state   {:?}", t.get_string(&d.transact()));
-                    eprintln!("peer text               {:?}", peer.client.text());
-                    let d = Doc::with_client_id(6);
-                    for u in &self.received {
-                        d.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
-                    }
-                    let t = d.get_or_insert_text(TEXT);
-                    eprintln!("replay of received      {:?}", t.get_string(&d.transact()));
-                    let merged = yrs::merge_updates_v1(&self.received).unwrap();
-                    let d = Doc::with_client_id(7);
-                    d.transact_mut().apply_update(Update::decode_v1(&merged).unwrap()).unwrap();
-                    let t = d.get_or_insert_text(TEXT);
-                    eprintln!("merged received         {:?}", t.get_string(&d.transact()));
-                    let d = Doc::with_client_id(8);
-                    for u in self.received.iter().rev() {
-                        d.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
-                    }
-                    let t = d.get_or_insert_text(TEXT);
-                    eprintln!("reverse replay          {:?}", t.get_string(&d.transact()));
-                    eprintln!("received {} updates", self.received.len());
-                    let d = Doc::with_client_id(9);
-                    d.transact_mut().apply_update(Update::decode_v1(&rs).unwrap()).unwrap();
-                    let mut txn = d.transact_mut();
-                    txn.apply_update(Update::decode_v1(&ps).unwrap()).unwrap();
-                    txn.commit();
-                    eprintln!("peer adds: insert_set {:?} delete_set {:?}", txn.insert_set(), txn.delete_set());
-                    eprintln!("room snapshot: {:?}", Update::decode_v1(&rs).unwrap());
-                    eprintln!("peer state: {:?}", Update::decode_v1(&ps).unwrap());
-                    eprintln!("room text               {:?}", text);
-                }
                 assert_eq!(peer.client.text(), text, "peer {i} diverged from the room");
                 assert_eq!(peer.client.state_vector(), room_state_vector(&self.room), "peer {i} state vector");
             }
