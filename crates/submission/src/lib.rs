@@ -1,0 +1,32 @@
+//! The CodeBox submission model, shared by the exec API (`exec-lambda`) and the workers
+//! (`exec-fleet`).
+//!
+//! ```text
+//! POST body ──request::parse_request──> NewSubmission
+//!     ├─> store:  Submission::queued (status queued, expires_at = now + 24 h)
+//!     └─> queue:  Job (id, language, source, stdin)
+//! worker: queue ──> Job ──> store.mark_running ──> sandbox ──> Ending::status ──> RunResult
+//!         ──> store.finish (only over a non-terminal status) ──> queue.delete
+//! ```
+//!
+//! Modules:
+//! - [`language`]: the languages, their runner images and versions.
+//! - [`limits`]: the resource limits of a run.
+//! - [`request`]: validation of API requests, with one error per refusal.
+//! - [`job`]: the queue message.
+//! - [`record`]: the stored record ([`Submission`]) and a worker's [`RunResult`].
+//! - [`status`]: statuses, and how a sandbox [`Ending`] maps onto them.
+
+pub mod job;
+pub mod language;
+pub mod limits;
+pub mod record;
+pub mod request;
+pub mod status;
+
+pub use job::Job;
+pub use language::{Language, LanguageInfo};
+pub use limits::Limits;
+pub use record::{RunResult, Submission};
+pub use request::{parse_request, NewSubmission, RequestError};
+pub use status::{Ending, Phase, Status};
