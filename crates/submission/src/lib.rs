@@ -16,17 +16,26 @@
 //! - [`job`]: the queue message.
 //! - [`record`]: the stored record ([`Submission`]) and a worker's [`RunResult`].
 //! - [`status`]: statuses, and how a sandbox [`Ending`] maps onto them.
+//! - [`queue`] and [`store`]: the traits the binaries use, with their semantics.
+//! - [`embedded`] (feature `embedded`): both traits over one SQLite file, for the local stack.
 
 pub mod job;
 pub mod language;
 pub mod limits;
 pub mod record;
 pub mod request;
+pub mod queue;
 pub mod status;
+pub mod store;
+
+#[cfg(feature = "embedded")]
+pub mod embedded;
 
 pub use job::Job;
 pub use language::{Language, LanguageInfo};
 pub use limits::Limits;
 pub use record::{RunResult, Submission};
 pub use request::{parse_request, NewSubmission, RequestError};
+pub use queue::{Delivery, JobQueue, QueueError};
 pub use status::{Ending, Phase, Status};
+pub use store::{StoreError, SubmissionStore, Transition};

@@ -1,0 +1,291 @@
+//! The embedded queue and store: one SQLite file, shared by the local exec API and fleet
+//! processes, so `make dev` needs no AWS and no emulator.
+//!
+//! It keeps the semantics of the AWS adapters (visibility timeouts, receive counts, a
+//! dead-letter queue after `max_receives`, conditional status writes). Every state change runs
+//! in a `BEGIN IMMEDIATE` transaction, which SQLite serialises across processes, so two workers
+//! never receive the same visible message and never both win a conditional write.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::job::Job;
+use crate::queue::{Delivery, JobQueue, QueueError};
+use crate::store::{StoreError, SubmissionStore, Transition};
+use crate::{RunResult, Status, Submission};
+
+/// How often an empty long poll looks again.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// How long a dead-letter message stays hidden after it is received.
+const DEAD_VISIBILITY: Duration = Duration::from_secs(30);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL,
+    visible_at_ms INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT UNIQUE,
+    dead INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (dead, visible_at_ms, seq);
+CREATE TABLE IF NOT EXISTS submissions (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+";
+
+/// The SQLite-backed queue and store.
+#[derive(Clone)]
+pub struct Embedded {
+    conn: Arc<Mutex<Connection>>,
+    max_receives: u32,
+}
+
+impl Embedded {
+    /// Opens (creating if needed) the database at `path`. Messages move to the dead-letter
+    /// queue when received more than `max_receives` times.
+    pub fn open(path: &Path, max_receives: u32) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(Embedded { conn: Arc::new(Mutex::new(conn)), max_receives })
+    }
+
+    /// Runs `f` on the connection off the async runtime.
+    async fn with_conn<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static + From<String>,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| E::from("database lock poisoned".to_string()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| E::from(format!("database task failed: {e}")))?
+    }
+
+    /// One attempt at taking ready messages (live or dead).
+    async fn take(&self, max: usize, visibility: Duration, dead: bool) -> Result<Vec<Delivery>, QueueError> {
+        let max_receives = self.max_receives;
+        self.with_conn(move |conn| {
+            let now = now_ms();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(queue_err)?;
+            let mut taken = Vec::new();
+            {
+                let mut select = tx
+                    .prepare_cached(
+                        "SELECT seq, body, receive_count FROM jobs
+                         WHERE dead = ?1 AND visible_at_ms <= ?2 ORDER BY seq LIMIT ?3",
+                    )
+                    .map_err(queue_err)?;
+                let rows = select
+                    .query_map(params![dead, now, (max * 2) as i64], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?))
+                    })
+                    .map_err(queue_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(queue_err)?;
+                for (seq, body, count) in rows {
+                    if taken.len() == max {
+                        break;
+                    }
+                    if !dead && count >= max_receives {
+                        // Received too often without a delete: move it to the dead-letter queue.
+                        tx.execute("UPDATE jobs SET dead = 1, receipt = NULL, visible_at_ms = ?2 WHERE seq = ?1", params![seq, now])
+                            .map_err(queue_err)?;
+                        continue;
+                    }
+                    let receipt = format!("{seq}-{}", uuid::Uuid::new_v4().simple());
+                    let hidden = if dead { DEAD_VISIBILITY } else { visibility };
+                    tx.execute(
+                        "UPDATE jobs SET receive_count = receive_count + 1, receipt = ?2, visible_at_ms = ?3 WHERE seq = ?1",
+                        params![seq, receipt, now + hidden.as_millis() as i64],
+                    )
+                    .map_err(queue_err)?;
+                    taken.push(Delivery { job: Job::from_message(&body), body, receipt, receive_count: count + 1 });
+                }
+            }
+            tx.commit().map_err(queue_err)?;
+            Ok(taken)
+        })
+        .await
+    }
+
+    async fn poll(&self, max: usize, wait: Duration, visibility: Duration, dead: bool) -> Result<Vec<Delivery>, QueueError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let taken = self.take(max.max(1), visibility, dead).await?;
+            if !taken.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(taken);
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    async fn delete_where(&self, receipt: &str, dead: bool) -> Result<(), QueueError> {
+        let receipt = receipt.to_owned();
+        self.with_conn(move |conn| {
+            let n = conn
+                .execute("DELETE FROM jobs WHERE receipt = ?1 AND dead = ?2", params![receipt, dead])
+                .map_err(queue_err)?;
+            if n == 0 { Err(QueueError::UnknownReceipt) } else { Ok(()) }
+        })
+        .await
+    }
+
+    /// Reads, checks and rewrites one record in a single immediate transaction.
+    async fn transition<F>(&self, id: &str, allowed: fn(Status) -> bool, change: F) -> Result<Transition, StoreError>
+    where
+        F: FnOnce(&mut Submission) + Send + 'static,
+    {
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let Some(mut record) = read(&tx, &id, Utc::now())? else { return Ok(Transition::NotFound) };
+            if !allowed(record.status) {
+                return Ok(Transition::Refused(record.status));
+            }
+            change(&mut record);
+            let json = serde_json::to_string(&record).map_err(|e| unavailable(e.to_string()))?;
+            tx.execute(
+                "UPDATE submissions SET status = ?2, record = ?3 WHERE id = ?1",
+                params![id, record.status.as_str(), json],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(Transition::Applied)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl JobQueue for Embedded {
+    async fn send(&self, job: &Job) -> Result<(), QueueError> {
+        let body = job.to_message();
+        self.with_conn(move |conn| {
+            conn.execute("INSERT INTO jobs (body, visible_at_ms) VALUES (?1, ?2)", params![body, now_ms()])
+                .map(|_| ())
+                .map_err(queue_err)
+        })
+        .await
+    }
+
+    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.poll(max, wait, visibility, false).await
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+        self.delete_where(receipt, false).await
+    }
+
+    async fn extend(&self, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
+        let receipt = receipt.to_owned();
+        self.with_conn(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE jobs SET visible_at_ms = ?2 WHERE receipt = ?1 AND dead = 0",
+                    params![receipt, now_ms() + visibility.as_millis() as i64],
+                )
+                .map_err(queue_err)?;
+            if n == 0 { Err(QueueError::UnknownReceipt) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn receive_dead(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.poll(max, wait, DEAD_VISIBILITY, true).await
+    }
+
+    async fn delete_dead(&self, receipt: &str) -> Result<(), QueueError> {
+        self.delete_where(receipt, true).await
+    }
+}
+
+#[async_trait]
+impl SubmissionStore for Embedded {
+    async fn create(&self, record: &Submission) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(|e| unavailable(e.to_string()))?;
+        let (id, status, expires_at) = (record.id.clone(), record.status, record.expires_at);
+        self.with_conn(move |conn| {
+            let inserted = conn
+                .execute(
+                    "INSERT INTO submissions (id, status, expires_at, record) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO NOTHING",
+                    params![id, status.as_str(), expires_at, json],
+                )
+                .map_err(unavailable)?;
+            if inserted == 0 { Err(StoreError::AlreadyExists(id)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Submission>, StoreError> {
+        let id = id.to_owned();
+        self.with_conn(move |conn| read(conn, &id, now)).await
+    }
+
+    async fn mark_running(&self, id: &str, at: DateTime<Utc>) -> Result<Transition, StoreError> {
+        self.transition(id, |s| s == Status::Queued, move |r| {
+            r.status = Status::Running;
+            r.started_at = Some(at);
+        })
+        .await
+    }
+
+    async fn finish(&self, id: &str, result: &RunResult) -> Result<Transition, StoreError> {
+        let result = result.clone();
+        self.transition(id, |s| !s.is_terminal(), move |r| r.finish(&result)).await
+    }
+}
+
+fn read(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Option<Submission>, StoreError> {
+    let row: Option<(String, i64)> = conn
+        .query_row("SELECT record, expires_at FROM submissions WHERE id = ?1", params![id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(unavailable)?;
+    let Some((json, expires_at)) = row else { return Ok(None) };
+    let mut record: Submission = serde_json::from_str(&json)
+        .map_err(|e| StoreError::Corrupt { id: id.to_owned(), detail: e.to_string() })?;
+    record.expires_at = expires_at;
+    Ok((!record.is_expired(now)).then_some(record))
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn unavailable(e: impl ToString) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn queue_err(e: rusqlite::Error) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+impl From<String> for StoreError {
+    fn from(message: String) -> Self {
+        StoreError::Unavailable(message)
+    }
+}
+
+impl From<String> for QueueError {
+    fn from(message: String) -> Self {
+        QueueError::Unavailable(message)
+    }
+}

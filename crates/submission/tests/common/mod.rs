@@ -1,0 +1,184 @@
+//! Behaviour every queue and store adapter must show, run against each adapter by its own
+//! test file (`embedded.rs`, `aws.rs`). SQS visibility timeouts are whole seconds, so the
+//! timing here is in seconds too.
+
+#![allow(dead_code)] // each test file uses the part its adapter supports
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Duration as Span, Utc};
+use codebox_submission::{
+    Job, JobQueue, Language, QueueError, RunResult, Status, Submission, SubmissionStore, Transition,
+};
+
+/// A job with a unique id.
+pub fn job(tag: &str) -> Job {
+    Job {
+        id: format!("{tag}-{}", uuid::Uuid::new_v4()),
+        language: Language::Python,
+        source: format!("print('{tag}')"),
+        stdin: "in\u{0}put".into(),
+    }
+}
+
+const SHORT: Duration = Duration::from_millis(300);
+const VISIBILITY: Duration = Duration::from_secs(1);
+
+/// Waits out a visibility timeout.
+async fn wait_visibility() {
+    tokio::time::sleep(VISIBILITY + Duration::from_millis(300)).await;
+}
+
+/// Receives until `want` arrives or `tries` long polls found nothing for it.
+async fn receive_job(queue: &dyn JobQueue, want: &Job, visibility: Duration) -> codebox_submission::Delivery {
+    for _ in 0..10 {
+        for delivery in queue.receive(10, Duration::from_secs(1), visibility).await.expect("receive") {
+            if delivery.job.as_ref().is_ok_and(|j| j == want) {
+                return delivery;
+            }
+        }
+    }
+    panic!("job {} never arrived", want.id);
+}
+
+/// send, receive, hidden while in flight, redelivered after the timeout, deleted for good.
+pub async fn redelivers_after_visibility_timeout(queue: &dyn JobQueue) {
+    let sent = job("redeliver");
+    queue.send(&sent).await.unwrap();
+    let first = receive_job(queue, &sent, VISIBILITY).await;
+    assert_eq!(first.receive_count, 1);
+    assert!(queue.receive(10, SHORT, VISIBILITY).await.unwrap().iter().all(|d| d.job.as_ref().ok() != Some(&sent)));
+    wait_visibility().await;
+    let second = receive_job(queue, &sent, VISIBILITY).await;
+    assert_eq!(second.receive_count, 2);
+    queue.delete(&second.receipt).await.unwrap();
+    wait_visibility().await;
+    assert!(queue.receive(10, SHORT, VISIBILITY).await.unwrap().iter().all(|d| d.job.as_ref().ok() != Some(&sent)));
+}
+
+/// A worker that extends visibility keeps its message hidden past the first timeout.
+pub async fn extend_keeps_a_message_hidden(queue: &dyn JobQueue) {
+    let sent = job("extend");
+    queue.send(&sent).await.unwrap();
+    let delivery = receive_job(queue, &sent, VISIBILITY).await;
+    queue.extend(&delivery.receipt, Duration::from_secs(5)).await.unwrap();
+    wait_visibility().await;
+    assert!(queue.receive(10, SHORT, VISIBILITY).await.unwrap().iter().all(|d| d.job.as_ref().ok() != Some(&sent)));
+    queue.delete(&delivery.receipt).await.unwrap();
+}
+
+/// After `max_receives` receives without a delete the message is dead-lettered.
+pub async fn dead_letters_after_max_receives(queue: &dyn JobQueue, max_receives: u32) {
+    let sent = job("dlq");
+    queue.send(&sent).await.unwrap();
+    for attempt in 1..=max_receives {
+        let delivery = receive_job(queue, &sent, VISIBILITY).await;
+        assert_eq!(delivery.receive_count, attempt);
+        wait_visibility().await;
+    }
+    assert!(queue.receive(10, SHORT, VISIBILITY).await.unwrap().iter().all(|d| d.job.as_ref().ok() != Some(&sent)));
+    let mut dead = None;
+    for _ in 0..10 {
+        dead = queue.receive_dead(10, Duration::from_secs(1)).await.unwrap().into_iter().find(|d| d.job.as_ref().ok() == Some(&sent));
+        if dead.is_some() {
+            break;
+        }
+    }
+    let dead = dead.expect("the job reaches the dead-letter queue");
+    queue.delete_dead(&dead.receipt).await.unwrap();
+}
+
+/// A long poll returns as soon as a message arrives.
+pub async fn long_poll_wakes_on_send(queue: Arc<dyn JobQueue>) {
+    let sent = job("longpoll");
+    let sender = {
+        let (queue, sent) = (queue.clone(), sent.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            queue.send(&sent).await.unwrap();
+        })
+    };
+    let got = receive_job(&*queue, &sent, VISIBILITY).await;
+    queue.delete(&got.receipt).await.unwrap();
+    sender.await.unwrap();
+}
+
+/// A receipt that was never issued is refused.
+pub async fn unknown_receipts_are_refused(queue: &dyn JobQueue) {
+    assert!(matches!(queue.delete("no-such-receipt").await, Err(QueueError::UnknownReceipt)));
+}
+
+fn record(tag: &str) -> Submission {
+    Submission::queued(format!("{tag}-{}", uuid::Uuid::new_v4()), Language::C, Utc::now())
+}
+
+fn result(status: Status, stdout: &str) -> RunResult {
+    RunResult {
+        status,
+        exit_code: Some(0),
+        signal: None,
+        stdout: stdout.into(),
+        stderr: "\u{fffd}".into(),
+        stdout_truncated: false,
+        stderr_truncated: true,
+        compile_output: Some("warning: x".into()),
+        time_ms: Some(12),
+        finished_at: Utc::now(),
+    }
+}
+
+/// create, get, no duplicate ids, unknown and expired ids read as absent.
+pub async fn creates_and_reads(store: &dyn SubmissionStore) {
+    let created = record("create");
+    store.create(&created).await.unwrap();
+    let read = store.get(&created.id, Utc::now()).await.unwrap().expect("record");
+    assert_eq!(read.id, created.id);
+    assert_eq!(read.status, Status::Queued);
+    assert_eq!(read.expires_at, created.expires_at);
+    assert!(store.create(&created).await.is_err(), "ids are unique");
+    assert!(store.get("no-such-id", Utc::now()).await.unwrap().is_none());
+    assert!(store.get(&created.id, Utc::now() + Span::hours(25)).await.unwrap().is_none(), "expired");
+}
+
+/// queued -> running once; a terminal result once; a terminal status never changes.
+pub async fn status_writes_are_conditional(store: &dyn SubmissionStore) {
+    let created = record("transition");
+    store.create(&created).await.unwrap();
+    assert_eq!(store.mark_running(&created.id, Utc::now()).await.unwrap(), Transition::Applied);
+    assert_eq!(store.mark_running(&created.id, Utc::now()).await.unwrap(), Transition::Refused(Status::Running));
+    let first = result(Status::Ok, "first");
+    assert_eq!(store.finish(&created.id, &first).await.unwrap(), Transition::Applied);
+    let second = result(Status::RuntimeError, "second");
+    assert_eq!(store.finish(&created.id, &second).await.unwrap(), Transition::Refused(Status::Ok));
+    let read = store.get(&created.id, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(read.status, Status::Ok);
+    assert_eq!(read.stdout, "first");
+    assert!(read.started_at.is_some() && read.finished_at.is_some());
+    assert_eq!(read.compile_output.as_deref(), Some("warning: x"));
+    assert!(read.stderr_truncated);
+    assert_eq!(store.mark_running("no-such-id", Utc::now()).await.unwrap(), Transition::NotFound);
+    // A dead-lettered job is finished straight from queued.
+    let stuck = record("stuck");
+    store.create(&stuck).await.unwrap();
+    assert_eq!(store.finish(&stuck.id, &result(Status::InternalError, "")).await.unwrap(), Transition::Applied);
+}
+
+/// Many writers race to finish one record: exactly one wins. Only for race-safe backends.
+pub async fn one_writer_wins_a_race(store: Arc<dyn SubmissionStore>) {
+    let created = record("race");
+    store.create(&created).await.unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, id) = (store.clone(), created.id.clone());
+            tokio::spawn(async move { store.finish(&id, &result(Status::Ok, &format!("writer {i}"))).await.unwrap() })
+        })
+        .collect();
+    let mut applied = 0;
+    for writer in writers {
+        if writer.await.unwrap() == Transition::Applied {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+}
