@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `make test` and `make dev` need, idempotently.
 #
-#   scripts/setup.sh [edge|node|all]    (default: all)
+#   scripts/setup.sh [edge|node|python|all]    (default: all; `python` prints moto_server's path)
 #
 # Tools land in $CODEBOX_CACHE (default /var/cache/codebox), one folder per
 # version, so fresh clones (CI) reuse them. Prints what it cannot provide.
@@ -99,9 +99,32 @@ setup_edge() {
   cargo_tool worker-build "$(locked_version worker)" worker-build >/dev/null
 }
 
+# The AWS stand-in for the submission adapter tests (SQS and DynamoDB over HTTP).
+MOTO_VERSION=5.2.5
+
+# Installs moto[server] into a venv at $CODEBOX_CACHE/tools/moto-VERSION and
+# prints the path of its moto_server. A venv cannot move, so it is built in
+# place and marked complete only after pip succeeds.
+python_tools() {
+  local venv="$CODEBOX_CACHE/tools/moto-$MOTO_VERSION"
+  if [ ! -f "$venv/.complete" ] || [ ! -x "$venv/bin/moto_server" ]; then
+    need_cmd python3 "install Python 3.9+ (apt-get install python3 python3-venv)"
+    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+    say "pip install moto[server]==$MOTO_VERSION (once per machine, ~1 minute)"
+    rm -rf "$venv"
+    mkdir -p "$CODEBOX_CACHE/tools"
+    python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2 \
+      || die "pip install moto[server]==$MOTO_VERSION failed"
+    touch "$venv/.complete"
+  fi
+  echo "$venv/bin/moto_server"
+}
+
 case "${1:-all}" in
   node) setup_node ;;
   edge) setup_edge ;;
-  all) setup_node; setup_edge ;;
-  *) die "usage: $0 [edge|node|all]" ;;
+  python) python_tools ;;
+  all) setup_node; setup_edge; python_tools >/dev/null ;;
+  *) die "usage: $0 [edge|node|python|all]" ;;
 esac

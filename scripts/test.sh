@@ -7,6 +7,9 @@ cd "$REPO_ROOT"
 
 bash scripts/setup.sh all || exit 1
 export CARGO_TARGET_DIR="$(native_target_dir)"
+# moto server: the SQS/DynamoDB stand-in of the AWS adapter tests (crates/submission/tests/aws.rs).
+CODEBOX_MOTO_SERVER="${CODEBOX_MOTO_SERVER:-$(bash scripts/setup.sh python)}" || exit 1
+export CODEBOX_MOTO_SERVER
 export CARGO_TERM_COLOR=never
 
 failed=()
@@ -22,7 +25,10 @@ run() {
   fi
 }
 
-run "rust unit and protocol tests" cargo test --workspace --exclude codebox-edge
+# One cargo invocation, so the workspace shares one feature set (and one build of the AWS SDK);
+# the features turn on the embedded and AWS adapter tests of codebox-submission.
+run "rust unit, protocol and adapter tests" cargo test --workspace --exclude codebox-edge \
+  --features codebox-submission/embedded,codebox-submission/aws
 run "edge build" bash scripts/build-edge.sh
 run "edge end-to-end tests (wrangler dev)" node --test --test-concurrency=1 e2e/
 

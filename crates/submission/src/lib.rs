@@ -18,6 +18,7 @@
 //! - [`status`]: statuses, and how a sandbox [`Ending`] maps onto them.
 //! - [`queue`] and [`store`]: the traits the binaries use, with their semantics.
 //! - [`embedded`] (feature `embedded`): both traits over one SQLite file, for the local stack.
+//! - [`aws`] (feature `aws`): the queue on SQS and the store on DynamoDB.
 
 pub mod job;
 pub mod language;
@@ -30,6 +31,9 @@ pub mod store;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
+
+#[cfg(feature = "aws")]
+pub mod aws;
 
 pub use job::Job;
 pub use language::{Language, LanguageInfo};

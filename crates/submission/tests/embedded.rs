@@ -30,6 +30,8 @@ async fn store_behaviour() {
     let store = open(&dir);
     common::creates_and_reads(&store).await;
     common::status_writes_are_conditional(&store).await;
+    common::records_round_trip_exactly(&store).await;
+    common::expired_records_are_not_found(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

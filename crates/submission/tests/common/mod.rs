@@ -107,6 +107,9 @@ pub async fn long_poll_wakes_on_send(queue: Arc<dyn JobQueue>) {
 /// A receipt that was never issued is refused.
 pub async fn unknown_receipts_are_refused(queue: &dyn JobQueue) {
     assert!(matches!(queue.delete("no-such-receipt").await, Err(QueueError::UnknownReceipt)));
+    let extended = queue.extend("no-such-receipt", VISIBILITY).await;
+    assert!(matches!(extended, Err(QueueError::UnknownReceipt)), "{extended:?}");
+    assert!(matches!(queue.delete_dead("no-such-receipt").await, Err(QueueError::UnknownReceipt)));
 }
 
 fn record(tag: &str) -> Submission {
@@ -162,6 +165,45 @@ pub async fn status_writes_are_conditional(store: &dyn SubmissionStore) {
     let stuck = record("stuck");
     store.create(&stuck).await.unwrap();
     assert_eq!(store.finish(&stuck.id, &result(Status::InternalError, "")).await.unwrap(), Transition::Applied);
+}
+
+/// What is read back is what was written, field for field (timestamps to the nanosecond,
+/// empty strings, `None`s), when queued, running and finished.
+pub async fn records_round_trip_exactly(store: &dyn SubmissionStore) {
+    let mut expected = record("roundtrip");
+    store.create(&expected).await.unwrap();
+    assert_eq!(store.get(&expected.id, Utc::now()).await.unwrap().as_ref(), Some(&expected));
+    let started = Utc::now();
+    assert_eq!(store.mark_running(&expected.id, started).await.unwrap(), Transition::Applied);
+    expected.status = Status::Running;
+    expected.started_at = Some(started);
+    assert_eq!(store.get(&expected.id, Utc::now()).await.unwrap().as_ref(), Some(&expected));
+    let ran = RunResult {
+        status: Status::TimeLimitExceeded,
+        exit_code: None,
+        signal: Some(9),
+        stdout: String::new(),
+        stderr: "\u{0}é\n".repeat(1000),
+        stdout_truncated: true,
+        stderr_truncated: false,
+        compile_output: None,
+        time_ms: Some(5_000),
+        finished_at: Utc::now(),
+    };
+    assert_eq!(store.finish(&expected.id, &ran).await.unwrap(), Transition::Applied);
+    expected.finish(&ran);
+    assert_eq!(store.get(&expected.id, Utc::now()).await.unwrap().as_ref(), Some(&expected));
+}
+
+/// A record past its expiry takes no status writes (its row or item may linger: DynamoDB
+/// deletes expired items lazily), and neither does an unknown id.
+pub async fn expired_records_are_not_found(store: &dyn SubmissionStore) {
+    let old = Submission::queued(format!("old-{}", uuid::Uuid::new_v4()), Language::Go, Utc::now() - Span::hours(25));
+    store.create(&old).await.unwrap();
+    assert!(store.get(&old.id, Utc::now()).await.unwrap().is_none());
+    assert_eq!(store.mark_running(&old.id, Utc::now()).await.unwrap(), Transition::NotFound);
+    assert_eq!(store.finish(&old.id, &result(Status::Ok, "late")).await.unwrap(), Transition::NotFound);
+    assert_eq!(store.finish("no-such-id", &result(Status::Ok, "")).await.unwrap(), Transition::NotFound);
 }
 
 /// Many writers race to finish one record: exactly one wins. Only for race-safe backends.

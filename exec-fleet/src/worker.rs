@@ -1,0 +1,234 @@
+//! The worker loop: queue -> record `running` -> sandbox -> terminal result -> delete.
+//!
+//! Delivery is at-least-once (SQS), so every step is safe to repeat:
+//! - a job whose record is already terminal is deleted without running;
+//! - the terminal write is conditional (only over `queued`/`running`), so a redelivered job
+//!   never replaces a result another worker stored;
+//! - the message is deleted only after the result is stored: if the store fails, the job comes
+//!   back after its visibility timeout and runs again;
+//! - while a run is in flight its visibility is extended, so a long compile+run is not handed
+//!   to a second worker;
+//! - jobs that exhaust their receives land in the dead-letter queue, where [`reap_dead_letters`]
+//!   records them as `internal_error` instead of leaving them `queued` forever.
+//!
+//! On shutdown (SIGTERM) the loop stops taking jobs and finishes the ones it holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use codebox_submission::{Delivery, Job, JobQueue, RunResult, Status, SubmissionStore, Transition};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::sandbox::Sandbox;
+
+/// Runs one job to its result. [`Sandbox`] is the implementation; the trait is the seam the
+/// worker loop is written against.
+#[async_trait]
+pub trait Runner: Send + Sync + 'static {
+    /// Runs `job`; failures of the runner itself come back as `internal_error` results.
+    async fn run(&self, job: &Job) -> RunResult;
+}
+
+#[async_trait]
+impl Runner for Sandbox {
+    async fn run(&self, job: &Job) -> RunResult {
+        Sandbox::run(self, job.language, &job.source, &job.stdin).await
+    }
+}
+
+/// How a worker polls and holds jobs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Longest wait of one receive (long polling).
+    pub poll_wait: Duration,
+    /// How long a received job stays hidden from other workers.
+    pub visibility: Duration,
+    /// How often a job in flight has its visibility extended.
+    pub extend_every: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 4,
+            poll_wait: Duration::from_secs(10),
+            // Covers the 10 s compile + 5 s run with margin even if one extension is missed.
+            visibility: Duration::from_secs(45),
+            extend_every: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Takes jobs until `shutdown` turns true, then finishes the ones in flight.
+pub async fn run_worker(
+    queue: Arc<dyn JobQueue>,
+    store: Arc<dyn SubmissionStore>,
+    runner: Arc<dyn Runner>,
+    config: WorkerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(config.concurrency));
+    let mut in_flight = JoinSet::new();
+    while !*shutdown.borrow() {
+        // Wait for a free slot (or shutdown) before asking for work we could not start.
+        let free = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            changed = shutdown.changed() => if changed.is_err() { break } else { continue },
+        };
+        let want = 1 + slots.available_permits().min(9);
+        let deliveries = tokio::select! {
+            received = queue.receive(want, config.poll_wait, config.visibility) => received,
+            changed = shutdown.changed() => if changed.is_err() { break } else { continue },
+        };
+        let deliveries = match deliveries {
+            Ok(deliveries) => deliveries,
+            Err(error) => {
+                warn!(%error, "receive failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut first = Some(free);
+        for delivery in deliveries {
+            let permit = match first.take() {
+                Some(permit) => permit,
+                None => match slots.clone().try_acquire_owned() {
+                    Ok(permit) => permit,
+                    // Never hold more than we can run: let it come back to someone else.
+                    Err(_) => break,
+                },
+            };
+            let (queue, store, runner, config) = (queue.clone(), store.clone(), runner.clone(), config.clone());
+            in_flight.spawn(async move {
+                handle(&*queue, &*store, &*runner, &config, delivery).await;
+                drop(permit);
+            });
+        }
+        while in_flight.try_join_next().is_some() {}
+    }
+    info!(in_flight = in_flight.len(), "stopping: finishing jobs in flight");
+    while in_flight.join_next().await.is_some() {}
+    info!("worker stopped");
+}
+
+/// Runs one delivery to its end.
+async fn handle(queue: &dyn JobQueue, store: &dyn SubmissionStore, runner: &dyn Runner, config: &WorkerConfig, delivery: Delivery) {
+    let job = match &delivery.job {
+        Ok(job) => job,
+        Err(error) => {
+            // It can never succeed, and it names no record to fail.
+            error!(%error, body_bytes = delivery.body.len(), "dropping a malformed job message");
+            delete(queue, &delivery.receipt, "malformed").await;
+            return;
+        }
+    };
+    let submission = job.id.as_str();
+    match store.mark_running(submission, Utc::now()).await {
+        Ok(Transition::Applied) => {}
+        // A redelivery after a worker died or stalled: still not terminal, so run it again.
+        Ok(Transition::Refused(Status::Running)) => {
+            info!(submission, receive_count = delivery.receive_count, "re-running a redelivered job");
+        }
+        Ok(Transition::Refused(status)) => {
+            info!(submission, status = status.as_str(), "already finished; dropping the redelivery");
+            delete(queue, &delivery.receipt, submission).await;
+            return;
+        }
+        Ok(Transition::NotFound) => {
+            warn!(submission, "no live record (expired?); dropping the job");
+            delete(queue, &delivery.receipt, submission).await;
+            return;
+        }
+        Err(error) => {
+            // Leave the message: it comes back after its visibility timeout.
+            warn!(submission, %error, "store unavailable; the job will be retried");
+            return;
+        }
+    }
+
+    let result = {
+        let keep_hidden = async {
+            let mut every = tokio::time::interval(config.extend_every);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(error) = queue.extend(&delivery.receipt, config.visibility).await {
+                    warn!(submission, %error, "could not extend visibility");
+                }
+            }
+        };
+        tokio::select! {
+            result = runner.run(job) => result,
+            _ = keep_hidden => unreachable!("the extender never returns"),
+        }
+    };
+
+    match store.finish(submission, &result).await {
+        Ok(Transition::Applied) => {
+            info!(submission, status = result.status.as_str(), time_ms = result.time_ms, "finished");
+            delete(queue, &delivery.receipt, submission).await;
+        }
+        Ok(Transition::Refused(status)) => {
+            info!(submission, kept = status.as_str(), "another worker stored the result first");
+            delete(queue, &delivery.receipt, submission).await;
+        }
+        Ok(Transition::NotFound) => {
+            warn!(submission, "record vanished before its result was stored");
+            delete(queue, &delivery.receipt, submission).await;
+        }
+        Err(error) => warn!(submission, %error, "storing the result failed; the job will be retried"),
+    }
+}
+
+async fn delete(queue: &dyn JobQueue, receipt: &str, submission: &str) {
+    if let Err(error) = queue.delete(receipt).await {
+        warn!(submission, %error, "could not delete the message; it may be delivered again");
+    }
+}
+
+/// Records jobs that reached the dead-letter queue as `internal_error`, until `shutdown`.
+pub async fn reap_dead_letters(
+    queue: Arc<dyn JobQueue>,
+    store: Arc<dyn SubmissionStore>,
+    poll_wait: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        let dead = tokio::select! {
+            dead = queue.receive_dead(10, poll_wait) => dead,
+            changed = shutdown.changed() => if changed.is_err() { break } else { continue },
+        };
+        let dead = match dead {
+            Ok(dead) => dead,
+            Err(error) => {
+                warn!(%error, "dead-letter receive failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for delivery in dead {
+            if let Ok(job) = &delivery.job {
+                let message = format!(
+                    "CodeBox could not run this submission: it was delivered {} times without a result",
+                    delivery.receive_count
+                );
+                match store.finish(&job.id, &RunResult::internal_error(message, Utc::now())).await {
+                    Ok(transition) => info!(submission = %job.id, ?transition, "dead-lettered job recorded"),
+                    Err(error) => {
+                        warn!(submission = %job.id, %error, "could not record a dead-lettered job");
+                        continue; // keep it for the next pass
+                    }
+                }
+            }
+            if let Err(error) = queue.delete_dead(&delivery.receipt).await {
+                warn!(%error, "could not delete a dead letter");
+            }
+        }
+    }
+}
