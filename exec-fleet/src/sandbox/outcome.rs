@@ -1,0 +1,238 @@
+//! From what a run showed (the supervisor's report, the streams, the container's end) to a
+//! [`RunResult`], without I/O.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use codebox_submission::status::split_exit_code;
+use codebox_submission::{Ending, Language, Limits, Phase, RunResult, Status};
+
+use super::protocol::Session;
+
+/// What the fleet saw of a container besides its output.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The fleet killed it at a wall-clock limit.
+    pub timed_out: bool,
+    /// The fleet killed it for passing the output cap.
+    pub output_exceeded: bool,
+    /// The container's exit code (its init's: 128+N for death by signal N).
+    pub exit_code: Option<i64>,
+    /// The kernel's OOM killer struck in the container.
+    pub oom_killed: bool,
+    /// Wall time from the program's start to its end (or kill).
+    pub run_time: Option<Duration>,
+}
+
+/// The result of a run.
+pub fn run_result(
+    language: Language,
+    limits: &Limits,
+    session: &Session,
+    observed: &Observed,
+    now: DateTime<Utc>,
+) -> RunResult {
+    if let Some(message) = session.failure() {
+        return RunResult::internal_error(format!("the {language} runner failed: {message}"), now);
+    }
+    let compiled_language = language.info().compiled;
+
+    if session.program_started() {
+        let Some(code) = observed.exit_code else {
+            return RunResult::internal_error("the program's exit status is unknown", now);
+        };
+        let (exit_code, signal) = split_exit_code(code);
+        let ending = Ending {
+            phase: Phase::Run,
+            exit_code,
+            signal,
+            timed_out: observed.timed_out,
+            oom_killed: observed.oom_killed,
+            output_exceeded: observed.output_exceeded,
+        };
+        let compile_output = session.compiled().and_then(|c| {
+            let text = compile_text(&c.output, c.total, &[]);
+            (compiled_language || !text.is_empty()).then_some(text)
+        });
+        return RunResult {
+            status: ending.status(),
+            exit_code,
+            signal,
+            stdout: String::from_utf8_lossy(session.stdout().bytes()).into_owned(),
+            stderr: String::from_utf8_lossy(session.stderr().bytes()).into_owned(),
+            stdout_truncated: session.stdout().exceeded(),
+            stderr_truncated: session.stderr().exceeded(),
+            compile_output,
+            time_ms: observed.run_time.map(|t| t.as_millis() as u64),
+            finished_at: now,
+        };
+    }
+
+    // The program never started: the compile step decided, or CodeBox failed.
+    let step = if compiled_language { "compile step" } else { "syntax check" };
+    let mut notes = Vec::new();
+    if observed.timed_out {
+        notes.push(format!("[the {step} passed its time limit ({} ms) and was killed]", limits.compile_ms));
+    }
+    if observed.oom_killed {
+        notes.push(format!("[the {step} ran out of memory ({} MiB)]", limits.memory_bytes >> 20));
+    }
+    let (ending, text) = match session.compiled() {
+        Some(compiled) => {
+            let (exit_code, signal) = split_exit_code(compiled.status);
+            let ending = Ending {
+                phase: Phase::Compile,
+                exit_code,
+                signal,
+                timed_out: observed.timed_out,
+                oom_killed: observed.oom_killed,
+                output_exceeded: false,
+            };
+            (ending, compile_text(&compiled.output, compiled.total, &notes))
+        }
+        None if session.compile_started() && (observed.timed_out || observed.oom_killed) => {
+            let (exit_code, signal) = observed.exit_code.map(split_exit_code).unwrap_or((None, None));
+            let ending = Ending {
+                phase: Phase::Compile,
+                exit_code,
+                signal,
+                timed_out: observed.timed_out,
+                oom_killed: observed.oom_killed,
+                output_exceeded: false,
+            };
+            (ending, notes.join("\n"))
+        }
+        None => {
+            let what = if observed.timed_out {
+                format!("did not start its {step} within {} ms", limits.compile_ms)
+            } else if session.compile_started() {
+                format!("ended during its {step} without a report")
+            } else if session.is_ready() {
+                "ended before its program arrived".to_string()
+            } else {
+                "ended before it was ready".to_string()
+            };
+            let code = observed.exit_code.map(|c| format!(" (container exit code {c})")).unwrap_or_default();
+            return RunResult::internal_error(format!("the {language} runner {what}{code}"), now);
+        }
+    };
+    let status = ending.status();
+    if status != Status::CompileError {
+        return RunResult::internal_error(
+            format!("the {language} runner's {step} succeeded but the program never started"),
+            now,
+        );
+    }
+    RunResult {
+        status,
+        // The program did not run: it has no exit status (the compiler's is in the output).
+        exit_code: None,
+        signal: None,
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(session.stderr().bytes()).into_owned(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        compile_output: Some(text),
+        time_ms: None,
+        finished_at: now,
+    }
+}
+
+fn compile_text(output: &[u8], total: u64, notes: &[String]) -> String {
+    let mut text = String::from_utf8_lossy(output).into_owned();
+    if total > output.len() as u64 {
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("[compile output truncated: {total} bytes in all, {} shown]", output.len()));
+    }
+    for note in notes {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(note);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn session(stdout: &[u8]) -> Session {
+        let mut s = Session::new(16);
+        s.on_stdout(stdout).unwrap();
+        s
+    }
+
+    const RAN: &[u8] = b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\nhi\xff\n";
+
+    fn result(language: Language, s: &Session, observed: Observed) -> RunResult {
+        run_result(language, &Limits::default(), s, &observed, now())
+    }
+
+    #[test]
+    fn ok_run() {
+        let s = session(RAN);
+        let observed = Observed { exit_code: Some(0), run_time: Some(Duration::from_millis(12)), ..Default::default() };
+        let r = result(Language::C, &s, observed.clone());
+        assert_eq!(r.status, Status::Ok);
+        assert_eq!(r.stdout, "hi\u{fffd}\n");
+        assert_eq!(r.exit_code, Some(0));
+        assert_eq!(r.time_ms, Some(12));
+        assert_eq!(r.compile_output.as_deref(), Some(""), "compiled languages always say");
+        let r = result(Language::Python, &s, observed);
+        assert_eq!(r.compile_output, None, "a clean syntax check says nothing");
+    }
+
+    #[test]
+    fn run_endings() {
+        let s = session(RAN);
+        let base = Observed { exit_code: Some(139), ..Default::default() };
+        let r = result(Language::C, &s, base.clone());
+        assert_eq!((r.status, r.exit_code, r.signal), (Status::RuntimeError, None, Some(11)));
+        let r = result(Language::C, &s, Observed { timed_out: true, exit_code: Some(137), ..base.clone() });
+        assert_eq!(r.status, Status::TimeLimitExceeded);
+        let r = result(Language::C, &s, Observed { oom_killed: true, exit_code: Some(137), ..base.clone() });
+        assert_eq!(r.status, Status::MemoryLimitExceeded);
+        let r = result(Language::C, &s, Observed { output_exceeded: true, exit_code: Some(137), ..base });
+        assert_eq!(r.status, Status::OutputLimitExceeded);
+        let r = result(Language::C, &s, Observed::default());
+        assert_eq!(r.status, Status::InternalError, "no exit code, no verdict");
+    }
+
+    #[test]
+    fn compile_errors() {
+        let s = session(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 1 6 10\nerror!");
+        let r = result(Language::C, &s, Observed { exit_code: Some(1), ..Default::default() });
+        assert_eq!(r.status, Status::CompileError);
+        assert_eq!(r.exit_code, None);
+        assert_eq!(r.compile_output.unwrap(), "error!\n[compile output truncated: 10 bytes in all, 6 shown]");
+
+        let s = session(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\n");
+        let r = result(Language::Rust, &s, Observed { timed_out: true, exit_code: Some(137), ..Default::default() });
+        assert_eq!(r.status, Status::CompileError);
+        assert!(r.compile_output.unwrap().contains("time limit (10000 ms)"));
+    }
+
+    #[test]
+    fn codebox_faults_are_internal_errors() {
+        let s = session(b"CODEBOX/1 READY\nCODEBOX/1 FAIL short source\n");
+        let r = result(Language::Go, &s, Observed { exit_code: Some(125), ..Default::default() });
+        assert_eq!(r.status, Status::InternalError);
+        assert!(r.stderr.contains("short source"));
+
+        let s = session(b"CODEBOX/1 READY\n");
+        let r = result(Language::Go, &s, Observed { exit_code: Some(1), ..Default::default() });
+        assert_eq!(r.status, Status::InternalError);
+        assert!(r.stderr.contains("before its program arrived"), "{}", r.stderr);
+
+        let s = session(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\n");
+        let r = result(Language::Go, &s, Observed { exit_code: Some(0), ..Default::default() });
+        assert_eq!(r.status, Status::InternalError);
+    }
+}

@@ -1,0 +1,22 @@
+# The go runner: Go 1.19 (Debian bookworm), and the CodeBox supervisor (codebox-run).
+# Built by scripts/images.sh (context: runners/). Production can start from an official
+# image instead of the debootstrapped base: --build-arg BASE=debian:bookworm-slim
+ARG BASE=codebox-base:bookworm
+FROM ${BASE}
+
+COPY codebox-apt /usr/local/sbin/codebox-apt
+# The sandbox builds with CGO_ENABLED=0 and an empty build cache: install the standard
+# library built that way, so a build compiles only the program.
+RUN sh /usr/local/sbin/codebox-apt golang-go \
+ && rm /usr/local/sbin/codebox-apt \
+ && CGO_ENABLED=0 GOCACHE=/tmp/gocache go install std \
+ && rm -rf /tmp/gocache
+
+COPY codebox-run /usr/local/bin/codebox-run
+# /work is a tmpfs in every sandbox, and a tmpfs takes this directory's mode.
+RUN chmod 0755 /usr/local/bin/codebox-run && mkdir -p /work && chmod 1777 /work
+
+LABEL codebox.language="go" codebox.protocol="1"
+WORKDIR /work
+USER 65534:65534
+CMD ["/usr/local/bin/codebox-run", "go"]

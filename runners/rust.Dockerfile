@@ -1,0 +1,18 @@
+# The rust runner: rustc 1.96 (Debian bookworm-security's rustc-web), and the CodeBox supervisor (codebox-run).
+# Built by scripts/images.sh (context: runners/). Production can start from an official
+# image instead of the debootstrapped base: --build-arg BASE=debian:bookworm-slim
+ARG BASE=codebox-base:bookworm
+FROM ${BASE}
+
+COPY codebox-apt /usr/local/sbin/codebox-apt
+RUN sh /usr/local/sbin/codebox-apt rustc-web \
+ && rm /usr/local/sbin/codebox-apt
+
+COPY codebox-run /usr/local/bin/codebox-run
+# /work is a tmpfs in every sandbox, and a tmpfs takes this directory's mode.
+RUN chmod 0755 /usr/local/bin/codebox-run && mkdir -p /work && chmod 1777 /work
+
+LABEL codebox.language="rust" codebox.protocol="1"
+WORKDIR /work
+USER 65534:65534
+CMD ["/usr/local/bin/codebox-run", "rust"]

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine is reachable, for the exec fleet and its tests.
+#
+#   scripts/docker.sh           install (apt, idempotent) and start dockerd if needed
+#
+# - `docker info` works: nothing to do (whoever runs that engine keeps it).
+# - dockerd is installed but not running: starts it in the background, detached from
+#   this shell (log: $CODEBOX_CACHE/dockerd.log), and waits until it answers.
+# - dockerd is missing: installs docker.io, iptables and debootstrap with apt (as root),
+#   or says what is missing.
+# It never stops an engine: not one it found, and not one it started (later scripts and
+# tests share it). Stop one this script started with `kill "$(cat /var/run/docker.pid)"`.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+DOCKER_READY_TIMEOUT="${DOCKER_READY_TIMEOUT:-60}"
+
+APT_UPDATED=""
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+  [ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]}: run as root or install them"
+  say "apt-get install ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+engine_up() { docker info >/dev/null 2>&1; }
+
+# What the fleet needs on the host: the engine (with tini as docker-init for `init: true`),
+# iptables for its bridge (image builds reach Debian's mirror through it), debootstrap for
+# the base image (scripts/images.sh).
+ensure_installed() {
+  if command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    apt_install docker.io iptables debootstrap tini
+  fi
+  command -v dockerd >/dev/null || die "dockerd is not installed: apt-get install docker.io iptables (as root)"
+  command -v docker >/dev/null || die "the docker CLI is not installed: apt-get install docker.io"
+  command -v docker-init >/dev/null || warn "docker-init (tini) is missing: containers with init: true will fail"
+}
+
+# The pid of a dockerd that is running already (maybe still starting), if any.
+running_dockerd() {
+  local pid
+  pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q dockerd "/proc/$pid/comm" 2>/dev/null; then
+    echo "$pid"
+  fi
+}
+
+wait_ready() {
+  local pid="$1" deadline=$((SECONDS + DOCKER_READY_TIMEOUT))
+  until engine_up; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$CODEBOX_CACHE/dockerd.log" >&2 2>/dev/null || true
+      die "dockerd (pid $pid) exited while starting; see $CODEBOX_CACHE/dockerd.log"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 20 "$CODEBOX_CACHE/dockerd.log" >&2 2>/dev/null || true
+      die "dockerd (pid $pid) did not answer within ${DOCKER_READY_TIMEOUT}s; see $CODEBOX_CACHE/dockerd.log"
+    fi
+    sleep 0.2
+  done
+}
+
+main() {
+  if engine_up; then return 0; fi
+  ensure_installed
+  if engine_up; then return 0; fi
+
+  local pid
+  pid="$(running_dockerd)"
+  if [ -n "$pid" ]; then
+    say "dockerd (pid $pid) is running but not answering yet: waiting"
+    wait_ready "$pid"
+    return 0
+  fi
+
+  [ "$(id -u)" -eq 0 ] || die "no Docker engine answers and starting dockerd needs root"
+  mkdir -p "$CODEBOX_CACHE"
+  say "starting dockerd (log: $CODEBOX_CACHE/dockerd.log)"
+  # setsid + nohup: the engine outlives this script and the test run that called it.
+  setsid nohup dockerd >>"$CODEBOX_CACHE/dockerd.log" 2>&1 </dev/null &
+  pid=$!
+  wait_ready "$pid"
+  say "dockerd is up (pid $(running_dockerd || echo "$pid"), $(docker version -f '{{.Server.Version}}' 2>/dev/null))"
+}
+
+main "$@"
