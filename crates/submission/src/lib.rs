@@ -18,6 +18,9 @@
 //! - [`status`]: statuses, and how a sandbox [`Ending`] maps onto them.
 //! - [`queue`] and [`store`]: the traits the binaries use, with their semantics.
 //! - [`embedded`] (feature `embedded`): both traits over one SQLite file, for the local stack.
+//! - [`aws`] (feature `aws`): SQS and DynamoDB.
+//! - [`config`] (feature `config`): the backend the environment names, and logging, for the
+//!   binaries.
 //! - [`aws`] (feature `aws`): the queue on SQS and the store on DynamoDB.
 
 pub mod job;
@@ -34,6 +37,9 @@ pub mod embedded;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+
+#[cfg(feature = "config")]
+pub mod config;
 
 pub use job::Job;
 pub use language::{Language, LanguageInfo};
