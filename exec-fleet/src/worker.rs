@@ -214,10 +214,8 @@ pub async fn reap_dead_letters(
         };
         for delivery in dead {
             if let Ok(job) = &delivery.job {
-                let message = format!(
-                    "CodeBox could not run this submission: it was delivered {} times without a result",
-                    delivery.receive_count
-                );
+                let message = "CodeBox could not run this submission: every worker that took it \
+                               stopped before storing a result, and it was given up (dead-letter queue)";
                 match store.finish(&job.id, &RunResult::internal_error(message, Utc::now())).await {
                     Ok(transition) => info!(submission = %job.id, ?transition, "dead-lettered job recorded"),
                     Err(error) => {
