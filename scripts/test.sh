@@ -25,6 +25,10 @@ run() {
   fi
 }
 
+# The sandbox and pipeline tests run real programs in real containers.
+run "docker engine" bash scripts/docker.sh
+run "runner images" bash scripts/images.sh
+
 # One cargo invocation, so the workspace shares one feature set (and one build of the AWS SDK);
 # the features turn on the embedded and AWS adapter tests of codebox-submission.
 run "rust unit, protocol and adapter tests" cargo test --workspace --exclude codebox-edge \
