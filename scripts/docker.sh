@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine is reachable, for the exec fleet and its tests.
 #
-#   scripts/docker.sh           install (apt, idempotent) and start dockerd if needed
+#   scripts/docker.sh                 install (apt, idempotent) and start dockerd if needed
+#   scripts/docker.sh --debootstrap   the same, and make sure debootstrap is installed
+#                                     (scripts/images.sh needs it for the base image)
 #
 # - `docker info` works: nothing to do (whoever runs that engine keeps it).
 # - dockerd is installed but not running: starts it in the background, detached from
 #   this shell (log: $CODEBOX_CACHE/dockerd.log), and waits until it answers.
-# - dockerd is missing: installs docker.io, iptables and debootstrap with apt (as root),
-#   or says what is missing.
+# - dockerd is missing: installs docker.io and iptables with apt (as root), or says what
+#   is missing. Packages are only installed when their command is missing, so an engine
+#   from another source (Docker CE) is left as it is.
 # It never stops an engine: not one it found, and not one it started (later scripts and
 # tests share it). Stop one this script started with `kill "$(cat /var/run/docker.pid)"`.
 set -euo pipefail
@@ -32,16 +35,24 @@ apt_install() {
 
 engine_up() { docker info >/dev/null 2>&1; }
 
-# What the fleet needs on the host: the engine (with tini as docker-init for `init: true`),
-# iptables for its bridge (image builds reach Debian's mirror through it), debootstrap for
-# the base image (scripts/images.sh).
-ensure_installed() {
-  if command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
-    apt_install docker.io iptables debootstrap tini
-  fi
-  command -v dockerd >/dev/null || die "dockerd is not installed: apt-get install docker.io iptables (as root)"
-  command -v docker >/dev/null || die "the docker CLI is not installed: apt-get install docker.io"
-  command -v docker-init >/dev/null || warn "docker-init (tini) is missing: containers with init: true will fail"
+have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+
+# Installs the packages whose command is missing: have-command:package pairs.
+ensure_commands() {
+  local pkgs=() pair
+  for pair in "$@"; do
+    have "${pair%%:*}" || pkgs+=("${pair#*:}")
+  done
+  [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
+}
+
+# What the fleet needs on the host: the engine with tini as docker-init (for init: true),
+# and iptables for its bridge (image builds reach Debian's mirror through it).
+ensure_engine_installed() {
+  ensure_commands dockerd:docker.io docker:docker.io iptables:iptables docker-init:tini
+  have dockerd || die "dockerd is not installed: apt-get install docker.io iptables (as root)"
+  have docker || die "the docker CLI is not installed: apt-get install docker.io"
+  have docker-init || warn "docker-init (tini) is missing: sandbox containers (init: true) will fail"
 }
 
 # The pid of a dockerd that is running already (maybe still starting), if any.
@@ -62,6 +73,7 @@ wait_ready() {
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       tail -n 20 "$CODEBOX_CACHE/dockerd.log" >&2 2>/dev/null || true
+      docker info 2>&1 | tail -n 3 >&2 || true
       die "dockerd (pid $pid) did not answer within ${DOCKER_READY_TIMEOUT}s; see $CODEBOX_CACHE/dockerd.log"
     fi
     sleep 0.2
@@ -69,8 +81,15 @@ wait_ready() {
 }
 
 main() {
+  local want_debootstrap=""
+  case "${1:-}" in
+    --debootstrap) want_debootstrap=1 ;;
+    "") ;;
+    *) die "usage: $0 [--debootstrap]" ;;
+  esac
+  [ -z "$want_debootstrap" ] || ensure_commands debootstrap:debootstrap
   if engine_up; then return 0; fi
-  ensure_installed
+  ensure_engine_installed
   if engine_up; then return 0; fi
 
   local pid
@@ -79,6 +98,9 @@ main() {
     say "dockerd (pid $pid) is running but not answering yet: waiting"
     wait_ready "$pid"
     return 0
+  fi
+  if [ -S /var/run/docker.sock ] && docker info 2>&1 | grep -qi 'permission denied'; then
+    die "an engine runs but this user may not use it ($(id -un)): join the docker group or run as root"
   fi
 
   [ "$(id -u)" -eq 0 ] || die "no Docker engine answers and starting dockerd needs root"

@@ -14,7 +14,8 @@
 #
 # Every image carries the label codebox.inputs: a hash of what it is built from (for a
 # runner: its Dockerfile, runners/codebox-run, runners/codebox-apt and the base image id).
-# An image whose label matches is up to date and skipped; --force rebuilds anyway.
+# An image whose label matches is up to date and skipped. --force rebuilds the runners
+# without Docker's layer cache (fresh packages and security updates) and re-imports the base.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -33,7 +34,7 @@ for arg in "$@"; do
     --force) force=1 ;;
     base) base_only=1 ;;
     --list) for l in "${ALL_LANGS[@]}"; do echo "codebox-runner-$l:latest"; done; exit 0 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     python|javascript|c|cpp|go|rust) langs+=("$arg") ;;
     *) die "unknown language or option '$arg' (languages: ${ALL_LANGS[*]})" ;;
   esac
@@ -84,12 +85,14 @@ build_base() {
   local tarball="$dir/codebox-base-$SUITE-$hash.tar"
   mkdir -p "$dir"
   if [ ! -s "$tarball" ]; then
-    command -v debootstrap >/dev/null || die "debootstrap is missing: scripts/docker.sh installs it (apt-get install debootstrap)"
     [ "$(id -u)" -eq 0 ] || die "debootstrap needs root"
+    bash "$REPO_ROOT/scripts/docker.sh" --debootstrap
     local root="$dir/rootfs-$SUITE-$hash"
     rm -rf "$root"
-    say "debootstrap --variant=minbase $SUITE (once per machine, about 90 s)"
-    debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" > "$dir/debootstrap.log" 2>&1 \
+    say "debootstrap --variant=minbase $SUITE (once per machine, about a minute; log: $dir/debootstrap.log)"
+    # Progress: one line per debootstrap stage.
+    debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" 2>&1 | tee "$dir/debootstrap.log" \
+      | awk '/^I: / && !seen[$2]++ { print "  [base] " $0; fflush() }' >&2 \
       || { tail -n 20 "$dir/debootstrap.log" >&2; die "debootstrap failed; see $dir/debootstrap.log"; }
     trim_rootfs "$root"
     tar -C "$root" --numeric-owner -cf "$tarball.partial" . && mv "$tarball.partial" "$tarball"
@@ -145,8 +148,10 @@ for lang in "${langs[@]}"; do
   fi
   say "building $image (FROM $base)"
   t=$(now_ms)
-  docker build --pull=false --build-arg "BASE=$base" --label "codebox.inputs=$hash" \
-    -f "$dockerfile" -t "$image" "$RUNNERS" 2>&1 | sed -u "s/^/  [$lang] /" \
+  docker build --pull=false ${force:+--no-cache} --build-arg "BASE=$base" --label "codebox.inputs=$hash" \
+    -f "$dockerfile" -t "$image" "$RUNNERS" 2>&1 \
+    | sed -u -e '/^DEPRECATED: The legacy builder/d' -e '/^ *BuildKit is currently disabled/d' \
+        -e '/^ *environment-variable\.$/d' -e "s/^/  [$lang] /" \
     || die "building $image failed"
   built+=("$image")
   say "$image built in $(elapsed "$t") ($(size_of "$image"))"

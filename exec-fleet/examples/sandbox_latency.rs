@@ -1,6 +1,6 @@
 //! Latency of a Python `print(1)` through the sandbox, with and without the warm pool.
 //!
-//!   cargo run --release -p codebox-exec-fleet --example sandbox_latency [RUNS]
+//!   cargo run -p codebox-exec-fleet --example sandbox_latency [RUNS]
 //!
 //! Runs are sequential; with the pool, each run waits until the pool has refilled, so it
 //! measures a warm run rather than a refill race.
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use codebox_exec_fleet::sandbox::{Sandbox, SandboxConfig};
 use codebox_submission::{Language, Status};
 
-async fn measure(pool_size: usize, runs: usize) -> Vec<Duration> {
+/// Wall times to result, and the runs' own `time_ms` (the program's part), both sorted.
+async fn measure(pool_size: usize, runs: usize) -> (Vec<Duration>, Vec<Duration>) {
     let sandbox = Sandbox::connect(SandboxConfig {
         pool_size,
         pool_languages: vec![Language::Python],
@@ -19,6 +20,7 @@ async fn measure(pool_size: usize, runs: usize) -> Vec<Duration> {
     .await
     .expect("sandbox (scripts/docker.sh, scripts/images.sh)");
     let mut times = Vec::with_capacity(runs);
+    let mut program = Vec::with_capacity(runs);
     for i in 0..runs + 2 {
         if pool_size > 0 {
             while sandbox.warm_counts().get(&Language::Python).copied().unwrap_or_default() < pool_size {
@@ -33,12 +35,15 @@ async fn measure(pool_size: usize, runs: usize) -> Vec<Duration> {
         let elapsed = start.elapsed();
         assert_eq!(result.status, Status::Ok, "{result:?}");
         if i >= 2 {
-            times.push(elapsed); // the first two warm up caches
+            // The first two warm up caches.
+            times.push(elapsed);
+            program.push(Duration::from_millis(result.time_ms.unwrap_or_default()));
         }
     }
     sandbox.shutdown().await;
     times.sort();
-    times
+    program.sort();
+    (times, program)
 }
 
 fn report(name: &str, times: &[Duration]) {
@@ -57,10 +62,12 @@ fn report(name: &str, times: &[Duration]) {
 #[tokio::main]
 async fn main() {
     let runs: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20);
-    let cold = measure(0, runs).await;
-    let warm = measure(1, runs).await;
+    let (cold, cold_program) = measure(0, runs).await;
+    let (warm, warm_program) = measure(1, runs).await;
     report("fresh container", &cold);
+    report("  of which time_ms", &cold_program);
     report("warm pool", &warm);
+    report("  of which time_ms", &warm_program);
     let start = Instant::now();
     let status = std::process::Command::new("python3").args(["-c", "print(1)"]).output().expect("python3");
     assert!(status.status.success());

@@ -39,7 +39,7 @@ use codebox_submission::{Language, Limits, RunResult};
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
@@ -117,7 +117,10 @@ impl Default for SandboxConfig {
     }
 }
 
-/// The sandbox: cheap to clone, shared by every worker task of a fleet.
+/// The sandbox: cheap to clone, shared by every worker task of a fleet. Use it on the Tokio
+/// runtime that connected it (its Docker connections and background tasks live there), and
+/// call [`Sandbox::shutdown`] before exiting: a sandbox dropped without it leaves its warm
+/// containers for the next [`Sandbox::connect`] to remove.
 #[derive(Clone)]
 pub struct Sandbox {
     inner: Arc<Inner>,
@@ -133,8 +136,9 @@ struct Inner {
     in_flight: AtomicUsize,
     idle: Notify,
     pools: HashMap<Language, Pool>,
-    /// Container removals (and other background cleanups) still running.
-    cleanups: Mutex<JoinSet<()>>,
+    /// Container removals still running, and a wake-up when the count drops.
+    removals: AtomicUsize,
+    removed: Notify,
     fillers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -180,7 +184,8 @@ impl Sandbox {
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 pools,
-                cleanups: Mutex::new(JoinSet::new()),
+                removals: AtomicUsize::new(0),
+                removed: Notify::new(),
                 fillers: Mutex::new(Vec::new()),
             }),
         };
@@ -320,6 +325,19 @@ impl Sandbox {
         }
     }
 
+    /// Waits until every container removal queued so far is done (runs return before their
+    /// container is removed).
+    pub async fn settle(&self) {
+        let inner = &self.inner;
+        loop {
+            let removed = inner.removed.notified();
+            if inner.removals.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            removed.await;
+        }
+    }
+
     /// Stops refilling, lets runs in progress finish, removes the warm containers and waits
     /// until every container this instance made is removed. Later runs return
     /// `internal_error`.
@@ -346,14 +364,7 @@ impl Sandbox {
                 inner.remove_later(warm.started.id);
             }
         }
-        // Removals spawned while we wait are waited for too.
-        loop {
-            let mut pending = std::mem::take(&mut *lock(&inner.cleanups));
-            if pending.is_empty() {
-                break;
-            }
-            while pending.join_next().await.is_some() {}
-        }
+        self.settle().await;
         info!(instance = %inner.owner.instance, "sandbox shut down");
     }
 }
@@ -411,21 +422,20 @@ enum Attempt {
 impl Inner {
     /// Removes a container in the background; [`Sandbox::shutdown`] waits for it.
     fn remove_later(self: &Arc<Self>, id: String) {
-        let docker = self.docker.clone();
-        let mut cleanups = lock(&self.cleanups);
-        while cleanups.try_join_next().is_some() {}
-        let task = async move {
-            match container::remove(&docker, &id).await {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            error!(container = %id, "no runtime to remove a sandbox container on; the next start removes it");
+            return;
+        };
+        self.removals.fetch_add(1, Ordering::SeqCst);
+        let inner = self.clone();
+        runtime.spawn(async move {
+            match container::remove(&inner.docker, &id).await {
                 Ok(()) => debug!(container = %id, "removed"),
                 Err(e) => error!(container = %id, error = %e, "could not remove a sandbox container"),
             }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                cleanups.spawn_on(task, &handle);
-            }
-            Err(_) => error!("no runtime to remove a sandbox container on; the next start removes it"),
-        }
+            inner.removals.fetch_sub(1, Ordering::SeqCst);
+            inner.removed.notify_waiters();
+        });
     }
 
     fn container_name(&self, language: Language) -> String {
@@ -622,6 +632,12 @@ impl Inner {
             }
         };
 
+        // Done with the streams. Closing the attach connection matters after a kill: the
+        // engine does not finish a container's exit while its attach copy is blocked on a
+        // reader that stopped reading.
+        drop(output);
+        drop(writer);
+
         if let Err(e) = stream_end {
             container::kill(docker, &id).await;
             if warm && !session.compile_started() {
@@ -660,7 +676,6 @@ impl Inner {
                 .await
                 .map_err(|_| SandboxError::Timeout("waiting for a killed container to stop"))??;
         }
-        drop(writer);
 
         let (exit_code, oom_killed) = container::exit_state(docker, &id).await?;
         observed.exit_code = exit_code;
