@@ -23,3 +23,19 @@ native_target_dir() {
 
 # Debian's rustc-web ships no rust-lld; lld-22's wasm-ld links wasm32 for it.
 DEBIAN_WASM_LINKER=wasm-ld-22
+
+# Installs Debian packages that are missing (apt-get update once per script run).
+APT_UPDATED=""
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+  [ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]}: run as root or install them"
+  say "apt-get install ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}

@@ -8,20 +8,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-APT_UPDATED=""
-apt_install() {
-  local missing=()
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
-  [ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]}: run as root or install them"
-  say "apt-get install ${missing[*]}"
-  if [ -z "$APT_UPDATED" ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
-}
 
 need_cmd() { command -v "$1" >/dev/null || die "$1 is required: $2"; }
 

@@ -54,14 +54,16 @@ pub fn run_result(
             let text = compile_text(&c.output, c.total, &[]);
             (compiled_language || !text.is_empty()).then_some(text)
         });
+        let (stdout, stdout_cut) = lossy_text(session.stdout().bytes(), limits.output_bytes);
+        let (stderr, stderr_cut) = lossy_text(session.stderr().bytes(), limits.output_bytes);
         return RunResult {
             status: ending.status(),
             exit_code,
             signal,
-            stdout: String::from_utf8_lossy(session.stdout().bytes()).into_owned(),
-            stderr: String::from_utf8_lossy(session.stderr().bytes()).into_owned(),
-            stdout_truncated: session.stdout().exceeded(),
-            stderr_truncated: session.stderr().exceeded(),
+            stdout,
+            stderr,
+            stdout_truncated: session.stdout().exceeded() || stdout_cut,
+            stderr_truncated: session.stderr().exceeded() || stderr_cut,
             compile_output,
             time_ms: observed.run_time.map(|t| t.as_millis() as u64),
             finished_at: now,
@@ -129,7 +131,7 @@ pub fn run_result(
         exit_code: None,
         signal: None,
         stdout: String::new(),
-        stderr: String::from_utf8_lossy(session.stderr().bytes()).into_owned(),
+        stderr: lossy_text(session.stderr().bytes(), limits.output_bytes).0,
         stdout_truncated: false,
         stderr_truncated: false,
         compile_output: Some(text),
@@ -138,8 +140,24 @@ pub fn run_result(
     }
 }
 
+/// Output as text: invalid UTF-8 becomes U+FFFD, which takes three bytes for one, so the text
+/// is cut back to `cap` bytes; a record must stay within DynamoDB's 400 KB item limit.
+/// Returns the text and whether it was cut.
+fn lossy_text(bytes: &[u8], cap: usize) -> (String, bool) {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if text.len() <= cap {
+        return (text, false);
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    (text, true)
+}
+
 fn compile_text(output: &[u8], total: u64, notes: &[String]) -> String {
-    let mut text = String::from_utf8_lossy(output).into_owned();
+    let mut text = lossy_text(output, output.len()).0;
     if total > output.len() as u64 {
         if !text.ends_with('\n') {
             text.push('\n');
@@ -158,6 +176,14 @@ fn compile_text(output: &[u8], total: u64, notes: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lossy_text_stays_within_its_cap() {
+        let invalid = vec![0xffu8; 1000];
+        let (text, cut) = lossy_text(&invalid, 1000);
+        assert!(cut && text.len() <= 1000 && text.chars().all(|c| c == '\u{fffd}'));
+        assert_eq!(lossy_text(b"ok", 10), ("ok".to_string(), false));
+    }
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().with_timezone(&Utc)
