@@ -1,2 +1,21 @@
+//! The CodeBox exec fleet: workers that take jobs off the queue and run them in Docker.
+//!
+//! ```text
+//! queue (SQS / embedded) ──receive──> worker::run_worker ──> store.mark_running
+//!                                          │
+//!                                          v
+//!                              sandbox::Sandbox::run   one fresh container per run
+//!                                          │           (warm pool, limits, kill via API)
+//!                                          v
+//!                          store.finish (conditional) ──> queue.delete
+//! dead-letter queue ──> worker::reap_dead_letters ──> internal_error
+//! ```
+//!
+//! Modules:
+//! - [`sandbox`]: the locked-down container per run, the supervisor protocol spoken with the
+//!   runner images (`runners/`), and how a run's end becomes a [`codebox_submission::RunResult`].
+//! - [`worker`]: the at-least-once job loop (visibility extension, conditional writes,
+//!   graceful shutdown) and the dead-letter reaper.
+
 pub mod sandbox;
 pub mod worker;
