@@ -180,7 +180,13 @@ export function prepareEdge(runDir) {
     if (/^\s*\[/.test(line)) inBuild = /^\s*\[build\]\s*$/.test(line);
     if (!inBuild) lines.push(line);
   }
-  const config = lines.join('\n').replace(/^main\s*=.*$/m, `main = ${JSON.stringify(path.join(frozen, 'worker', 'shim.mjs'))}`);
+  // [assets] (the IDE): an empty folder of this run's own. These tests use only the Worker's
+  // routes, and wrangler reloads when its assets folder changes, as frontend/dist does on rebuilds.
+  const assets = path.join(runDir, 'assets');
+  fs.mkdirSync(assets, { recursive: true });
+  const config = lines.join('\n')
+    .replace(/^main\s*=.*$/m, `main = ${JSON.stringify(path.join(frozen, 'worker', 'shim.mjs'))}`)
+    .replace(/^directory\s*=.*$/m, `directory = ${JSON.stringify(assets)}`);
   if (!config.includes(frozen)) throw new Error('wrangler.toml has no `main =` line to rewrite');
   const configPath = path.join(runDir, 'wrangler.toml');
   fs.writeFileSync(configPath, config);

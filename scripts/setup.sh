@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything `make test` and `make dev` need, idempotently.
 #
-#   scripts/setup.sh [edge|node|python|all]    (default: all; `python` prints moto_server's path)
+#   scripts/setup.sh [edge|node|python|browser|all]
+#     (default: all; `python` prints moto_server's path; `browser`, Chromium for the browser
+#     tests, is not part of `all`: `make dev` does not need it)
 #
 # Tools land in $CODEBOX_CACHE (default /var/cache/codebox), one folder per
 # version, so fresh clones (CI) reuse them. Prints what it cannot provide.
@@ -107,10 +109,21 @@ python_tools() {
   echo "$venv/bin/moto_server"
 }
 
+# Debian's Chromium, driven by playwright-core in the browser tests (e2e-browser/).
+# CODEBOX_CHROMIUM names another binary.
+setup_browser() {
+  local chromium="${CODEBOX_CHROMIUM:-/usr/bin/chromium}"
+  [ -x "$chromium" ] && return 0
+  [ -z "${CODEBOX_CHROMIUM:-}" ] || die "CODEBOX_CHROMIUM=$chromium is not an executable"
+  apt_install chromium
+  [ -x "$chromium" ] || die "chromium is installed but $chromium is missing"
+}
+
 case "${1:-all}" in
   node) setup_node ;;
   edge) setup_edge ;;
   python) python_tools ;;
+  browser) setup_browser ;;
   all) setup_node; setup_edge; python_tools >/dev/null ;;
-  *) die "usage: $0 [edge|node|python|all]" ;;
+  *) die "usage: $0 [edge|node|python|browser|all]" ;;
 esac

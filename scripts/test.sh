@@ -33,8 +33,12 @@ run "runner images" bash scripts/images.sh
 # the features turn on the embedded and AWS adapter tests of codebox-submission.
 run "rust unit, protocol and adapter tests" cargo test --workspace --exclude codebox-edge \
   --features codebox-submission/embedded,codebox-submission/aws
+run "IDE typecheck (tsc)" node_modules/.bin/tsc -p frontend
+run "IDE build (esbuild)" bash scripts/build-frontend.sh
 run "edge build" bash scripts/build-edge.sh
 run "edge end-to-end tests (wrangler dev)" node --test --test-concurrency=1 e2e/
+run "chromium" bash scripts/setup.sh browser
+run "IDE end-to-end tests (Chromium against the make dev stack)" node --test --test-concurrency=1 e2e-browser/
 
 if [ ${#failed[@]} -gt 0 ]; then
   warn "failed: ${failed[*]}"

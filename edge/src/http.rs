@@ -17,6 +17,18 @@ pub enum EdgeError {
     /// The method is not allowed at this path.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A request body is larger than the edge buffers (the limit, in bytes).
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The exec API behind `/api` could not be reached (refused, reset, DNS...).
+    #[error("the exec API is unreachable: code cannot run right now, try again shortly")]
+    ExecApiUnreachable,
+    /// The exec API did not answer in time (the timeout, in seconds).
+    #[error("the exec API did not answer within {0} s")]
+    ExecApiTimeout(u32),
+    /// The Worker is missing configuration it needs.
+    #[error("the edge is misconfigured: {0}")]
+    Config(String),
     /// The room's stored data could not be read or loaded.
     #[error("room storage failed: {0}")]
     Storage(String),
@@ -32,6 +44,10 @@ impl EdgeError {
             EdgeError::UpgradeRequired => (426, "upgrade_required"),
             EdgeError::NotFound => (404, "not_found"),
             EdgeError::MethodNotAllowed => (405, "method_not_allowed"),
+            EdgeError::PayloadTooLarge(_) => (413, "payload_too_large"),
+            EdgeError::ExecApiUnreachable => (503, "exec_api_unreachable"),
+            EdgeError::ExecApiTimeout(_) => (504, "exec_api_timeout"),
+            EdgeError::Config(_) => (500, "config_error"),
             EdgeError::Storage(_) => (500, "storage_error"),
             EdgeError::Runtime(_) => (500, "internal_error"),
         }

@@ -1,8 +1,13 @@
 //! The Worker's fetch handler: the edge's URL space.
+//!
+//! `/rooms/...` reaches a room's Durable Object, `/api/...` the exec API ([`crate::exec_proxy`]).
+//! Everything else is the IDE, served by Workers static assets before the Worker runs
+//! (wrangler.toml `[assets]`); a path that reaches the Worker and matches nothing is a 404.
 
 use codebox_room::is_valid_room_name;
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
+use crate::exec_proxy;
 use crate::http::EdgeError;
 
 /// The binding name of the Room Durable Object namespace (wrangler.toml).
@@ -41,6 +46,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 async fn route(req: Request, env: &Env) -> Result<Response, EdgeError> {
     let url = req.url()?;
+    if url.path().starts_with(exec_proxy::PREFIX) {
+        return exec_proxy::forward(req, env).await;
+    }
     let room = match parse_room_route(url.path())? {
         RoomRoute::Socket(room) => {
             let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();

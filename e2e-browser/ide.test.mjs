@@ -1,0 +1,447 @@
+// The IDE in a real Chromium against the real stack, started as `make dev` starts it
+// (scripts/dev.sh: the edge under wrangler dev serving the IDE, the exec API, the fleet in Docker).
+//
+//   node --test --test-concurrency=1 e2e-browser/
+//   CODEBOX_UPDATE_SCREENSHOT=1 node --test e2e-browser/   also rewrites docs/screenshot.png
+//
+// The tests run in order in one stack; the last one presses Ctrl-C on it.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import * as Y from 'yjs';
+
+import {
+  connected, connectionState, cursorNames, editorReady, editorText, inputText, launchBrowser, openRoom, peopleNames,
+  person, recordStatuses, recordedStatuses, setInput, setProgram, shownRun, uniqueRoom, waitForRun,
+} from './browser.mjs';
+import { DevStack, LoneEdge, REPO, alive, freePort, portOpen, sleep, waitFor } from './stack.mjs';
+
+const ADA = { name: 'Ada Lovelace', color: '#6e56cf' };
+const GRACE = { name: 'Grace Hopper', color: '#12a594' };
+const LINUS = { name: 'Linus Torvalds', color: '#f76b15' };
+
+let stack;
+let browser;
+const people = [];
+let failed = false;
+
+before(async () => {
+  stack = await DevStack.start();
+  browser = await launchBrowser();
+}, { timeout: 20 * 60_000 }); // the first `make dev` on a machine may build a lot
+
+after(async () => {
+  await Promise.allSettled(people.map((p) => p.context.close()));
+  await browser?.close();
+  await stack?.dispose({ keep: failed });
+});
+
+/** A test body with the stack's log attached to any failure, and no page errors allowed. */
+const e2e = (body) => async (t) => {
+  const mine = [];
+  const join = async (who) => {
+    const p = await person(browser, who);
+    people.push(p);
+    mine.push(p);
+    return p;
+  };
+  try {
+    await body({ join, t });
+    for (const p of mine) assert.deepEqual(p.errors.map(String), [], `${p.name}'s page threw`);
+  } catch (error) {
+    failed = true;
+    error.message += `\n--- make dev log (tail) ---\n${stack?.dev.tail(40)}`;
+    throw error;
+  } finally {
+    await Promise.allSettled(mine.map((p) => p.context.close()));
+  }
+};
+
+/** The room's document as the edge stores it (GET /rooms/{room}/snapshot). */
+async function serverDoc(room) {
+  const response = await fetch(`${stack.url}/rooms/${room}/snapshot`);
+  assert.equal(response.status, 200);
+  const doc = new Y.Doc();
+  Y.applyUpdate(doc, new Uint8Array(await response.arrayBuffer()));
+  return doc;
+}
+
+test('the edge serves the IDE (SPA fallback for /r/{room}) and proxies /api to the exec API', { timeout: 60_000 }, e2e(async () => {
+  const index = await fetch(`${stack.url}/`);
+  assert.equal(index.status, 200);
+  const html = await index.text();
+  assert.match(html, /<script type="module" src="\/assets\/main-[A-Z0-9]+\.js">/);
+  const roomPage = await fetch(`${stack.url}/r/some-room-1`, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } });
+  assert.equal(roomPage.status, 200);
+  assert.equal(await roomPage.text(), html, '/r/{room} serves index.html');
+  const script = html.match(/src="(\/assets\/[^"]+)"/)[1];
+  const asset = await fetch(`${stack.url}${script}`);
+  assert.equal(asset.status, 200);
+  assert.match(asset.headers.get('content-type'), /javascript/);
+
+  const languages = await fetch(`${stack.url}/api/v1/languages`);
+  assert.equal(languages.status, 200);
+  const ids = (await languages.json()).languages.map((l) => l.id).sort();
+  assert.deepEqual(ids, ['c', 'cpp', 'go', 'javascript', 'python', 'rust']);
+  // Method, body and content type reach the exec API; its errors come back as they are.
+  const rejected = await fetch(`${stack.url}/api/v1/submissions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ language: 'cobol', source: 'x' }),
+  });
+  assert.equal(rejected.status, 422);
+  assert.equal((await rejected.json()).error.code, 'unknown_language');
+  const accepted = await fetch(`${stack.url}/api/v1/submissions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ language: 'python', source: 'print(6*7)' }),
+  });
+  assert.equal(accepted.status, 202);
+  const { id } = await accepted.json();
+  const record = await waitFor(async () => {
+    const r = await (await fetch(`${stack.url}/api/v1/submissions/${id}`)).json();
+    return r.status === 'ok' && r;
+  }, 60_000, 'the proxied submission to finish', 200);
+  assert.equal(record.stdout, '42\n');
+  const missing = await fetch(`${stack.url}/api/v1/submissions/nope`);
+  assert.equal(missing.status, 404);
+  // The Worker's own paths still win over the assets.
+  assert.equal((await fetch(`${stack.url}/rooms/x`)).status, 426);
+}));
+
+test('landing page: create a room, its link is the share link, and joining by name opens it', { timeout: 60_000 }, e2e(async ({ join }) => {
+  const ada = await join(ADA);
+  await ada.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.url });
+  await ada.page.goto(`${stack.url}/`);
+  await ada.page.click('[data-testid=create-room]');
+  await ada.page.waitForURL(/\/r\/[a-z]+-[a-z]+-\d{2}$/);
+  const room = new URL(ada.page.url()).pathname.split('/')[2];
+  await connected(ada);
+  assert.equal(await ada.page.textContent('[data-testid=room-name]'), room);
+  await ada.page.click('[data-testid=copy-link]');
+  await ada.page.waitForSelector('[data-testid=copy-link]:has-text("Link copied")');
+  assert.equal(await ada.page.evaluate(() => navigator.clipboard.readText()), `${stack.url}/r/${room}`);
+
+  const grace = await join(GRACE);
+  await grace.page.goto(`${stack.url}/`);
+  await grace.page.fill('[data-testid=join-input]', `${stack.url}/r/${room}`); // a pasted link works
+  await grace.page.click('[data-testid=join-room]');
+  await grace.page.waitForURL(`${stack.url}/r/${room}`);
+  await connected(grace);
+  await waitFor(async () => (await peopleNames(grace)).includes(ADA.name), 10_000, 'Grace to see Ada here');
+  // Names are remembered and editable: Grace renames herself, Ada sees it live.
+  await grace.page.click('[data-testid=me]');
+  await grace.page.fill('[data-testid=name-input]', 'Rear Admiral Hopper');
+  await grace.page.keyboard.press('Enter');
+  await waitFor(async () => (await peopleNames(ada)).includes('Rear Admiral Hopper'), 10_000, 'Ada to see the new name');
+  assert.equal(JSON.parse(await grace.page.evaluate(() => localStorage.getItem('codebox.user'))).name, 'Rear Admiral Hopper');
+}));
+
+test('two people type at the same time, end with identical text, and see each other\'s name and cursor', { timeout: 90_000 }, e2e(async ({ join }) => {
+  const room = uniqueRoom('together');
+  const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
+  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await Promise.all([editorReady(ada), editorReady(grace)]);
+  const starter = await editorText(ada);
+  assert.match(starter, /sys\.stdin/, 'a new room shows the Python starter, which reads stdin');
+  assert.equal(await editorText(grace), starter, 'both see one starter, not two');
+
+  // Ada types at the end of line 1 while Grace types at the end of the program.
+  await ada.page.click('[data-testid=code]');
+  await ada.page.keyboard.press('ControlOrMeta+Home');
+  await ada.page.keyboard.press('End');
+  await grace.page.click('[data-testid=code]');
+  await grace.page.keyboard.press('ControlOrMeta+End');
+  const adaTypes = ' # typed by Ada';
+  const graceTypes = '# typed by Grace, at the same time';
+  await Promise.all([
+    ada.page.keyboard.type(adaTypes, { delay: 12 }),
+    grace.page.keyboard.type(graceTypes, { delay: 12 }),
+  ]);
+  const final = await waitFor(async () => {
+    const [a, g] = await Promise.all([editorText(ada), editorText(grace)]);
+    return a === g && a.includes(adaTypes) && a.includes(graceTypes) && a;
+  }, 15_000, 'both editors to show both edits');
+  assert.equal(final.split('\n')[0], starter.split('\n')[0] + adaTypes);
+  assert.ok(final.endsWith(`${graceTypes}`), 'Grace\'s text ends the program');
+  assert.equal((await serverDoc(room)).getText('source:python').toString(), final, 'the edge stores the same text');
+
+  // Presence: each sees the other in the list, and the other's cursor, labelled with their name.
+  await waitFor(async () => (await peopleNames(ada)).includes(GRACE.name) && (await peopleNames(grace)).includes(ADA.name), 10_000, 'each to list the other');
+  await waitFor(async () => (await cursorNames(ada)).includes(GRACE.name), 10_000, 'Ada to see Grace\'s cursor');
+  await waitFor(async () => (await cursorNames(grace)).includes(ADA.name), 10_000, 'Grace to see Ada\'s cursor');
+  // Grace's caret sits where she stopped typing: the end of the program, in her colour.
+  const caret = await ada.page.$eval('[data-testid=editor] .cm-ySelectionCaret', (el) => ({
+    line: el.closest('.cm-line')?.textContent ?? '', color: getComputedStyle(el).backgroundColor,
+  }));
+  assert.ok(caret.line.includes(graceTypes), `Grace's caret is on her line (${caret.line})`);
+  assert.equal(caret.color, 'rgb(18, 165, 148)');
+
+  if (process.env.CODEBOX_UPDATE_SCREENSHOT === '1') {
+    await ada.page.keyboard.press('ControlOrMeta+Enter');
+    await Promise.all([waitForRun(ada, 'ok'), waitForRun(grace, 'ok')]);
+    await ada.page.mouse.move(0, 0);
+    await sleep(300);
+    await ada.page.screenshot({ path: path.join(REPO, 'docs', 'screenshot.png') });
+  }
+}));
+
+test('a Python run reading stdin: both people see the same status and output, live', { timeout: 120_000 }, e2e(async ({ join }) => {
+  const room = uniqueRoom('run');
+  const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
+  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await Promise.all([editorReady(ada), editorReady(grace)]);
+  // The stdin box is shared: Grace fills it, Ada's shows it.
+  await setInput(grace, 'Alan\nBarbara\n');
+  await waitFor(async () => (await inputText(ada)) === 'Alan\nBarbara\n', 10_000, 'Ada to see Grace\'s input');
+  await Promise.all([recordStatuses(ada), recordStatuses(grace)]);
+
+  await ada.page.click('[data-testid=code]');
+  await ada.page.keyboard.press('ControlOrMeta+Enter');
+  const [seenByAda, seenByGrace] = await Promise.all([waitForRun(ada, 'ok'), waitForRun(grace, 'ok')]);
+  assert.equal(seenByAda.stdout, 'Hello, Alan!\nHello, Barbara!\n');
+  assert.equal(seenByAda.stderr, '2 name(s) read\n');
+  assert.deepEqual(seenByGrace, seenByAda, 'Grace sees exactly what Ada sees');
+  assert.match(seenByGrace.head, /Finished.*Python.*by Ada Lovelace.*exit 0/);
+  // Grace watched it happen: at least one unfinished status before the end.
+  const graceSaw = await recordedStatuses(grace);
+  assert.equal(graceSaw.at(-1), 'ok');
+  assert.ok(graceSaw.some((s) => ['submitting', 'queued', 'running'].includes(s)), `Grace saw it in progress (${graceSaw})`);
+
+  // The run is in the room's document, so it is shared and stored.
+  const runs = (await serverDoc(room)).getArray('runs').toArray().map((m) => m.toJSON());
+  assert.equal(runs.length, 1);
+  assert.equal(runs[0].status, 'ok');
+  assert.equal(runs[0].by, ADA.name);
+  assert.equal(runs[0].stdout, 'Hello, Alan!\nHello, Barbara!\n');
+
+  // The language is shared too: Grace switches to Go, Ada's editor follows with the Go starter.
+  await grace.page.selectOption('[data-testid=language]', 'go');
+  await waitFor(async () => (await editorText(ada))?.startsWith('// Reads names') && (await editorText(ada)).includes('package main'), 10_000, 'Ada to get the Go program');
+  assert.equal(await ada.page.inputValue('[data-testid=language]'), 'go');
+  await grace.page.click('[data-testid=run]');
+  const goRun = await waitForRun(ada, 'ok', 90_000);
+  assert.equal(goRun.stdout, 'Hello, Alan!\nHello, Barbara!\n');
+  assert.match(goRun.head, /Go.*by Grace Hopper/);
+}));
+
+test('after a reload the program and the run history are still there', { timeout: 120_000 }, e2e(async ({ join }) => {
+  const room = uniqueRoom('reload');
+  const ada = await join(ADA);
+  await openRoom(ada, stack.url, room);
+  await editorReady(ada);
+  await setProgram(ada, 'print("kept across reloads")\n');
+  await ada.page.click('[data-testid=run]');
+  await waitForRun(ada, 'ok');
+  await setProgram(ada, 'print("second")\nprint(1/0)\n');
+  await ada.page.click('[data-testid=run]');
+  const before = await waitForRun(ada, 'runtime_error');
+  assert.match(before.stderr, /ZeroDivisionError/);
+  assert.match(before.detail, /exited with code 1/);
+
+  await ada.page.reload();
+  await connected(ada);
+  await waitFor(async () => (await editorText(ada)) === 'print("second")\nprint(1/0)\n', 10_000, 'the program after the reload');
+  const after = await waitForRun(ada, 'runtime_error', 10_000);
+  assert.deepEqual(after, before, 'the same run is shown after the reload');
+  assert.deepEqual(after.history, ['runtime_error', 'ok'], 'the history, newest first');
+  // Someone arriving later gets it all too, and can open the older run.
+  const linus = await join(LINUS);
+  await openRoom(linus, stack.url, room);
+  await waitFor(async () => (await editorText(linus)) === 'print("second")\nprint(1/0)\n', 10_000, 'Linus to see the program');
+  await linus.page.click('[data-testid=history-item][data-status=ok]');
+  const older = await waitForRun(linus, 'ok', 5_000);
+  assert.equal(older.stdout, 'kept across reloads\n');
+}));
+
+test('a person who goes offline keeps editing, and converges with the others on reconnecting', { timeout: 90_000 }, e2e(async ({ join }) => {
+  const room = uniqueRoom('offline');
+  const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
+  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await Promise.all([editorReady(ada), editorReady(grace)]);
+  await waitFor(async () => (await peopleNames(grace)).includes(ADA.name), 10_000, 'Grace to see Ada');
+
+  await ada.context.setOffline(true);
+  await waitFor(async () => (await connectionState(ada)) === 'offline', 10_000, 'Ada\'s page to say it is offline');
+  await ada.page.click('[data-testid=code]');
+  await ada.page.keyboard.press('ControlOrMeta+End');
+  await ada.page.keyboard.type('# written offline by Ada');
+  await grace.page.click('[data-testid=code]');
+  await grace.page.keyboard.press('ControlOrMeta+Home');
+  await grace.page.keyboard.type('# written online by Grace\n');
+  await setInput(ada, 'offline input\n');
+  await sleep(1000);
+  assert.ok(!(await editorText(grace)).includes('offline by Ada'), 'nothing leaks while offline');
+  assert.equal(await connectionState(ada), 'offline');
+
+  await ada.context.setOffline(false);
+  await connected(ada);
+  const final = await waitFor(async () => {
+    const [a, g] = await Promise.all([editorText(ada), editorText(grace)]);
+    return a === g && a.includes('# written offline by Ada') && a.startsWith('# written online by Grace\n') && a;
+  }, 15_000, 'the two editors to converge');
+  assert.equal((await serverDoc(room)).getText('source:python').toString(), final);
+  await waitFor(async () => (await inputText(grace)) === 'offline input\n', 10_000, 'Grace to get the offline input');
+  await waitFor(async () => (await peopleNames(grace)).includes(ADA.name), 10_000, 'Grace to see Ada back');
+}));
+
+test('a C compile error shows the compiler output; an endless loop is stopped at the named time limit', { timeout: 150_000 }, e2e(async ({ join }) => {
+  const room = uniqueRoom('limits');
+  const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
+  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await ada.page.selectOption('[data-testid=language]', 'c');
+  await waitFor(async () => (await editorText(ada))?.includes('#include <stdio.h>'), 10_000, 'the C starter');
+  await setProgram(ada, 'int main(void) {\n    return undefined_thing;\n}\n');
+  await ada.page.keyboard.press('ControlOrMeta+Enter');
+  const [compile, compileForGrace] = await Promise.all([waitForRun(ada, 'compile_error'), waitForRun(grace, 'compile_error')]);
+  assert.match(compile.head, /Compile error/);
+  assert.match(compile.compileOutput, /undefined_thing/);
+  assert.match(compile.compileOutput, /error/);
+  assert.deepEqual(compileForGrace, compile);
+
+  await grace.page.selectOption('[data-testid=language]', 'python');
+  await waitFor(async () => (await ada.page.inputValue('[data-testid=language]')) === 'python', 10_000, 'Ada to switch to Python');
+  await setProgram(grace, 'while True: pass\n');
+  await grace.page.keyboard.press('ControlOrMeta+Enter');
+  const [limit, limitForAda] = await Promise.all([waitForRun(grace, 'time_limit_exceeded', 90_000), waitForRun(ada, 'time_limit_exceeded', 90_000)]);
+  assert.match(limit.head, /Time limit exceeded/);
+  assert.match(limit.detail, /5 s time limit/);
+  assert.deepEqual(limitForAda, limit);
+  assert.deepEqual(limit.history, ['time_limit_exceeded', 'compile_error']);
+}));
+
+test('a run the exec API refuses shows its error code and message', { timeout: 60_000 }, e2e(async ({ join }) => {
+  const room = uniqueRoom('refused');
+  const ada = await join(ADA);
+  await openRoom(ada, stack.url, room);
+  await editorReady(ada);
+  await setProgram(ada, `print("big")\n#${'x'.repeat(70 * 1024)}\n`);
+  await ada.page.click('[data-testid=run]');
+  const run = await waitForRun(ada, 'error', 20_000);
+  assert.match(run.head, /Could not run/);
+  assert.match(run.detail, /too_large/);
+  assert.match(run.detail, /65536/, 'the message says the limit');
+}));
+
+test('when a runner leaves mid-run, someone still in the room finishes following it', { timeout: 90_000 }, e2e(async ({ join }) => {
+  const room = uniqueRoom('handover');
+  const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
+  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await editorReady(ada);
+  await setProgram(ada, 'import time\ntime.sleep(2)\nprint("finished without Ada")\n');
+  await ada.page.keyboard.press('ControlOrMeta+Enter');
+  await waitForRun(grace, ['queued', 'running']);
+  await ada.context.close(); // Ada's tab is gone: nobody is polling the exec API for this run
+  const run = await waitForRun(grace, 'ok', 45_000);
+  assert.equal(run.stdout, 'finished without Ada\n');
+}));
+
+test('narrow window: the output comes right below the editor; wide: beside it', { timeout: 60_000 }, e2e(async ({ join }) => {
+  const room = uniqueRoom('narrow');
+  const ada = await join({ ...ADA, viewport: { width: 420, height: 860 } });
+  await openRoom(ada, stack.url, room);
+  await editorReady(ada);
+  const box = (sel) => ada.page.$eval(sel, (el) => { const r = el.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height, bottom: r.bottom, right: r.right }; });
+  const editor = await box('[data-testid=editor]');
+  const output = await box('.panel-output');
+  assert.ok(output.y >= editor.bottom - 1, `output (y=${output.y}) below the editor (bottom=${editor.bottom})`);
+  assert.ok(editor.w <= 420 && output.w <= 420, 'nothing wider than the window');
+  const overflow = await ada.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling (${overflow}px)`);
+  assert.equal(await ada.page.isVisible('[data-testid=run]'), true);
+  assert.equal(await ada.page.isVisible('[data-testid=connection]'), true);
+
+  await ada.page.setViewportSize({ width: 1280, height: 800 });
+  await sleep(200);
+  const wideEditor = await box('[data-testid=editor]');
+  const wideOutput = await box('.panel-output');
+  assert.ok(wideOutput.x >= wideEditor.right - 1, 'output beside the editor on a laptop screen');
+}));
+
+test('the /api proxy strips /api, forwards method, body, content type and the client address; a hung, dead or oversized request gets an edge error', { timeout: 120_000 }, e2e(async () => {
+  const seen = [];
+  const upstream = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+      if (req.url.startsWith('/v1/hang')) return; // never answers
+      res.writeHead(201, { 'content-type': 'application/json', 'retry-after': '7' });
+      res.end(JSON.stringify({ error: { code: 'teapot', message: 'from upstream' } }));
+    });
+  });
+  const upstreamPort = await freePort();
+  await new Promise((resolve) => upstream.listen(upstreamPort, '127.0.0.1', resolve));
+  const edge = await LoneEdge.start({ execApiUrl: `http://127.0.0.1:${upstreamPort}/` });
+  try {
+    const response = await fetch(`${edge.url}/api/v1/submissions?x=1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=utf-8', 'x-forwarded-for': '203.0.113.9', cookie: 'session=secret' },
+      body: '{"language":"python"}',
+    });
+    assert.equal(response.status, 201, 'the upstream status comes back');
+    assert.equal(response.headers.get('retry-after'), '7', 'and its headers');
+    assert.deepEqual(await response.json(), { error: { code: 'teapot', message: 'from upstream' } });
+    const request = seen.at(-1);
+    assert.equal(request.method, 'POST');
+    assert.equal(request.url, '/v1/submissions?x=1');
+    assert.equal(request.body, '{"language":"python"}');
+    assert.equal(request.headers['content-type'], 'application/json; charset=utf-8');
+    assert.equal(request.headers['x-forwarded-for'], '127.0.0.1', 'X-Forwarded-For is the client address, not what the client claims');
+    assert.equal(request.headers.cookie, undefined, 'cookies stay at the edge');
+
+    const tooBig = await fetch(`${edge.url}/api/v1/submissions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(2 * 1024 * 1024) });
+    assert.equal(tooBig.status, 413);
+    assert.equal((await tooBig.json()).error.code, 'payload_too_large');
+
+    const started = Date.now();
+    const hung = await fetch(`${edge.url}/api/v1/hang`);
+    assert.equal(hung.status, 504);
+    assert.equal((await hung.json()).error.code, 'exec_api_timeout');
+    assert.ok(Date.now() - started < 20_000, 'the edge gives up on a hung exec API');
+
+    await new Promise((resolve) => { upstream.close(resolve); upstream.closeAllConnections(); });
+    const dead = await fetch(`${edge.url}/api/v1/languages`);
+    assert.equal(dead.status, 503);
+    assert.equal(dead.headers.get('content-type'), 'application/json');
+    const body = await dead.json();
+    assert.equal(body.error.code, 'exec_api_unreachable');
+    assert.match(body.error.message, /unreachable/);
+  } finally {
+    upstream.closeAllConnections();
+    upstream.close();
+    await edge.dispose();
+  }
+}));
+
+test('an unreachable exec API is reported at once, with its error code, instead of a spinner', { timeout: 120_000 }, e2e(async ({ join }) => {
+  const dead = await LoneEdge.withDeadExecApi();
+  try {
+    const ada = await join(ADA);
+    await openRoom(ada, dead.url, uniqueRoom('dead'));
+    await editorReady(ada);
+    const started = Date.now();
+    await ada.page.click('[data-testid=run]');
+    const run = await waitForRun(ada, 'error', 20_000);
+    assert.ok(Date.now() - started < 15_000, 'reported within seconds');
+    assert.match(run.head, /Could not run/);
+    assert.match(run.detail, /exec_api_unreachable/);
+    assert.match(run.detail, /exec API is unreachable/);
+    assert.equal(await ada.page.$eval('[data-testid=run]', (el) => el.classList.contains('busy')), false, 'the Run button is idle again');
+  } finally {
+    await dead.dispose();
+  }
+}));
+
+test('Ctrl-C on `make dev` stops every process it started', { timeout: 60_000 }, e2e(async () => {
+  const processes = stack.processes();
+  const names = processes.map((p) => p.comm);
+  for (const expected of ['exec-lambda', 'exec-fleet', 'workerd']) {
+    assert.ok(names.some((n) => n.startsWith(expected)), `${expected} is running under make dev (${names.join(', ')})`);
+  }
+  const { code, signal } = await stack.interrupt();
+  assert.ok(code === 130 || signal === 'SIGINT', `dev.sh ended by Ctrl-C (code ${code}, signal ${signal})`);
+  await waitFor(() => processes.every((p) => !alive(p.pid)), 20_000, 'every process make dev started to exit');
+  assert.equal(await portOpen(stack.edgePort), false, 'the edge port is closed');
+  assert.equal(await portOpen(stack.execPort), false, 'the exec API port is closed');
+  assert.match(stack.dev.log, /stopped/);
+  assert.doesNotMatch(stack.dev.log, /did not stop on SIGTERM/, 'everything stopped on SIGTERM, none needed SIGKILL');
+}));

@@ -1,0 +1,258 @@
+// The stack the browser tests run against, started the way `make dev` starts it: scripts/dev.sh
+// itself, on free ports with a temp state folder (its queue/store and the edge's room state),
+// so it runs beside a developer's own `make dev`. Also: a lone edge in front of an exec API of
+// the test's choosing (a fake one, or a dead port), for the proxy's own cases.
+//
+// CODEBOX_E2E_KEEP=1 keeps the temp folders (logs, state) for inspection.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const KEEP = process.env.CODEBOX_E2E_KEEP === '1';
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `predicate` until it returns a truthy value, which is returned. */
+export async function waitFor(predicate, timeoutMs, what, intervalMs = 50) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  for (;;) {
+    try {
+      const value = await predicate();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError.message})` : ''}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export function portOpen(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** pid -> { ppid, pgid, state, comm } for every process, from /proc. */
+function processTable() {
+  const table = new Map();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      table.set(Number(entry), { state: fields[0], ppid: Number(fields[1]), pgid: Number(fields[2]), comm });
+    } catch {
+      // Gone while reading.
+    }
+  }
+  return table;
+}
+
+/** Live (non-zombie) descendants of `root`, with their names. */
+export function descendants(root) {
+  const table = processTable();
+  const found = [];
+  const walk = (pid) => {
+    for (const [child, info] of table) {
+      if (info.ppid === pid) {
+        if (info.state !== 'Z' && info.state !== 'X') found.push({ pid: child, comm: info.comm });
+        walk(child);
+      }
+    }
+  };
+  walk(root);
+  return found;
+}
+
+export function alive(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+const children = new Set();
+process.on('exit', () => {
+  for (const pgid of children) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {}
+  }
+});
+
+/** A process group we started, its output kept in `log` (and a file). */
+class Child {
+  constructor(name, command, args, { env, cwd, logPath }) {
+    this.name = name;
+    this.log = '';
+    const stream = fs.createWriteStream(logPath, { flags: 'a' });
+    this.proc = spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(this.proc.pid);
+    const onData = (chunk) => {
+      const text = chunk.toString();
+      this.log += text;
+      stream.write(text);
+    };
+    this.proc.stdout.on('data', onData);
+    this.proc.stderr.on('data', onData);
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    this.proc.on('close', () => stream.end());
+    this.exitStatus = null;
+    this.exited.then((status) => {
+      this.exitStatus = status;
+      children.delete(this.proc.pid);
+    });
+  }
+
+  get pid() {
+    return this.proc.pid;
+  }
+
+  tail(lines = 60) {
+    return this.log.replace(/\x1b\[[0-9;]*m/g, '').split('\n').slice(-lines).join('\n');
+  }
+
+  async kill(signal = 'SIGKILL') {
+    try {
+      process.kill(-this.pid, signal);
+    } catch {}
+    await Promise.race([this.exited, sleep(10_000)]);
+  }
+}
+
+const baseEnv = () => ({
+  ...process.env,
+  WRANGLER_SEND_METRICS: 'false',
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+  NO_COLOR: '1',
+  FORCE_COLOR: '0',
+});
+
+/** `make dev` (scripts/dev.sh) on free ports, with its own state folder. */
+export class DevStack {
+  static async start({ timeoutMs = 15 * 60_000 } = {}) {
+    const stack = new DevStack();
+    stack.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'codebox-browser-e2e-'));
+    stack.edgePort = await freePort();
+    stack.execPort = await freePort();
+    stack.dev = new Child('dev', 'bash', ['scripts/dev.sh'], {
+      cwd: REPO,
+      logPath: path.join(stack.dir, 'dev.log'),
+      env: {
+        ...baseEnv(),
+        CODEBOX_DEV_PORT: String(stack.edgePort),
+        CODEBOX_EXEC_PORT: String(stack.execPort),
+        CODEBOX_DEV_STATE: path.join(stack.dir, 'state'),
+        // Small pools: the machine is shared with other suites.
+        FLEET_POOL_SIZE: '1',
+        FLEET_CONCURRENCY: '2',
+      },
+    });
+    try {
+      await waitFor(() => {
+        if (stack.dev.exitStatus) throw Object.assign(new Error('exited'), { fatal: true });
+        return /CodeBox is running/.test(stack.dev.log);
+      }, timeoutMs, '`make dev` to say the stack is running', 200);
+    } catch (error) {
+      const log = stack.dev.tail(80);
+      await stack.dev.kill();
+      throw new Error(`scripts/dev.sh did not come up (${error.message}; exit ${JSON.stringify(stack.dev.exitStatus)}):\n${log}`);
+    }
+    return stack;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.edgePort}`;
+  }
+
+  /** Every live process `make dev` started (its whole tree). */
+  processes() {
+    return descendants(this.dev.pid);
+  }
+
+  /** Ctrl-C: SIGINT to dev.sh's process group, as a terminal sends it. */
+  async interrupt() {
+    process.kill(-this.dev.pid, 'SIGINT');
+    return this.dev.exited;
+  }
+
+  async dispose({ keep = false } = {}) {
+    if (!this.dev.exitStatus) await this.dev.kill('SIGINT');
+    if (!this.dev.exitStatus) await this.dev.kill('SIGKILL');
+    for (const p of descendants(this.dev.pid)) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {}
+    }
+    if (KEEP || keep) process.stderr.write(`browser e2e: kept ${this.dir}\n`);
+    else fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The edge alone (`wrangler dev`, the repo's config) with EXEC_API_URL = `execApiUrl`. */
+export class LoneEdge {
+  static async start({ execApiUrl, timeoutMs = 120_000 }) {
+    const edge = new LoneEdge();
+    edge.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'codebox-browser-e2e-edge-'));
+    edge.port = await freePort();
+    edge.child = new Child('edge', path.join(REPO, 'node_modules', '.bin', 'wrangler'), [
+      'dev', '--local', '--ip', '127.0.0.1', '--port', String(edge.port), '--var', `EXEC_API_URL:${execApiUrl}`,
+      '--persist-to', path.join(edge.dir, 'state'), '--show-interactive-dev-session=false',
+    ], { cwd: REPO, env: baseEnv(), logPath: path.join(edge.dir, 'wrangler.log') });
+    try {
+      await waitFor(async () => {
+        if (edge.child.exitStatus) throw Object.assign(new Error('wrangler exited'), { fatal: true });
+        const response = await fetch(`${edge.url}/`, { signal: AbortSignal.timeout(2000) });
+        await response.arrayBuffer();
+        return response.ok;
+      }, timeoutMs, 'wrangler dev to serve the IDE', 200);
+    } catch (error) {
+      const log = edge.child.tail(60);
+      await edge.child.kill();
+      throw new Error(`${error.message}\n${log}`);
+    }
+    return edge;
+  }
+
+  /** An edge whose exec API is a port nothing listens on. */
+  static async withDeadExecApi() {
+    return LoneEdge.start({ execApiUrl: `http://127.0.0.1:${await freePort()}` });
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async dispose() {
+    await this.child.kill('SIGTERM');
+    await this.child.kill('SIGKILL');
+    if (!KEEP) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

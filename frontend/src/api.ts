@@ -1,0 +1,85 @@
+// The exec API through the edge's /api proxy (Contract 2). Every call has a timeout, and every
+// failure becomes an ApiError with a code and a message a person can act on.
+
+import type { LanguageId } from './languages';
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number | null = null,
+  ) {
+    super(message);
+  }
+}
+
+/** A submission record, as GET /v1/submissions/{id} returns it. */
+export interface Submission {
+  id: string;
+  language: LanguageId;
+  status: string;
+  exit_code: number | null;
+  signal: number | null;
+  stdout: string | null;
+  stderr: string | null;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  compile_output: string | null;
+  time_ms: number | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface LanguageVersion {
+  id: string;
+  name: string;
+  version: string;
+  compiled: boolean;
+}
+
+const API = '/api/v1';
+
+async function request<T>(path: string, init: RequestInit, timeoutMs: number): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(`${API}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs), cache: 'no-store' });
+  } catch (error) {
+    if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+      throw new ApiError('timeout', `No answer from the server within ${Math.round(timeoutMs / 1000)} s.`);
+    }
+    throw new ApiError('network_error', 'Could not reach the CodeBox server: check your connection.');
+  }
+  const text = await response.text().catch(() => '');
+  let body: unknown = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON: a proxy or gateway page; reported below by status.
+  }
+  if (!response.ok) {
+    const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+    if (error && typeof error.code === 'string') {
+      throw new ApiError(error.code, typeof error.message === 'string' ? error.message : error.code, response.status);
+    }
+    throw new ApiError(`http_${response.status}`, `The server answered ${response.status} ${response.statusText}`.trim() + '.', response.status);
+  }
+  if (body === null) throw new ApiError('bad_response', 'The server sent an empty or unreadable answer.', response.status);
+  return body as T;
+}
+
+export function submit(language: LanguageId, source: string, stdin: string): Promise<{ id: string; status: string }> {
+  return request('/submissions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ language, source, stdin }),
+  }, 15_000);
+}
+
+export function submission(id: string): Promise<Submission> {
+  return request(`/submissions/${encodeURIComponent(id)}`, {}, 8_000);
+}
+
+export function languages(): Promise<{ languages: LanguageVersion[] }> {
+  return request('/languages', {}, 8_000);
+}

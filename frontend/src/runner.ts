@@ -1,0 +1,162 @@
+// Running code: submit through /api, poll until the run ends, and keep the shared run entry
+// up to date so every collaborator sees it. Exactly one client polls a run: the one that ran
+// it (its doc clientID is the entry's `poller`). If that client goes away before the run ends
+// (tab closed, reloaded), the present client with the lowest id takes the run over, so no
+// entry is left spinning; and every run ends by RUN_DEADLINE_MS at the latest.
+
+import type { Awareness } from 'y-protocols/awareness';
+import { ApiError, submission, submit, type Submission } from './api';
+import type { LanguageId } from './languages';
+import { TERMINAL, isDetached, readRun, type RoomDoc, type RunFields, type RunMap, type RunStatus } from './shared';
+
+/** Longest a run may stay unfinished, from submission: the queue, a 10 s compile and a 5 s run
+ * fit many times over; past this the fleet is down or swamped, and we say so. */
+export const RUN_DEADLINE_MS = 90_000;
+/** How long a run's poller must be absent from the room before another client takes over. */
+const TAKEOVER_AFTER_MS = 4_000;
+/** A run still `submitting` whose client left this long ago will never get its id. */
+const ABANDONED_SUBMIT_MS = 20_000;
+const ORIGIN = 'codebox-runner';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const randomKey = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`);
+
+function fieldsFrom(record: Submission): Partial<RunFields> {
+  const terminal = TERMINAL.has(record.status);
+  return {
+    id: record.id,
+    status: (record.status as RunStatus) ?? 'running',
+    note: null,
+    exit_code: record.exit_code ?? null,
+    signal: record.signal ?? null,
+    stdout: record.stdout ?? '',
+    stderr: record.stderr ?? '',
+    stdout_truncated: !!record.stdout_truncated,
+    stderr_truncated: !!record.stderr_truncated,
+    compile_output: record.compile_output ?? null,
+    time_ms: record.time_ms ?? null,
+    finished_at: terminal ? Date.now() : null,
+  };
+}
+
+export interface Runner {
+  /** Runs `source` with `stdin`; resolves once the exec API accepted or refused it. */
+  run(language: LanguageId, source: string, stdin: string, by: { name: string; color: string }): Promise<void>;
+  destroy(): void;
+}
+
+export function createRunner(room: RoomDoc, awareness: Awareness, isOnline: () => boolean): Runner {
+  const me = room.doc.clientID;
+  const polling = new Set<string>(); // keys this client is polling
+  const missingSince = new Map<string, number>(); // run key -> when its poller was first seen gone
+  let destroyed = false;
+
+  /** Writes what changed (nothing at all when nothing did, so polling a queued run is quiet). */
+  const update = (map: RunMap, fields: Partial<RunFields>) => {
+    if (Object.entries(fields).some(([key, value]) => map.get(key) !== value)) {
+      room.updateRun(map, { ...fields, updated_at: Date.now() }, ORIGIN);
+    }
+  };
+
+  const fail = (map: RunMap, code: string, message: string) =>
+    update(map, { status: 'error', error_code: code, error_message: message, note: null, finished_at: Date.now() });
+
+  async function poll(map: RunMap, key: string, id: string): Promise<void> {
+    if (polling.has(key)) return;
+    polling.add(key);
+    try {
+      let delay = 150;
+      let failures = 0;
+      for (;;) {
+        if (destroyed || isDetached(map)) return;
+        const run = readRun(map);
+        if (TERMINAL.has(run.status) || run.poller !== me) return;
+        if (Date.now() - run.submitted_at > RUN_DEADLINE_MS) {
+          fail(map, 'no_result', `No result after ${RUN_DEADLINE_MS / 1000} s: the run is still ${run.status}. The exec fleet may be down or overloaded.`);
+          return;
+        }
+        try {
+          const record = await submission(id);
+          failures = 0;
+          update(map, fieldsFrom(record));
+          if (TERMINAL.has(record.status)) return;
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 404) {
+            fail(map, error.code, `The exec API no longer knows this run (${error.message}).`);
+            return;
+          }
+          failures += 1;
+          const reason = error instanceof ApiError ? error.message : String(error);
+          if (failures >= 2) update(map, { note: `Waiting for the exec API: ${reason} Retrying.` });
+        }
+        await sleep(failures ? Math.min(4000, 500 * 2 ** failures) : delay);
+        delay = Math.min(1000, Math.round(delay * 1.4));
+      }
+    } finally {
+      polling.delete(key);
+    }
+  }
+
+  async function run(language: LanguageId, source: string, stdin: string, by: { name: string; color: string }) {
+    const now = Date.now();
+    const key = randomKey();
+    const map = room.addRun({
+      key, id: null, language, by: by.name, color: by.color, poller: me, status: 'submitting', note: null,
+      exit_code: null, signal: null, stdout: '', stderr: '', stdout_truncated: false, stderr_truncated: false,
+      compile_output: null, time_ms: null, error_code: null, error_message: null,
+      submitted_at: now, updated_at: now, finished_at: null,
+    }, ORIGIN);
+    let accepted: { id: string; status: string };
+    try {
+      accepted = await submit(language, source, stdin);
+    } catch (error) {
+      const e = error instanceof ApiError ? error : new ApiError('error', String(error));
+      fail(map, e.code, e.message);
+      return;
+    }
+    update(map, { id: accepted.id, status: (accepted.status as RunStatus) || 'queued' });
+    void poll(map, key, accepted.id);
+  }
+
+  /** Takes over runs whose poller has left the room (see the header). */
+  function adopt(): void {
+    if (destroyed || !isOnline()) {
+      missingSince.clear();
+      return;
+    }
+    const present = [...awareness.getStates().keys()];
+    const lowest = Math.min(...present, me);
+    const now = Date.now();
+    for (const map of room.runList()) {
+      const run = readRun(map);
+      if (TERMINAL.has(run.status) || polling.has(run.key)) continue;
+      if (run.poller === me) {
+        if (run.id) void poll(map, run.key, run.id);
+        continue;
+      }
+      if (present.includes(run.poller)) {
+        missingSince.delete(run.key);
+        continue;
+      }
+      const since = missingSince.get(run.key) ?? now;
+      missingSince.set(run.key, since);
+      if (now - since < TAKEOVER_AFTER_MS || now - run.updated_at < TAKEOVER_AFTER_MS || lowest !== me) continue;
+      if (run.id) {
+        update(map, { poller: me });
+        void poll(map, run.key, run.id);
+      } else if (now - run.submitted_at > ABANDONED_SUBMIT_MS) {
+        fail(map, 'abandoned', 'The page that started this run closed before the exec API answered.');
+      }
+    }
+  }
+
+  const timer = setInterval(adopt, 1000);
+  return {
+    run,
+    destroy() {
+      destroyed = true;
+      clearInterval(timer);
+    },
+  };
+}

@@ -1,0 +1,183 @@
+// The room's shared state: everything collaborators see lives in one Y.Doc, synced through the
+// room's Durable Object (and stored there, so it survives reloads). Layout (docs/FRONTEND.md):
+//
+//   meta         Y.Map    language: LanguageId            (the room's selected language)
+//   source:{id}  Y.Text   the program, one text per language (switching keeps each one)
+//   stdin        Y.Text   the program's input
+//   runs         Y.Array<Y.Map>   run history, newest first, at most MAX_RUNS (see RunFields)
+
+import * as Y from 'yjs';
+import { DEFAULT_LANGUAGE, LANGUAGES, STARTER_STDIN, languageById, type LanguageId } from './languages';
+
+export const MAX_RUNS = 20;
+
+/** Statuses of Contract 2, plus the client's own: `submitting` (no answer yet) and `error`
+ * (the edge or the exec API refused the run or could not be reached: see error_code). */
+export type RunStatus =
+  | 'submitting' | 'queued' | 'running'
+  | 'ok' | 'compile_error' | 'runtime_error' | 'time_limit_exceeded' | 'memory_limit_exceeded'
+  | 'output_limit_exceeded' | 'internal_error' | 'error';
+
+export const TERMINAL: ReadonlySet<string> = new Set([
+  'ok', 'compile_error', 'runtime_error', 'time_limit_exceeded', 'memory_limit_exceeded',
+  'output_limit_exceeded', 'internal_error', 'error',
+]);
+
+/** One entry of `runs`: a Y.Map with these keys. */
+export interface RunFields {
+  key: string; // made by the client that ran it; stable before the exec API gives an id
+  id: string | null; // the submission id (Contract 2)
+  language: LanguageId;
+  by: string; // the runner's name and colour, as they were
+  color: string;
+  poller: number; // the doc clientID of the client polling the exec API for this run
+  status: RunStatus;
+  note: string | null; // a transient remark while polling ("exec API unreachable, retrying")
+  exit_code: number | null;
+  signal: number | null;
+  stdout: string;
+  stderr: string;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  compile_output: string | null;
+  time_ms: number | null;
+  error_code: string | null; // status `error` only
+  error_message: string | null;
+  submitted_at: number; // ms since the epoch (the runner's clock)
+  updated_at: number;
+  finished_at: number | null;
+}
+
+export type RunMap = Y.Map<unknown>;
+
+export function readRun(map: RunMap): RunFields {
+  const get = <K extends keyof RunFields>(key: K, fallback: RunFields[K]): RunFields[K] => {
+    const value = map.get(key);
+    return value === undefined ? fallback : (value as RunFields[K]);
+  };
+  return {
+    key: get('key', ''),
+    id: get('id', null),
+    language: get('language', DEFAULT_LANGUAGE),
+    by: get('by', 'Someone'),
+    color: get('color', '#888888'),
+    poller: get('poller', 0),
+    status: get('status', 'submitting'),
+    note: get('note', null),
+    exit_code: get('exit_code', null),
+    signal: get('signal', null),
+    stdout: get('stdout', ''),
+    stderr: get('stderr', ''),
+    stdout_truncated: get('stdout_truncated', false),
+    stderr_truncated: get('stderr_truncated', false),
+    compile_output: get('compile_output', null),
+    time_ms: get('time_ms', null),
+    error_code: get('error_code', null),
+    error_message: get('error_message', null),
+    submitted_at: get('submitted_at', 0),
+    updated_at: get('updated_at', 0),
+    finished_at: get('finished_at', null),
+  };
+}
+
+/** FNV-1a, 32 bits: a stable client id for seeded content. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) || 1;
+}
+
+/**
+ * The update that puts `content` into the empty root text `name`, written by a client id
+ * derived from both. Every client builds the byte-identical update, so when two clients seed
+ * a new room at once Yjs sees one insertion, not two; applying it again is a no-op.
+ */
+function seedUpdate(name: string, content: string): { client: number; update: Uint8Array } {
+  const client = fnv1a(`codebox-seed\0${name}\0${content}`);
+  const scratch = new Y.Doc({ gc: false });
+  scratch.clientID = client;
+  scratch.getText(name).insert(0, content);
+  return { client, update: Y.encodeStateAsUpdate(scratch) };
+}
+
+export const SEED_ORIGIN = 'codebox-seed';
+
+export class RoomDoc {
+  readonly meta: Y.Map<unknown>;
+  readonly stdin: Y.Text;
+  readonly runs: Y.Array<RunMap>;
+
+  constructor(readonly doc: Y.Doc) {
+    this.meta = doc.getMap('meta');
+    this.stdin = doc.getText('stdin');
+    this.runs = doc.getArray<RunMap>('runs');
+  }
+
+  source(language: LanguageId): Y.Text {
+    return this.doc.getText(`source:${language}`);
+  }
+
+  get language(): LanguageId {
+    return languageById(this.meta.get('language'))?.id ?? DEFAULT_LANGUAGE;
+  }
+
+  set language(id: LanguageId) {
+    if (this.meta.get('language') !== id) this.meta.set('language', id);
+  }
+
+  /**
+   * Fills the text `name` with `content` if it is empty and was never seeded. Call it only once
+   * the document has synced with the room, so an existing room's text is known first.
+   */
+  private seed(name: string, content: string): void {
+    const text = this.doc.getText(name);
+    if (text.length > 0) return;
+    const { client, update } = seedUpdate(name, content);
+    if (Y.decodeStateVector(Y.encodeStateVector(this.doc)).has(client)) return;
+    Y.applyUpdate(this.doc, update, SEED_ORIGIN);
+  }
+
+  /** Starter program of `language` and starter input, for a room that has none yet. */
+  seedLanguage(language: LanguageId): void {
+    const lang = LANGUAGES.find((l) => l.id === language);
+    if (lang) this.seed(`source:${language}`, lang.starter);
+  }
+
+  seedStdin(): void {
+    this.seed('stdin', STARTER_STDIN);
+  }
+
+  /** Adds a run at the top of the history, dropping the oldest beyond MAX_RUNS. */
+  addRun(fields: RunFields, origin: unknown): RunMap {
+    const map: RunMap = new Y.Map();
+    this.doc.transact(() => {
+      for (const [key, value] of Object.entries(fields)) map.set(key, value);
+      this.runs.insert(0, [map]);
+      if (this.runs.length > MAX_RUNS) this.runs.delete(MAX_RUNS, this.runs.length - MAX_RUNS);
+    }, origin);
+    return map;
+  }
+
+  /** Writes `fields` into a run, unless it already ended (a terminal status never changes). */
+  updateRun(map: RunMap, fields: Partial<RunFields>, origin: unknown): void {
+    if (isDetached(map)) return;
+    this.doc.transact(() => {
+      if (TERMINAL.has(String(map.get('status')))) return;
+      for (const [key, value] of Object.entries(fields)) {
+        if (map.get(key) !== value) map.set(key, value);
+      }
+    }, origin);
+  }
+
+  runList(): RunMap[] {
+    return this.runs.toArray();
+  }
+}
+
+/** Whether a run was dropped from the history (trimmed, or deleted by someone). */
+export function isDetached(map: RunMap): boolean {
+  return map.doc === null || (map._item !== null && map._item.deleted);
+}
