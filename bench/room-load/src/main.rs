@@ -110,7 +110,14 @@ fn parse_args() -> Result<Args> {
     if args.url.is_empty() || args.room.is_empty() {
         bail!("--url and --room are required\n{USAGE}");
     }
-    if !(args.rate > 0.0) || !(args.seconds > 0.0) || args.warmup < 0.0 || args.readers == 0 {
+    let valid = args.rate.is_finite()
+        && args.rate > 0.0
+        && args.seconds.is_finite()
+        && args.seconds > 0.0
+        && args.warmup.is_finite()
+        && args.warmup >= 0.0
+        && args.readers > 0;
+    if !valid {
         bail!("--rate, --seconds and --readers must be positive, --warmup not negative");
     }
     Ok(args)
