@@ -218,7 +218,11 @@ test('a Python run reading stdin: both people see the same status and output, li
   await waitFor(async () => (await editorText(ada))?.startsWith('// Reads names') && (await editorText(ada)).includes('package main'), 10_000, 'Ada to get the Go program');
   assert.equal(await ada.page.inputValue('[data-testid=language]'), 'go');
   await grace.page.click('[data-testid=run]');
-  const goRun = await waitForRun(ada, 'ok', 90_000);
+  // Two runs in the history now: wait for the new one (the Python run is already 'ok').
+  const goRun = await waitFor(async () => {
+    const run = await shownRun(ada);
+    return run && run.history.length === 2 && run.status === 'ok' ? run : null;
+  }, 90_000, "Ada to see Grace's Go run finish", 100);
   assert.equal(goRun.stdout, 'Hello, Alan!\nHello, Barbara!\n');
   assert.match(goRun.head, /Go.*by Grace Hopper/);
 }));
