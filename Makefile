@@ -2,7 +2,7 @@
 # Both install what they need first (scripts/setup.sh), idempotently.
 SHELL := /usr/bin/env bash
 
-.PHONY: dev test setup edge bench-room bench-core
+.PHONY: dev test setup edge bench-room bench-core bench-exec
 
 dev: ## run everything locally (edge on 127.0.0.1:8787)
 	@bash scripts/dev.sh
@@ -21,3 +21,6 @@ bench-core: ## the room core's cost per applied update (criterion)
 
 bench-room: ## fan-out latency, 1 writer and 49 readers, against wrangler dev and a y-websocket baseline
 	@bash bench/run-room-bench.sh
+
+bench-exec: ## submit-to-result latency and throughput of the exec stack vs a bare process and docker run
+	@bash bench/run-exec-bench.sh
