@@ -21,13 +21,13 @@
 #   BASE_RUNS=0 THROUGHPUT_RUNS=0 ...             # latency only
 #
 # Defaults, for a 2-core machine (measured; see docs/BENCHMARKS.md):
-# - FLEET_CONCURRENCY=4: Docker's container lifecycle (create/start, exit, remove) is work
-#   done by dockerd/containerd/runc, mostly waiting on each other: 4 runs in flight keep both
-#   cores busy; more only adds contention.
-# - FLEET_POOL_SIZE=2 warm containers per language: a sequential user never waits for a
-#   container start (the pool refills between runs); a larger pool only moves container
-#   starts earlier (the fleet fills one container at a time per language) and
-#   costs an idle container per language per slot.
+# - FLEET_CONCURRENCY=4: a run spends much of its time waiting on the engine (attach, exit,
+#   wait, inspect, remove), so 2 in flight leave cores idle (10.0 runs/s for 200 queued),
+#   3 gave 12.5, 4 gave 12.8-13.2 and 6 no more (13.2) with longer tails.
+# - FLEET_POOL_SIZE=2 warm containers per language: a one-at-a-time user never waits for a
+#   container start (the pool refills between runs; 2 covers two runs arriving together);
+#   a queue of 200 empties any pool at once, so a bigger pool does not raise throughput,
+#   and each slot is an idle container per language. No pool was slowest.
 #
 # Everything this script starts (exec-lambda, the fleet, `docker run` containers) it stops on
 # exit; the fleet removes its own containers on SIGTERM, and the script then checks that no
@@ -57,6 +57,7 @@ STARTED=()   # pids of what this script started (each a process-group leader, vi
 FLEET_PID=""
 OWNER=""
 API_PID=""
+LOAD_PID=""  # the exec-load step running now (a process-group leader)
 COMPLETED="" # set once every step ran: a failure after that is a missed target, not a breakage
 status=0
 
@@ -81,6 +82,7 @@ leftovers() {
 cleanup() {
   local rc=$? left
   trap - EXIT INT TERM
+  if [ -n "$LOAD_PID" ]; then kill -TERM -- "-$LOAD_PID" 2>/dev/null || true; fi
   # The fleet first: on SIGTERM it finishes what it holds, drains its pool and removes
   # every container it made. Then the API.
   [ -n "$FLEET_PID" ] && stop_pid "$FLEET_PID" TERM 60
@@ -163,7 +165,13 @@ step() { # $1: title, then the exec-load arguments
   before="$(cpu_snapshot)"
   a="$(cpu_sample)"
   t0="$(date +%s%N)"
-  "$LOAD" "$@" --json-out "$RESULTS" 2>&1 | report || rc=$?
+  # In the background, in its own process group (with its `docker events` child), and waited
+  # for: a signal to this script runs the cleanup at once, which stops the group.
+  setsid "$LOAD" "$@" --json-out "$RESULTS" >"$TMP/step.out" 2>&1 </dev/null &
+  LOAD_PID=$!
+  wait "$LOAD_PID" || rc=$?
+  LOAD_PID=""
+  report <"$TMP/step.out"
   t1="$(date +%s%N)"
   b="$(cpu_sample)"
   after="$(cpu_snapshot)"
