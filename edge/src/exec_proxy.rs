@@ -58,7 +58,10 @@ pub async fn forward(mut req: Request, env: &Env) -> Result<Response, EdgeError>
     let mut init = RequestInit::new();
     init.with_method(method.clone()).with_headers(headers);
     if !matches!(method, Method::Get | Method::Head) {
-        let declared = req.headers().get("content-length")?.and_then(|v| v.parse::<usize>().ok());
+        let declared = req
+            .headers()
+            .get("content-length")?
+            .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
             return Err(EdgeError::PayloadTooLarge(MAX_BODY_BYTES));
         }
@@ -66,11 +69,15 @@ pub async fn forward(mut req: Request, env: &Env) -> Result<Response, EdgeError>
         if body.len() > MAX_BODY_BYTES {
             return Err(EdgeError::PayloadTooLarge(MAX_BODY_BYTES));
         }
-        init.with_body(Some(worker::js_sys::Uint8Array::from(body.as_slice()).into()));
+        init.with_body(Some(
+            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+        ));
     }
     let upstream = Request::new_with_init(&target, &init)?;
 
-    let signal = AbortSignal::from(worker::web_sys::AbortSignal::timeout_with_u32(UPSTREAM_TIMEOUT_MS));
+    let signal = AbortSignal::from(worker::web_sys::AbortSignal::timeout_with_u32(
+        UPSTREAM_TIMEOUT_MS,
+    ));
     match Fetch::Request(upstream).send_with_signal(&signal).await {
         Ok(response) => Ok(response),
         Err(error) if signal.aborted() => {

@@ -13,11 +13,11 @@ use codebox_room::awareness::fit_budget;
 use codebox_room::{AwarenessEntry, ConnId, Effects, Limits};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
-use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
-    WebSocketPair,
-};
 use worker::worker_sys::WebSocketRequestResponsePair;
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
 
 use crate::http::EdgeError;
 use crate::routes::ROOM_HEADER;
@@ -54,7 +54,10 @@ pub struct Room {
 impl DurableObject for Room {
     fn new(state: State, _env: Env) -> Self {
         crate::log::init();
-        Room { state, loaded: RefCell::new(None) }
+        Room {
+            state,
+            loaded: RefCell::new(None),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -64,7 +67,11 @@ impl DurableObject for Room {
         }
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
         let Some(socket) = socket_state(&ws) else {
             warn!("frame on a socket without state; closing it");
             let _ = ws.close(Some(INTERNAL_ERROR), Some("lost socket state"));
@@ -95,7 +102,13 @@ impl DurableObject for Room {
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
         self.forget_socket(&ws);
         // Complete the closing handshake; the socket may already be gone.
         let _ = ws.close(Some(1000), Some("bye"));
@@ -114,7 +127,9 @@ impl Room {
         let loaded = self.ensure_loaded(&mut guard)?;
         if req.path().ends_with("/snapshot") {
             let mut response = Response::from_bytes(loaded.room.snapshot())?;
-            response.headers_mut().set("Content-Type", "application/octet-stream")?;
+            response
+                .headers_mut()
+                .set("Content-Type", "application/octet-stream")?;
             response.headers_mut().set("Cache-Control", "no-store")?;
             return Ok(response);
         }
@@ -123,9 +138,17 @@ impl Room {
         let conn = loaded.next_conn;
         loaded.next_conn += 1;
         self.state.accept_web_socket(&pair.server);
-        let ping = WebSocketRequestResponsePair::new("ping", "pong").map_err(worker::Error::from)?;
+        let ping =
+            WebSocketRequestResponsePair::new("ping", "pong").map_err(worker::Error::from)?;
         self.state.set_websocket_auto_response(&ping);
-        save_socket_state(&pair.server, &SocketState { conn, room: room.clone(), presence: Vec::new() });
+        save_socket_state(
+            &pair.server,
+            &SocketState {
+                conn,
+                room: room.clone(),
+                presence: Vec::new(),
+            },
+        );
         for frame in loaded.room.greeting() {
             pair.server.send_with_bytes(frame)?;
         }
@@ -138,8 +161,9 @@ impl Room {
     fn ensure_loaded<'a>(&self, slot: &'a mut Option<Loaded>) -> Result<&'a mut Loaded, EdgeError> {
         if slot.is_none() {
             let (store, stored) = RoomStore::open(self.state.storage().sql())?;
-            let mut room = codebox_room::Room::load(Limits::default(), &stored.snapshot, &stored.log)
-                .map_err(|e| EdgeError::Storage(e.to_string()))?;
+            let mut room =
+                codebox_room::Room::load(Limits::default(), &stored.snapshot, &stored.log)
+                    .map_err(|e| EdgeError::Storage(e.to_string()))?;
             let mut sockets = Vec::new();
             for ws in self.state.get_websockets() {
                 if let Some(state) = socket_state(&ws) {
@@ -154,13 +178,21 @@ impl Room {
                 sockets = sockets.len(),
                 "room loaded"
             );
-            *slot = Some(Loaded { room, store, sockets, next_conn });
+            *slot = Some(Loaded {
+                room,
+                store,
+                sockets,
+                next_conn,
+            });
         }
-        slot.as_mut().ok_or_else(|| EdgeError::Storage("room failed to load".into()))
+        slot.as_mut()
+            .ok_or_else(|| EdgeError::Storage("room failed to load".into()))
     }
 
     fn forget_socket(&self, ws: &WebSocket) {
-        let Some(socket) = socket_state(ws) else { return };
+        let Some(socket) = socket_state(ws) else {
+            return;
+        };
         let mut guard = self.loaded.borrow_mut();
         match self.ensure_loaded(&mut guard) {
             Ok(loaded) => disconnect(loaded, socket.conn),

@@ -64,7 +64,10 @@ async fn route(req: Request, env: &Env) -> Result<Response, EdgeError> {
             room
         }
     };
-    let stub = env.durable_object(ROOMS_BINDING)?.id_from_name(room)?.get_stub()?;
+    let stub = env
+        .durable_object(ROOMS_BINDING)?
+        .id_from_name(room)?
+        .get_stub()?;
     let mut forwarded = req.clone_mut()?;
     forwarded.headers_mut()?.set(ROOM_HEADER, room)?;
     Ok(stub.fetch_with_request(forwarded).await?)

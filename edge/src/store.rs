@@ -34,7 +34,11 @@ pub struct RoomStore {
 impl RoomStore {
     /// Opens (creating if needed) the tables and reads everything stored.
     pub fn open(sql: SqlStorage) -> Result<(Self, Stored), EdgeError> {
-        exec(&sql, "CREATE TABLE IF NOT EXISTS snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL)", vec![])?;
+        exec(
+            &sql,
+            "CREATE TABLE IF NOT EXISTS snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+            vec![],
+        )?;
         exec(
             &sql,
             "CREATE TABLE IF NOT EXISTS log (seq INTEGER NOT NULL, part INTEGER NOT NULL, \
@@ -121,13 +125,17 @@ fn rows(sql: &SqlStorage, query: &str) -> Result<Vec<Vec<SqlStorageValue>>, Edge
 fn blob(row: &[SqlStorageValue], column: usize) -> Result<Vec<u8>, EdgeError> {
     match row.get(column) {
         Some(SqlStorageValue::Blob(data)) => Ok(data.clone()),
-        other => Err(EdgeError::Storage(format!("expected a BLOB in column {column}, got {other:?}"))),
+        other => Err(EdgeError::Storage(format!(
+            "expected a BLOB in column {column}, got {other:?}"
+        ))),
     }
 }
 
 fn integer(row: &[SqlStorageValue], column: usize) -> Result<i64, EdgeError> {
     match row.get(column) {
         Some(SqlStorageValue::Integer(value)) => Ok(*value),
-        other => Err(EdgeError::Storage(format!("expected an INTEGER in column {column}, got {other:?}"))),
+        other => Err(EdgeError::Storage(format!(
+            "expected an INTEGER in column {column}, got {other:?}"
+        ))),
     }
 }

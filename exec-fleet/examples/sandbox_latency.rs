@@ -23,7 +23,13 @@ async fn measure(pool_size: usize, runs: usize) -> (Vec<Duration>, Vec<Duration>
     let mut program = Vec::with_capacity(runs);
     for i in 0..runs + 2 {
         if pool_size > 0 {
-            while sandbox.warm_counts().get(&Language::Python).copied().unwrap_or_default() < pool_size {
+            while sandbox
+                .warm_counts()
+                .get(&Language::Python)
+                .copied()
+                .unwrap_or_default()
+                < pool_size
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         } else {
@@ -61,7 +67,10 @@ fn report(name: &str, times: &[Duration]) {
 
 #[tokio::main]
 async fn main() {
-    let runs: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20);
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
     let (cold, cold_program) = measure(0, runs).await;
     let (warm, warm_program) = measure(1, runs).await;
     report("fresh container", &cold);
@@ -69,7 +78,14 @@ async fn main() {
     report("warm pool", &warm);
     report("  of which time_ms", &warm_program);
     let start = Instant::now();
-    let status = std::process::Command::new("python3").args(["-c", "print(1)"]).output().expect("python3");
+    let status = std::process::Command::new("python3")
+        .args(["-c", "print(1)"])
+        .output()
+        .expect("python3");
     assert!(status.status.success());
-    println!("{:<22} {:6.1} ms", "python3 on the host", start.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "{:<22} {:6.1} ms",
+        "python3 on the host",
+        start.elapsed().as_secs_f64() * 1000.0
+    );
 }

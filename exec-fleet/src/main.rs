@@ -31,7 +31,10 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("connecting to the Docker engine")?;
-    sandbox.check_images().await.context("checking runner images")?;
+    sandbox
+        .check_images()
+        .await
+        .context("checking runner images")?;
 
     let config = WorkerConfig {
         concurrency: env_or("FLEET_CONCURRENCY", WorkerConfig::default().concurrency)?,
@@ -41,7 +44,8 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(backend = %backend.name, concurrency = config.concurrency, "fleet worker starting");
 
     let (stop, stopped) = watch::channel(false);
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::spawn(async move {
         tokio::select! {
             _ = terminate.recv() => {}
@@ -51,7 +55,12 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
 
-    let reaper = tokio::spawn(reap_dead_letters(queue.clone(), store.clone(), config.poll_wait, stopped.clone()));
+    let reaper = tokio::spawn(reap_dead_letters(
+        queue.clone(),
+        store.clone(),
+        config.poll_wait,
+        stopped.clone(),
+    ));
     run_worker(queue, store, Arc::new(sandbox.clone()), config, stopped).await;
     let _ = reaper.await;
     sandbox.shutdown().await;

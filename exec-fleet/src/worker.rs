@@ -104,7 +104,8 @@ pub async fn run_worker(
                     Err(_) => break,
                 },
             };
-            let (queue, store, runner, config) = (queue.clone(), store.clone(), runner.clone(), config.clone());
+            let (queue, store, runner, config) =
+                (queue.clone(), store.clone(), runner.clone(), config.clone());
             in_flight.spawn(async move {
                 handle(&*queue, &*store, &*runner, &config, delivery).await;
                 drop(permit);
@@ -112,13 +113,22 @@ pub async fn run_worker(
         }
         while in_flight.try_join_next().is_some() {}
     }
-    info!(in_flight = in_flight.len(), "stopping: finishing jobs in flight");
+    info!(
+        in_flight = in_flight.len(),
+        "stopping: finishing jobs in flight"
+    );
     while in_flight.join_next().await.is_some() {}
     info!("worker stopped");
 }
 
 /// Runs one delivery to its end.
-async fn handle(queue: &dyn JobQueue, store: &dyn SubmissionStore, runner: &dyn Runner, config: &WorkerConfig, delivery: Delivery) {
+async fn handle(
+    queue: &dyn JobQueue,
+    store: &dyn SubmissionStore,
+    runner: &dyn Runner,
+    config: &WorkerConfig,
+    delivery: Delivery,
+) {
     let job = match &delivery.job {
         Ok(job) => job,
         Err(error) => {
@@ -133,10 +143,18 @@ async fn handle(queue: &dyn JobQueue, store: &dyn SubmissionStore, runner: &dyn 
         Ok(Transition::Applied) => {}
         // A redelivery after a worker died or stalled: still not terminal, so run it again.
         Ok(Transition::Refused(Status::Running)) => {
-            info!(submission, receive_count = delivery.receive_count, "re-running a redelivered job");
+            info!(
+                submission,
+                receive_count = delivery.receive_count,
+                "re-running a redelivered job"
+            );
         }
         Ok(Transition::Refused(status)) => {
-            info!(submission, status = status.as_str(), "already finished; dropping the redelivery");
+            info!(
+                submission,
+                status = status.as_str(),
+                "already finished; dropping the redelivery"
+            );
             delete(queue, &delivery.receipt, submission).await;
             return;
         }
@@ -171,18 +189,29 @@ async fn handle(queue: &dyn JobQueue, store: &dyn SubmissionStore, runner: &dyn 
 
     match store.finish(submission, &result).await {
         Ok(Transition::Applied) => {
-            info!(submission, status = result.status.as_str(), time_ms = result.time_ms, "finished");
+            info!(
+                submission,
+                status = result.status.as_str(),
+                time_ms = result.time_ms,
+                "finished"
+            );
             delete(queue, &delivery.receipt, submission).await;
         }
         Ok(Transition::Refused(status)) => {
-            info!(submission, kept = status.as_str(), "another worker stored the result first");
+            info!(
+                submission,
+                kept = status.as_str(),
+                "another worker stored the result first"
+            );
             delete(queue, &delivery.receipt, submission).await;
         }
         Ok(Transition::NotFound) => {
             warn!(submission, "record vanished before its result was stored");
             delete(queue, &delivery.receipt, submission).await;
         }
-        Err(error) => warn!(submission, %error, "storing the result failed; the job will be retried"),
+        Err(error) => {
+            warn!(submission, %error, "storing the result failed; the job will be retried")
+        }
     }
 }
 
@@ -216,8 +245,13 @@ pub async fn reap_dead_letters(
             if let Ok(job) = &delivery.job {
                 let message = "CodeBox could not run this submission: every worker that took it \
                                stopped before storing a result, and it was given up (dead-letter queue)";
-                match store.finish(&job.id, &RunResult::internal_error(message, Utc::now())).await {
-                    Ok(transition) => info!(submission = %job.id, ?transition, "dead-lettered job recorded"),
+                match store
+                    .finish(&job.id, &RunResult::internal_error(message, Utc::now()))
+                    .await
+                {
+                    Ok(transition) => {
+                        info!(submission = %job.id, ?transition, "dead-lettered job recorded")
+                    }
                     Err(error) => {
                         warn!(submission = %job.id, %error, "could not record a dead-lettered job");
                         continue; // keep it for the next pass

@@ -59,7 +59,14 @@ impl Stack {
             .await
             .expect("the pipeline tests need the Docker engine and runner images (scripts/docker.sh, scripts/images.sh)");
         let (stop, _) = watch::channel(false);
-        let mut stack = Stack { api, fleet_db, stop, tasks: Vec::new(), sandbox, _dir: dir };
+        let mut stack = Stack {
+            api,
+            fleet_db,
+            stop,
+            tasks: Vec::new(),
+            sandbox,
+            _dir: dir,
+        };
         if with_fleet {
             stack.start_worker();
             stack.start_reaper();
@@ -69,37 +76,60 @@ impl Stack {
 
     fn start_worker(&mut self) {
         let db = Arc::new(self.fleet_db.clone());
-        let worker = run_worker(db.clone(), db, Arc::new(self.sandbox.clone()), fast_worker(), self.stop.subscribe());
+        let worker = run_worker(
+            db.clone(),
+            db,
+            Arc::new(self.sandbox.clone()),
+            fast_worker(),
+            self.stop.subscribe(),
+        );
         self.tasks.push(tokio::spawn(worker));
     }
 
     fn start_reaper(&mut self) {
         let db = Arc::new(self.fleet_db.clone());
-        self.tasks.push(tokio::spawn(reap_dead_letters(db.clone(), db, Duration::from_millis(200), self.stop.subscribe())));
+        self.tasks.push(tokio::spawn(reap_dead_letters(
+            db.clone(),
+            db,
+            Duration::from_millis(200),
+            self.stop.subscribe(),
+        )));
     }
 
     async fn call(&self, method: &str, uri: &str, body: Value) -> Value {
-        let request = Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).unwrap();
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body.to_string()))
+            .unwrap();
         let response = self.api.clone().oneshot(request).await.unwrap();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         serde_json::from_slice(&bytes).unwrap()
     }
 
     async fn submit(&self, language: &str, source: &str, stdin: &str) -> String {
-        let accepted = self.call("POST", "/v1/submissions", json!({"language": language, "source": source, "stdin": stdin})).await;
+        let accepted = self
+            .call(
+                "POST",
+                "/v1/submissions",
+                json!({"language": language, "source": source, "stdin": stdin}),
+            )
+            .await;
         assert_eq!(accepted["status"], "queued", "{accepted}");
         accepted["id"].as_str().unwrap().to_owned()
     }
 
     async fn record(&self, id: &str) -> Value {
-        self.call("GET", &format!("/v1/submissions/{id}"), Value::Null).await
+        self.call("GET", &format!("/v1/submissions/{id}"), Value::Null)
+            .await
     }
 
     async fn wait_terminal(&self, id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let record = self.record(id).await;
-            let status = Status::parse(record["status"].as_str().unwrap_or_default()).expect("a status");
+            let status =
+                Status::parse(record["status"].as_str().unwrap_or_default()).expect("a status");
             if status.is_terminal() {
                 return record;
             }
@@ -120,7 +150,13 @@ impl Stack {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_runs_to_its_result() {
     let stack = Stack::start(true).await;
-    let id = stack.submit("python", "import sys\nprint(sys.stdin.read().upper(), end='')", "hello").await;
+    let id = stack
+        .submit(
+            "python",
+            "import sys\nprint(sys.stdin.read().upper(), end='')",
+            "hello",
+        )
+        .await;
     let record = stack.wait_terminal(&id).await;
     assert_eq!(record["status"], "ok", "{record}");
     assert_eq!(record["stdout"], "HELLO");
@@ -130,22 +166,37 @@ async fn a_submission_runs_to_its_result() {
     }
     let compiled = stack.submit("c", "int main(void){ return 3; }", "").await;
     let record = stack.wait_terminal(&compiled).await;
-    assert_eq!((record["status"].as_str(), record["exit_code"].as_i64()), (Some("runtime_error"), Some(3)), "{record}");
+    assert_eq!(
+        (record["status"].as_str(), record["exit_code"].as_i64()),
+        (Some("runtime_error"), Some(3)),
+        "{record}"
+    );
     stack.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_job_never_replaces_a_terminal_result() {
     let stack = Stack::start(true).await;
-    let id = stack.submit("python", "import random\nprint(random.random())", "").await;
+    let id = stack
+        .submit("python", "import random\nprint(random.random())", "")
+        .await;
     let first = stack.wait_terminal(&id).await;
     assert_eq!(first["status"], "ok");
     // The same job again, as SQS may deliver it twice: the worker must drop it.
-    let duplicate = Job { id: id.clone(), language: Language::Python, source: "print('second')".into(), stdin: String::new() };
+    let duplicate = Job {
+        id: id.clone(),
+        language: Language::Python,
+        source: "print('second')".into(),
+        stdin: String::new(),
+    };
     stack.fleet_db.send(&duplicate).await.unwrap();
     // The worker polls every 200 ms; give it ample time, then the message must be gone.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let left = stack.fleet_db.receive(1, Duration::ZERO, Duration::from_secs(30)).await.unwrap();
+    let left = stack
+        .fleet_db
+        .receive(1, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert!(left.is_empty(), "the worker deleted the duplicate");
     let after = stack.record(&id).await;
     assert_eq!(after, first, "the terminal record never changes");
@@ -157,13 +208,25 @@ async fn a_job_whose_worker_died_is_run_again() {
     let mut stack = Stack::start(false).await;
     let id = stack.submit("python", "print('survived')", "").await;
     // A worker takes the job, marks it running and dies without a result.
-    let taken = stack.fleet_db.receive(1, Duration::from_secs(2), Duration::from_secs(1)).await.unwrap();
+    let taken = stack
+        .fleet_db
+        .receive(1, Duration::from_secs(2), Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1);
-    stack.fleet_db.mark_running(&id, chrono::Utc::now()).await.unwrap();
+    stack
+        .fleet_db
+        .mark_running(&id, chrono::Utc::now())
+        .await
+        .unwrap();
     // A live worker picks the job up once its visibility runs out.
     stack.start_worker();
     let record = stack.wait_terminal(&id).await;
-    assert_eq!((record["status"].as_str(), record["stdout"].as_str()), (Some("ok"), Some("survived\n")), "{record}");
+    assert_eq!(
+        (record["status"].as_str(), record["stdout"].as_str()),
+        (Some("ok"), Some("survived\n")),
+        "{record}"
+    );
     stack.stop().await;
 }
 
@@ -173,16 +236,30 @@ async fn a_job_that_keeps_failing_ends_as_internal_error() {
     let id = stack.submit("python", "print(1)", "").await;
     // Workers that die holding the job, MAX_RECEIVES times.
     for _ in 0..MAX_RECEIVES {
-        let taken = stack.fleet_db.receive(1, Duration::from_secs(3), Duration::from_millis(200)).await.unwrap();
+        let taken = stack
+            .fleet_db
+            .receive(1, Duration::from_secs(3), Duration::from_millis(200))
+            .await
+            .unwrap();
         assert_eq!(taken.len(), 1);
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
-    let again = stack.fleet_db.receive(1, Duration::from_millis(300), Duration::from_secs(1)).await.unwrap();
+    let again = stack
+        .fleet_db
+        .receive(1, Duration::from_millis(300), Duration::from_secs(1))
+        .await
+        .unwrap();
     assert!(again.is_empty(), "dead-lettered");
     stack.start_reaper();
     let record = stack.wait_terminal(&id).await;
     assert_eq!(record["status"], "internal_error", "{record}");
-    assert!(record["stderr"].as_str().unwrap().contains("dead-letter queue"), "{record}");
+    assert!(
+        record["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("dead-letter queue"),
+        "{record}"
+    );
     stack.stop().await;
 }
 
@@ -202,21 +279,47 @@ async fn sigterm_lets_the_fleet_finish_what_it_holds() {
     let request = Request::builder()
         .method("POST")
         .uri("/v1/submissions")
-        .body(Body::from(json!({"language": "python", "source": "import time\ntime.sleep(1.5)\nprint('done')"}).to_string()))
+        .body(Body::from(
+            json!({"language": "python", "source": "import time\ntime.sleep(1.5)\nprint('done')"})
+                .to_string(),
+        ))
         .unwrap();
-    let accepted: Value = serde_json::from_slice(&api.oneshot(request).await.unwrap().into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let accepted: Value = serde_json::from_slice(
+        &api.oneshot(request)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap();
     let id = accepted["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while api_db.get(&id, chrono::Utc::now()).await.unwrap().unwrap().status != Status::Running {
+    while api_db
+        .get(&id, chrono::Utc::now())
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        != Status::Running
+    {
         assert!(Instant::now() < deadline, "the fleet never took the job");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = fleet.id().expect("pid") as i32;
     assert_eq!(send_sigterm(pid), 0, "SIGTERM sent");
-    let status = tokio::time::timeout(Duration::from_secs(30), fleet.wait()).await.expect("the fleet exits").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), fleet.wait())
+        .await
+        .expect("the fleet exits")
+        .unwrap();
     assert!(status.success(), "{status}");
     let record = api_db.get(&id, chrono::Utc::now()).await.unwrap().unwrap();
-    assert_eq!((record.status, record.stdout.as_str()), (Status::Ok, "done\n"));
+    assert_eq!(
+        (record.status, record.stdout.as_str()),
+        (Status::Ok, "done\n")
+    );
 }
 
 fn spawn_fleet(db: &Path) -> tokio::process::Child {
@@ -233,5 +336,9 @@ fn spawn_fleet(db: &Path) -> tokio::process::Child {
 
 fn send_sigterm(pid: i32) -> i32 {
     // `kill` from the shell keeps this test free of libc bindings.
-    std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().map_or(-1, |s| s.code().unwrap_or(-1))
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .map_or(-1, |s| s.code().unwrap_or(-1))
 }

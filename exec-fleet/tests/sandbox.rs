@@ -19,7 +19,11 @@ fn runtime() -> &'static Runtime {
             .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
             .with_test_writer()
             .try_init();
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
     })
 }
 
@@ -38,7 +42,12 @@ fn connect(config: SandboxConfig) -> Sandbox {
 /// (the warm path has tests of its own, on instances they shut down).
 fn shared() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| connect(SandboxConfig { pool_size: 0, ..SandboxConfig::default() }))
+    SANDBOX.get_or_init(|| {
+        connect(SandboxConfig {
+            pool_size: 0,
+            ..SandboxConfig::default()
+        })
+    })
 }
 
 fn run(language: Language, source: &str, stdin: &str) -> RunResult {
@@ -50,7 +59,11 @@ fn run(language: Language, source: &str, stdin: &str) -> RunResult {
 fn run_all(runs: &[(Language, &str, &str)]) -> Vec<RunResult> {
     let sandbox = shared();
     runtime().block_on(async {
-        let results = join_all(runs.iter().map(|&(l, src, stdin)| sandbox.run(l, src, stdin))).await;
+        let results = join_all(
+            runs.iter()
+                .map(|&(l, src, stdin)| sandbox.run(l, src, stdin)),
+        )
+        .await;
         sandbox.settle().await;
         results
     })
@@ -64,9 +77,18 @@ fn expect(result: &RunResult, status: Status) {
 const HELLO: [(Language, &str); 6] = [
     (Language::Python, "print('hello')\n"),
     (Language::Javascript, "console.log('hello');\n"),
-    (Language::C, "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n"),
-    (Language::Cpp, "#include <iostream>\nint main() { std::cout << \"hello\" << std::endl; }\n"),
-    (Language::Go, "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"),
+    (
+        Language::C,
+        "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n",
+    ),
+    (
+        Language::Cpp,
+        "#include <iostream>\nint main() { std::cout << \"hello\" << std::endl; }\n",
+    ),
+    (
+        Language::Go,
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n",
+    ),
     (Language::Rust, "fn main() { println!(\"hello\"); }\n"),
 ];
 
@@ -78,8 +100,15 @@ fn hello_world_in_every_language() {
         assert_eq!(result.stdout, "hello\n", "{language}");
         assert_eq!(result.stderr, "", "{language}");
         assert_eq!(result.exit_code, Some(0));
-        assert!(result.time_ms.is_some_and(|t| t < 5_000), "{language}: {result:?}");
-        assert_eq!(result.compile_output.is_some(), language.info().compiled, "{language}: {result:?}");
+        assert!(
+            result.time_ms.is_some_and(|t| t < 5_000),
+            "{language}: {result:?}"
+        );
+        assert_eq!(
+            result.compile_output.is_some(),
+            language.info().compiled,
+            "{language}: {result:?}"
+        );
     }
 }
 
@@ -87,10 +116,14 @@ fn hello_world_in_every_language() {
 fn first_version(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     (0..bytes.len()).find_map(|i| {
-        if !bytes[i].is_ascii_digit() || (i > 0 && (bytes[i - 1].is_ascii_digit() || bytes[i - 1] == b'.')) {
+        if !bytes[i].is_ascii_digit()
+            || (i > 0 && (bytes[i - 1].is_ascii_digit() || bytes[i - 1] == b'.'))
+        {
             return None;
         }
-        let end = (i..bytes.len()).find(|&j| !(bytes[j].is_ascii_digit() || bytes[j] == b'.')).unwrap_or(bytes.len());
+        let end = (i..bytes.len())
+            .find(|&j| !(bytes[j].is_ascii_digit() || bytes[j] == b'.'))
+            .unwrap_or(bytes.len());
         let candidate = text[i..end].trim_end_matches('.');
         candidate.contains('.').then(|| candidate.to_string())
     })
@@ -109,11 +142,20 @@ fn image_versions_match_language_info() {
     ];
     for (language, command) in commands {
         let output = Command::new("docker")
-            .args(["run", "--rm", "--network", "none", "--entrypoint", command[0], &language.image()])
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--entrypoint",
+                command[0],
+                &language.image(),
+            ])
             .args(&command[1..])
             .output()
             .expect("docker CLI");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{language}: {text}");
         let version = first_version(text.lines().next().unwrap_or_default()).unwrap_or_default();
         let expected = language.info().version;
@@ -128,7 +170,9 @@ fn image_versions_match_language_info() {
 fn stdin_reaches_the_program() {
     // A large source (the framing must not eat into stdin) and a large stdin.
     let padding = "# padding\n".repeat(6_000);
-    let python = format!("{padding}import sys\ndata = sys.stdin.read()\nprint(len(data), data[:12], data[-4:])\n");
+    let python = format!(
+        "{padding}import sys\ndata = sys.stdin.read()\nprint(len(data), data[:12], data[-4:])\n"
+    );
     let stdin = format!("12 30\n{}end\n", "x".repeat(60_000));
     let c = "#include <stdio.h>\nint main(void) { int a, b; if (scanf(\"%d %d\", &a, &b) != 2) return 2; printf(\"%d\\n\", a + b); return 0; }\n";
     let js = "let s = require('fs').readFileSync(0, 'utf8'); console.log(s.trim().split('\\n').length);\n";
@@ -136,16 +180,26 @@ fn stdin_reaches_the_program() {
         (Language::Python, &python, &stdin),
         (Language::C, c, "12 30\n"),
         (Language::Javascript, js, "a\nb\nc\n"),
-        (Language::Python, "import sys\nprint(repr(sys.stdin.read()))\n", ""),
+        (
+            Language::Python,
+            "import sys\nprint(repr(sys.stdin.read()))\n",
+            "",
+        ),
     ]);
     expect(&results[0], Status::Ok);
-    assert_eq!(results[0].stdout, format!("{} 12 30\nxxxxxx end\n\n", stdin.len()));
+    assert_eq!(
+        results[0].stdout,
+        format!("{} 12 30\nxxxxxx end\n\n", stdin.len())
+    );
     expect(&results[1], Status::Ok);
     assert_eq!(results[1].stdout, "42\n");
     expect(&results[2], Status::Ok);
     assert_eq!(results[2].stdout, "3\n");
     expect(&results[3], Status::Ok);
-    assert_eq!(results[3].stdout, "''\n", "an empty stdin is an immediate EOF");
+    assert_eq!(
+        results[3].stdout, "''\n",
+        "an empty stdin is an immediate EOF"
+    );
 }
 
 #[test]
@@ -166,7 +220,11 @@ fn compile_errors_carry_the_compiler_output() {
         (Language::Rust, "fn main() { let x: u32 = \"no\"; }\n", ""),
         (Language::Python, "print('unclosed'\n", ""),
         (Language::Javascript, "function (\n", ""),
-        (Language::Go, "package main\nfunc main() { undefinedThing() }\n", ""),
+        (
+            Language::Go,
+            "package main\nfunc main() { undefinedThing() }\n",
+            "",
+        ),
     ]);
     let expected = [
         "error: expected ‘;’",
@@ -178,45 +236,95 @@ fn compile_errors_carry_the_compiler_output() {
     for (result, needle) in results.iter().zip(expected) {
         expect(result, Status::CompileError);
         let output = result.compile_output.as_deref().unwrap_or_default();
-        assert!(output.contains(needle), "wanted {needle:?} in the compile output: {result:#?}");
+        assert!(
+            output.contains(needle),
+            "wanted {needle:?} in the compile output: {result:#?}"
+        );
         assert_eq!(result.stdout, "");
         assert_eq!(result.time_ms, None);
         assert!(!output.contains("CODEBOX/"), "{output}");
     }
     let python = results[2].compile_output.as_deref().unwrap_or_default();
-    assert!(python.starts_with("  File \"main.py\", line 1") && !python.contains("Traceback"), "{python}");
+    assert!(
+        python.starts_with("  File \"main.py\", line 1") && !python.contains("Traceback"),
+        "{python}"
+    );
 }
 
 #[test]
 fn runtime_errors_by_exit_code_and_by_signal() {
     let results = run_all(&[
-        (Language::Python, "import sys\nprint('partial')\nsys.exit(3)\n", ""),
-        (Language::C, "int main(void) { volatile int *p = 0; *p = 1; return 0; }\n", ""),
-        (Language::C, "#include <stdlib.h>\nint main(void) { abort(); }\n", ""),
-        (Language::Rust, "fn main() { let v: Vec<u8> = Vec::new(); println!(\"{}\", v[3]); }\n", ""),
+        (
+            Language::Python,
+            "import sys\nprint('partial')\nsys.exit(3)\n",
+            "",
+        ),
+        (
+            Language::C,
+            "int main(void) { volatile int *p = 0; *p = 1; return 0; }\n",
+            "",
+        ),
+        (
+            Language::C,
+            "#include <stdlib.h>\nint main(void) { abort(); }\n",
+            "",
+        ),
+        (
+            Language::Rust,
+            "fn main() { let v: Vec<u8> = Vec::new(); println!(\"{}\", v[3]); }\n",
+            "",
+        ),
     ]);
     expect(&results[0], Status::RuntimeError);
     assert_eq!((results[0].exit_code, results[0].signal), (Some(3), None));
     assert_eq!(results[0].stdout, "partial\n");
     expect(&results[1], Status::RuntimeError);
-    assert_eq!((results[1].exit_code, results[1].signal), (None, Some(11)), "SIGSEGV");
+    assert_eq!(
+        (results[1].exit_code, results[1].signal),
+        (None, Some(11)),
+        "SIGSEGV"
+    );
     expect(&results[2], Status::RuntimeError);
-    assert_eq!((results[2].exit_code, results[2].signal), (None, Some(6)), "SIGABRT");
+    assert_eq!(
+        (results[2].exit_code, results[2].signal),
+        (None, Some(6)),
+        "SIGABRT"
+    );
     expect(&results[3], Status::RuntimeError);
     assert_eq!(results[3].exit_code, Some(101), "a Rust panic");
-    assert!(results[3].stderr.contains("index out of bounds"), "{:?}", results[3]);
+    assert!(
+        results[3].stderr.contains("index out of bounds"),
+        "{:?}",
+        results[3]
+    );
 }
 
 #[test]
 fn time_limits() {
     let started = Instant::now();
     let results = run_all(&[
-        (Language::Python, "import time\nprint('before', flush=True)\ntime.sleep(60)\n", ""),
-        (Language::C, "int main(void) { volatile unsigned long n = 0; for (;;) n++; }\n", ""),
+        (
+            Language::Python,
+            "import time\nprint('before', flush=True)\ntime.sleep(60)\n",
+            "",
+        ),
+        (
+            Language::C,
+            "int main(void) { volatile unsigned long n = 0; for (;;) n++; }\n",
+            "",
+        ),
         // Closes both output streams and carries on: the clock still runs.
-        (Language::Python, "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(60)\n", ""),
+        (
+            Language::Python,
+            "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(60)\n",
+            "",
+        ),
         // Ignores SIGTERM: the kill goes through the API as SIGKILL.
-        (Language::Python, "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)\n", ""),
+        (
+            Language::Python,
+            "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)\n",
+            "",
+        ),
     ]);
     for result in &results {
         expect(result, Status::TimeLimitExceeded);
@@ -224,7 +332,10 @@ fn time_limits() {
         assert!((4_900..8_000).contains(&t), "time_ms {t}: {result:?}");
         assert_eq!(result.signal, Some(9));
     }
-    assert_eq!(results[0].stdout, "before\n", "output before the limit is kept");
+    assert_eq!(
+        results[0].stdout, "before\n",
+        "output before the limit is kept"
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
 }
 
@@ -300,7 +411,10 @@ except OSError as e:
     expect(&result, Status::Ok);
     let out = &result.stdout;
     assert!(out.contains("uid 65534 gid 65534\n"), "{out}");
-    assert!(out.contains("caps 0000000000000000 0000000000000000 0000000000000000\n"), "{out}");
+    assert!(
+        out.contains("caps 0000000000000000 0000000000000000 0000000000000000\n"),
+        "{out}"
+    );
     assert!(out.contains("nnp 1\n"), "{out}");
     assert!(!out.contains("WROTE"), "{out}");
     assert_eq!(out.matches("refused /").count(), 5, "{out}");
@@ -310,21 +424,35 @@ except OSError as e:
         "{out}"
     );
     assert!(out.contains("net ['lo']\n"), "{out}");
-    assert!(out.contains("connect refused") && !out.contains("CONNECTED"), "{out}");
-    assert!(out.contains("dns refused") && !out.contains("RESOLVED"), "{out}");
+    assert!(
+        out.contains("connect refused") && !out.contains("CONNECTED"),
+        "{out}"
+    );
+    assert!(
+        out.contains("dns refused") && !out.contains("RESOLVED"),
+        "{out}"
+    );
 }
 
 /// Host processes whose command line mentions `token`.
 fn host_processes_with(token: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
             continue;
         }
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             if cmdline.contains(token) {
-                found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
+                found.push(format!(
+                    "{}: {cmdline}",
+                    entry.file_name().to_string_lossy()
+                ));
             }
         }
     }
@@ -362,15 +490,26 @@ fn processes_of_removed_containers() -> Vec<String> {
         }
     }
     // Listed after the scan: a container made since is not a concern, one removed since is.
-    let output = Command::new("docker").args(["ps", "-a", "-q", "--no-trunc"]).output().expect("docker CLI");
-    let existing: std::collections::HashSet<String> =
-        String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect();
+    let output = Command::new("docker")
+        .args(["ps", "-a", "-q", "--no-trunc"])
+        .output()
+        .expect("docker CLI");
+    let existing: std::collections::HashSet<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     in_containers
         .into_iter()
-        .filter(|(pid, id)| !existing.contains(id) && std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .filter(|(pid, id)| {
+            !existing.contains(id) && std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
         .map(|(pid, id)| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            format!("pid {pid} of container {}: {}", &id[..12], String::from_utf8_lossy(&cmdline).replace('\0', " "))
+            format!(
+                "pid {pid} of container {}: {}",
+                &id[..12],
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            )
         })
         .collect()
 }
@@ -378,11 +517,25 @@ fn processes_of_removed_containers() -> Vec<String> {
 /// Containers (any state) with this label.
 fn containers_labelled(label: &str) -> Vec<String> {
     let output = Command::new("docker")
-        .args(["ps", "-a", "--filter", &format!("label={label}"), "--format", "{{.ID}} {{.Status}}"])
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label={label}"),
+            "--format",
+            "{{.ID}} {{.Status}}",
+        ])
         .output()
         .expect("docker CLI");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -402,9 +555,11 @@ fn hostile_programs_stay_contained() {
         "import subprocess\nsubprocess.Popen(['nohup'] + {sleeper}, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nprint('parent done')\n"
     );
     // Keeps the output pipes open after the parent is gone.
-    let holds_pipes = format!("import subprocess\nsubprocess.Popen({sleeper})\nprint('parent done')\n");
+    let holds_pipes =
+        format!("import subprocess\nsubprocess.Popen({sleeper})\nprint('parent done')\n");
     let fork_bomb_c = "#include <unistd.h>\nint main(void) { for (;;) fork(); }\n";
-    let fork_bomb_py = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n";
+    let fork_bomb_py =
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n";
     let memory_hog = "x = []\nwhile True:\n    x.append(' ' * (1 << 24) + str(len(x)))\n";
     let flood = "import os\nwhile True:\n    os.write(1, b'A' * 65536)\n";
     let egress = "import socket\nfor target in [('1.1.1.1', 53), ('8.8.8.8', 443), ('172.17.0.1', 2375)]:\n    try:\n        socket.create_connection(target, timeout=2)\n        print('CONNECTED', target)\n    except OSError:\n        pass\ntry:\n    socket.gethostbyname('deb.debian.org')\n    print('RESOLVED')\nexcept OSError:\n    pass\nprint('offline')\n";
@@ -413,38 +568,80 @@ fn hostile_programs_stay_contained() {
     let hello = (Language::Python, "print('still fine')\n");
     let batches: Vec<Vec<Hostile>> = vec![
         vec![
-            (Language::Python, double_fork.as_str(), check(|r: &RunResult| {
-                expect(r, Status::Ok);
-                assert_eq!(r.stdout, "parent done\n");
-                assert!(r.time_ms.unwrap_or(u64::MAX) < 3_000, "the run ended with its program: {r:?}");
-            })),
-            (Language::Python, nohup.as_str(), check(|r: &RunResult| {
-                expect(r, Status::Ok);
-                assert!(r.time_ms.unwrap_or(u64::MAX) < 3_000, "{r:?}");
-            })),
-            (Language::Python, holds_pipes.as_str(), check(|r: &RunResult| {
-                expect(r, Status::Ok);
-                assert!(r.time_ms.unwrap_or(u64::MAX) < 3_000, "{r:?}");
-            })),
-            (Language::Python, egress, check(|r: &RunResult| {
-                expect(r, Status::Ok);
-                assert_eq!(r.stdout, "offline\n");
-            })),
-            (Language::Python, docker_socket, check(|r: &RunResult| {
-                expect(r, Status::Ok);
-                assert_eq!(r.stdout, "[]\n");
-            })),
+            (
+                Language::Python,
+                double_fork.as_str(),
+                check(|r: &RunResult| {
+                    expect(r, Status::Ok);
+                    assert_eq!(r.stdout, "parent done\n");
+                    assert!(
+                        r.time_ms.unwrap_or(u64::MAX) < 3_000,
+                        "the run ended with its program: {r:?}"
+                    );
+                }),
+            ),
+            (
+                Language::Python,
+                nohup.as_str(),
+                check(|r: &RunResult| {
+                    expect(r, Status::Ok);
+                    assert!(r.time_ms.unwrap_or(u64::MAX) < 3_000, "{r:?}");
+                }),
+            ),
+            (
+                Language::Python,
+                holds_pipes.as_str(),
+                check(|r: &RunResult| {
+                    expect(r, Status::Ok);
+                    assert!(r.time_ms.unwrap_or(u64::MAX) < 3_000, "{r:?}");
+                }),
+            ),
+            (
+                Language::Python,
+                egress,
+                check(|r: &RunResult| {
+                    expect(r, Status::Ok);
+                    assert_eq!(r.stdout, "offline\n");
+                }),
+            ),
+            (
+                Language::Python,
+                docker_socket,
+                check(|r: &RunResult| {
+                    expect(r, Status::Ok);
+                    assert_eq!(r.stdout, "[]\n");
+                }),
+            ),
         ],
         vec![
-            (Language::C, fork_bomb_c, check(|r: &RunResult| expect(r, Status::TimeLimitExceeded))),
-            (Language::Python, fork_bomb_py, check(|r: &RunResult| expect(r, Status::TimeLimitExceeded))),
-            (Language::Python, memory_hog, check(|r: &RunResult| expect(r, Status::MemoryLimitExceeded))),
-            (Language::Python, flood, check(|r: &RunResult| expect(r, Status::OutputLimitExceeded))),
+            (
+                Language::C,
+                fork_bomb_c,
+                check(|r: &RunResult| expect(r, Status::TimeLimitExceeded)),
+            ),
+            (
+                Language::Python,
+                fork_bomb_py,
+                check(|r: &RunResult| expect(r, Status::TimeLimitExceeded)),
+            ),
+            (
+                Language::Python,
+                memory_hog,
+                check(|r: &RunResult| expect(r, Status::MemoryLimitExceeded)),
+            ),
+            (
+                Language::Python,
+                flood,
+                check(|r: &RunResult| expect(r, Status::OutputLimitExceeded)),
+            ),
         ],
     ];
     for batch in batches {
-        let results =
-            runtime().block_on(join_all(batch.iter().map(|(language, source, _)| sandbox.run(*language, source, ""))));
+        let results = runtime().block_on(join_all(
+            batch
+                .iter()
+                .map(|(language, source, _)| sandbox.run(*language, source, "")),
+        ));
         for ((_, _, check), result) in batch.iter().zip(&results) {
             check(result);
         }
@@ -456,7 +653,11 @@ fn hostile_programs_stay_contained() {
 
     runtime().block_on(sandbox.shutdown());
     let label = format!("codebox.sandbox.instance={}", sandbox.instance());
-    assert_eq!(containers_labelled(&label), Vec::<String>::new(), "containers left behind");
+    assert_eq!(
+        containers_labelled(&label),
+        Vec::<String>::new(),
+        "containers left behind"
+    );
     // Container teardown is the engine's, asynchronous to its API answers: allow a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -465,7 +666,10 @@ fn hostile_programs_stay_contained() {
         if left.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "processes outlived their runs: {left:?}");
+        assert!(
+            Instant::now() < deadline,
+            "processes outlived their runs: {left:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -477,11 +681,20 @@ fn warm_pool_is_used_refilled_and_drained() {
         pool_languages: vec![Language::Python, Language::C],
         ..SandboxConfig::default()
     });
-    let warm = |language| sandbox.warm_counts().get(&language).copied().unwrap_or_default();
+    let warm = |language| {
+        sandbox
+            .warm_counts()
+            .get(&language)
+            .copied()
+            .unwrap_or_default()
+    };
     let wait_for = |language, n| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while warm(language) < n {
-            assert!(Instant::now() < deadline, "the {language} pool did not fill to {n}");
+            assert!(
+                Instant::now() < deadline,
+                "the {language} pool did not fill to {n}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
@@ -491,7 +704,13 @@ fn warm_pool_is_used_refilled_and_drained() {
     assert_eq!(containers_labelled(&label).len(), 4);
 
     // More runs at once than the pool holds: warm ones first, then fresh ones.
-    let results = runtime().block_on(join_all((0..4).map(|i| sandbox.run(Language::Python, "import sys\nprint(sys.stdin.read())\n", if i % 2 == 0 { "even" } else { "odd" }))));
+    let results = runtime().block_on(join_all((0..4).map(|i| {
+        sandbox.run(
+            Language::Python,
+            "import sys\nprint(sys.stdin.read())\n",
+            if i % 2 == 0 { "even" } else { "odd" },
+        )
+    })));
     for (i, result) in results.iter().enumerate() {
         expect(result, Status::Ok);
         assert_eq!(result.stdout, if i % 2 == 0 { "even\n" } else { "odd\n" });
@@ -499,7 +718,11 @@ fn warm_pool_is_used_refilled_and_drained() {
     wait_for(Language::Python, 2);
 
     runtime().block_on(sandbox.shutdown());
-    assert_eq!(containers_labelled(&label), Vec::<String>::new(), "shutdown drains the pool");
+    assert_eq!(
+        containers_labelled(&label),
+        Vec::<String>::new(),
+        "shutdown drains the pool"
+    );
     let after = runtime().block_on(sandbox.run(Language::Python, "print(1)\n", ""));
     expect(&after, Status::InternalError);
 }
@@ -521,9 +744,19 @@ fn leftovers_of_a_crashed_fleet_are_removed_at_start() {
         ])
         .output()
         .expect("docker CLI");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let sandbox = connect(SandboxConfig { pool_size: 0, ..SandboxConfig::default() });
-    assert_eq!(containers_labelled("codebox.sandbox.instance=crashed-fleet-test"), Vec::<String>::new());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sandbox = connect(SandboxConfig {
+        pool_size: 0,
+        ..SandboxConfig::default()
+    });
+    assert_eq!(
+        containers_labelled("codebox.sandbox.instance=crashed-fleet-test"),
+        Vec::<String>::new()
+    );
     runtime().block_on(sandbox.shutdown());
 }
 

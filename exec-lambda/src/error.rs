@@ -32,11 +32,13 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Request(RequestError::MalformedJson(_) | RequestError::MissingField(_)) => StatusCode::BAD_REQUEST,
-            ApiError::Request(RequestError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Request(RequestError::UnknownLanguage(_) | RequestError::InvalidValue { .. }) => {
-                StatusCode::UNPROCESSABLE_ENTITY
+            ApiError::Request(RequestError::MalformedJson(_) | RequestError::MissingField(_)) => {
+                StatusCode::BAD_REQUEST
             }
+            ApiError::Request(RequestError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Request(
+                RequestError::UnknownLanguage(_) | RequestError::InvalidValue { .. },
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(StoreError::Corrupt { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -62,7 +64,9 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let body = Json(serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } }));
+        let body = Json(
+            serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } }),
+        );
         let mut response = (status, body).into_response();
         if let ApiError::RateLimited { retry_after_s } = self {
             if let Ok(value) = retry_after_s.to_string().parse() {

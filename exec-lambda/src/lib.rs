@@ -27,7 +27,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use codebox_submission::request::max_body_bytes;
-use codebox_submission::{parse_request, Job, JobQueue, Language, Limits, RequestError, RunResult, Submission, SubmissionStore};
+use codebox_submission::{
+    parse_request, Job, JobQueue, Language, Limits, RequestError, RunResult, Submission,
+    SubmissionStore,
+};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -69,12 +72,21 @@ async fn create_submission(
     let limit = max_body_bytes(&state.limits);
     let body = to_bytes(body, limit)
         .await
-        .map_err(|_| RequestError::TooLarge { field: "body", size: limit + 1, limit })?;
+        .map_err(|_| RequestError::TooLarge {
+            field: "body",
+            size: limit + 1,
+            limit,
+        })?;
     let new = parse_request(&body, &state.limits)?;
     let now = Utc::now();
     let record = Submission::queued(uuid::Uuid::new_v4().to_string(), new.language, now);
     state.store.create(&record).await?;
-    let job = Job { id: record.id.clone(), language: new.language, source: new.source, stdin: new.stdin };
+    let job = Job {
+        id: record.id.clone(),
+        language: new.language,
+        source: new.source,
+        stdin: new.stdin,
+    };
     if let Err(error) = state.queue.send(&job).await {
         // The record must not wait forever for a job that was never queued.
         let failed = RunResult::internal_error("the job could not be queued", Utc::now());
@@ -84,10 +96,16 @@ async fn create_submission(
         return Err(error.into());
     }
     info!(submission = %record.id, language = %new.language, "submission queued");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": record.id, "status": record.status }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": record.id, "status": record.status })),
+    ))
 }
 
-async fn get_submission(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Submission>, ApiError> {
+async fn get_submission(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Submission>, ApiError> {
     match state.store.get(&id, Utc::now()).await? {
         Some(record) => Ok(Json(record)),
         None => Err(ApiError::NotFound(id)),

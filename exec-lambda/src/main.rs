@@ -30,10 +30,14 @@ async fn main() -> anyhow::Result<()> {
     });
 
     if in_lambda {
-        lambda_http::run(app).await.map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
+        lambda_http::run(app)
+            .await
+            .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
     } else {
         let listen: String = env_or("CODEBOX_EXEC_LISTEN", "127.0.0.1:8788".to_string())?;
-        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
         tracing::info!(%listen, backend = %backend.name, "exec API listening");
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

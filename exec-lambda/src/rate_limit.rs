@@ -16,7 +16,10 @@ pub struct RateLimit {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        RateLimit { per_second: 20.0, burst: 300.0 }
+        RateLimit {
+            per_second: 20.0,
+            burst: 300.0,
+        }
     }
 }
 
@@ -32,18 +35,26 @@ const MAX_BUCKETS: usize = 10_000;
 impl RateLimiter {
     /// A limiter applying `limit` to every client.
     pub fn new(limit: RateLimit) -> Self {
-        RateLimiter { limit, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            limit,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for `client`, or says how many seconds until one is available.
     pub fn check(&self, client: &str, now: Instant) -> Result<(), u64> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(client) {
             let limit = self.limit;
             // A full bucket is an idle client: forgetting it changes nothing.
             buckets.retain(|_, (tokens, at)| refill(limit, *tokens, *at, now) < limit.burst);
         }
-        let (tokens, at) = buckets.entry(client.to_owned()).or_insert((self.limit.burst, now));
+        let (tokens, at) = buckets
+            .entry(client.to_owned())
+            .or_insert((self.limit.burst, now));
         let available = refill(self.limit, *tokens, *at, now);
         if available >= 1.0 {
             *tokens = available - 1.0;
@@ -66,13 +77,18 @@ mod tests {
 
     #[test]
     fn allows_the_burst_then_refills() {
-        let limiter = RateLimiter::new(RateLimit { per_second: 2.0, burst: 3.0 });
+        let limiter = RateLimiter::new(RateLimit {
+            per_second: 2.0,
+            burst: 3.0,
+        });
         let start = Instant::now();
         for _ in 0..3 {
             assert!(limiter.check("a", start).is_ok());
         }
         assert_eq!(limiter.check("a", start), Err(1));
         assert!(limiter.check("b", start).is_ok(), "clients are independent");
-        assert!(limiter.check("a", start + Duration::from_millis(500)).is_ok());
+        assert!(limiter
+            .check("a", start + Duration::from_millis(500))
+            .is_ok());
     }
 }

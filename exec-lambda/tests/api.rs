@@ -29,7 +29,11 @@ impl Api {
             limits: Limits::default(),
             rate_limiter: Arc::new(RateLimiter::new(rate)),
         });
-        Api { app, backend, _dir: dir }
+        Api {
+            app,
+            backend,
+            _dir: dir,
+        }
     }
 
     async fn call(&self, method: &str, uri: &str, body: impl Into<Body>) -> (StatusCode, Value) {
@@ -43,7 +47,10 @@ impl Api {
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn post(&self, body: impl Into<Body>) -> (StatusCode, Value) {
@@ -51,32 +58,54 @@ impl Api {
     }
 
     async fn queued_jobs(&self) -> usize {
-        self.backend.receive(10, Duration::ZERO, Duration::from_secs(60)).await.unwrap().len()
+        self.backend
+            .receive(10, Duration::ZERO, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .len()
     }
 }
 
 #[tokio::test]
 async fn accepts_a_submission_and_serves_its_record() {
     let api = Api::new(RateLimit::default());
-    let (status, body) = api.post(json!({"language": "python", "source": "print(input())", "stdin": "hi"}).to_string()).await;
+    let (status, body) = api
+        .post(json!({"language": "python", "source": "print(input())", "stdin": "hi"}).to_string())
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body["status"], "queued");
     let id = body["id"].as_str().unwrap().to_owned();
 
-    let (status, record) = api.call("GET", &format!("/v1/submissions/{id}"), Body::empty()).await;
+    let (status, record) = api
+        .call("GET", &format!("/v1/submissions/{id}"), Body::empty())
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(record["id"], id.as_str());
     assert_eq!(record["language"], "python");
     assert_eq!(record["status"], "queued");
-    for field in ["exit_code", "signal", "compile_output", "time_ms", "started_at", "finished_at"] {
+    for field in [
+        "exit_code",
+        "signal",
+        "compile_output",
+        "time_ms",
+        "started_at",
+        "finished_at",
+    ] {
         assert!(record[field].is_null(), "{field}");
     }
     assert!(record.get("expires_at").is_none());
 
-    let jobs = api.backend.receive(10, Duration::ZERO, Duration::from_secs(60)).await.unwrap();
+    let jobs = api
+        .backend
+        .receive(10, Duration::ZERO, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(jobs.len(), 1);
     let job = jobs[0].job.as_ref().unwrap();
-    assert_eq!((job.id.as_str(), job.source.as_str(), job.stdin.as_str()), (id.as_str(), "print(input())", "hi"));
+    assert_eq!(
+        (job.id.as_str(), job.source.as_str(), job.stdin.as_str()),
+        (id.as_str(), "print(input())", "hi")
+    );
 }
 
 #[tokio::test]
@@ -84,9 +113,18 @@ async fn lists_languages_with_versions() {
     let api = Api::new(RateLimit::default());
     let (status, body) = api.call("GET", "/v1/languages", Body::empty()).await;
     assert_eq!(status, StatusCode::OK);
-    let ids: Vec<_> = body["languages"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    let ids: Vec<_> = body["languages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["python", "javascript", "c", "cpp", "go", "rust"]);
-    assert!(body["languages"].as_array().unwrap().iter().all(|l| l["version"].as_str().is_some_and(|v| !v.is_empty())));
+    assert!(body["languages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["version"].as_str().is_some_and(|v| !v.is_empty())));
 }
 
 #[tokio::test]
@@ -95,7 +133,10 @@ async fn unknown_ids_and_paths_are_404() {
     let (status, body) = api.call("GET", "/v1/submissions/nope", Body::empty()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
-    assert_eq!(api.call("GET", "/v2/anything", Body::empty()).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call("GET", "/v2/anything", Body::empty()).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -103,32 +144,84 @@ async fn bad_requests_get_their_error_and_enqueue_nothing() {
     let api = Api::new(RateLimit::default());
     let big = "x".repeat(64 * 1024 + 1);
     let cases: Vec<(String, StatusCode, &str)> = vec![
-        ("{not json".into(), StatusCode::BAD_REQUEST, "malformed_json"),
+        (
+            "{not json".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
         ("".into(), StatusCode::BAD_REQUEST, "malformed_json"),
         ("[]".into(), StatusCode::BAD_REQUEST, "malformed_json"),
-        (json!({"source": "x"}).to_string(), StatusCode::BAD_REQUEST, "missing_field"),
-        (json!({"language": "python"}).to_string(), StatusCode::BAD_REQUEST, "missing_field"),
-        (json!({"language": "cobol", "source": "x"}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "unknown_language"),
-        (json!({"language": 3, "source": "x"}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value"),
-        (json!({"language": "c", "source": "x", "stdin": 5}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value"),
-        (json!({"language": "c", "source": ""}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_value"),
-        (json!({"language": "c", "source": big}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-        (json!({"language": "c", "source": "x", "stdin": big}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-        ("x".repeat(2 * 1024 * 1024), StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        (
+            json!({"source": "x"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+        ),
+        (
+            json!({"language": "python"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+        ),
+        (
+            json!({"language": "cobol", "source": "x"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_language",
+        ),
+        (
+            json!({"language": 3, "source": "x"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+        ),
+        (
+            json!({"language": "c", "source": "x", "stdin": 5}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+        ),
+        (
+            json!({"language": "c", "source": ""}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+        ),
+        (
+            json!({"language": "c", "source": big}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            json!({"language": "c", "source": "x", "stdin": big}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            "x".repeat(2 * 1024 * 1024),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
     ];
     for (body, want_status, want_code) in cases {
         let (status, error) = api.post(body.clone()).await;
         let shown: String = body.chars().take(40).collect();
         assert_eq!(status, want_status, "{shown}");
         assert_eq!(error["error"]["code"], want_code, "{shown}");
-        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{shown}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{shown}"
+        );
     }
-    assert_eq!(api.queued_jobs().await, 0, "nothing is enqueued for a rejected request");
+    assert_eq!(
+        api.queued_jobs().await,
+        0,
+        "nothing is enqueued for a rejected request"
+    );
 }
 
 #[tokio::test]
 async fn a_flooding_client_is_rate_limited() {
-    let api = Api::new(RateLimit { per_second: 0.5, burst: 2.0 });
+    let api = Api::new(RateLimit {
+        per_second: 0.5,
+        burst: 2.0,
+    });
     let body = || json!({"language": "python", "source": "print(1)"}).to_string();
     assert_eq!(api.post(body()).await.0, StatusCode::ACCEPTED);
     assert_eq!(api.post(body()).await.0, StatusCode::ACCEPTED);

@@ -71,14 +71,30 @@ struct Program {
     expect: String,
 }
 
-const C_HELLO: &str = "#include <stdio.h>\n\nint main(void) {\n    puts(\"hello, world\");\n    return 0;\n}\n";
+const C_HELLO: &str =
+    "#include <stdio.h>\n\nint main(void) {\n    puts(\"hello, world\");\n    return 0;\n}\n";
 
 fn program(opts: &Opts) -> Result<Program> {
     let name = opts.get("program").unwrap_or("python").to_string();
     let mut p = match name.as_str() {
-        "python" => Program { name, language: "python".into(), source: "print(1)\n".into(), expect: "1\n".into() },
-        "c" => Program { name, language: "c".into(), source: C_HELLO.into(), expect: "hello, world\n".into() },
-        other => Program { name: other.into(), language: other.into(), source: String::new(), expect: String::new() },
+        "python" => Program {
+            name,
+            language: "python".into(),
+            source: "print(1)\n".into(),
+            expect: "1\n".into(),
+        },
+        "c" => Program {
+            name,
+            language: "c".into(),
+            source: C_HELLO.into(),
+            expect: "hello, world\n".into(),
+        },
+        other => Program {
+            name: other.into(),
+            language: other.into(),
+            source: String::new(),
+            expect: String::new(),
+        },
     };
     if let Some(l) = opts.get("language") {
         p.language = l.into();
@@ -90,7 +106,10 @@ fn program(opts: &Opts) -> Result<Program> {
         p.expect = e.into();
     }
     if p.source.is_empty() {
-        bail!("program '{}' is not built in: give --language, --source and --expect", p.name);
+        bail!(
+            "program '{}' is not built in: give --language, --source and --expect",
+            p.name
+        );
     }
     Ok(p)
 }
@@ -105,14 +124,21 @@ const FLAGS: [&str; 1] = ["docker-events"];
 
 impl Opts {
     fn parse(args: &[String]) -> Result<Opts> {
-        let mut opts = Opts { values: BTreeMap::new(), flags: Vec::new() };
+        let mut opts = Opts {
+            values: BTreeMap::new(),
+            flags: Vec::new(),
+        };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
-            let key = arg.strip_prefix("--").ok_or_else(|| anyhow!("unexpected argument '{arg}'\n{USAGE}"))?;
+            let key = arg
+                .strip_prefix("--")
+                .ok_or_else(|| anyhow!("unexpected argument '{arg}'\n{USAGE}"))?;
             if FLAGS.contains(&key) {
                 opts.flags.push(key.to_string());
             } else {
-                let value = it.next().ok_or_else(|| anyhow!("--{key} needs a value\n{USAGE}"))?;
+                let value = it
+                    .next()
+                    .ok_or_else(|| anyhow!("--{key} needs a value\n{USAGE}"))?;
                 opts.values.insert(key.to_string(), value.clone());
             }
         }
@@ -124,14 +150,20 @@ impl Opts {
     fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| anyhow!("--{key}: '{v}' is not a number")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| anyhow!("--{key}: '{v}' is not a number")),
         }
     }
     fn flag(&self, key: &str) -> bool {
         self.flags.iter().any(|f| f == key)
     }
     fn url(&self) -> Result<String> {
-        Ok(self.get("url").ok_or_else(|| anyhow!("--url is required\n{USAGE}"))?.trim_end_matches('/').to_string())
+        Ok(self
+            .get("url")
+            .ok_or_else(|| anyhow!("--url is required\n{USAGE}"))?
+            .trim_end_matches('/')
+            .to_string())
     }
 }
 
@@ -150,9 +182,13 @@ fn main() {
 
 /// Ok(false): the mode ran but a run failed verification (or, for `report`, a target was missed).
 fn run(args: &[String]) -> Result<bool> {
-    let Some(mode) = args.first() else { bail!("{USAGE}") };
+    let Some(mode) = args.first() else {
+        bail!("{USAGE}")
+    };
     if mode == "report" {
-        let path = args.get(1).ok_or_else(|| anyhow!("report needs a FILE\n{USAGE}"))?;
+        let path = args
+            .get(1)
+            .ok_or_else(|| anyhow!("report needs a FILE\n{USAGE}"))?;
         return report(path);
     }
     if mode == "-h" || mode == "--help" {
@@ -161,7 +197,9 @@ fn run(args: &[String]) -> Result<bool> {
     }
     let opts = Opts::parse(&args[1..])?;
     // One thread: the client should take as little of the machine as it can.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let (ok, result) = match mode.as_str() {
         "latency" => rt.block_on(latency(&opts))?,
         "throughput" => rt.block_on(throughput(&opts))?,
@@ -169,7 +207,11 @@ fn run(args: &[String]) -> Result<bool> {
         other => bail!("unknown mode '{other}'\n{USAGE}"),
     };
     if let Some(path) = opts.get("json-out") {
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {path}"))?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {path}"))?;
         writeln!(file, "{result}")?;
     }
     Ok(ok)
@@ -227,18 +269,32 @@ fn line(label: &str, samples: &[f64]) -> String {
 /// CPU seconds this process has used (utime + stime; /proc counts in USER_HZ = 100).
 fn self_cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let Some(after_name) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return f64::NAN };
+    let Some(after_name) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return f64::NAN;
+    };
     let fields: Vec<&str> = after_name.split(' ').collect();
-    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (tick(11) + tick(12)) / 100.0
 }
 
 fn wall_nanos(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 fn record_nanos(record: &Value, field: &str) -> Option<i64> {
-    record.get(field)?.as_str()?.parse::<DateTime<Utc>>().ok()?.timestamp_nanos_opt()
+    record
+        .get(field)?
+        .as_str()?
+        .parse::<DateTime<Utc>>()
+        .ok()?
+        .timestamp_nanos_opt()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,24 +314,39 @@ async fn call(http: &Http, method: Method, uri: &str, body: Vec<u8>) -> Result<(
         .uri(uri)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))?;
-    let response = http.request(request).await.with_context(|| format!("requesting {uri}"))?;
+    let response = http
+        .request(request)
+        .await
+        .with_context(|| format!("requesting {uri}"))?;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await?.to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     Ok((status, value))
 }
 
 async fn submit(http: &Http, url: &str, p: &Program) -> Result<String> {
-    let body = serde_json::to_vec(&json!({ "language": p.language, "source": p.source, "stdin": "" }))?;
+    let body =
+        serde_json::to_vec(&json!({ "language": p.language, "source": p.source, "stdin": "" }))?;
     let (status, value) = call(http, Method::POST, &format!("{url}/v1/submissions"), body).await?;
     if status != 202 {
         bail!("POST /v1/submissions answered {status}: {value}");
     }
-    value.get("id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| anyhow!("no id in {value}"))
+    value
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("no id in {value}"))
 }
 
 async fn fetch(http: &Http, url: &str, id: &str) -> Result<Value> {
-    let (status, value) = call(http, Method::GET, &format!("{url}/v1/submissions/{id}"), Vec::new()).await?;
+    let (status, value) = call(
+        http,
+        Method::GET,
+        &format!("{url}/v1/submissions/{id}"),
+        Vec::new(),
+    )
+    .await?;
     if status != 200 {
         bail!("GET /v1/submissions/{id} answered {status}: {value}");
     }
@@ -296,8 +367,13 @@ fn check(record: &Value, p: &Program) -> Option<String> {
     let stdout = record.get("stdout").and_then(Value::as_str).unwrap_or("");
     if status != "ok" {
         let stderr = record.get("stderr").and_then(Value::as_str).unwrap_or("");
-        let compile = record.get("compile_output").and_then(Value::as_str).unwrap_or("");
-        return Some(format!("status {status} (stderr {stderr:?}, compile output {compile:?})"));
+        let compile = record
+            .get("compile_output")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Some(format!(
+            "status {status} (stderr {stderr:?}, compile output {compile:?})"
+        ));
     }
     if stdout != p.expect {
         return Some(format!("stdout {stdout:?}, expected {:?}", p.expect));
@@ -352,11 +428,22 @@ impl DockerEvents {
 
     /// The first `action` event in [from, to] (ns).
     fn first(&self, action: &str, from: i64, to: i64) -> Option<i64> {
-        self.events.lock().unwrap().iter().filter(|(a, t)| a == action && *t >= from && *t <= to).map(|(_, t)| *t).min()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, t)| a == action && *t >= from && *t <= to)
+            .map(|(_, t)| *t)
+            .min()
     }
 
     fn count(&self, action: &str, from: i64, to: i64) -> usize {
-        self.events.lock().unwrap().iter().filter(|(a, t)| a == action && *t >= from && *t <= to).count()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, t)| a == action && *t >= from && *t <= to)
+            .count()
     }
 }
 
@@ -367,11 +454,16 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
     let warmup: usize = opts.num("warmup", 5)?;
     let poll = Duration::from_micros((opts.num::<f64>("poll-ms", 3.0)? * 1000.0) as u64);
     let http = http_client();
-    let mut events = if opts.flag("docker-events") { Some(DockerEvents::start().await?) } else { None };
+    let mut events = if opts.flag("docker-events") {
+        Some(DockerEvents::start().await?)
+    } else {
+        None
+    };
 
     let mut total = Vec::new();
     let mut post = Vec::new();
-    let (mut accept, mut queue, mut sandbox, mut seen) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut accept, mut queue, mut sandbox, mut seen) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut to_die, mut die_to_result, mut starts_during) = (Vec::new(), Vec::new(), Vec::new());
     // Submit-to-result split by whether another container started (the pool refilling)
     // while this run's container was running.
@@ -394,7 +486,10 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
                 break record;
             }
             if t0.elapsed() > Duration::from_secs(60) {
-                bail!("submission {id} not finished after 60 s (status {})", status_of(&record));
+                bail!(
+                    "submission {id} not finished after 60 s (status {})",
+                    status_of(&record)
+                );
             }
         };
         let elapsed = t0.elapsed();
@@ -415,7 +510,11 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
         if let Some(t) = record.get("time_ms").and_then(Value::as_f64) {
             fleet_time.push(t);
         }
-        let (c, s, f) = (record_nanos(&record, "created_at"), record_nanos(&record, "started_at"), record_nanos(&record, "finished_at"));
+        let (c, s, f) = (
+            record_nanos(&record, "created_at"),
+            record_nanos(&record, "started_at"),
+            record_nanos(&record, "finished_at"),
+        );
         if let (Some(c), Some(s), Some(f)) = (c, s, f) {
             let sent = wall_nanos(sent_wall);
             accept.push((c - sent) as f64 / 1e6);
@@ -443,7 +542,10 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
     }
 
     println!("## latency: {} through the exec API ({url})", p.name);
-    println!("{runs} sequential runs after {warmup} warm-up; GET every {:.1} ms until terminal", ms(poll));
+    println!(
+        "{runs} sequential runs after {warmup} warm-up; GET every {:.1} ms until terminal",
+        ms(poll)
+    );
     println!("{}", line("submit-to-result", &total));
     println!("{}", line("  POST round trip", &post));
     println!("{}", line("  accept (send->created_at)", &accept));
@@ -452,13 +554,20 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
     if !to_die.is_empty() {
         println!("{}", line("    started->container die", &to_die));
         println!("{}", line("    container die->finished", &die_to_result));
-        println!("    container starts during a run: mean {:.2}", starts_during.iter().sum::<f64>() / starts_during.len().max(1) as f64);
+        println!(
+            "    container starts during a run: mean {:.2}",
+            starts_during.iter().sum::<f64>() / starts_during.len().max(1) as f64
+        );
         println!("{}", line("  runs overlapping a start", &with_start));
         println!("{}", line("  runs without one", &without_start));
     }
     println!("{}", line("  seen (finished->poll saw)", &seen));
     println!("{}", line("fleet time_ms (RUN->exit)", &fleet_time));
-    println!("GETs per run: median {}; client CPU {:.2} s", pct(&polls, 50.0), self_cpu_s());
+    println!(
+        "GETs per run: median {}; client CPU {:.2} s",
+        pct(&polls, 50.0),
+        self_cpu_s()
+    );
     for f in &failures {
         println!("FAILED {f}");
     }
@@ -575,17 +684,41 @@ async fn throughput(opts: &Opts) -> Result<(bool, Value)> {
         }
     }
     for (i, id, _) in &pending {
-        failures.push(format!("submission {i} ({id}): no terminal status after {:.0} s", timeout.as_secs_f64()));
+        failures.push(format!(
+            "submission {i} ({id}): no terminal status after {:.0} s",
+            timeout.as_secs_f64()
+        ));
     }
     let lost = runs - ok;
     let wall = last_result - t0;
-    let rate = if ok > 0 { ok as f64 / wall.as_secs_f64() } else { 0.0 };
+    let rate = if ok > 0 {
+        ok as f64 / wall.as_secs_f64()
+    } else {
+        0.0
+    };
     let server_span = (last_finished - first_created) as f64 / 1e9;
-    let server_rate = if ok > 0 && server_span > 0.0 { ok as f64 / server_span } else { 0.0 };
+    let server_rate = if ok > 0 && server_span > 0.0 {
+        ok as f64 / server_span
+    } else {
+        0.0
+    };
 
-    println!("## throughput: {runs} x {} submitted at once through the exec API ({url})", p.name);
-    println!("all {runs} POSTs answered {:.0} ms after the first was sent; {} rejected", ms(submit_span), rejected.len());
-    println!("first POST -> last result seen: {:.2} s => {:.1} runs/s ({} ok, {} lost)", wall.as_secs_f64(), rate, ok, lost);
+    println!(
+        "## throughput: {runs} x {} submitted at once through the exec API ({url})",
+        p.name
+    );
+    println!(
+        "all {runs} POSTs answered {:.0} ms after the first was sent; {} rejected",
+        ms(submit_span),
+        rejected.len()
+    );
+    println!(
+        "first POST -> last result seen: {:.2} s => {:.1} runs/s ({} ok, {} lost)",
+        wall.as_secs_f64(),
+        rate,
+        ok,
+        lost
+    );
     println!("first created_at -> last finished_at (server clock): {server_span:.2} s => {server_rate:.1} runs/s");
     println!("{}", line("accepted -> result seen", &turnaround));
     println!(
@@ -624,7 +757,8 @@ fn baseline(opts: &Opts) -> Result<(bool, Value)> {
     let warmup: usize = opts.num("warmup", 3)?;
     let variant = opts.get("variant").unwrap_or("both");
     let mut ok = true;
-    let mut result = json!({ "kind": "baseline", "program": p.name, "runs": runs, "warmup": warmup });
+    let mut result =
+        json!({ "kind": "baseline", "program": p.name, "runs": runs, "warmup": warmup });
     if variant == "bare" || variant == "both" {
         let (samples, failures) = bare(opts, &p, runs, warmup)?;
         println!("## baseline: {} as a bare host process", p.name);
@@ -639,7 +773,10 @@ fn baseline(opts: &Opts) -> Result<(bool, Value)> {
     }
     if variant == "docker" || variant == "both" {
         let (samples, failures) = docker_run(&p, runs, warmup)?;
-        println!("## baseline: {} with `docker run --rm -i --network none` per run", p.name);
+        println!(
+            "## baseline: {} with `docker run --rm -i --network none` per run",
+            p.name
+        );
         println!("{}", line(&format!("{} docker run", p.name), &samples));
         for f in &failures {
             println!("FAILED {f}");
@@ -662,10 +799,12 @@ fn bare(opts: &Opts, p: &Program, runs: usize, warmup: usize) -> Result<(Vec<f64
         "c" => (
             "main.c",
             vec![
-                ["-O2", "-std=gnu17", "-pipe", "-o", "main", "main.c", "-lm"].iter().fold(vec![gcc], |mut v, a| {
-                    v.push(a.to_string());
-                    v
-                }),
+                ["-O2", "-std=gnu17", "-pipe", "-o", "main", "main.c", "-lm"]
+                    .iter()
+                    .fold(vec![gcc], |mut v, a| {
+                        v.push(a.to_string());
+                        v
+                    }),
                 vec!["./main".into()],
             ],
         ),
@@ -679,9 +818,19 @@ fn bare(opts: &Opts, p: &Program, runs: usize, warmup: usize) -> Result<(Vec<f64
         let mut stdout = Vec::new();
         let mut failed = None;
         for step in &steps {
-            let out = Command::new(&step[0]).args(&step[1..]).current_dir(&dir).stdin(Stdio::null()).output().with_context(|| format!("running {}", step[0]))?;
+            let out = Command::new(&step[0])
+                .args(&step[1..])
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .output()
+                .with_context(|| format!("running {}", step[0]))?;
             if !out.status.success() {
-                failed = Some(format!("{} exited {}: {}", step[0], out.status, String::from_utf8_lossy(&out.stderr)));
+                failed = Some(format!(
+                    "{} exited {}: {}",
+                    step[0],
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
                 break;
             }
             stdout = out.stdout;
@@ -692,9 +841,11 @@ fn bare(opts: &Opts, p: &Program, runs: usize, warmup: usize) -> Result<(Vec<f64
         }
         match failed {
             Some(why) => failures.push(format!("run {i}: {why}")),
-            None if stdout != p.expect.as_bytes() => {
-                failures.push(format!("run {i}: stdout {:?}, expected {:?}", String::from_utf8_lossy(&stdout), p.expect))
-            }
+            None if stdout != p.expect.as_bytes() => failures.push(format!(
+                "run {i}: stdout {:?}, expected {:?}",
+                String::from_utf8_lossy(&stdout),
+                p.expect
+            )),
             None => samples.push(ms(elapsed)),
         }
     }
@@ -715,13 +866,26 @@ fn docker_run(p: &Program, runs: usize, warmup: usize) -> Result<(Vec<f64>, Vec<
     for i in 0..warmup + runs {
         let t0 = Instant::now();
         let mut child = Command::new("docker")
-            .args(["run", "--rm", "-i", "--network", "none", "--label", BENCH_LABEL, &image])
+            .args([
+                "run",
+                "--rm",
+                "-i",
+                "--network",
+                "none",
+                "--label",
+                BENCH_LABEL,
+                &image,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .context("running docker")?;
-        child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?.write_all(&input)?; // dropped: EOF
+        child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow!("no stdin"))?
+            .write_all(&input)?; // dropped: EOF
         let out = child.wait_with_output()?;
         let elapsed = t0.elapsed();
         if i < warmup {
@@ -747,9 +911,22 @@ fn docker_run(p: &Program, runs: usize, warmup: usize) -> Result<(Vec<f64>, Vec<
 
 fn report(path: &str) -> Result<bool> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let results: Vec<Value> = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
-    let find = |kind: &str, program: &str| results.iter().rev().find(|r| r["kind"] == kind && r["program"] == program);
-    let f = |v: &Value| v.as_f64().map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+    let results: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let find = |kind: &str, program: &str| {
+        results
+            .iter()
+            .rev()
+            .find(|r| r["kind"] == kind && r["program"] == program)
+    };
+    let f = |v: &Value| {
+        v.as_f64()
+            .map(|x| format!("{x:.1}"))
+            .unwrap_or_else(|| "-".into())
+    };
     let mut all_ok = true;
 
     println!("| program | bare process p50 / p99 | `docker run --rm` p50 / p99 | CodeBox stack p50 / p99 (max) | stack p50 / bare p50 | target p50 <= 3x bare |");
@@ -771,8 +948,18 @@ fn report(path: &str) -> Result<bool> {
             Some(v) if !v.is_null() => format!("{} / {} ms", f(&v["p50_ms"]), f(&v["p99_ms"])),
             _ => "-".into(),
         };
-        let stack = lat.map(|l| format!("{} / {} ms ({})", f(&l["total"]["p50_ms"]), f(&l["total"]["p99_ms"]), f(&l["total"]["max_ms"])));
-        let ratio = match (bare.and_then(|b| b["p50_ms"].as_f64()), lat.and_then(|l| l["total"]["p50_ms"].as_f64())) {
+        let stack = lat.map(|l| {
+            format!(
+                "{} / {} ms ({})",
+                f(&l["total"]["p50_ms"]),
+                f(&l["total"]["p99_ms"]),
+                f(&l["total"]["max_ms"])
+            )
+        });
+        let ratio = match (
+            bare.and_then(|b| b["p50_ms"].as_f64()),
+            lat.and_then(|l| l["total"]["p50_ms"].as_f64()),
+        ) {
             (Some(b), Some(s)) if b > 0.0 => Some(s / b),
             _ => None,
         };
@@ -793,7 +980,9 @@ fn report(path: &str) -> Result<bool> {
             cell(bare),
             cell(docker),
             stack.unwrap_or_else(|| "-".into()),
-            ratio.map(|r| format!("{r:.1}x")).unwrap_or_else(|| "-".into()),
+            ratio
+                .map(|r| format!("{r:.1}x"))
+                .unwrap_or_else(|| "-".into()),
             match met {
                 Some(true) => "met",
                 Some(false) => "**missed**",
@@ -816,7 +1005,10 @@ fn report(path: &str) -> Result<bool> {
                 f(&ph["seen"]),
                 f(&l["fleet_time_ms_p50"])
             );
-            if l["overlapping_start"]["n"].as_u64().unwrap_or(0) + l["without_start"]["n"].as_u64().unwrap_or(0) > 0 {
+            if l["overlapping_start"]["n"].as_u64().unwrap_or(0)
+                + l["without_start"]["n"].as_u64().unwrap_or(0)
+                > 0
+            {
                 println!(
                     "{program} stack p50 of runs during which another container started (the pool refilling): {} ms (n={}); of the others: {} ms (n={})",
                     f(&l["overlapping_start"]["p50_ms"]),

@@ -90,7 +90,10 @@ fn parse_args() -> Result<Args> {
             None => (flag.clone(), None),
         };
         let mut value = || -> Result<String> {
-            inline.clone().or_else(|| it.next()).ok_or_else(|| anyhow!("{name} needs a value\n{USAGE}"))
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| anyhow!("{name} needs a value\n{USAGE}"))
         };
         match name.as_str() {
             "--url" => args.url = value()?,
@@ -102,8 +105,12 @@ fn parse_args() -> Result<Args> {
             "--drain" => args.drain = value()?.parse().context("--drain")?,
             "--threads" => args.threads = value()?.parse().context("--threads")?,
             "--label" => args.label = Some(value()?),
-            "--server-pid" => args.server_pids.push(value()?.parse().context("--server-pid")?),
-            "--server-tree" => args.server_trees.push(value()?.parse().context("--server-tree")?),
+            "--server-pid" => args
+                .server_pids
+                .push(value()?.parse().context("--server-pid")?),
+            "--server-tree" => args
+                .server_trees
+                .push(value()?.parse().context("--server-tree")?),
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }
@@ -126,9 +133,14 @@ fn parse_args() -> Result<Args> {
 fn main() -> Result<()> {
     let args = parse_args()?;
     let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()?
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
     };
     runtime.block_on(run(args))
 }
@@ -155,7 +167,11 @@ fn proc_stat(pid: &str) -> Option<ProcStat> {
     let ppid = fields.get(1)?.parse().ok()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(ProcStat { comm, ppid, ticks: utime + stime })
+    Some(ProcStat {
+        comm,
+        ppid,
+        ticks: utime + stime,
+    })
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -175,7 +191,10 @@ fn descendants(root: u32) -> Vec<u32> {
                 continue;
             }
             if let Some(stat) = proc_stat(name) {
-                children.entry(stat.ppid).or_default().push(name.parse().unwrap_or(0));
+                children
+                    .entry(stat.ppid)
+                    .or_default()
+                    .push(name.parse().unwrap_or(0));
             }
         }
     }
@@ -194,7 +213,11 @@ fn descendants(root: u32) -> Vec<u32> {
 fn machine_cpu() -> Option<(f64, f64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let line = text.lines().next()?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal (guest is already in user).
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
@@ -232,10 +255,13 @@ fn room_url(base: &str, room: &str) -> String {
 
 async fn connect(url: &str) -> Result<Ws> {
     // Nagle off: a 30-byte frame must not wait for the previous one's ACK.
-    let (ws, _) = timeout(Duration::from_secs(10), tokio_tungstenite::connect_async_with_config(url, None, true))
-        .await
-        .map_err(|_| anyhow!("connecting to {url} timed out"))?
-        .with_context(|| format!("connecting to {url}"))?;
+    let (ws, _) = timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async_with_config(url, None, true),
+    )
+    .await
+    .map_err(|_| anyhow!("connecting to {url} timed out"))?
+    .with_context(|| format!("connecting to {url}"))?;
     Ok(ws)
 }
 
@@ -245,7 +271,9 @@ async fn await_sync_step1(ws: &mut Ws, log: &mut ReaderLog) -> Result<Vec<u8>> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let frame = timeout(left, ws.next()).await.map_err(|_| anyhow!("no SyncStep1 from the server within 10 s"))?;
+        let frame = timeout(left, ws.next())
+            .await
+            .map_err(|_| anyhow!("no SyncStep1 from the server within 10 s"))?;
         match frame {
             Some(Ok(WsMessage::Binary(bytes))) => match Message::decode(&bytes) {
                 Ok(Message::SyncStep1(sv)) => {
@@ -297,7 +325,12 @@ fn count_frame(log: &mut ReaderLog, bytes: &[u8], now: Instant) -> bool {
     false
 }
 
-async fn reader(mut ws: Ws, mut log: ReaderLog, received: Arc<AtomicU64>, mut stop: watch::Receiver<bool>) -> ReaderLog {
+async fn reader(
+    mut ws: Ws,
+    mut log: ReaderLog,
+    received: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) -> ReaderLog {
     loop {
         tokio::select! {
             biased;
@@ -356,13 +389,20 @@ fn frame_kind(bytes: &[u8]) -> &'static str {
     }
 }
 
-async fn writer(mut ws: Ws, server_sv: Vec<u8>, start: Instant, edits: u64, period: Duration) -> Result<(Ws, WriterLog)> {
+async fn writer(
+    mut ws: Ws,
+    server_sv: Vec<u8>,
+    start: Instant,
+    edits: u64,
+    period: Duration,
+) -> Result<(Ws, WriterLog)> {
     let doc = Doc::new();
     let text = doc.get_or_insert_text("bench");
     // Answer the server's SyncStep1 with what it lacks of our (empty) document.
     let sv = StateVector::decode_v1(&server_sv).context("server's state vector")?;
     let diff = doc.transact().encode_diff_v1(&sv);
-    ws.send(WsMessage::Binary(Message::SyncStep2(&diff).encode().into())).await?;
+    ws.send(WsMessage::Binary(Message::SyncStep2(&diff).encode().into()))
+        .await?;
 
     let mut log = WriterLog {
         sent: Vec::with_capacity(edits as usize),
@@ -408,12 +448,18 @@ async fn writer(mut ws: Ws, server_sv: Vec<u8>, start: Instant, edits: u64, peri
         }
     }
     log.final_text_len = text.get_string(&doc.transact()).len() as u32;
-    let ws = sink.reunite(stream).map_err(|_| anyhow!("reuniting the writer socket"))?;
+    let ws = sink
+        .reunite(stream)
+        .map_err(|_| anyhow!("reuniting the writer socket"))?;
     Ok((ws, log))
 }
 
 /// Keeps reading the writer's socket after its last edit, to catch late echoes.
-async fn writer_drain(mut ws: Ws, mut log: WriterLog, mut stop: watch::Receiver<bool>) -> WriterLog {
+async fn writer_drain(
+    mut ws: Ws,
+    mut log: WriterLog,
+    mut stop: watch::Receiver<bool>,
+) -> WriterLog {
     loop {
         tokio::select! {
             frame = ws.next() => match frame {
@@ -460,7 +506,11 @@ fn server_procs(args: &Args) -> Vec<ServerProc> {
     pids.into_iter()
         .filter_map(|pid| {
             let stat = proc_stat(&pid.to_string())?;
-            Some(ServerProc { pid, comm: stat.comm, before: stat.ticks as f64 / CLK_TCK })
+            Some(ServerProc {
+                pid,
+                comm: stat.comm,
+                before: stat.ticks as f64 / CLK_TCK,
+            })
         })
         .collect()
 }
@@ -480,13 +530,25 @@ async fn run(args: Args) -> Result<()> {
     let mut readers = Vec::with_capacity(args.readers);
     for i in 0..args.readers {
         let mut ws = connect(&url).await.with_context(|| format!("reader {i}"))?;
-        let mut log = ReaderLog { updates: Vec::with_capacity(edits as usize), ..Default::default() };
-        await_sync_step1(&mut ws, &mut log).await.with_context(|| format!("reader {i}"))?;
-        readers.push(tokio::spawn(reader(ws, log, received.clone(), stop_rx.clone())));
+        let mut log = ReaderLog {
+            updates: Vec::with_capacity(edits as usize),
+            ..Default::default()
+        };
+        await_sync_step1(&mut ws, &mut log)
+            .await
+            .with_context(|| format!("reader {i}"))?;
+        readers.push(tokio::spawn(reader(
+            ws,
+            log,
+            received.clone(),
+            stop_rx.clone(),
+        )));
     }
     let mut writer_ws = connect(&url).await.context("writer")?;
     let mut writer_greeting = ReaderLog::default();
-    let server_sv = await_sync_step1(&mut writer_ws, &mut writer_greeting).await.context("writer")?;
+    let server_sv = await_sync_step1(&mut writer_ws, &mut writer_greeting)
+        .await
+        .context("writer")?;
     let connect_ms = ms(connect_started.elapsed());
 
     // Edits start on a fresh tick; the measured window starts after the warm-up edits.
@@ -498,7 +560,9 @@ async fn run(args: Args) -> Result<()> {
     let cpu_self_at_measure = cpu_seconds("self").unwrap_or(f64::NAN);
     let machine_before = machine_cpu();
     let servers = server_procs(&args);
-    let (writer_ws, wlog) = writer_task.await.map_err(|e| anyhow!("writer task: {e}"))??;
+    let (writer_ws, wlog) = writer_task
+        .await
+        .map_err(|e| anyhow!("writer task: {e}"))??;
     let last_send = *wlog.sent.last().unwrap_or(&measure_start);
 
     // Wait until every reader has every edit, or the drain time runs out.
@@ -512,7 +576,12 @@ async fn run(args: Args) -> Result<()> {
     let machine_after = machine_cpu();
     let server_after: Vec<(f64, Option<u64>)> = servers
         .iter()
-        .map(|s| (cpu_seconds(&s.pid.to_string()).unwrap_or(f64::NAN), rss_kib(s.pid)))
+        .map(|s| {
+            (
+                cpu_seconds(&s.pid.to_string()).unwrap_or(f64::NAN),
+                rss_kib(s.pid),
+            )
+        })
         .collect();
 
     let (wstop_tx, wstop_rx) = watch::channel(false);
@@ -546,7 +615,10 @@ async fn run(args: Args) -> Result<()> {
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let expected = measured_edits * logs.len() as u64;
     let delivered = latencies.len() as u64;
-    let warmup_delivered: u64 = logs.iter().map(|l| (l.updates.len() as u64).min(warmup_edits)).sum();
+    let warmup_delivered: u64 = logs
+        .iter()
+        .map(|l| (l.updates.len() as u64).min(warmup_edits))
+        .sum();
     let sum = |f: fn(&ReaderLog) -> u64| logs.iter().map(f).sum::<u64>();
     let mut lateness = wlog.lateness_ms.clone();
     lateness.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -655,7 +727,9 @@ async fn run(args: Args) -> Result<()> {
         servers_total = total;
     }
     if let (Some((busy0, total0)), Some((busy1, total1))) = (machine_before, machine_after) {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as f64;
         let busy = busy1 - busy0;
         let server_and_self = self_window + servers_total;
         println!(
@@ -669,7 +743,10 @@ async fn run(args: Args) -> Result<()> {
     }
     let lost = expected.saturating_sub(delivered);
     if lost > 0 || extra > 0 || !early.is_empty() {
-        println!("RESULT              FAIL: lost {lost}, extra {extra}, sockets ended early {}", early.len());
+        println!(
+            "RESULT              FAIL: lost {lost}, extra {extra}, sockets ended early {}",
+            early.len()
+        );
         std::process::exit(2);
     }
     println!("RESULT              ok");

@@ -46,19 +46,32 @@ fn build_document(target: usize) -> Vec<u8> {
                 text.remove_range(&mut txn, rng.below(len - 5), 3);
             } else {
                 let lines: String = (0..4)
-                    .map(|i| format!("    let value_{step}_{i} = compute({step}, \"some text\"); // note\n"))
+                    .map(|i| {
+                        format!(
+                            "    let value_{step}_{i} = compute({step}, \"some text\"); // note\n"
+                        )
+                    })
                     .collect();
                 text.insert(&mut txn, rng.below(len + 1), &lines);
             }
             txn.commit();
             txn.encode_update_v1()
         };
-        for (other, _) in docs.iter().filter(|(d, _)| d.client_id() != doc.client_id()) {
-            other.transact_mut().apply_update(Update::decode_v1(&update).unwrap()).unwrap();
+        for (other, _) in docs
+            .iter()
+            .filter(|(d, _)| d.client_id() != doc.client_id())
+        {
+            other
+                .transact_mut()
+                .apply_update(Update::decode_v1(&update).unwrap())
+                .unwrap();
         }
         step += 1;
     }
-    let document = docs[0].0.transact().encode_state_as_update_v1(&StateVector::default());
+    let document = docs[0]
+        .0
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
     document
 }
 
@@ -78,7 +91,9 @@ impl Rng {
 fn keystrokes(document: &[u8], n: usize) -> Vec<Vec<u8>> {
     let doc = Doc::with_client_id(77);
     let text = doc.get_or_insert_text(TEXT);
-    doc.transact_mut().apply_update(Update::decode_v1(document).unwrap()).unwrap();
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(document).unwrap())
+        .unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut cursor, mut run) = (0, 0);
     (0..n)
@@ -88,7 +103,11 @@ fn keystrokes(document: &[u8], n: usize) -> Vec<Vec<u8>> {
                 cursor = rng.below(text.len(&txn) + 1);
                 run = 1 + rng.below(40);
             }
-            text.insert(&mut txn, cursor, ["a", "b", "c", " ", "e", "(", ")", ";"][i % 8]);
+            text.insert(
+                &mut txn,
+                cursor,
+                ["a", "b", "c", " ", "e", "(", ")", ";"][i % 8],
+            );
             cursor += 1;
             run -= 1;
             txn.commit();
@@ -103,7 +122,12 @@ const POOL: usize = 4096;
 
 /// Runs `apply` over `iters` keystrokes, on fresh copies of the state `setup` makes (outside
 /// the timed part), and returns the time spent in `apply` only.
-fn timed<S>(iters: u64, pool: &[Vec<u8>], setup: impl Fn() -> S, mut apply: impl FnMut(&mut S, &[u8])) -> Duration {
+fn timed<S>(
+    iters: u64,
+    pool: &[Vec<u8>],
+    setup: impl Fn() -> S,
+    mut apply: impl FnMut(&mut S, &[u8]),
+) -> Duration {
     let mut left = iters as usize;
     let mut total = Duration::ZERO;
     while left > 0 {
@@ -122,20 +146,29 @@ fn timed<S>(iters: u64, pool: &[Vec<u8>], setup: impl Fn() -> S, mut apply: impl
 
 fn bare_doc(document: &[u8]) -> Doc {
     let doc = Doc::with_client_id(1);
-    doc.transact_mut().apply_update(Update::decode_v1(document).unwrap()).unwrap();
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(document).unwrap())
+        .unwrap();
     doc
 }
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply_update");
     let no_compaction = Limits {
-        compaction: Compaction { max_log_entries: usize::MAX, min_log_bytes: usize::MAX, snapshot_bytes_per_entry: usize::MAX },
+        compaction: Compaction {
+            max_log_entries: usize::MAX,
+            min_log_bytes: usize::MAX,
+            snapshot_bytes_per_entry: usize::MAX,
+        },
         ..Limits::default()
     };
     for (label, target) in [("10KB", 10 * 1024), ("1MB", 1024 * 1024)] {
         let document = build_document(target);
         let updates = keystrokes(&document, POOL);
-        let frames: Vec<Vec<u8>> = updates.iter().map(|u| Message::Update(u).encode()).collect();
+        let frames: Vec<Vec<u8>> = updates
+            .iter()
+            .map(|u| Message::Update(u).encode())
+            .collect();
         let mean = |v: &[Vec<u8>]| v.iter().map(Vec::len).sum::<usize>() / v.len();
         eprintln!(
             "{label} document: {} bytes encoded; a keystroke: {} byte update, {} byte frame (mean)",
@@ -170,7 +203,9 @@ fn bench(c: &mut Criterion) {
                     &updates,
                     || bare_doc(&document),
                     |doc, update| {
-                        doc.transact_mut().apply_update(Update::decode_v1(update).unwrap()).unwrap();
+                        doc.transact_mut()
+                            .apply_update(Update::decode_v1(update).unwrap())
+                            .unwrap();
                     },
                 )
             })
@@ -184,7 +219,8 @@ fn bench(c: &mut Criterion) {
                     || bare_doc(&document),
                     |doc, update| {
                         let mut txn = doc.transact_mut();
-                        txn.apply_update(Update::decode_v1(update).unwrap()).unwrap();
+                        txn.apply_update(Update::decode_v1(update).unwrap())
+                            .unwrap();
                         txn.commit();
                         black_box(txn.encode_update_v1());
                     },
@@ -197,14 +233,23 @@ fn bench(c: &mut Criterion) {
         let doc = bare_doc(&document);
         for (frame, update) in frames.iter().zip(&updates) {
             let effects = room.receive(1, frame);
-            assert!(effects.close.is_none() && effects.broadcast.len() == 1 && !effects.store.is_empty());
-            doc.transact_mut().apply_update(Update::decode_v1(update).unwrap()).unwrap();
+            assert!(
+                effects.close.is_none()
+                    && effects.broadcast.len() == 1
+                    && !effects.store.is_empty()
+            );
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(update).unwrap())
+                .unwrap();
         }
         let room_text = {
             let txn = room.doc().transact();
             txn.get_text(TEXT).unwrap().get_string(&txn)
         };
-        assert_eq!(room_text, doc.get_or_insert_text(TEXT).get_string(&doc.transact()));
+        assert_eq!(
+            room_text,
+            doc.get_or_insert_text(TEXT).get_string(&doc.transact())
+        );
     }
     group.finish();
 }

@@ -60,7 +60,9 @@ pub fn decode(payload: &[u8]) -> Result<Vec<AwarenessEntry>, AwarenessError> {
     for _ in 0..count {
         let client: u64 = cursor.read_var().map_err(|_| AwarenessError::Malformed)?;
         let clock: u32 = cursor.read_var().map_err(|_| AwarenessError::Malformed)?;
-        let json = cursor.read_string().map_err(|_| AwarenessError::Malformed)?;
+        let json = cursor
+            .read_string()
+            .map_err(|_| AwarenessError::Malformed)?;
         let state = if json == GONE {
             None
         } else {
@@ -69,7 +71,11 @@ pub fn decode(payload: &[u8]) -> Result<Vec<AwarenessEntry>, AwarenessError> {
             }
             Some(Arc::from(json))
         };
-        entries.push(AwarenessEntry { client, clock, state });
+        entries.push(AwarenessEntry {
+            client,
+            clock,
+            state,
+        });
     }
     if cursor.has_content() {
         return Err(AwarenessError::Malformed);
@@ -134,14 +140,19 @@ impl Presence {
                 None => true,
                 Some(slot) => {
                     slot.clock < entry.clock
-                        || (slot.clock == entry.clock && entry.state.is_none() && slot.state.is_some())
+                        || (slot.clock == entry.clock
+                            && entry.state.is_none()
+                            && slot.state.is_some())
                 }
             };
             if !wins {
                 continue;
             }
             let already_owned = current.is_some_and(|s| s.owner == Some(conn));
-            if entry.state.is_some() && !already_owned && self.owned_count(conn) >= MAX_IDS_PER_CONNECTION {
+            if entry.state.is_some()
+                && !already_owned
+                && self.owned_count(conn) >= MAX_IDS_PER_CONNECTION
+            {
                 continue;
             }
             self.set(entry.client, entry.clock, entry.state.clone(), conn);
@@ -163,7 +174,11 @@ impl Presence {
                 slot.state = None;
                 slot.owner = None;
                 self.tombstones += 1;
-                removed.push(AwarenessEntry { client, clock: slot.clock, state: None });
+                removed.push(AwarenessEntry {
+                    client,
+                    clock: slot.clock,
+                    state: None,
+                });
             }
         }
         self.forget_tombstones_if_many();
@@ -175,7 +190,11 @@ impl Presence {
         self.slots
             .iter()
             .filter(|(_, slot)| slot.state.is_some())
-            .map(|(&client, slot)| AwarenessEntry { client, clock: slot.clock, state: slot.state.clone() })
+            .map(|(&client, slot)| AwarenessEntry {
+                client,
+                clock: slot.clock,
+                state: slot.state.clone(),
+            })
             .collect()
     }
 
@@ -185,7 +204,11 @@ impl Presence {
             .slots
             .iter()
             .filter(|(_, slot)| slot.owner == Some(conn))
-            .map(|(&client, slot)| AwarenessEntry { client, clock: slot.clock, state: slot.state.clone() })
+            .map(|(&client, slot)| AwarenessEntry {
+                client,
+                clock: slot.clock,
+                state: slot.state.clone(),
+            })
             .collect();
         owned.sort_by_key(|e| e.client);
         owned
@@ -196,7 +219,10 @@ impl Presence {
     /// removal is still announced when `conn` closes.
     pub fn restore(&mut self, conn: ConnId, entries: Vec<AwarenessEntry>) {
         for entry in entries {
-            let newer = self.slots.get(&entry.client).is_some_and(|s| s.clock > entry.clock);
+            let newer = self
+                .slots
+                .get(&entry.client)
+                .is_some_and(|s| s.clock > entry.clock);
             if !newer {
                 self.set(entry.client, entry.clock, entry.state, conn);
                 if let Some(slot) = self.slots.get_mut(&entry.client) {
@@ -210,7 +236,14 @@ impl Presence {
         let owner = state.as_ref().map(|_| conn);
         let was_tombstone = self.slots.get(&client).is_some_and(|s| s.state.is_none());
         let is_tombstone = state.is_none();
-        self.slots.insert(client, Slot { clock, state, owner });
+        self.slots.insert(
+            client,
+            Slot {
+                clock,
+                state,
+                owner,
+            },
+        );
         match (was_tombstone, is_tombstone) {
             (false, true) => self.tombstones += 1,
             (true, false) => self.tombstones -= 1,
@@ -219,12 +252,16 @@ impl Presence {
     }
 
     fn owned_count(&self, conn: ConnId) -> usize {
-        self.slots.values().filter(|s| s.owner == Some(conn)).count()
+        self.slots
+            .values()
+            .filter(|s| s.owner == Some(conn))
+            .count()
     }
 
     fn forget_tombstones_if_many(&mut self) {
         if self.tombstones > MAX_TOMBSTONES {
-            self.slots.retain(|_, slot| slot.state.is_some() || slot.owner.is_some());
+            self.slots
+                .retain(|_, slot| slot.state.is_some() || slot.owner.is_some());
             self.tombstones = self.slots.values().filter(|s| s.state.is_none()).count();
         }
     }
@@ -235,11 +272,19 @@ mod tests {
     use super::*;
 
     fn live(client: u64, clock: u32, json: &str) -> AwarenessEntry {
-        AwarenessEntry { client, clock, state: Some(Arc::from(json)) }
+        AwarenessEntry {
+            client,
+            clock,
+            state: Some(Arc::from(json)),
+        }
     }
 
     fn gone(client: u64, clock: u32) -> AwarenessEntry {
-        AwarenessEntry { client, clock, state: None }
+        AwarenessEntry {
+            client,
+            clock,
+            state: None,
+        }
     }
 
     #[test]
@@ -262,8 +307,14 @@ mod tests {
     fn higher_clock_wins_and_stale_updates_are_dropped() {
         let mut presence = Presence::default();
         assert_eq!(presence.apply(1, vec![live(10, 2, "{}")]).len(), 1);
-        assert!(presence.apply(1, vec![live(10, 1, "{\"old\":1}")]).is_empty());
-        assert_eq!(presence.apply(1, vec![gone(10, 2)]).len(), 1, "equal clock removes");
+        assert!(presence
+            .apply(1, vec![live(10, 1, "{\"old\":1}")])
+            .is_empty());
+        assert_eq!(
+            presence.apply(1, vec![gone(10, 2)]).len(),
+            1,
+            "equal clock removes"
+        );
         assert!(presence.live().is_empty());
     }
 
@@ -274,8 +325,14 @@ mod tests {
         presence.apply(2, vec![live(20, 1, "{}")]);
         let removed = presence.remove_connection(1);
         assert_eq!(removed, vec![gone(10, 2)]);
-        assert_eq!(presence.live().iter().map(|e| e.client).collect::<Vec<_>>(), vec![20]);
-        assert!(presence.remove_connection(1).is_empty(), "second close is a no-op");
+        assert_eq!(
+            presence.live().iter().map(|e| e.client).collect::<Vec<_>>(),
+            vec![20]
+        );
+        assert!(
+            presence.remove_connection(1).is_empty(),
+            "second close is a no-op"
+        );
     }
 
     #[test]
@@ -296,7 +353,10 @@ mod tests {
 
     #[test]
     fn fit_budget_drops_the_largest_states_first() {
-        let mut entries = vec![live(1, 1, &format!("\"{}\"", "x".repeat(1000))), live(2, 1, "{}")];
+        let mut entries = vec![
+            live(1, 1, &format!("\"{}\"", "x".repeat(1000))),
+            live(2, 1, "{}"),
+        ];
         fit_budget(&mut entries, 200);
         assert_eq!(entries[0].state, None);
         assert_eq!(entries[1].state.as_deref(), Some("{}"));

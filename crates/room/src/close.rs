@@ -55,9 +55,9 @@ impl CloseReason {
     pub fn code(&self) -> u16 {
         match self {
             CloseReason::TextFrame | CloseReason::ServerOnlyMessage => UNSUPPORTED_DATA,
-            CloseReason::Malformed(DecodeError::UnknownMessageType(_) | DecodeError::UnknownSyncType(_)) => {
-                UNSUPPORTED_DATA
-            }
+            CloseReason::Malformed(
+                DecodeError::UnknownMessageType(_) | DecodeError::UnknownSyncType(_),
+            ) => UNSUPPORTED_DATA,
             CloseReason::Malformed(_)
             | CloseReason::InvalidStateVector(_)
             | CloseReason::InvalidUpdate(_)
@@ -87,7 +87,10 @@ mod tests {
     #[test]
     fn codes_follow_rfc_6455() {
         assert_eq!(CloseReason::TextFrame.code(), 1003);
-        assert_eq!(CloseReason::Malformed(DecodeError::UnknownMessageType(9)).code(), 1003);
+        assert_eq!(
+            CloseReason::Malformed(DecodeError::UnknownMessageType(9)).code(),
+            1003
+        );
         assert_eq!(CloseReason::Malformed(DecodeError::Empty).code(), 1007);
         assert_eq!(CloseReason::InvalidUpdate("x".into()).code(), 1007);
         assert_eq!(CloseReason::RoomFull { limit: 1 }.code(), 1009);
@@ -97,6 +100,8 @@ mod tests {
     fn reasons_fit_a_close_frame() {
         let long = CloseReason::InvalidUpdate("é".repeat(200));
         assert!(long.reason().len() <= 123);
-        assert!(CloseReason::RoomFull { limit: 1 }.reason().contains("room is full"));
+        assert!(CloseReason::RoomFull { limit: 1 }
+            .reason()
+            .contains("room is full"));
     }
 }

@@ -174,7 +174,9 @@ fn sync_frame(out: &mut Vec<u8>, sync_type: u8, payload: &[u8]) {
 
 fn read_buf<'a>(cursor: &mut Cursor<'a>, what: &'static str) -> Result<&'a [u8], DecodeError> {
     // `Cursor::read_buf` borrows from the cursor; re-slice from the frame to keep lifetime 'a.
-    let len: u64 = cursor.read_var().map_err(|_| DecodeError::Malformed(what))?;
+    let len: u64 = cursor
+        .read_var()
+        .map_err(|_| DecodeError::Malformed(what))?;
     let start = cursor.next;
     let end = usize::try_from(len)
         .ok()
@@ -214,13 +216,30 @@ mod tests {
     #[test]
     fn rejects_bad_frames() {
         assert_eq!(Message::decode(&[]), Err(DecodeError::Empty));
-        assert_eq!(Message::decode(&[9]), Err(DecodeError::UnknownMessageType(9)));
-        assert_eq!(Message::decode(&[0, 7, 0]), Err(DecodeError::UnknownSyncType(7)));
-        assert!(matches!(Message::decode(&[0x80]), Err(DecodeError::Malformed(_))));
-        assert!(matches!(Message::decode(&[0, 2, 5, 1]), Err(DecodeError::Malformed(_))));
+        assert_eq!(
+            Message::decode(&[9]),
+            Err(DecodeError::UnknownMessageType(9))
+        );
+        assert_eq!(
+            Message::decode(&[0, 7, 0]),
+            Err(DecodeError::UnknownSyncType(7))
+        );
+        assert!(matches!(
+            Message::decode(&[0x80]),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            Message::decode(&[0, 2, 5, 1]),
+            Err(DecodeError::Malformed(_))
+        ));
         assert_eq!(Message::decode(&[3, 0]), Err(DecodeError::TrailingBytes(1)));
         // A length prefix near u64::MAX must not overflow.
-        let huge = [0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert!(matches!(Message::decode(&huge), Err(DecodeError::Malformed(_))));
+        let huge = [
+            0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        assert!(matches!(
+            Message::decode(&huge),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }

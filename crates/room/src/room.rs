@@ -102,7 +102,10 @@ impl Held {
 
     /// Takes out the first held update that no longer opens a gap.
     fn take_ready(&mut self, state_vector: &StateVector) -> Option<Vec<u8>> {
-        let i = self.updates.iter().position(|(_, inserts)| !opens_gap(inserts, state_vector))?;
+        let i = self
+            .updates
+            .iter()
+            .position(|(_, inserts)| !opens_gap(inserts, state_vector))?;
         let (update, _) = self.updates.remove(i);
         self.bytes -= update.len();
         Some(update)
@@ -179,7 +182,10 @@ impl Room {
 
     /// Handles a text frame from `conn`: the protocol is binary only.
     pub fn receive_text(&mut self, _conn: ConnId) -> Effects {
-        Effects { close: Some(CloseReason::TextFrame), ..Effects::default() }
+        Effects {
+            close: Some(CloseReason::TextFrame),
+            ..Effects::default()
+        }
     }
 
     /// Forgets `conn`; tells the others its awareness clients are gone.
@@ -187,7 +193,9 @@ impl Room {
         let removed = self.presence.remove_connection(conn);
         let mut effects = Effects::default();
         if !removed.is_empty() {
-            effects.broadcast.push(Message::Awareness(&awareness::encode(removed.iter())).encode());
+            effects
+                .broadcast
+                .push(Message::Awareness(&awareness::encode(removed.iter())).encode());
         }
         effects
     }
@@ -204,7 +212,9 @@ impl Room {
 
     /// The whole document as one Yjs v1 update.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.doc.transact().encode_state_as_update_v1(&StateVector::default())
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
     }
 
     /// What the room knows of its stored form.
@@ -217,9 +227,17 @@ impl Room {
         &self.doc
     }
 
-    fn dispatch(&mut self, conn: ConnId, frame: &[u8], effects: &mut Effects) -> Result<(), CloseReason> {
+    fn dispatch(
+        &mut self,
+        conn: ConnId,
+        frame: &[u8],
+        effects: &mut Effects,
+    ) -> Result<(), CloseReason> {
         if frame.len() > self.limits.max_frame_bytes {
-            return Err(CloseReason::FrameTooLarge { size: frame.len(), limit: self.limits.max_frame_bytes });
+            return Err(CloseReason::FrameTooLarge {
+                size: frame.len(),
+                limit: self.limits.max_frame_bytes,
+            });
         }
         match Message::decode(frame)? {
             Message::SyncStep1(state_vector) => {
@@ -228,7 +246,9 @@ impl Room {
                 let diff = self.doc.transact().encode_state_as_update_v1(&state_vector);
                 effects.reply.push(Message::SyncStep2(&diff).encode());
             }
-            Message::SyncStep2(update) | Message::Update(update) => self.apply_client_update(update, effects)?,
+            Message::SyncStep2(update) | Message::Update(update) => {
+                self.apply_client_update(update, effects)?
+            }
             Message::Awareness(payload) => {
                 let entries = awareness::decode(payload)?;
                 let accepted = self.presence.apply(conn, entries);
@@ -244,7 +264,9 @@ impl Room {
             }
             Message::QueryAwareness => {
                 let live = self.presence.live();
-                effects.reply.push(Message::Awareness(&awareness::encode(live.iter())).encode());
+                effects
+                    .reply
+                    .push(Message::Awareness(&awareness::encode(live.iter())).encode());
             }
             Message::PermissionDenied(_) => return Err(CloseReason::ServerOnlyMessage),
         }
@@ -255,12 +277,18 @@ impl Room {
     /// made (Yjs' own "update" event): duplicates cost nothing, and an update whose
     /// dependencies are missing waits inside the document until they arrive. An update that
     /// skips clocks of one of its clients waits in the room instead (see [`Held`]).
-    fn apply_client_update(&mut self, update: &[u8], effects: &mut Effects) -> Result<(), CloseReason> {
+    fn apply_client_update(
+        &mut self,
+        update: &[u8],
+        effects: &mut Effects,
+    ) -> Result<(), CloseReason> {
         self.make_room_for(update.len(), effects)?;
-        let decoded = Update::decode_v1(update).map_err(|e| CloseReason::InvalidUpdate(e.to_string()))?;
+        let decoded =
+            Update::decode_v1(update).map_err(|e| CloseReason::InvalidUpdate(e.to_string()))?;
         let inserts = decoded.insertions(true);
         if opens_gap(&inserts, &self.known) {
-            self.held.hold(update.to_vec(), inserts, self.limits.max_frame_bytes);
+            self.held
+                .hold(update.to_vec(), inserts, self.limits.max_frame_bytes);
             return Ok(());
         }
         let applied = self.integrate(decoded, effects);
@@ -314,7 +342,9 @@ impl Room {
     /// Applies every held update whose gap the document has filled since it arrived.
     fn release_held(&mut self, effects: &mut Effects) {
         while !self.held.updates.is_empty() {
-            let Some(update) = self.held.take_ready(&self.known) else { break };
+            let Some(update) = self.held.take_ready(&self.known) else {
+                break;
+            };
             if self.make_room_for(update.len(), effects).is_err() {
                 continue; // its sender may be gone: drop it rather than close a bystander
             }
@@ -325,7 +355,11 @@ impl Room {
     }
 
     fn compact_into(&mut self, snapshot: Vec<u8>, effects: &mut Effects) {
-        self.stored = StoredSize { snapshot_bytes: snapshot.len(), log_entries: 0, log_bytes: 0 };
+        self.stored = StoredSize {
+            snapshot_bytes: snapshot.len(),
+            log_entries: 0,
+            log_bytes: 0,
+        };
         // A compaction replaces everything stored so far, including appends of this step.
         effects.store.retain(|op| !matches!(op, StoreOp::Append(_)));
         effects.store.push(StoreOp::Compact(snapshot));
@@ -333,6 +367,9 @@ impl Room {
 
     fn apply_stored(&mut self, update: &[u8]) -> Result<(), String> {
         let decoded = Update::decode_v1(update).map_err(|e| e.to_string())?;
-        self.doc.transact_mut().apply_update(decoded).map_err(|e| e.to_string())
+        self.doc
+            .transact_mut()
+            .apply_update(decoded)
+            .map_err(|e| e.to_string())
     }
 }

@@ -40,7 +40,11 @@ pub struct Compaction {
 
 impl Default for Compaction {
     fn default() -> Self {
-        Compaction { max_log_entries: 512, min_log_bytes: 256 * 1024, snapshot_bytes_per_entry: 2048 }
+        Compaction {
+            max_log_entries: 512,
+            min_log_bytes: 256 * 1024,
+            snapshot_bytes_per_entry: 2048,
+        }
     }
 }
 
@@ -63,7 +67,9 @@ impl StoredSize {
 
     /// Whether the log should now be folded into a snapshot.
     pub fn should_compact(&self, policy: &Compaction) -> bool {
-        let max_entries = policy.max_log_entries.max(self.snapshot_bytes / policy.snapshot_bytes_per_entry);
+        let max_entries = policy
+            .max_log_entries
+            .max(self.snapshot_bytes / policy.snapshot_bytes_per_entry);
         self.log_entries >= max_entries
             || self.log_bytes >= self.snapshot_bytes.max(policy.min_log_bytes)
     }
@@ -92,20 +98,42 @@ mod tests {
 
     #[test]
     fn compacts_on_entries_or_bytes() {
-        let policy = Compaction { max_log_entries: 10, min_log_bytes: 100, snapshot_bytes_per_entry: 1000 };
-        let size = |snapshot_bytes, log_entries, log_bytes| StoredSize { snapshot_bytes, log_entries, log_bytes };
+        let policy = Compaction {
+            max_log_entries: 10,
+            min_log_bytes: 100,
+            snapshot_bytes_per_entry: 1000,
+        };
+        let size = |snapshot_bytes, log_entries, log_bytes| StoredSize {
+            snapshot_bytes,
+            log_entries,
+            log_bytes,
+        };
         assert!(!size(1000, 9, 999).should_compact(&policy));
         assert!(size(1000, 10, 5).should_compact(&policy));
         assert!(size(1000, 2, 1000).should_compact(&policy));
-        assert!(!size(0, 2, 99).should_compact(&policy), "tiny logs wait for min_log_bytes");
+        assert!(
+            !size(0, 2, 99).should_compact(&policy),
+            "tiny logs wait for min_log_bytes"
+        );
         assert!(size(0, 2, 100).should_compact(&policy));
     }
 
     #[test]
     fn large_snapshots_wait_for_more_updates() {
-        let policy = Compaction { max_log_entries: 10, min_log_bytes: 100, snapshot_bytes_per_entry: 50 };
-        let size = |log_entries| StoredSize { snapshot_bytes: 5000, log_entries, log_bytes: 1000 };
-        assert!(!size(99).should_compact(&policy), "5000 / 50 = 100 updates pay for a rewrite");
+        let policy = Compaction {
+            max_log_entries: 10,
+            min_log_bytes: 100,
+            snapshot_bytes_per_entry: 50,
+        };
+        let size = |log_entries| StoredSize {
+            snapshot_bytes: 5000,
+            log_entries,
+            log_bytes: 1000,
+        };
+        assert!(
+            !size(99).should_compact(&policy),
+            "5000 / 50 = 100 updates pay for a rewrite"
+        );
         assert!(size(100).should_compact(&policy));
     }
 }

@@ -56,7 +56,9 @@ fn batch(world: &mut World, i: usize) {
     }
     if !updates.is_empty() {
         let merged = yrs::merge_updates_v1(&updates).expect("merging valid updates");
-        world.peers[i].outbox.push_back(Message::Update(&merged).encode());
+        world.peers[i]
+            .outbox
+            .push_back(Message::Update(&merged).encode());
     }
 }
 
@@ -96,7 +98,11 @@ fn run(peers: usize, actions: &[Action]) -> Result<(), TestCaseError> {
                         break;
                     }
                     if let Some(effects) = world.send_one(peer) {
-                        prop_assert!(effects.close.is_none(), "a valid peer was closed: {:?}", effects.close);
+                        prop_assert!(
+                            effects.close.is_none(),
+                            "a valid peer was closed: {:?}",
+                            effects.close
+                        );
                     }
                 }
             }
@@ -153,8 +159,16 @@ fn populated() -> (Room, Stored) {
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
     for n in 0..8u32 {
-        let (me, other) = if n % 2 == 0 { (&mut ada, &mut bob) } else { (&mut bob, &mut ada) };
-        let frame = if n == 5 { me.delete(1, 3) } else { me.insert(me.len() / 2, &format!("[{n}]")) };
+        let (me, other) = if n % 2 == 0 {
+            (&mut ada, &mut bob)
+        } else {
+            (&mut bob, &mut ada)
+        };
+        let frame = if n == 5 {
+            me.delete(1, 3)
+        } else {
+            me.insert(me.len() / 2, &format!("[{n}]"))
+        };
         let effects = room.receive(1 + n as u64 % 2, &frame);
         stored.apply(&effects.store);
         for f in &effects.broadcast {
@@ -192,7 +206,10 @@ fn sample_update(which: bool) -> Vec<u8> {
 
 /// Cases per property: the default, or `PROPTEST_CASES` to run longer.
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// yrs 0.28.1 `debug_assert!`s that every client id it decodes fits in 53 bits

@@ -4,7 +4,9 @@ mod common;
 
 use codebox_room::close::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, UNSUPPORTED_DATA};
 use codebox_room::storage::Compaction;
-use codebox_room::{AwarenessEntry, CloseReason, Effects, Limits, LoadError, Message, Room, StoreOp};
+use codebox_room::{
+    AwarenessEntry, CloseReason, Effects, Limits, LoadError, Message, Room, StoreOp,
+};
 use common::*;
 use yrs::updates::decoder::Decode;
 use yrs::StateVector;
@@ -23,22 +25,40 @@ fn sv_of(frame: &[u8]) -> StateVector {
 fn greeting_is_sync_step1_plus_awareness_only_when_someone_is_present() {
     let mut room = Room::new(Limits::default());
     let greeting = room.greeting();
-    assert_eq!(kinds(&greeting), [Kind::SyncStep1], "empty room: no awareness frame");
+    assert_eq!(
+        kinds(&greeting),
+        [Kind::SyncStep1],
+        "empty room: no awareness frame"
+    );
     assert_eq!(sv_of(&greeting[0]), StateVector::default());
 
     let mut ada = Client::new(100);
     room.receive(1, &ada.insert(0, "fn main() {}"));
     let greeting = room.greeting();
-    assert_eq!(kinds(&greeting), [Kind::SyncStep1], "content alone adds no awareness frame");
+    assert_eq!(
+        kinds(&greeting),
+        [Kind::SyncStep1],
+        "content alone adds no awareness frame"
+    );
     assert_eq!(sv_of(&greeting[0]), ada.state_vector());
 
-    room.receive(1, &ada.awareness_frame(1, Some(r#"{"user":{"name":"ada"}}"#)));
+    room.receive(
+        1,
+        &ada.awareness_frame(1, Some(r#"{"user":{"name":"ada"}}"#)),
+    );
     let greeting = room.greeting();
     assert_eq!(kinds(&greeting), [Kind::SyncStep1, Kind::Awareness]);
-    assert_eq!(decode_awareness(&greeting[1]), [entry(100, 1, Some(r#"{"user":{"name":"ada"}}"#))]);
+    assert_eq!(
+        decode_awareness(&greeting[1]),
+        [entry(100, 1, Some(r#"{"user":{"name":"ada"}}"#))]
+    );
 
     room.disconnect(1);
-    assert_eq!(kinds(&room.greeting()), [Kind::SyncStep1], "nobody left: no awareness frame");
+    assert_eq!(
+        kinds(&room.greeting()),
+        [Kind::SyncStep1],
+        "nobody left: no awareness frame"
+    );
 }
 
 #[test]
@@ -52,7 +72,10 @@ fn sync_step1_is_answered_with_sync_step2_to_the_sender_only() {
     let effects = room.receive(2, &bob.sync_step1());
     check_effects(&effects);
     assert_eq!(kinds(&effects.reply), [Kind::SyncStep2]);
-    assert!(effects.broadcast.is_empty(), "a SyncStep2 is never broadcast");
+    assert!(
+        effects.broadcast.is_empty(),
+        "a SyncStep2 is never broadcast"
+    );
     assert!(effects.store.is_empty());
     assert!(effects.close.is_none());
     assert!(!effects.presence_changed);
@@ -79,7 +102,11 @@ fn the_servers_sync_step1_is_answered_by_a_client_with_its_offline_edits() {
     world.send_one(0); // SyncStep1
     let effects = world.send_one(0).unwrap(); // SyncStep2 with the offline edit
     assert!(matches!(effects.store.as_slice(), [StoreOp::Append(_)]));
-    assert_eq!(kinds(&effects.broadcast), [Kind::Update], "relayed as an Update");
+    assert_eq!(
+        kinds(&effects.broadcast),
+        [Kind::Update],
+        "relayed as an Update"
+    );
     assert!(effects.reply.is_empty());
     world.settle();
     assert_eq!(world.assert_converged(), "written offline");
@@ -101,7 +128,9 @@ fn an_update_is_stored_before_it_is_relayed_and_never_echoed() {
     assert!(effects.close.is_none());
 
     // What is stored and what is relayed are the same change.
-    let Message::Update(relayed) = Message::decode(&effects.broadcast[0]).unwrap() else { unreachable!() };
+    let Message::Update(relayed) = Message::decode(&effects.broadcast[0]).unwrap() else {
+        unreachable!()
+    };
     assert_eq!(relayed, stored.as_slice());
     bob.receive(&effects.broadcast[0]);
     assert_eq!(bob.text(), "x");
@@ -117,8 +146,16 @@ fn a_duplicate_update_stores_and_relays_nothing() {
     let mut ada = Client::new(100);
     let frame = ada.insert(0, "once");
     assert!(!room.receive(1, &frame).broadcast.is_empty());
-    assert_eq!(room.receive(1, &frame), Effects::default(), "same socket again");
-    assert_eq!(room.receive(2, &frame), Effects::default(), "another socket relaying it");
+    assert_eq!(
+        room.receive(1, &frame),
+        Effects::default(),
+        "same socket again"
+    );
+    assert_eq!(
+        room.receive(2, &frame),
+        Effects::default(),
+        "another socket relaying it"
+    );
     // A full-state SyncStep2 of an already-known document is a duplicate too.
     let full = Message::SyncStep2(&ada.full_state()).encode();
     assert_eq!(room.receive(3, &full), Effects::default());
@@ -144,7 +181,11 @@ fn an_update_with_missing_dependencies_waits_and_is_relayed_once_complete() {
     for f in &effects.broadcast {
         relayed.receive(f);
     }
-    assert_eq!(relayed.text(), "abcd", "the relayed change carries the integrated pending part");
+    assert_eq!(
+        relayed.text(),
+        "abcd",
+        "the relayed change carries the integrated pending part"
+    );
     for reply in room.receive(2, &bob.sync_step1()).reply {
         bob.receive(&reply);
     }
@@ -170,7 +211,11 @@ fn edits_sent_on_reconnect_before_the_handshake_wait_for_the_offline_edits() {
     world.queue(0, f);
     world.send_one(0); // its SyncStep1
     let effects = world.send_one(0).unwrap(); // the "!" that skips " world"
-    assert_eq!(effects, Effects::default(), "held: nothing stored, relayed or closed");
+    assert_eq!(
+        effects,
+        Effects::default(),
+        "held: nothing stored, relayed or closed"
+    );
     assert_eq!(room_text(&world.room), "hello");
 
     world.deliver_one(0); // the room's SyncStep1; the SyncStep2 answer is queued
@@ -204,7 +249,12 @@ fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
     check_effects(&effects);
     assert!(effects.close.is_none());
     stored.apply(&effects.store);
-    assert_eq!(effects.store.len(), 3, "each applied update is stored: {:?}", effects.store);
+    assert_eq!(
+        effects.store.len(),
+        3,
+        "each applied update is stored: {:?}",
+        effects.store
+    );
     assert_eq!(kinds(&effects.broadcast), [Kind::Update; 3]);
     for f in &effects.broadcast {
         bob.receive(f);
@@ -217,13 +267,20 @@ fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
     // An update whose gap is never filled changes nothing and closes nobody.
     let mut ghost = Client::new(500);
     let _never_sent = ghost.insert(0, "lost");
-    assert_eq!(room.receive(3, &ghost.insert(0, "ahead")), Effects::default());
+    assert_eq!(
+        room.receive(3, &ghost.insert(0, "ahead")),
+        Effects::default()
+    );
     assert_eq!(room_text(&room), "~hello world!");
     let mut carol = Client::new(102);
     for reply in room.receive(4, &carol.sync_step1()).reply {
         carol.receive(&reply);
     }
-    assert_eq!(carol.text(), "~hello world!", "held updates are not served either");
+    assert_eq!(
+        carol.text(),
+        "~hello world!",
+        "held updates are not served either"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,7 +301,10 @@ fn three_clients_editing_concurrently_converge_and_a_late_joiner_gets_everything
             let frame = if round >= 5 && round % 2 == 1 && len > 2 {
                 client.delete((round * 7 + i as u32) % (len - 1), 2)
             } else {
-                client.insert((round * 5 + i as u32 * 3) % (len + 1), &format!("<{i}.{round}>"))
+                client.insert(
+                    (round * 5 + i as u32 * 3) % (len + 1),
+                    &format!("<{i}.{round}>"),
+                )
             };
             world.queue(i, frame);
         }
@@ -259,7 +319,9 @@ fn three_clients_editing_concurrently_converge_and_a_late_joiner_gets_everything
             let text = world.assert_converged();
             // Inserts land inside each other's markers, so compare the characters.
             let mut expected: Vec<char> = (0..3)
-                .flat_map(|i| (0..5).flat_map(move |r| format!("<{i}.{r}>").chars().collect::<Vec<_>>()))
+                .flat_map(|i| {
+                    (0..5).flat_map(move |r| format!("<{i}.{r}>").chars().collect::<Vec<_>>())
+                })
                 .collect();
             let mut got: Vec<char> = text.chars().collect();
             expected.sort_unstable();
@@ -287,16 +349,25 @@ fn awareness_is_relayed_and_only_the_closed_sockets_ids_are_removed() {
     let ada = Client::new(100);
     let bob = Client::new(101);
 
-    let effects = room.receive(1, &ada.awareness_frame(3, Some(r#"{"user":{"name":"ada"}}"#)));
+    let effects = room.receive(
+        1,
+        &ada.awareness_frame(3, Some(r#"{"user":{"name":"ada"}}"#)),
+    );
     check_effects(&effects);
     assert!(effects.presence_changed);
     assert!(effects.store.is_empty(), "awareness is never stored");
     assert_eq!(kinds(&effects.broadcast), [Kind::Awareness]);
-    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 3, Some(r#"{"user":{"name":"ada"}}"#))]);
+    assert_eq!(
+        decode_awareness(&effects.broadcast[0]),
+        [entry(100, 3, Some(r#"{"user":{"name":"ada"}}"#))]
+    );
     // Echoed to the sender too (y-websocket's server does; it feeds the client's liveness check).
     assert_eq!(effects.reply, effects.broadcast);
 
-    room.receive(2, &bob.awareness_frame(1, Some(r#"{"user":{"name":"bob"}}"#)));
+    room.receive(
+        2,
+        &bob.awareness_frame(1, Some(r#"{"user":{"name":"bob"}}"#)),
+    );
     // A stale state is dropped: nothing relayed, nothing changed.
     let stale = room.receive(1, &ada.awareness_frame(2, Some(r#"{"old":true}"#)));
     assert_eq!(stale, Effects::default());
@@ -304,11 +375,22 @@ fn awareness_is_relayed_and_only_the_closed_sockets_ids_are_removed() {
     let effects = room.disconnect(1);
     assert!(effects.store.is_empty() && effects.reply.is_empty());
     assert_eq!(kinds(&effects.broadcast), [Kind::Awareness]);
-    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 4, None)], "null state, clock + 1");
-    assert_eq!(room.disconnect(1), Effects::default(), "a second close says nothing");
+    assert_eq!(
+        decode_awareness(&effects.broadcast[0]),
+        [entry(100, 4, None)],
+        "null state, clock + 1"
+    );
+    assert_eq!(
+        room.disconnect(1),
+        Effects::default(),
+        "a second close says nothing"
+    );
 
     let greeting = room.greeting();
-    assert_eq!(decode_awareness(&greeting[1]), [entry(101, 1, Some(r#"{"user":{"name":"bob"}}"#))]);
+    assert_eq!(
+        decode_awareness(&greeting[1]),
+        [entry(101, 1, Some(r#"{"user":{"name":"bob"}}"#))]
+    );
 
     // A socket that never announced anything closes silently.
     assert_eq!(room.disconnect(3), Effects::default());
@@ -319,7 +401,9 @@ fn peers_see_each_other_come_and_go() {
     let mut world = World::new(Limits::default(), 3);
     for i in 0..3 {
         world.connect(i);
-        let frame = world.peers[i].client.announce(1, Some(&format!(r#"{{"user":{{"id":{i}}}}}"#)));
+        let frame = world.peers[i]
+            .client
+            .announce(1, Some(&format!(r#"{{"user":{{"id":{i}}}}}"#)));
         world.queue(i, frame);
         world.settle();
     }
@@ -339,7 +423,10 @@ fn a_client_that_leaves_explicitly_is_not_removed_twice() {
     let ada = Client::new(100);
     room.receive(1, &ada.awareness_frame(1, Some("{}")));
     let effects = room.receive(1, &ada.awareness_frame(2, None));
-    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 2, None)]);
+    assert_eq!(
+        decode_awareness(&effects.broadcast[0]),
+        [entry(100, 2, None)]
+    );
     assert_eq!(room.disconnect(1), Effects::default());
 }
 
@@ -360,7 +447,10 @@ fn query_awareness_returns_the_live_states_to_the_asker_only() {
     assert!(effects.broadcast.is_empty() && effects.store.is_empty() && effects.close.is_none());
     assert_eq!(
         decode_awareness(&effects.reply[0]),
-        [entry(100, 1, Some(r#"{"a":1}"#)), entry(101, 5, Some(r#"{"b":2}"#))]
+        [
+            entry(100, 1, Some(r#"{"a":1}"#)),
+            entry(101, 5, Some(r#"{"b":2}"#))
+        ]
     );
 }
 
@@ -375,7 +465,9 @@ fn world_with_a_bad_peer(limits: Limits) -> World {
     }
     let f = world.peers[0].client.insert(0, "shared text");
     world.queue(0, f);
-    let f = world.peers[1].client.awareness_frame(1, Some(r#"{"user":"bob"}"#));
+    let f = world.peers[1]
+        .client
+        .awareness_frame(1, Some(r#"{"user":"bob"}"#));
     world.queue(1, f);
     world.settle();
     world
@@ -383,16 +475,28 @@ fn world_with_a_bad_peer(limits: Limits) -> World {
 
 /// The bad peer was closed with `code`; the room and the other peers carry on.
 fn assert_only_the_sender_is_closed(world: &mut World, effects: &Effects, code: u16, what: &str) {
-    let reason = effects.close.as_ref().unwrap_or_else(|| panic!("{what}: not closed"));
+    let reason = effects
+        .close
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: not closed"));
     assert_eq!(reason.code(), code, "{what}: {reason}");
     assert!(!reason.reason().is_empty() && reason.reason().len() <= 123);
     assert!(effects.reply.is_empty(), "{what}");
     assert!(
-        kinds(&effects.broadcast).iter().all(|k| *k == Kind::Awareness),
+        kinds(&effects.broadcast)
+            .iter()
+            .all(|k| *k == Kind::Awareness),
         "{what}: nothing of the bad frame is relayed"
     );
-    assert!(world.peers[2].conn.is_none(), "{what}: the world closed the socket");
-    assert_eq!(room_text(&world.room), "shared text", "{what}: the document is unchanged");
+    assert!(
+        world.peers[2].conn.is_none(),
+        "{what}: the world closed the socket"
+    );
+    assert_eq!(
+        room_text(&world.room),
+        "shared text",
+        "{what}: the document is unchanged"
+    );
 
     // The others carry on: edit, relay, and a newcomer syncs everything.
     let f = world.peers[1].client.insert(0, ">");
@@ -414,17 +518,49 @@ fn malformed_frames_close_only_their_socket_with_the_right_code() {
         ("empty frame", vec![], INVALID_PAYLOAD),
         ("truncated varint", vec![0x80], INVALID_PAYLOAD),
         ("unknown message type", vec![9], UNSUPPORTED_DATA),
-        ("unknown message type, multi-byte", vec![0xc8, 0x01], UNSUPPORTED_DATA),
+        (
+            "unknown message type, multi-byte",
+            vec![0xc8, 0x01],
+            UNSUPPORTED_DATA,
+        ),
         ("unknown sync type", vec![0, 7, 0], UNSUPPORTED_DATA),
         ("sync without payload", vec![0, 2], INVALID_PAYLOAD),
-        ("length prefix past the end", vec![0, 2, 5, 1], INVALID_PAYLOAD),
+        (
+            "length prefix past the end",
+            vec![0, 2, 5, 1],
+            INVALID_PAYLOAD,
+        ),
         ("trailing bytes", vec![3, 0], INVALID_PAYLOAD),
-        ("garbage Yjs update", Message::Update(bad_update).encode(), INVALID_PAYLOAD),
-        ("garbage SyncStep2", Message::SyncStep2(&[0xff, 0x7f]).encode(), INVALID_PAYLOAD),
-        ("garbage state vector", Message::SyncStep1(&[5, 1]).encode(), INVALID_PAYLOAD),
-        ("awareness with invalid JSON", awareness_frame(&[entry(7, 1, Some("{not json"))]), INVALID_PAYLOAD),
-        ("awareness, broken layout", Message::Awareness(&[2, 7]).encode(), INVALID_PAYLOAD),
-        ("auth from a client", Message::PermissionDenied("let me in").encode(), UNSUPPORTED_DATA),
+        (
+            "garbage Yjs update",
+            Message::Update(bad_update).encode(),
+            INVALID_PAYLOAD,
+        ),
+        (
+            "garbage SyncStep2",
+            Message::SyncStep2(&[0xff, 0x7f]).encode(),
+            INVALID_PAYLOAD,
+        ),
+        (
+            "garbage state vector",
+            Message::SyncStep1(&[5, 1]).encode(),
+            INVALID_PAYLOAD,
+        ),
+        (
+            "awareness with invalid JSON",
+            awareness_frame(&[entry(7, 1, Some("{not json"))]),
+            INVALID_PAYLOAD,
+        ),
+        (
+            "awareness, broken layout",
+            Message::Awareness(&[2, 7]).encode(),
+            INVALID_PAYLOAD,
+        ),
+        (
+            "auth from a client",
+            Message::PermissionDenied("let me in").encode(),
+            UNSUPPORTED_DATA,
+        ),
         ("auth from a client, raw", vec![2, 0, 0], UNSUPPORTED_DATA),
     ];
     garbage_update.extend([0x03, 0xde, 0xad, 0x00]);
@@ -466,14 +602,21 @@ fn random_bytes_close_the_sender_with_1003_or_1007() {
         let mut world = world_with_a_bad_peer(Limits::default());
         let effects = world.send_now(2, &frame);
         let code = effects.close.as_ref().map(CloseReason::code);
-        assert!(matches!(code, Some(1003 | 1007)), "round {round}: {frame:?} -> {:?}", effects.close);
+        assert!(
+            matches!(code, Some(1003 | 1007)),
+            "round {round}: {frame:?} -> {:?}",
+            effects.close
+        );
         assert_only_the_sender_is_closed(&mut world, &effects, code.unwrap(), "random bytes");
     }
 }
 
 #[test]
 fn a_frame_over_the_limit_is_refused_with_1009() {
-    let limits = Limits { max_frame_bytes: 1024, ..Limits::default() };
+    let limits = Limits {
+        max_frame_bytes: 1024,
+        ..Limits::default()
+    };
     let mut world = world_with_a_bad_peer(limits);
     let big = world.peers[2].client.insert(0, &"x".repeat(2000));
     let effects = world.send_now(2, &big);
@@ -483,7 +626,12 @@ fn a_frame_over_the_limit_is_refused_with_1009() {
         effects.close
     );
     assert!(effects.store.is_empty());
-    assert_only_the_sender_is_closed(&mut world, &effects, MESSAGE_TOO_BIG, "frame over the limit");
+    assert_only_the_sender_is_closed(
+        &mut world,
+        &effects,
+        MESSAGE_TOO_BIG,
+        "frame over the limit",
+    );
 
     // A frame of exactly the limit is accepted: find an insert whose frame is 1024 bytes.
     let mut room = Room::new(limits);
@@ -499,7 +647,10 @@ fn a_frame_over_the_limit_is_refused_with_1009() {
 #[test]
 fn an_update_that_would_pass_the_document_limit_is_refused_and_changes_nothing() {
     const LIMIT: usize = 64 * 1024;
-    let limits = Limits { max_document_bytes: LIMIT, ..Limits::default() };
+    let limits = Limits {
+        max_document_bytes: LIMIT,
+        ..Limits::default()
+    };
     let mut world = world_with_a_bad_peer(limits);
     let chunk = "0123456789abcdef".repeat(512); // 8 KiB
     let mut accepted = 0;
@@ -508,7 +659,11 @@ fn an_update_that_would_pass_the_document_limit_is_refused_and_changes_nothing()
         let before = world.room.snapshot();
         let effects = world.send_now(2, &frame);
         if let Some(reason) = &effects.close {
-            assert_eq!(world.room.snapshot(), before, "a refused update leaves the document unchanged");
+            assert_eq!(
+                world.room.snapshot(),
+                before,
+                "a refused update leaves the document unchanged"
+            );
             break reason.clone();
         }
         accepted += 1;
@@ -516,8 +671,15 @@ fn an_update_that_would_pass_the_document_limit_is_refused_and_changes_nothing()
         world.settle();
     };
     assert_eq!(refused.code(), MESSAGE_TOO_BIG);
-    assert!(refused.reason().contains("room is full"), "{}", refused.reason());
-    assert!(accepted >= 6, "only {accepted} chunks accepted before the 64 KiB limit");
+    assert!(
+        refused.reason().contains("room is full"),
+        "{}",
+        refused.reason()
+    );
+    assert!(
+        accepted >= 6,
+        "only {accepted} chunks accepted before the 64 KiB limit"
+    );
     let size = world.room.snapshot().len();
     assert!(size <= LIMIT, "the document passed its limit: {size}");
 
@@ -561,10 +723,18 @@ fn replaying_the_store_ops_rebuilds_a_byte_identical_room() {
     assert!(!world.stored.log.is_empty());
 
     let reloaded = world.stored.load(Limits::default());
-    assert_eq!(reloaded.snapshot(), world.room.snapshot(), "byte-identical snapshot");
+    assert_eq!(
+        reloaded.snapshot(),
+        world.room.snapshot(),
+        "byte-identical snapshot"
+    );
     assert_eq!(room_text(&reloaded), text);
     assert_eq!(reloaded.stored_size().log_entries, world.stored.log.len());
-    assert_eq!(reloaded.greeting()[0], world.room.greeting()[0], "same state vector");
+    assert_eq!(
+        reloaded.greeting()[0],
+        world.room.greeting()[0],
+        "same state vector"
+    );
 
     // The reloaded room carries on where the old one stopped.
     let mut room = reloaded;
@@ -585,13 +755,21 @@ fn compaction_keeps_the_log_bounded_over_many_small_updates() {
     let mut ada = Client::new(100);
     for n in 0..10_000u32 {
         let len = ada.len();
-        let frame = if n % 10 == 9 { ada.delete(len / 2, 1) } else { ada.insert(len / 2, "k") };
+        let frame = if n % 10 == 9 {
+            ada.delete(len / 2, 1)
+        } else {
+            ada.insert(len / 2, "k")
+        };
         let effects = room.receive(1, &frame);
         check_effects(&effects);
         assert!(effects.close.is_none());
         assert!(!effects.store.is_empty(), "update {n} was not stored");
         stored.apply(&effects.store);
-        assert!(stored.log.len() <= limits.compaction.max_log_entries, "log grew to {} entries", stored.log.len());
+        assert!(
+            stored.log.len() <= limits.compaction.max_log_entries,
+            "log grew to {} entries",
+            stored.log.len()
+        );
     }
     assert!(stored.max_log_len <= limits.compaction.max_log_entries);
     assert!(stored.compactions >= 10_000 / limits.compaction.max_log_entries);
@@ -603,8 +781,14 @@ fn compaction_keeps_the_log_bounded_over_many_small_updates() {
 
 #[test]
 fn compaction_by_bytes_folds_a_log_as_big_as_the_snapshot() {
-    let limits =
-        Limits { compaction: Compaction { max_log_entries: 1_000_000, min_log_bytes: 4096, snapshot_bytes_per_entry: usize::MAX }, ..Limits::default() };
+    let limits = Limits {
+        compaction: Compaction {
+            max_log_entries: 1_000_000,
+            min_log_bytes: 4096,
+            snapshot_bytes_per_entry: usize::MAX,
+        },
+        ..Limits::default()
+    };
     let mut room = Room::new(limits);
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
@@ -612,7 +796,10 @@ fn compaction_by_bytes_folds_a_log_as_big_as_the_snapshot() {
         let effects = room.receive(1, &ada.insert(n, "0123456789"));
         stored.apply(&effects.store);
         let log_bytes: usize = stored.log.iter().map(Vec::len).sum();
-        assert!(log_bytes < stored.snapshot().len().max(4096), "log of {log_bytes} bytes not folded");
+        assert!(
+            log_bytes < stored.snapshot().len().max(4096),
+            "log of {log_bytes} bytes not folded"
+        );
     }
     assert!(stored.compactions > 0);
     assert_eq!(room_text(&stored.load(limits)), ada.text());
@@ -628,7 +815,11 @@ fn a_document_of_many_megabytes_survives_store_and_load() {
     let mega = |c: char| c.to_string().repeat(1024 * 1024);
     for (n, c) in ['a', 'b', 'c', 'd', 'e', 'f'].into_iter().enumerate() {
         // Alternate authors and positions so the document is more than one block.
-        let (me, other) = if n % 2 == 0 { (&mut ada, &mut bob) } else { (&mut bob, &mut ada) };
+        let (me, other) = if n % 2 == 0 {
+            (&mut ada, &mut bob)
+        } else {
+            (&mut bob, &mut ada)
+        };
         let at = me.len() / 2;
         let frame = me.insert(at, &mega(c));
         assert!(frame.len() < limits.max_frame_bytes);
@@ -641,11 +832,19 @@ fn a_document_of_many_megabytes_survives_store_and_load() {
         }
     }
     let snapshot = room.snapshot();
-    assert!(snapshot.len() > 5 * 1024 * 1024, "only {} bytes", snapshot.len());
+    assert!(
+        snapshot.len() > 5 * 1024 * 1024,
+        "only {} bytes",
+        snapshot.len()
+    );
     assert!(stored.snapshot_rows.len() + stored.log.len() > 1);
 
     let reloaded = stored.load(limits);
-    assert_eq!(reloaded.snapshot(), snapshot, "byte-identical after store + load");
+    assert_eq!(
+        reloaded.snapshot(),
+        snapshot,
+        "byte-identical after store + load"
+    );
     let text = room_text(&reloaded);
     assert_eq!(text.len(), 6 * 1024 * 1024);
     assert_eq!(text, ada.text());
@@ -656,11 +855,23 @@ fn a_document_of_many_megabytes_survives_store_and_load() {
 fn corrupt_storage_is_reported_not_loaded() {
     let mut ada = Client::new(100);
     let frame = ada.insert(0, "ok");
-    let Message::Update(good) = Message::decode(&frame).unwrap() else { unreachable!() };
-    assert!(Room::load(Limits::default(), &[], Vec::<Vec<u8>>::new()).is_ok(), "an empty room loads");
-    assert!(matches!(Room::load(Limits::default(), &[7, 7, 7], [&good]), Err(LoadError::Snapshot(_))));
+    let Message::Update(good) = Message::decode(&frame).unwrap() else {
+        unreachable!()
+    };
+    assert!(
+        Room::load(Limits::default(), &[], Vec::<Vec<u8>>::new()).is_ok(),
+        "an empty room loads"
+    );
+    assert!(matches!(
+        Room::load(Limits::default(), &[7, 7, 7], [&good]),
+        Err(LoadError::Snapshot(_))
+    ));
     let loaded = Room::load(Limits::default(), good, [&[0u8, 0][..], &[3, 1, 2, 3][..]]);
-    assert!(matches!(loaded, Err(LoadError::LogEntry { index: 1, .. })), "{:?}", loaded.err());
+    assert!(
+        matches!(loaded, Err(LoadError::LogEntry { index: 1, .. })),
+        "{:?}",
+        loaded.err()
+    );
 }
 
 #[test]
@@ -670,9 +881,13 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
     world.connect(1);
     let f = world.peers[0].client.insert(0, "doc");
     world.queue(0, f);
-    let f = world.peers[0].client.awareness_frame(4, Some(r#"{"cursor":{"anchor":1}}"#));
+    let f = world.peers[0]
+        .client
+        .awareness_frame(4, Some(r#"{"cursor":{"anchor":1}}"#));
     world.queue(0, f);
-    let f = world.peers[1].client.awareness_frame(2, Some(r#"{"cursor":null}"#));
+    let f = world.peers[1]
+        .client
+        .awareness_frame(2, Some(r#"{"cursor":null}"#));
     world.queue(1, f);
     world.settle();
     let (conn0, conn1) = (world.conn(0), world.conn(1));
@@ -680,12 +895,19 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
     // The runtime saves each socket's presence in its attachment (as JSON) ...
     let saved0 = serde_json::to_string(&world.room.presence_of(conn0)).unwrap();
     let saved1 = serde_json::to_string(&world.room.presence_of(conn1)).unwrap();
-    assert_eq!(world.room.presence_of(conn0), [entry(100, 4, Some(r#"{"cursor":{"anchor":1}}"#))]);
+    assert_eq!(
+        world.room.presence_of(conn0),
+        [entry(100, 4, Some(r#"{"cursor":{"anchor":1}}"#))]
+    );
 
     // ... hibernates, and wakes with a room rebuilt from storage.
     let mut room = world.stored.load(Limits::default());
     assert_eq!(room_text(&room), "doc");
-    assert_eq!(kinds(&room.greeting()), [Kind::SyncStep1], "presence is not stored with the doc");
+    assert_eq!(
+        kinds(&room.greeting()),
+        [Kind::SyncStep1],
+        "presence is not stored with the doc"
+    );
     let restored0: Vec<AwarenessEntry> = serde_json::from_str(&saved0).unwrap();
     let restored1: Vec<AwarenessEntry> = serde_json::from_str(&saved1).unwrap();
     room.restore_presence(conn0, restored0);
@@ -695,13 +917,22 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
     assert_eq!(decode_awareness(&greeting[1]).len(), 2);
 
     let effects = room.disconnect(conn0);
-    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 5, None)]);
-    assert_eq!(decode_awareness(&room.greeting()[1]), [entry(101, 2, Some(r#"{"cursor":null}"#))]);
+    assert_eq!(
+        decode_awareness(&effects.broadcast[0]),
+        [entry(100, 5, None)]
+    );
+    assert_eq!(
+        decode_awareness(&room.greeting()[1]),
+        [entry(101, 2, Some(r#"{"cursor":null}"#))]
+    );
 
     // A state saved without its JSON (it did not fit the attachment) is still announced gone.
     let mut room = world.stored.load(Limits::default());
     room.restore_presence(conn0, vec![entry(100, 4, None)]);
     assert_eq!(kinds(&room.greeting()), [Kind::SyncStep1]);
     let effects = room.disconnect(conn0);
-    assert_eq!(decode_awareness(&effects.broadcast[0]), [entry(100, 5, None)]);
+    assert_eq!(
+        decode_awareness(&effects.broadcast[0]),
+        [entry(100, 5, None)]
+    );
 }

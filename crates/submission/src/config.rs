@@ -34,13 +34,16 @@ pub struct Backend {
 /// Reads `name` from the environment, or `default` when unset.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
     match std::env::var(name) {
-        Ok(value) => value.parse().map_err(|_| ConfigError(format!("{name}={value} is not valid"))),
+        Ok(value) => value
+            .parse()
+            .map_err(|_| ConfigError(format!("{name}={value} is not valid"))),
         Err(_) => Ok(default),
     }
 }
 
 fn required(name: &str) -> Result<String, ConfigError> {
-    std::env::var(name).map_err(|_| ConfigError(format!("{name} must be set for CODEBOX_BACKEND=aws")))
+    std::env::var(name)
+        .map_err(|_| ConfigError(format!("{name} must be set for CODEBOX_BACKEND=aws")))
 }
 
 /// Opens the backend the environment names.
@@ -50,7 +53,8 @@ pub async fn backend_from_env() -> Result<Backend, ConfigError> {
         "embedded" => {
             let path: PathBuf = env_or("CODEBOX_DB", PathBuf::from(".dev/codebox.db"))?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| ConfigError(format!("creating {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| ConfigError(format!("creating {}: {e}", dir.display())))?;
             }
             let embedded = Embedded::open(&path, env_or("CODEBOX_MAX_RECEIVES", 3)?)
                 .map_err(|e| ConfigError(format!("opening {}: {e}", path.display())))?;
@@ -59,11 +63,19 @@ pub async fn backend_from_env() -> Result<Backend, ConfigError> {
         "aws" => {
             let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
             let clients = clients_from_env(endpoint.as_deref()).await;
-            let queue = SqsQueue::new(clients.sqs, required("SQS_QUEUE_URL")?, required("SQS_DEAD_LETTER_QUEUE_URL")?);
+            let queue = SqsQueue::new(
+                clients.sqs,
+                required("SQS_QUEUE_URL")?,
+                required("SQS_DEAD_LETTER_QUEUE_URL")?,
+            );
             let store = DynamoStore::new(clients.dynamodb, required("DYNAMODB_TABLE")?);
             (Arc::new(queue), Arc::new(store))
         }
-        other => return Err(ConfigError(format!("CODEBOX_BACKEND={other}: expected `embedded` or `aws`"))),
+        other => {
+            return Err(ConfigError(format!(
+                "CODEBOX_BACKEND={other}: expected `embedded` or `aws`"
+            )))
+        }
     };
     Ok(Backend { name, queue, store })
 }

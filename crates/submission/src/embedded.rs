@@ -54,11 +54,17 @@ impl Embedded {
     /// queue when received more than `max_receives` times.
     pub fn open(path: &Path, max_receives: u32) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(unavailable)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
-        Ok(Embedded { conn: Arc::new(Mutex::new(conn)), max_receives })
+        Ok(Embedded {
+            conn: Arc::new(Mutex::new(conn)),
+            max_receives,
+        })
     }
 
     /// Runs `f` on the connection off the async runtime.
@@ -70,7 +76,9 @@ impl Embedded {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| E::from("database lock poisoned".to_string()))?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| E::from("database lock poisoned".to_string()))?;
             f(&mut guard)
         })
         .await
@@ -78,7 +86,12 @@ impl Embedded {
     }
 
     /// One attempt at taking ready messages (live or dead).
-    async fn take(&self, max: usize, visibility: Duration, dead: bool) -> Result<Vec<Delivery>, QueueError> {
+    async fn take(
+        &self,
+        max: usize,
+        visibility: Duration,
+        dead: bool,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let max_receives = self.max_receives;
         self.with_conn(move |conn| {
             let now = now_ms();
@@ -124,7 +137,13 @@ impl Embedded {
         .await
     }
 
-    async fn poll(&self, max: usize, wait: Duration, visibility: Duration, dead: bool) -> Result<Vec<Delivery>, QueueError> {
+    async fn poll(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+        dead: bool,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let taken = self.take(max.max(1), visibility, dead).await?;
@@ -139,22 +158,38 @@ impl Embedded {
         let receipt = receipt.to_owned();
         self.with_conn(move |conn| {
             let n = conn
-                .execute("DELETE FROM jobs WHERE receipt = ?1 AND dead = ?2", params![receipt, dead])
+                .execute(
+                    "DELETE FROM jobs WHERE receipt = ?1 AND dead = ?2",
+                    params![receipt, dead],
+                )
                 .map_err(queue_err)?;
-            if n == 0 { Err(QueueError::UnknownReceipt) } else { Ok(()) }
+            if n == 0 {
+                Err(QueueError::UnknownReceipt)
+            } else {
+                Ok(())
+            }
         })
         .await
     }
 
     /// Reads, checks and rewrites one record in a single immediate transaction.
-    async fn transition<F>(&self, id: &str, allowed: fn(Status) -> bool, change: F) -> Result<Transition, StoreError>
+    async fn transition<F>(
+        &self,
+        id: &str,
+        allowed: fn(Status) -> bool,
+        change: F,
+    ) -> Result<Transition, StoreError>
     where
         F: FnOnce(&mut Submission) + Send + 'static,
     {
         let id = id.to_owned();
         self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
-            let Some(mut record) = read(&tx, &id, Utc::now())? else { return Ok(Transition::NotFound) };
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let Some(mut record) = read(&tx, &id, Utc::now())? else {
+                return Ok(Transition::NotFound);
+            };
             if !allowed(record.status) {
                 return Ok(Transition::Refused(record.status));
             }
@@ -177,14 +212,22 @@ impl JobQueue for Embedded {
     async fn send(&self, job: &Job) -> Result<(), QueueError> {
         let body = job.to_message();
         self.with_conn(move |conn| {
-            conn.execute("INSERT INTO jobs (body, visible_at_ms) VALUES (?1, ?2)", params![body, now_ms()])
-                .map(|_| ())
-                .map_err(queue_err)
+            conn.execute(
+                "INSERT INTO jobs (body, visible_at_ms) VALUES (?1, ?2)",
+                params![body, now_ms()],
+            )
+            .map(|_| ())
+            .map_err(queue_err)
         })
         .await
     }
 
-    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         self.poll(max, wait, visibility, false).await
     }
 
@@ -201,7 +244,11 @@ impl JobQueue for Embedded {
                     params![receipt, now_ms() + visibility.as_millis() as i64],
                 )
                 .map_err(queue_err)?;
-            if n == 0 { Err(QueueError::UnknownReceipt) } else { Ok(()) }
+            if n == 0 {
+                Err(QueueError::UnknownReceipt)
+            } else {
+                Ok(())
+            }
         })
         .await
     }
@@ -239,29 +286,40 @@ impl SubmissionStore for Embedded {
     }
 
     async fn mark_running(&self, id: &str, at: DateTime<Utc>) -> Result<Transition, StoreError> {
-        self.transition(id, |s| s == Status::Queued, move |r| {
-            r.status = Status::Running;
-            r.started_at = Some(at);
-        })
+        self.transition(
+            id,
+            |s| s == Status::Queued,
+            move |r| {
+                r.status = Status::Running;
+                r.started_at = Some(at);
+            },
+        )
         .await
     }
 
     async fn finish(&self, id: &str, result: &RunResult) -> Result<Transition, StoreError> {
         let result = result.clone();
-        self.transition(id, |s| !s.is_terminal(), move |r| r.finish(&result)).await
+        self.transition(id, |s| !s.is_terminal(), move |r| r.finish(&result))
+            .await
     }
 }
 
 fn read(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Option<Submission>, StoreError> {
     let row: Option<(String, i64)> = conn
-        .query_row("SELECT record, expires_at FROM submissions WHERE id = ?1", params![id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT record, expires_at FROM submissions WHERE id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()
         .map_err(unavailable)?;
-    let Some((json, expires_at)) = row else { return Ok(None) };
-    let mut record: Submission = serde_json::from_str(&json)
-        .map_err(|e| StoreError::Corrupt { id: id.to_owned(), detail: e.to_string() })?;
+    let Some((json, expires_at)) = row else {
+        return Ok(None);
+    };
+    let mut record: Submission = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+        id: id.to_owned(),
+        detail: e.to_string(),
+    })?;
     record.expires_at = expires_at;
     Ok((!record.is_expired(now)).then_some(record))
 }

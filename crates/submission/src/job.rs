@@ -63,7 +63,12 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let job = Job { id: "x".into(), language: Language::C, source: "int main(){}\n\u{0}é".into(), stdin: "".into() };
+        let job = Job {
+            id: "x".into(),
+            language: Language::C,
+            source: "int main(){}\n\u{0}é".into(),
+            stdin: "".into(),
+        };
         assert_eq!(Job::from_message(&job.to_message()).unwrap(), job);
     }
 
@@ -83,6 +88,8 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert!(Job::from_message("{").is_err());
-        assert!(Job::from_message(r#"{"id":"x","language":"c","source":"!!","stdin":""}"#).is_err());
+        assert!(
+            Job::from_message(r#"{"id":"x","language":"c","source":"!!","stdin":""}"#).is_err()
+        );
     }
 }

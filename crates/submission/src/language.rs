@@ -35,8 +35,14 @@ pub struct LanguageInfo {
 
 impl Language {
     /// Every supported language, in display order.
-    pub const ALL: [Language; 6] =
-        [Language::Python, Language::Javascript, Language::C, Language::Cpp, Language::Go, Language::Rust];
+    pub const ALL: [Language; 6] = [
+        Language::Python,
+        Language::Javascript,
+        Language::C,
+        Language::Cpp,
+        Language::Go,
+        Language::Rust,
+    ];
 
     /// Parses a wire name (`"python"`, ...).
     pub fn from_id(id: &str) -> Option<Language> {
@@ -70,7 +76,12 @@ impl Language {
             Language::Go => ("Go", "1.19", true),
             Language::Rust => ("Rust (rustc, 2021)", "1.96", true),
         };
-        LanguageInfo { id: self, name, version, compiled }
+        LanguageInfo {
+            id: self,
+            name,
+            version,
+            compiled,
+        }
     }
 }
 

@@ -26,9 +26,9 @@
 pub mod job;
 pub mod language;
 pub mod limits;
+pub mod queue;
 pub mod record;
 pub mod request;
-pub mod queue;
 pub mod status;
 pub mod store;
 
@@ -44,8 +44,8 @@ pub mod config;
 pub use job::Job;
 pub use language::{Language, LanguageInfo};
 pub use limits::Limits;
+pub use queue::{Delivery, JobQueue, QueueError};
 pub use record::{RunResult, Submission};
 pub use request::{parse_request, NewSubmission, RequestError};
-pub use queue::{Delivery, JobQueue, QueueError};
 pub use status::{Ending, Phase, Status};
 pub use store::{StoreError, SubmissionStore, Transition};

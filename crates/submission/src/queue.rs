@@ -42,7 +42,12 @@ pub trait JobQueue: Send + Sync {
     async fn send(&self, job: &Job) -> Result<(), QueueError>;
     /// Takes up to `max` jobs, waiting up to `wait` for the first (long polling), hiding each
     /// for `visibility`.
-    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError>;
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError>;
     /// Deletes a delivered message for good.
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
     /// Hides a delivered message for `visibility` from now.

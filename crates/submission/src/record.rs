@@ -135,14 +135,28 @@ mod tests {
 
     #[test]
     fn api_json_has_the_contract_fields_and_no_ttl() {
-        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let record = Submission::queued("abc".into(), Language::Python, now);
         let json = serde_json::to_value(&record).unwrap();
         let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         keys.sort();
         let mut expected = vec![
-            "id", "language", "status", "exit_code", "signal", "stdout", "stderr", "stdout_truncated",
-            "stderr_truncated", "compile_output", "time_ms", "created_at", "started_at", "finished_at",
+            "id",
+            "language",
+            "status",
+            "exit_code",
+            "signal",
+            "stdout",
+            "stderr",
+            "stdout_truncated",
+            "stderr_truncated",
+            "compile_output",
+            "time_ms",
+            "created_at",
+            "started_at",
+            "finished_at",
         ];
         expected.sort();
         assert_eq!(keys, expected);

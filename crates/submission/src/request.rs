@@ -68,9 +68,14 @@ pub fn max_body_bytes(limits: &Limits) -> usize {
 /// Validates a request body against `limits`.
 pub fn parse_request(body: &[u8], limits: &Limits) -> Result<NewSubmission, RequestError> {
     if body.len() > max_body_bytes(limits) {
-        return Err(RequestError::TooLarge { field: "body", size: body.len(), limit: max_body_bytes(limits) });
+        return Err(RequestError::TooLarge {
+            field: "body",
+            size: body.len(),
+            limit: max_body_bytes(limits),
+        });
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| RequestError::MalformedJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| RequestError::MalformedJson(e.to_string()))?;
     let object = value
         .as_object()
         .ok_or_else(|| RequestError::MalformedJson("expected an object".into()))?;
@@ -78,23 +83,42 @@ pub fn parse_request(body: &[u8], limits: &Limits) -> Result<NewSubmission, Requ
         match object.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(RequestError::InvalidValue { field, reason: "must be a string" }),
+            Some(_) => Err(RequestError::InvalidValue {
+                field,
+                reason: "must be a string",
+            }),
         }
     };
     let language = text("language")?.ok_or(RequestError::MissingField("language"))?;
     let source = text("source")?.ok_or(RequestError::MissingField("source"))?;
     let stdin = text("stdin")?.unwrap_or("");
-    let language = Language::from_id(language).ok_or_else(|| RequestError::UnknownLanguage(language.to_owned()))?;
+    let language = Language::from_id(language)
+        .ok_or_else(|| RequestError::UnknownLanguage(language.to_owned()))?;
     if source.len() > limits.max_source_bytes {
-        return Err(RequestError::TooLarge { field: "source", size: source.len(), limit: limits.max_source_bytes });
+        return Err(RequestError::TooLarge {
+            field: "source",
+            size: source.len(),
+            limit: limits.max_source_bytes,
+        });
     }
     if stdin.len() > limits.max_stdin_bytes {
-        return Err(RequestError::TooLarge { field: "stdin", size: stdin.len(), limit: limits.max_stdin_bytes });
+        return Err(RequestError::TooLarge {
+            field: "stdin",
+            size: stdin.len(),
+            limit: limits.max_stdin_bytes,
+        });
     }
     if source.trim().is_empty() {
-        return Err(RequestError::InvalidValue { field: "source", reason: "must not be empty" });
+        return Err(RequestError::InvalidValue {
+            field: "source",
+            reason: "must not be empty",
+        });
     }
-    Ok(NewSubmission { language, source: source.to_owned(), stdin: stdin.to_owned() })
+    Ok(NewSubmission {
+        language,
+        source: source.to_owned(),
+        stdin: stdin.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -108,29 +132,74 @@ mod tests {
     #[test]
     fn accepts_a_valid_request() {
         let ok = parse(r#"{"language":"python","source":"print(1)","stdin":"x"}"#).unwrap();
-        assert_eq!(ok, NewSubmission { language: Language::Python, source: "print(1)".into(), stdin: "x".into() });
-        assert_eq!(parse(r#"{"language":"c","source":"int main(){}"}"#).unwrap().stdin, "");
+        assert_eq!(
+            ok,
+            NewSubmission {
+                language: Language::Python,
+                source: "print(1)".into(),
+                stdin: "x".into()
+            }
+        );
+        assert_eq!(
+            parse(r#"{"language":"c","source":"int main(){}"}"#)
+                .unwrap()
+                .stdin,
+            ""
+        );
     }
 
     #[test]
     fn refuses_each_kind_of_bad_request() {
         assert!(matches!(parse("{"), Err(RequestError::MalformedJson(_))));
         assert!(matches!(parse("[1]"), Err(RequestError::MalformedJson(_))));
-        assert_eq!(parse(r#"{"source":"x"}"#), Err(RequestError::MissingField("language")));
-        assert_eq!(parse(r#"{"language":"go"}"#), Err(RequestError::MissingField("source")));
-        assert_eq!(parse(r#"{"language":"cobol","source":"x"}"#), Err(RequestError::UnknownLanguage("cobol".into())));
-        assert!(matches!(parse(r#"{"language":7,"source":"x"}"#), Err(RequestError::InvalidValue { field: "language", .. })));
-        assert!(matches!(parse(r#"{"language":"go","source":"x","stdin":[]}"#), Err(RequestError::InvalidValue { field: "stdin", .. })));
-        assert!(matches!(parse(r#"{"language":"go","source":"  "}"#), Err(RequestError::InvalidValue { field: "source", .. })));
+        assert_eq!(
+            parse(r#"{"source":"x"}"#),
+            Err(RequestError::MissingField("language"))
+        );
+        assert_eq!(
+            parse(r#"{"language":"go"}"#),
+            Err(RequestError::MissingField("source"))
+        );
+        assert_eq!(
+            parse(r#"{"language":"cobol","source":"x"}"#),
+            Err(RequestError::UnknownLanguage("cobol".into()))
+        );
+        assert!(matches!(
+            parse(r#"{"language":7,"source":"x"}"#),
+            Err(RequestError::InvalidValue {
+                field: "language",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"language":"go","source":"x","stdin":[]}"#),
+            Err(RequestError::InvalidValue { field: "stdin", .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"language":"go","source":"  "}"#),
+            Err(RequestError::InvalidValue {
+                field: "source",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn enforces_size_limits() {
         let big = "x".repeat(64 * 1024 + 1);
         let body = format!(r#"{{"language":"python","source":"{big}"}}"#);
-        assert!(matches!(parse(&body), Err(RequestError::TooLarge { field: "source", .. })));
+        assert!(matches!(
+            parse(&body),
+            Err(RequestError::TooLarge {
+                field: "source",
+                ..
+            })
+        ));
         let body = format!(r#"{{"language":"python","source":"x","stdin":"{big}"}}"#);
-        assert!(matches!(parse(&body), Err(RequestError::TooLarge { field: "stdin", .. })));
+        assert!(matches!(
+            parse(&body),
+            Err(RequestError::TooLarge { field: "stdin", .. })
+        ));
         let exact = "x".repeat(64 * 1024);
         assert!(parse(&format!(r#"{{"language":"python","source":"{exact}"}}"#)).is_ok());
     }

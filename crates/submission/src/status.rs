@@ -98,7 +98,9 @@ impl Ending {
     pub fn status(&self) -> Status {
         let failed = self.signal.is_some() || self.exit_code != Some(0);
         match self.phase {
-            Phase::Compile if self.timed_out || self.oom_killed || self.output_exceeded || failed => {
+            Phase::Compile
+                if self.timed_out || self.oom_killed || self.output_exceeded || failed =>
+            {
                 Status::CompileError
             }
             Phase::Compile => Status::InternalError, // a compile step that "succeeded" without running
@@ -140,13 +142,19 @@ mod tests {
     fn wire_names_round_trip() {
         for status in Status::ALL {
             assert_eq!(Status::parse(status.as_str()), Some(status));
-            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{}\"", status.as_str()));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{}\"", status.as_str())
+            );
         }
     }
 
     #[test]
     fn only_queued_and_running_are_open() {
-        let open: Vec<_> = Status::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
+        let open: Vec<_> = Status::ALL
+            .into_iter()
+            .filter(|s| !s.is_terminal())
+            .collect();
         assert_eq!(open, vec![Status::Queued, Status::Running]);
     }
 
@@ -155,17 +163,49 @@ mod tests {
         assert_eq!(run(Some(0), None).status(), Status::Ok);
         assert_eq!(run(Some(3), None).status(), Status::RuntimeError);
         assert_eq!(run(None, Some(11)).status(), Status::RuntimeError);
-        assert_eq!(Ending { timed_out: true, ..run(None, Some(9)) }.status(), Status::TimeLimitExceeded);
-        assert_eq!(Ending { oom_killed: true, ..run(None, Some(9)) }.status(), Status::MemoryLimitExceeded);
-        let both = Ending { output_exceeded: true, timed_out: true, ..run(None, Some(9)) };
-        assert_eq!(both.status(), Status::OutputLimitExceeded, "the sandbox's own reason wins");
+        assert_eq!(
+            Ending {
+                timed_out: true,
+                ..run(None, Some(9))
+            }
+            .status(),
+            Status::TimeLimitExceeded
+        );
+        assert_eq!(
+            Ending {
+                oom_killed: true,
+                ..run(None, Some(9))
+            }
+            .status(),
+            Status::MemoryLimitExceeded
+        );
+        let both = Ending {
+            output_exceeded: true,
+            timed_out: true,
+            ..run(None, Some(9))
+        };
+        assert_eq!(
+            both.status(),
+            Status::OutputLimitExceeded,
+            "the sandbox's own reason wins"
+        );
     }
 
     #[test]
     fn maps_compile_endings() {
-        let compile = Ending { phase: Phase::Compile, ..run(Some(1), None) };
+        let compile = Ending {
+            phase: Phase::Compile,
+            ..run(Some(1), None)
+        };
         assert_eq!(compile.status(), Status::CompileError);
-        assert_eq!(Ending { timed_out: true, ..compile }.status(), Status::CompileError);
+        assert_eq!(
+            Ending {
+                timed_out: true,
+                ..compile
+            }
+            .status(),
+            Status::CompileError
+        );
     }
 
     #[test]

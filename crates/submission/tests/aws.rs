@@ -28,8 +28,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, TimeToLiveStatus};
 use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, Utc};
-use codebox_submission::aws::{clients_from_env, create_resources, AwsClients, DynamoStore, ResourceNames, SqsQueue};
-use codebox_submission::{JobQueue, QueueError, RunResult, Status, StoreError, Submission, SubmissionStore, Transition};
+use codebox_submission::aws::{
+    clients_from_env, create_resources, AwsClients, DynamoStore, ResourceNames, SqsQueue,
+};
+use codebox_submission::{
+    JobQueue, QueueError, RunResult, Status, StoreError, Submission, SubmissionStore, Transition,
+};
 
 const MAX_RECEIVES: u32 = 3;
 const MOTO_START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -77,7 +81,11 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Moto { child, endpoint: format!("http://{address}"), _log: log }
+        Moto {
+            child,
+            endpoint: format!("http://{address}"),
+            _log: log,
+        }
     }
 
     /// Clients for this server: dummy credentials, region us-east-1.
@@ -88,7 +96,9 @@ impl Moto {
     /// A fresh queue, dead-letter queue and table.
     async fn resources(&self) -> (AwsClients, SqsQueue, DynamoStore) {
         let clients = self.clients().await;
-        let (queue, store) = create_resources(&clients, &fresh_names(), MAX_RECEIVES).await.expect("create resources");
+        let (queue, store) = create_resources(&clients, &fresh_names(), MAX_RECEIVES)
+            .await
+            .expect("create resources");
         (clients, queue, store)
     }
 }
@@ -101,13 +111,22 @@ impl Drop for Moto {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 async fn clients_at(endpoint: &str) -> AwsClients {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("codebox-test", "codebox-test", None, None, "tests"))
+        .credentials_provider(Credentials::new(
+            "codebox-test",
+            "codebox-test",
+            None,
+            None,
+            "tests",
+        ))
         .endpoint_url(endpoint)
         .load()
         .await;
@@ -151,7 +170,9 @@ async fn resources_and_items_have_the_documented_shape() {
     let moto = Moto::start();
     let names = fresh_names();
     let clients = moto.clients().await;
-    let (queue, store) = create_resources(&clients, &names, MAX_RECEIVES).await.unwrap();
+    let (queue, store) = create_resources(&clients, &names, MAX_RECEIVES)
+        .await
+        .unwrap();
 
     let id = format!("shape-{}", uuid::Uuid::new_v4());
     let record = Submission::queued(id, codebox_submission::Language::Cpp, Utc::now());
@@ -160,14 +181,27 @@ async fn resources_and_items_have_the_documented_shape() {
     assert_eq!(item["id"], AttributeValue::S(record.id.clone()));
     assert_eq!(item["language"], AttributeValue::S("cpp".into()));
     assert_eq!(item["status"], AttributeValue::S("queued".into()));
-    assert_eq!(item["expires_at"], AttributeValue::N(record.expires_at.to_string()));
+    assert_eq!(
+        item["expires_at"],
+        AttributeValue::N(record.expires_at.to_string())
+    );
     assert_eq!(item["stdout"], AttributeValue::S(String::new()));
     assert_eq!(item["stdout_truncated"], AttributeValue::Bool(false));
-    for absent in ["exit_code", "signal", "compile_output", "time_ms", "started_at", "finished_at"] {
+    for absent in [
+        "exit_code",
+        "signal",
+        "compile_output",
+        "time_ms",
+        "started_at",
+        "finished_at",
+    ] {
         assert_eq!(item[absent], AttributeValue::Null(true), "{absent}");
     }
     let created_at = item["created_at"].as_s().expect("created_at is a string");
-    assert_eq!(DateTime::parse_from_rfc3339(created_at).unwrap(), record.created_at);
+    assert_eq!(
+        DateTime::parse_from_rfc3339(created_at).unwrap(),
+        record.created_at
+    );
 
     let finished = RunResult {
         status: Status::MemoryLimitExceeded,
@@ -181,20 +215,43 @@ async fn resources_and_items_have_the_documented_shape() {
         time_ms: Some(42),
         finished_at: Utc::now(),
     };
-    assert_eq!(store.finish(&record.id, &finished).await.unwrap(), Transition::Applied);
+    assert_eq!(
+        store.finish(&record.id, &finished).await.unwrap(),
+        Transition::Applied
+    );
     let item = raw_item(&clients, &names.table, &record.id).await;
-    assert_eq!(item["status"], AttributeValue::S("memory_limit_exceeded".into()));
+    assert_eq!(
+        item["status"],
+        AttributeValue::S("memory_limit_exceeded".into())
+    );
     assert_eq!(item["exit_code"], AttributeValue::N("137".into()));
     assert_eq!(item["time_ms"], AttributeValue::N("42".into()));
     assert_eq!(item["signal"], AttributeValue::Null(true));
-    assert!(item["finished_at"].as_s().is_ok_and(|t| DateTime::parse_from_rfc3339(t).is_ok()));
+    assert!(item["finished_at"]
+        .as_s()
+        .is_ok_and(|t| DateTime::parse_from_rfc3339(t).is_ok()));
 
-    let ttl = clients.dynamodb.describe_time_to_live().table_name(&names.table).send().await.unwrap();
+    let ttl = clients
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&names.table)
+        .send()
+        .await
+        .unwrap();
     let ttl = ttl.time_to_live_description().expect("TTL description");
     assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
     assert_eq!(ttl.attribute_name(), Some("expires_at"));
-    let table = clients.dynamodb.describe_table().table_name(&names.table).send().await.unwrap();
-    let billing = table.table().and_then(|t| t.billing_mode_summary()).and_then(|b| b.billing_mode());
+    let table = clients
+        .dynamodb
+        .describe_table()
+        .table_name(&names.table)
+        .send()
+        .await
+        .unwrap();
+    let billing = table
+        .table()
+        .and_then(|t| t.billing_mode_summary())
+        .and_then(|b| b.billing_mode());
     assert_eq!(billing, Some(&BillingMode::PayPerRequest));
 
     let attributes = clients
@@ -207,11 +264,20 @@ async fn resources_and_items_have_the_documented_shape() {
         .unwrap();
     let redrive = &attributes.attributes().expect("attributes")[&QueueAttributeName::RedrivePolicy];
     let redrive: serde_json::Value = serde_json::from_str(redrive).unwrap();
-    assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), MAX_RECEIVES.to_string());
-    assert!(redrive["deadLetterTargetArn"].as_str().is_some_and(|arn| arn.ends_with(&names.dead_letter_queue)));
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        MAX_RECEIVES.to_string()
+    );
+    assert!(redrive["deadLetterTargetArn"]
+        .as_str()
+        .is_some_and(|arn| arn.ends_with(&names.dead_letter_queue)));
 }
 
-async fn raw_item(clients: &AwsClients, table: &str, id: &str) -> std::collections::HashMap<String, AttributeValue> {
+async fn raw_item(
+    clients: &AwsClients,
+    table: &str,
+    id: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
     clients
         .dynamodb
         .get_item()
@@ -231,16 +297,27 @@ async fn create_resources_is_idempotent() {
     let moto = Moto::start();
     let clients = moto.clients().await;
     let names = fresh_names();
-    let (first_queue, _) = create_resources(&clients, &names, MAX_RECEIVES).await.unwrap();
-    let (second_queue, store) = create_resources(&clients, &names, MAX_RECEIVES).await.unwrap();
+    let (first_queue, _) = create_resources(&clients, &names, MAX_RECEIVES)
+        .await
+        .unwrap();
+    let (second_queue, store) = create_resources(&clients, &names, MAX_RECEIVES)
+        .await
+        .unwrap();
     assert_eq!(first_queue.queue_url, second_queue.queue_url);
     assert_eq!(first_queue.dead_letter_url, second_queue.dead_letter_url);
     let job = common::job("idempotent");
     first_queue.send(&job).await.unwrap();
-    let got = second_queue.receive(10, Duration::from_secs(2), Duration::from_secs(5)).await.unwrap();
+    let got = second_queue
+        .receive(10, Duration::from_secs(2), Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].job.as_ref().unwrap(), &job);
-    assert!(store.get("nothing-yet", Utc::now()).await.unwrap().is_none());
+    assert!(store
+        .get("nothing-yet", Utc::now())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 /// Failures of the services come back as `Unavailable`, with a message a person can act on.
@@ -250,29 +327,52 @@ async fn failures_are_unavailable_and_readable() {
     let clients = moto.clients().await;
 
     // A queue and a table that do not exist: the service's own code and message.
-    let queue = SqsQueue::new(clients.sqs.clone(), format!("{}/123456789012/no-such-queue", moto.endpoint), "unused");
+    let queue = SqsQueue::new(
+        clients.sqs.clone(),
+        format!("{}/123456789012/no-such-queue", moto.endpoint),
+        "unused",
+    );
     let error = queue.send(&common::job("nowhere")).await.unwrap_err();
     eprintln!("missing queue: {error}");
     let readable = |m: &str| m.contains("SendMessage") && m.contains("does not exist");
-    assert!(matches!(&error, QueueError::Unavailable(m) if readable(m)), "{error}");
+    assert!(
+        matches!(&error, QueueError::Unavailable(m) if readable(m)),
+        "{error}"
+    );
     let store = DynamoStore::new(clients.dynamodb.clone(), "no-such-table");
     let error = store.get("x", Utc::now()).await.unwrap_err();
     eprintln!("missing table: {error}");
     let readable = |m: &str| m.contains("GetItem") && m.contains("ResourceNotFound");
-    assert!(matches!(&error, StoreError::Unavailable(m) if readable(m)), "{error}");
+    assert!(
+        matches!(&error, StoreError::Unavailable(m) if readable(m)),
+        "{error}"
+    );
 
     // Nothing listening: the connection error, not a bare "dispatch failure".
     let closed = clients_at(&format!("http://127.0.0.1:{}", free_port())).await;
-    let queue = SqsQueue::new(closed.sqs.clone(), "http://127.0.0.1:1/123456789012/q", "unused");
-    let error = queue.receive(1, Duration::ZERO, Duration::from_secs(1)).await.unwrap_err();
+    let queue = SqsQueue::new(
+        closed.sqs.clone(),
+        "http://127.0.0.1:1/123456789012/q",
+        "unused",
+    );
+    let error = queue
+        .receive(1, Duration::ZERO, Duration::from_secs(1))
+        .await
+        .unwrap_err();
     eprintln!("no server: {error}");
     let readable = |m: &str| m.contains("ReceiveMessage") && m.contains("Connection refused");
-    assert!(matches!(&error, QueueError::Unavailable(m) if readable(m)), "{error}");
+    assert!(
+        matches!(&error, QueueError::Unavailable(m) if readable(m)),
+        "{error}"
+    );
     let store = DynamoStore::new(closed.dynamodb.clone(), "t");
     let error = store.mark_running("x", Utc::now()).await.unwrap_err();
     eprintln!("no server: {error}");
     let readable = |m: &str| m.contains("UpdateItem") && m.contains("Connection refused");
-    assert!(matches!(&error, StoreError::Unavailable(m) if readable(m)), "{error}");
+    assert!(
+        matches!(&error, StoreError::Unavailable(m) if readable(m)),
+        "{error}"
+    );
 }
 
 /// The binaries' helper always settles on a region (us-east-1 unless the environment or a
@@ -281,6 +381,12 @@ async fn failures_are_unavailable_and_readable() {
 async fn clients_from_env_always_have_a_region() {
     let clients = clients_from_env(Some("http://127.0.0.1:1")).await;
     let region = clients.sqs.config().region().map(|r| r.to_string());
-    assert!(region.as_deref().is_some_and(|r| !r.is_empty()), "{region:?}");
-    assert_eq!(clients.dynamodb.config().region().map(|r| r.to_string()), region);
+    assert!(
+        region.as_deref().is_some_and(|r| !r.is_empty()),
+        "{region:?}"
+    );
+    assert_eq!(
+        clients.dynamodb.config().region().map(|r| r.to_string()),
+        region
+    );
 }

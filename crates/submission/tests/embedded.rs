@@ -46,8 +46,16 @@ async fn writers_on_separate_connections_race_safely() {
     use codebox_submission::JobQueue;
     second.send(&job).await.unwrap();
     let (a, b) = tokio::join!(
-        second.receive(10, std::time::Duration::from_millis(200), std::time::Duration::from_secs(30)),
-        third.receive(10, std::time::Duration::from_millis(200), std::time::Duration::from_secs(30)),
+        second.receive(
+            10,
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(30)
+        ),
+        third.receive(
+            10,
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(30)
+        ),
     );
     let delivered = a.unwrap().len() + b.unwrap().len();
     assert_eq!(delivered, 1, "one visible message goes to one consumer");

@@ -32,7 +32,12 @@ pub const SANDBOX_USER: &str = "65534:65534";
 /// The only writable place: a tmpfs, the program's cwd and HOME.
 pub const WORK_DIR: &str = "/work";
 /// The whole environment of a sandboxed process: nothing from the host, nothing else.
-pub const ENV: [&str; 4] = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "TMPDIR=/work/.tmp", "LANG=C.UTF-8"];
+pub const ENV: [&str; 4] = [
+    "PATH=/usr/local/bin:/usr/bin:/bin",
+    "HOME=/work",
+    "TMPDIR=/work/.tmp",
+    "LANG=C.UTF-8",
+];
 /// The supervisor in every runner image.
 pub const SUPERVISOR: &str = "/usr/local/bin/codebox-run";
 /// Extra tmpfs at /dev/shm (Docker mounts one anyway; this only bounds it).
@@ -51,12 +56,20 @@ impl Owner {
     /// The owner label of this process, and a fresh instance name.
     pub fn current(sequence: u64) -> Owner {
         let pid = std::process::id();
-        let process = format!("{}/{}/{}", boot_id(), pid, process_start(pid).unwrap_or_default());
+        let process = format!(
+            "{}/{}/{}",
+            boot_id(),
+            pid,
+            process_start(pid).unwrap_or_default()
+        );
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        Owner { process, instance: format!("{pid:x}-{:x}-{sequence}", nanos & 0xffff_ffff_ffff) }
+        Owner {
+            process,
+            instance: format!("{pid:x}-{:x}-{sequence}", nanos & 0xffff_ffff_ffff),
+        }
     }
 
     /// The labels every container of this owner carries.
@@ -71,7 +84,9 @@ impl Owner {
 }
 
 fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
@@ -95,7 +110,9 @@ pub fn owner_is_gone(label: Option<&str>) -> bool {
     if boot != boot_id() {
         return true;
     }
-    let Ok(pid) = pid.parse::<u32>() else { return true };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return true;
+    };
     process_start(pid).map(|s| s.to_string()) != Some(start.to_string())
 }
 
@@ -119,7 +136,10 @@ pub fn create_body(language: Language, limits: &Limits, owner: &Owner) -> Contai
         readonly_rootfs: Some(true),
         tmpfs: Some(HashMap::from([(
             WORK_DIR.to_string(),
-            format!("rw,exec,nosuid,nodev,size={},mode=1777", limits.work_dir_bytes),
+            format!(
+                "rw,exec,nosuid,nodev,size={},mode=1777",
+                limits.work_dir_bytes
+            ),
         )])),
         shm_size: Some(SHM_BYTES),
         ipc_mode: Some("private".to_string()),
@@ -144,7 +164,10 @@ pub fn create_body(language: Language, limits: &Limits, owner: &Owner) -> Contai
         // left in the container's pid namespace.
         init: Some(true),
         // Output goes to the attached fleet only, never into log files on the host.
-        log_config: Some(HostConfigLogConfig { typ: Some("none".to_string()), config: None }),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".to_string()),
+            config: None,
+        }),
         auto_remove: Some(false),
         ..Default::default()
     };
@@ -182,7 +205,11 @@ pub struct Started {
 }
 
 /// Creates a sandbox container; returns its id.
-pub async fn create(docker: &Docker, body: ContainerCreateBody, name: &str) -> Result<String, DockerError> {
+pub async fn create(
+    docker: &Docker,
+    body: ContainerCreateBody,
+    name: &str,
+) -> Result<String, DockerError> {
     let options = CreateContainerOptionsBuilder::new().name(name).build();
     Ok(docker.create_container(Some(options), body).await?.id)
 }
@@ -197,7 +224,9 @@ pub async fn attach_and_start(docker: &Docker, id: &str) -> Result<(Output, Inpu
         .logs(false)
         .build();
     let attached = docker.attach_container(id, Some(options)).await?;
-    docker.start_container(id, None::<StartContainerOptions>).await?;
+    docker
+        .start_container(id, None::<StartContainerOptions>)
+        .await?;
     Ok((attached.output, attached.input))
 }
 
@@ -207,14 +236,19 @@ pub async fn kill(docker: &Docker, id: &str) {
     let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
     match docker.kill_container(id, Some(options)).await {
         Ok(()) => {}
-        Err(DockerError::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }) => {}
         Err(e) => tracing::warn!(container = %id, error = %e, "kill failed"),
     }
 }
 
 /// Waits until the container is not running (any exit code counts as an exit).
 pub async fn wait_exit(docker: &Docker, id: &str) -> Result<(), DockerError> {
-    let options = WaitContainerOptionsBuilder::new().condition("not-running").build();
+    let options = WaitContainerOptionsBuilder::new()
+        .condition("not-running")
+        .build();
     let mut wait = docker.wait_container(id, Some(options));
     match wait.next().await {
         Some(Ok(_)) | Some(Err(DockerError::DockerContainerWaitError { .. })) => Ok(()),
@@ -225,7 +259,9 @@ pub async fn wait_exit(docker: &Docker, id: &str) -> Result<(), DockerError> {
 
 /// The container's exit code and whether the OOM killer struck in it.
 pub async fn exit_state(docker: &Docker, id: &str) -> Result<(Option<i64>, bool), DockerError> {
-    let inspect = docker.inspect_container(id, None::<InspectContainerOptions>).await?;
+    let inspect = docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await?;
     let state = inspect.state.unwrap_or_default();
     if state.running == Some(true) {
         return Ok((None, state.oom_killed.unwrap_or(false)));
@@ -235,20 +271,24 @@ pub async fn exit_state(docker: &Docker, id: &str) -> Result<(Option<i64>, bool)
 
 /// Removes a container (killing it if it runs), retrying a few times. Gone already is fine.
 pub async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
-    let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    let options = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
     let mut delay = Duration::from_millis(200);
     let mut attempt = 0;
     loop {
         attempt += 1;
         match docker.remove_container(id, Some(options.clone())).await {
             Ok(()) => return Ok(()),
-            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => return Ok(()),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(()),
             // "removal already in progress"
-            Err(DockerError::DockerResponseServerError { status_code: 409, ref message })
-                if message.contains("in progress") =>
-            {
-                return Ok(())
-            }
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409,
+                ref message,
+            }) if message.contains("in progress") => return Ok(()),
             Err(e) if attempt >= 4 => return Err(e),
             Err(e) => {
                 tracing::debug!(container = %id, error = %e, attempt, "remove failed, retrying");
@@ -260,11 +300,19 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
 }
 
 /// Sandbox containers on this engine, with their owner labels.
-pub async fn list_sandboxes(docker: &Docker) -> Result<Vec<(String, HashMap<String, String>)>, DockerError> {
+pub async fn list_sandboxes(
+    docker: &Docker,
+) -> Result<Vec<(String, HashMap<String, String>)>, DockerError> {
     let filters = HashMap::from([("label", vec![format!("{LABEL_SANDBOX}=1")])]);
-    let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
     let containers = docker.list_containers(Some(options)).await?;
-    Ok(containers.into_iter().filter_map(|c| Some((c.id?, c.labels.unwrap_or_default()))).collect())
+    Ok(containers
+        .into_iter()
+        .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
+        .collect())
 }
 
 #[cfg(test)]
@@ -281,7 +329,10 @@ mod tests {
         assert_eq!(body.network_disabled, Some(true));
         assert_eq!(host.readonly_rootfs, Some(true));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
-        assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_string()])
+        );
         assert_eq!(host.privileged, Some(false));
         assert!(host.binds.is_none() && host.mounts.is_none() && host.devices.is_none());
         assert_eq!(host.memory, Some(256 << 20));
@@ -289,9 +340,14 @@ mod tests {
         assert_eq!(host.pids_limit, Some(64));
         assert_eq!(host.nano_cpus, Some(1_000_000_000));
         assert_eq!(host.init, Some(true));
-        assert_eq!(host.log_config.as_ref().unwrap().typ.as_deref(), Some("none"));
+        assert_eq!(
+            host.log_config.as_ref().unwrap().typ.as_deref(),
+            Some("none")
+        );
         let tmpfs = &host.tmpfs.as_ref().unwrap()["/work"];
-        assert!(tmpfs.contains("size=67108864") && tmpfs.contains(",exec,") && tmpfs.contains("nosuid"));
+        assert!(
+            tmpfs.contains("size=67108864") && tmpfs.contains(",exec,") && tmpfs.contains("nosuid")
+        );
         assert_eq!(body.user.as_deref(), Some("65534:65534"));
         assert_eq!(body.env.as_ref().unwrap().len(), ENV.len());
         assert_eq!(body.image.as_deref(), Some("codebox-runner-python:latest"));
@@ -306,9 +362,15 @@ mod tests {
         assert!(!owner_is_gone(Some(&me.process)), "{}", me.process);
         assert!(owner_is_gone(None));
         assert!(owner_is_gone(Some("garbage")));
-        assert!(owner_is_gone(Some(&format!("other-boot/{}/1", std::process::id()))));
+        assert!(owner_is_gone(Some(&format!(
+            "other-boot/{}/1",
+            std::process::id()
+        ))));
         let mut parts: Vec<&str> = me.process.split('/').collect();
         parts[2] = "1";
-        assert!(owner_is_gone(Some(&parts.join("/"))), "same pid, other start time");
+        assert!(
+            owner_is_gone(Some(&parts.join("/"))),
+            "same pid, other start time"
+        );
     }
 }

@@ -166,11 +166,18 @@ impl Sandbox {
         }
         .map_err(SandboxError::Connect)?;
         // Debian's dockerd 20.10 speaks API 1.41, older than bollard's default.
-        let docker = docker.negotiate_version().await.map_err(SandboxError::Connect)?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(SandboxError::Connect)?;
         docker.ping().await.map_err(SandboxError::Connect)?;
 
         let pools = if config.pool_size > 0 {
-            config.pool_languages.iter().map(|&l| (l, Pool::default())).collect()
+            config
+                .pool_languages
+                .iter()
+                .map(|&l| (l, Pool::default()))
+                .collect()
         } else {
             HashMap::new()
         };
@@ -239,7 +246,9 @@ impl Sandbox {
                         });
                     }
                 }
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => missing.push(image),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => missing.push(image),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -256,7 +265,9 @@ impl Sandbox {
         let stale: Vec<String> = container::list_sandboxes(docker)
             .await?
             .into_iter()
-            .filter(|(_, labels)| container::owner_is_gone(labels.get(container::LABEL_OWNER).map(String::as_str)))
+            .filter(|(_, labels)| {
+                container::owner_is_gone(labels.get(container::LABEL_OWNER).map(String::as_str))
+            })
             .map(|(id, _)| id)
             .collect();
         let removals = stale.iter().map(|id| container::remove(docker, id));
@@ -279,7 +290,11 @@ impl Sandbox {
 
     /// Warm containers ready now, per language.
     pub fn warm_counts(&self) -> HashMap<Language, usize> {
-        self.inner.pools.iter().map(|(&l, p)| (l, lock(&p.warm).len())).collect()
+        self.inner
+            .pools
+            .iter()
+            .map(|(&l, p)| (l, lock(&p.warm).len()))
+            .collect()
     }
 
     /// Runs a program. Never panics and never fails: CodeBox's own failures come back as
@@ -370,7 +385,9 @@ impl Sandbox {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Removes a container when dropped, unless disarmed: no return path can leak one.
@@ -431,7 +448,9 @@ impl Inner {
         runtime.spawn(async move {
             match container::remove(&inner.docker, &id).await {
                 Ok(()) => debug!(container = %id, "removed"),
-                Err(e) => error!(container = %id, error = %e, "could not remove a sandbox container"),
+                Err(e) => {
+                    error!(container = %id, error = %e, "could not remove a sandbox container")
+                }
             }
             inner.removals.fetch_sub(1, Ordering::SeqCst);
             inner.removed.notify_waiters();
@@ -440,17 +459,27 @@ impl Inner {
 
     fn container_name(&self, language: Language) -> String {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        format!("codebox-sandbox-{}-{}-{n}", self.owner.instance, language.id())
+        format!(
+            "codebox-sandbox-{}-{}-{n}",
+            self.owner.instance,
+            language.id()
+        )
     }
 
     /// Creates, attaches and starts a container; the guard removes it whatever happens next
     /// (an error, or this future being dropped).
-    async fn start(self: &Arc<Self>, language: Language) -> Result<(Started, RemoveOnDrop), SandboxError> {
+    async fn start(
+        self: &Arc<Self>,
+        language: Language,
+    ) -> Result<(Started, RemoveOnDrop), SandboxError> {
         let body = container::create_body(language, &self.config.limits, &self.owner);
         let name = self.container_name(language);
         // Guard by name first: if this future is dropped while the create call is in
         // flight, the container may exist without our knowing its id.
-        let mut guard = RemoveOnDrop { inner: self.clone(), id: Some(name.clone()) };
+        let mut guard = RemoveOnDrop {
+            inner: self.clone(),
+            id: Some(name.clone()),
+        };
         let id = container::create(&self.docker, body, &name).await?;
         guard.id = Some(id.clone());
         let (output, input) = container::attach_and_start(&self.docker, &id).await?;
@@ -469,7 +498,11 @@ impl Inner {
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(SandboxError::Docker(e)),
-                    None => return Err(SandboxError::Invalid("the runner ended before it was ready".into())),
+                    None => {
+                        return Err(SandboxError::Invalid(
+                            "the runner ended before it was ready".into(),
+                        ))
+                    }
                 }
             }
             Ok(())
@@ -483,10 +516,14 @@ impl Inner {
 
     /// Keeps one language's pool full until shutdown.
     async fn fill(self: Arc<Self>, language: Language) {
-        let Some(pool) = self.pools.get(&language) else { return };
+        let Some(pool) = self.pools.get(&language) else {
+            return;
+        };
         let mut backoff = Duration::from_millis(250);
         loop {
-            while !self.closing.load(Ordering::SeqCst) && lock(&pool.warm).len() < self.config.pool_size {
+            while !self.closing.load(Ordering::SeqCst)
+                && lock(&pool.warm).len() < self.config.pool_size
+            {
                 match self.start_warm(language).await {
                     Ok(warm) => {
                         backoff = Duration::from_millis(250);
@@ -528,30 +565,59 @@ impl Inner {
         }
     }
 
-    async fn run(self: &Arc<Self>, language: Language, source: &[u8], stdin: &[u8]) -> Result<RunResult, SandboxError> {
+    async fn run(
+        self: &Arc<Self>,
+        language: Language,
+        source: &[u8],
+        stdin: &[u8],
+    ) -> Result<RunResult, SandboxError> {
         if self.closing.load(Ordering::SeqCst) {
             return Err(SandboxError::ShutDown);
         }
         let limits = &self.config.limits;
         if source.len() > limits.max_source_bytes {
-            return Err(SandboxError::Invalid(format!("source of {} bytes is over the limit", source.len())));
+            return Err(SandboxError::Invalid(format!(
+                "source of {} bytes is over the limit",
+                source.len()
+            )));
         }
         if stdin.len() > limits.max_stdin_bytes {
-            return Err(SandboxError::Invalid(format!("stdin of {} bytes is over the limit", stdin.len())));
+            return Err(SandboxError::Invalid(format!(
+                "stdin of {} bytes is over the limit",
+                stdin.len()
+            )));
         }
         let payload = protocol::stdin_payload(source, stdin);
         if let Some(warm) = self.take_warm(language) {
             tracing::Span::current().record("warm", true);
-            let guard = RemoveOnDrop { inner: self.clone(), id: Some(warm.started.id.clone()) };
-            match self.drive(language, warm.started, warm.session, guard, payload.clone(), true).await? {
+            let guard = RemoveOnDrop {
+                inner: self.clone(),
+                id: Some(warm.started.id.clone()),
+            };
+            match self
+                .drive(
+                    language,
+                    warm.started,
+                    warm.session,
+                    guard,
+                    payload.clone(),
+                    true,
+                )
+                .await?
+            {
                 Attempt::Done(result) => return Ok(result),
-                Attempt::Retry(why) => warn!(%language, reason = %why, "warm container failed; using a fresh one"),
+                Attempt::Retry(why) => {
+                    warn!(%language, reason = %why, "warm container failed; using a fresh one")
+                }
             }
         }
         tracing::Span::current().record("warm", false);
         let (started, guard) = self.start(language).await?;
         let session = Session::new(limits.output_bytes);
-        match self.drive(language, started, session, guard, payload, false).await? {
+        match self
+            .drive(language, started, session, guard, payload, false)
+            .await?
+        {
             Attempt::Done(result) => Ok(result),
             Attempt::Retry(why) => Err(SandboxError::Invalid(why)),
         }
@@ -567,7 +633,11 @@ impl Inner {
         payload: Vec<u8>,
         warm: bool,
     ) -> Result<Attempt, SandboxError> {
-        let Started { id, mut output, mut input } = started;
+        let Started {
+            id,
+            mut output,
+            mut input,
+        } = started;
         tracing::Span::current().record("container", id.as_str());
         let limits = &self.config.limits;
         let docker = &self.docker;
@@ -652,7 +722,9 @@ impl Inner {
         } else if warm && !session.compile_started() && session.failure().is_none() {
             // The output ended before the supervisor took the program: the warm container
             // was dead on arrival (or died just now). Nothing of the program ran.
-            return Ok(Attempt::Retry("the warm container's output ended before it took the program".into()));
+            return Ok(Attempt::Retry(
+                "the warm container's output ended before it took the program".into(),
+            ));
         }
 
         // The output can end before the container does (a program may close stdout and
@@ -680,7 +752,9 @@ impl Inner {
         let (exit_code, oom_killed) = container::exit_state(docker, &id).await?;
         observed.exit_code = exit_code;
         observed.oom_killed = oom_killed;
-        observed.run_time = run_started.zip(ended_at).map(|(s, e)| e.saturating_duration_since(s));
+        observed.run_time = run_started
+            .zip(ended_at)
+            .map(|(s, e)| e.saturating_duration_since(s));
         debug!(
             exit_code,
             oom_killed,
@@ -688,6 +762,12 @@ impl Inner {
             output_exceeded = observed.output_exceeded,
             "container ended"
         );
-        Ok(Attempt::Done(outcome::run_result(language, limits, &session, &observed, Utc::now())))
+        Ok(Attempt::Done(outcome::run_result(
+            language,
+            limits,
+            &session,
+            &observed,
+            Utc::now(),
+        )))
     }
 }

@@ -71,13 +71,23 @@ pub fn run_result(
     }
 
     // The program never started: the compile step decided, or CodeBox failed.
-    let step = if compiled_language { "compile step" } else { "syntax check" };
+    let step = if compiled_language {
+        "compile step"
+    } else {
+        "syntax check"
+    };
     let mut notes = Vec::new();
     if observed.timed_out {
-        notes.push(format!("[the {step} passed its time limit ({} ms) and was killed]", limits.compile_ms));
+        notes.push(format!(
+            "[the {step} passed its time limit ({} ms) and was killed]",
+            limits.compile_ms
+        ));
     }
     if observed.oom_killed {
-        notes.push(format!("[the {step} ran out of memory ({} MiB)]", limits.memory_bytes >> 20));
+        notes.push(format!(
+            "[the {step} ran out of memory ({} MiB)]",
+            limits.memory_bytes >> 20
+        ));
     }
     let (ending, text) = match session.compiled() {
         Some(compiled) => {
@@ -90,10 +100,16 @@ pub fn run_result(
                 oom_killed: observed.oom_killed,
                 output_exceeded: false,
             };
-            (ending, compile_text(&compiled.output, compiled.total, &notes))
+            (
+                ending,
+                compile_text(&compiled.output, compiled.total, &notes),
+            )
         }
         None if session.compile_started() && (observed.timed_out || observed.oom_killed) => {
-            let (exit_code, signal) = observed.exit_code.map(split_exit_code).unwrap_or((None, None));
+            let (exit_code, signal) = observed
+                .exit_code
+                .map(split_exit_code)
+                .unwrap_or((None, None));
             let ending = Ending {
                 phase: Phase::Compile,
                 exit_code,
@@ -114,7 +130,10 @@ pub fn run_result(
             } else {
                 "ended before it was ready".to_string()
             };
-            let code = observed.exit_code.map(|c| format!(" (container exit code {c})")).unwrap_or_default();
+            let code = observed
+                .exit_code
+                .map(|c| format!(" (container exit code {c})"))
+                .unwrap_or_default();
             return RunResult::internal_error(format!("the {language} runner {what}{code}"), now);
         }
     };
@@ -162,7 +181,10 @@ fn compile_text(output: &[u8], total: u64, notes: &[String]) -> String {
         if !text.ends_with('\n') {
             text.push('\n');
         }
-        text.push_str(&format!("[compile output truncated: {total} bytes in all, {} shown]", output.len()));
+        text.push_str(&format!(
+            "[compile output truncated: {total} bytes in all, {} shown]",
+            output.len()
+        ));
     }
     for note in notes {
         if !text.is_empty() && !text.ends_with('\n') {
@@ -186,7 +208,9 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn session(stdout: &[u8]) -> Session {
@@ -195,7 +219,8 @@ mod tests {
         s
     }
 
-    const RAN: &[u8] = b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\nhi\xff\n";
+    const RAN: &[u8] =
+        b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\nhi\xff\n";
 
     fn result(language: Language, s: &Session, observed: Observed) -> RunResult {
         run_result(language, &Limits::default(), s, &observed, now())
@@ -204,13 +229,21 @@ mod tests {
     #[test]
     fn ok_run() {
         let s = session(RAN);
-        let observed = Observed { exit_code: Some(0), run_time: Some(Duration::from_millis(12)), ..Default::default() };
+        let observed = Observed {
+            exit_code: Some(0),
+            run_time: Some(Duration::from_millis(12)),
+            ..Default::default()
+        };
         let r = result(Language::C, &s, observed.clone());
         assert_eq!(r.status, Status::Ok);
         assert_eq!(r.stdout, "hi\u{fffd}\n");
         assert_eq!(r.exit_code, Some(0));
         assert_eq!(r.time_ms, Some(12));
-        assert_eq!(r.compile_output.as_deref(), Some(""), "compiled languages always say");
+        assert_eq!(
+            r.compile_output.as_deref(),
+            Some(""),
+            "compiled languages always say"
+        );
         let r = result(Language::Python, &s, observed);
         assert_eq!(r.compile_output, None, "a clean syntax check says nothing");
     }
@@ -218,14 +251,44 @@ mod tests {
     #[test]
     fn run_endings() {
         let s = session(RAN);
-        let base = Observed { exit_code: Some(139), ..Default::default() };
+        let base = Observed {
+            exit_code: Some(139),
+            ..Default::default()
+        };
         let r = result(Language::C, &s, base.clone());
-        assert_eq!((r.status, r.exit_code, r.signal), (Status::RuntimeError, None, Some(11)));
-        let r = result(Language::C, &s, Observed { timed_out: true, exit_code: Some(137), ..base.clone() });
+        assert_eq!(
+            (r.status, r.exit_code, r.signal),
+            (Status::RuntimeError, None, Some(11))
+        );
+        let r = result(
+            Language::C,
+            &s,
+            Observed {
+                timed_out: true,
+                exit_code: Some(137),
+                ..base.clone()
+            },
+        );
         assert_eq!(r.status, Status::TimeLimitExceeded);
-        let r = result(Language::C, &s, Observed { oom_killed: true, exit_code: Some(137), ..base.clone() });
+        let r = result(
+            Language::C,
+            &s,
+            Observed {
+                oom_killed: true,
+                exit_code: Some(137),
+                ..base.clone()
+            },
+        );
         assert_eq!(r.status, Status::MemoryLimitExceeded);
-        let r = result(Language::C, &s, Observed { output_exceeded: true, exit_code: Some(137), ..base });
+        let r = result(
+            Language::C,
+            &s,
+            Observed {
+                output_exceeded: true,
+                exit_code: Some(137),
+                ..base
+            },
+        );
         assert_eq!(r.status, Status::OutputLimitExceeded);
         let r = result(Language::C, &s, Observed::default());
         assert_eq!(r.status, Status::InternalError, "no exit code, no verdict");
@@ -234,13 +297,31 @@ mod tests {
     #[test]
     fn compile_errors() {
         let s = session(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 1 6 10\nerror!");
-        let r = result(Language::C, &s, Observed { exit_code: Some(1), ..Default::default() });
+        let r = result(
+            Language::C,
+            &s,
+            Observed {
+                exit_code: Some(1),
+                ..Default::default()
+            },
+        );
         assert_eq!(r.status, Status::CompileError);
         assert_eq!(r.exit_code, None);
-        assert_eq!(r.compile_output.unwrap(), "error!\n[compile output truncated: 10 bytes in all, 6 shown]");
+        assert_eq!(
+            r.compile_output.unwrap(),
+            "error!\n[compile output truncated: 10 bytes in all, 6 shown]"
+        );
 
         let s = session(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\n");
-        let r = result(Language::Rust, &s, Observed { timed_out: true, exit_code: Some(137), ..Default::default() });
+        let r = result(
+            Language::Rust,
+            &s,
+            Observed {
+                timed_out: true,
+                exit_code: Some(137),
+                ..Default::default()
+            },
+        );
         assert_eq!(r.status, Status::CompileError);
         assert!(r.compile_output.unwrap().contains("time limit (10000 ms)"));
     }
@@ -248,17 +329,42 @@ mod tests {
     #[test]
     fn codebox_faults_are_internal_errors() {
         let s = session(b"CODEBOX/1 READY\nCODEBOX/1 FAIL short source\n");
-        let r = result(Language::Go, &s, Observed { exit_code: Some(125), ..Default::default() });
+        let r = result(
+            Language::Go,
+            &s,
+            Observed {
+                exit_code: Some(125),
+                ..Default::default()
+            },
+        );
         assert_eq!(r.status, Status::InternalError);
         assert!(r.stderr.contains("short source"));
 
         let s = session(b"CODEBOX/1 READY\n");
-        let r = result(Language::Go, &s, Observed { exit_code: Some(1), ..Default::default() });
+        let r = result(
+            Language::Go,
+            &s,
+            Observed {
+                exit_code: Some(1),
+                ..Default::default()
+            },
+        );
         assert_eq!(r.status, Status::InternalError);
-        assert!(r.stderr.contains("before its program arrived"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("before its program arrived"),
+            "{}",
+            r.stderr
+        );
 
         let s = session(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\n");
-        let r = result(Language::Go, &s, Observed { exit_code: Some(0), ..Default::default() });
+        let r = result(
+            Language::Go,
+            &s,
+            Observed {
+                exit_code: Some(0),
+                ..Default::default()
+            },
+        );
         assert_eq!(r.status, Status::InternalError);
     }
 }

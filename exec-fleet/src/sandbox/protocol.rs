@@ -82,7 +82,10 @@ enum Stage {
     AwaitCompile,
     Compiling,
     /// Reading the framed compile output.
-    CompileOutput { status: i64, remaining: usize },
+    CompileOutput {
+        status: i64,
+        remaining: usize,
+    },
     AwaitRun,
     Running,
     /// After FAIL or a failed compile: the supervisor says nothing more.
@@ -99,7 +102,11 @@ pub struct Capture {
 
 impl Capture {
     fn new(limit: usize) -> Self {
-        Capture { limit, bytes: Vec::new(), total: 0 }
+        Capture {
+            limit,
+            bytes: Vec::new(),
+            total: 0,
+        }
     }
 
     /// Keeps what fits; true when this push is the one that passed the cap.
@@ -276,7 +283,11 @@ impl Session {
             output: std::mem::take(&mut self.compile_buf),
             total: self.compile_total,
         });
-        self.stage = if status == 0 { Stage::AwaitRun } else { Stage::Done };
+        self.stage = if status == 0 {
+            Stage::AwaitRun
+        } else {
+            Stage::Done
+        };
         events.push(Event::Compiled { status });
     }
 
@@ -311,10 +322,15 @@ impl Session {
                     _ => None,
                 };
                 let ((status, shown), total) = parsed
-                    .filter(|((_, shown), total)| *shown <= MAX_COMPILE_OUTPUT && *shown as u64 <= *total)
+                    .filter(|((_, shown), total)| {
+                        *shown <= MAX_COMPILE_OUTPUT && *shown as u64 <= *total
+                    })
                     .ok_or_else(|| ProtocolError(format!("malformed COMPILED marker: {text:?}")))?;
                 self.compile_total = total;
-                self.stage = Stage::CompileOutput { status, remaining: shown };
+                self.stage = Stage::CompileOutput {
+                    status,
+                    remaining: shown,
+                };
                 if shown == 0 {
                     self.end_compile(status, events);
                 }
@@ -326,14 +342,23 @@ impl Session {
                     events.push(Event::ProgramStarted);
                 }
             }
-            (Stage::AwaitReady | Stage::AwaitCompile | Stage::Compiling | Stage::AwaitRun, "FAIL") => {
+            (
+                Stage::AwaitReady | Stage::AwaitCompile | Stage::Compiling | Stage::AwaitRun,
+                "FAIL",
+            ) => {
                 self.stage = Stage::Done;
-                let message = if rest.is_empty() { "unspecified failure" } else { rest };
+                let message = if rest.is_empty() {
+                    "unspecified failure"
+                } else {
+                    rest
+                };
                 self.failure = Some(message.to_string());
                 events.push(Event::SupervisorFailed(message.to_string()));
             }
             (stage, _) => {
-                return Err(ProtocolError(format!("unexpected marker {text:?} while in {stage:?}")));
+                return Err(ProtocolError(format!(
+                    "unexpected marker {text:?} while in {stage:?}"
+                )));
             }
         }
         Ok(())
@@ -362,7 +387,12 @@ mod tests {
         let events = feed_all(&mut s, OK_RUN);
         assert_eq!(
             events,
-            vec![Event::Ready, Event::CompileStarted, Event::Compiled { status: 0 }, Event::ProgramStarted]
+            vec![
+                Event::Ready,
+                Event::CompileStarted,
+                Event::Compiled { status: 0 },
+                Event::ProgramStarted
+            ]
         );
         assert_eq!(s.compiled().unwrap().output, b"warn\n");
         assert_eq!(s.stdout().bytes(), b"hello\n");
@@ -389,19 +419,27 @@ mod tests {
     #[test]
     fn program_output_that_looks_like_markers_is_just_output() {
         let mut s = Session::new(1024);
-        let mut stream = b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\n".to_vec();
+        let mut stream =
+            b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\n"
+                .to_vec();
         stream.extend_from_slice(b"CODEBOX/1 FAIL x\nCODEBOX/1 COMPILED 1 0 0\n");
         feed_all(&mut s, &stream);
         assert_eq!(s.failure(), None);
         assert_eq!(s.compiled().unwrap().status, 0);
-        assert_eq!(s.stdout().bytes(), b"CODEBOX/1 FAIL x\nCODEBOX/1 COMPILED 1 0 0\n");
+        assert_eq!(
+            s.stdout().bytes(),
+            b"CODEBOX/1 FAIL x\nCODEBOX/1 COMPILED 1 0 0\n"
+        );
     }
 
     #[test]
     fn compile_output_is_framed_and_can_hold_marker_lookalikes() {
         let output = b"main.c:1: error\nCODEBOX/1 RUN\n";
-        let mut stream =
-            format!("CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 1 {} 900\n", output.len()).into_bytes();
+        let mut stream = format!(
+            "CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 1 {} 900\n",
+            output.len()
+        )
+        .into_bytes();
         stream.extend_from_slice(output);
         let mut s = Session::new(1024);
         let events = feed_all(&mut s, &stream);
@@ -410,14 +448,25 @@ mod tests {
         assert_eq!(compiled.output, output);
         assert_eq!(compiled.total, 900);
         assert!(!s.program_started());
-        assert!(s.on_stdout(b"x").is_err(), "nothing may follow a failed compile");
+        assert!(
+            s.on_stdout(b"x").is_err(),
+            "nothing may follow a failed compile"
+        );
     }
 
     #[test]
     fn supervisor_failure_is_reported() {
         let mut s = Session::new(1024);
-        let events = feed_all(&mut s, b"CODEBOX/1 READY\nCODEBOX/1 FAIL short source: 3 of 9 bytes\n");
-        assert_eq!(events.last(), Some(&Event::SupervisorFailed("short source: 3 of 9 bytes".into())));
+        let events = feed_all(
+            &mut s,
+            b"CODEBOX/1 READY\nCODEBOX/1 FAIL short source: 3 of 9 bytes\n",
+        );
+        assert_eq!(
+            events.last(),
+            Some(&Event::SupervisorFailed(
+                "short source: 3 of 9 bytes".into()
+            ))
+        );
         assert_eq!(s.failure(), Some("short source: 3 of 9 bytes"));
     }
 
@@ -425,9 +474,16 @@ mod tests {
     fn rejects_garbage_and_out_of_order_markers() {
         assert!(Session::new(8).on_stdout(b"hello\n").is_err());
         assert!(Session::new(8).on_stdout(b"CODEBOX/1 RUN\n").is_err());
-        assert!(Session::new(8).on_stdout(b"CODEBOX/1 READY\nCODEBOX/1 RUN\n").is_err());
-        assert!(Session::new(8).on_stdout(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED x 0 0\n").is_err());
-        let huge = format!("CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 1 {} 99999999\n", MAX_COMPILE_OUTPUT + 1);
+        assert!(Session::new(8)
+            .on_stdout(b"CODEBOX/1 READY\nCODEBOX/1 RUN\n")
+            .is_err());
+        assert!(Session::new(8)
+            .on_stdout(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED x 0 0\n")
+            .is_err());
+        let huge = format!(
+            "CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 1 {} 99999999\n",
+            MAX_COMPILE_OUTPUT + 1
+        );
         assert!(Session::new(8).on_stdout(huge.as_bytes()).is_err());
         assert!(Session::new(8).on_stdout(&[b'C'; MAX_LINE + 1]).is_err());
     }
@@ -435,7 +491,10 @@ mod tests {
     #[test]
     fn output_cap_fires_once_per_stream_and_keeps_the_cap() {
         let mut s = Session::new(4);
-        feed_all(&mut s, b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\n");
+        feed_all(
+            &mut s,
+            b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\n",
+        );
         assert_eq!(feed_all(&mut s, b"abcd"), vec![], "exactly the cap is fine");
         assert_eq!(feed_all(&mut s, b"e"), vec![Event::OutputExceeded]);
         assert_eq!(feed_all(&mut s, b"fgh"), vec![]);
@@ -449,9 +508,16 @@ mod tests {
     #[test]
     fn stderr_means_the_program_started_even_before_run_arrives() {
         let mut s = Session::new(64);
-        feed_all(&mut s, b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\n");
+        feed_all(
+            &mut s,
+            b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\n",
+        );
         assert_eq!(s.on_stderr(b"oops"), vec![Event::ProgramStarted]);
-        assert_eq!(feed_all(&mut s, b"CODEBOX/1 RUN\nout"), vec![], "no second start");
+        assert_eq!(
+            feed_all(&mut s, b"CODEBOX/1 RUN\nout"),
+            vec![],
+            "no second start"
+        );
         assert_eq!(s.stdout().bytes(), b"out");
         assert_eq!(s.stderr().bytes(), b"oops");
     }

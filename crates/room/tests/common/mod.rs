@@ -28,7 +28,12 @@ impl Client {
     pub fn new(id: u64) -> Self {
         let doc = Doc::with_client_id(id);
         let text = doc.get_or_insert_text(TEXT);
-        Client { id, doc, text, awareness: HashMap::new() }
+        Client {
+            id,
+            doc,
+            text,
+            awareness: HashMap::new(),
+        }
     }
 
     /// SyncStep1 with this client's state vector.
@@ -39,7 +44,9 @@ impl Client {
 
     /// The client's whole state as a SyncStep2 (what it answers to an empty state vector).
     pub fn full_state(&self) -> Vec<u8> {
-        self.doc.transact().encode_state_as_update_v1(&StateVector::default())
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
     }
 
     /// Inserts `chunk` at `index` and returns the Update frame y-websocket would send.
@@ -80,7 +87,8 @@ impl Client {
     /// Sets this client's own awareness state (as y-protocols' `setLocalState` does) and
     /// returns the frame announcing it.
     pub fn announce(&mut self, clock: u32, state: Option<&str>) -> Vec<u8> {
-        self.awareness.insert(self.id, (clock, state.map(String::from)));
+        self.awareness
+            .insert(self.id, (clock, state.map(String::from)));
         self.awareness_frame(clock, state)
     }
 
@@ -94,7 +102,10 @@ impl Client {
             }
             Message::SyncStep2(update) | Message::Update(update) => {
                 let update = Update::decode_v1(update).expect("the room sends valid updates");
-                self.doc.transact_mut().apply_update(update).expect("the room's updates apply");
+                self.doc
+                    .transact_mut()
+                    .apply_update(update)
+                    .expect("the room's updates apply");
                 vec![]
             }
             Message::Awareness(payload) => {
@@ -103,11 +114,13 @@ impl Client {
                     let wins = match self.awareness.get(&e.client) {
                         None => true,
                         Some((clock, state)) => {
-                            *clock < e.clock || (*clock == e.clock && e.state.is_none() && state.is_some())
+                            *clock < e.clock
+                                || (*clock == e.clock && e.state.is_none() && state.is_some())
                         }
                     };
                     if wins {
-                        self.awareness.insert(e.client, (e.clock, e.state.as_deref().map(String::from)));
+                        self.awareness
+                            .insert(e.client, (e.clock, e.state.as_deref().map(String::from)));
                     }
                 }
                 vec![]
@@ -118,14 +131,23 @@ impl Client {
 
     /// The client ids this client currently sees as present.
     pub fn present(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.awareness.iter().filter(|(_, (_, s))| s.is_some()).map(|(&id, _)| id).collect();
+        let mut ids: Vec<u64> = self
+            .awareness
+            .iter()
+            .filter(|(_, (_, s))| s.is_some())
+            .map(|(&id, _)| id)
+            .collect();
         ids.sort_unstable();
         ids
     }
 }
 
 pub fn entry(client: u64, clock: u32, state: Option<&str>) -> AwarenessEntry {
-    AwarenessEntry { client, clock, state: state.map(Arc::from) }
+    AwarenessEntry {
+        client,
+        clock,
+        state: state.map(Arc::from),
+    }
 }
 
 pub fn awareness_frame(entries: &[AwarenessEntry]) -> Vec<u8> {
@@ -147,7 +169,9 @@ pub fn decode_awareness(frame: &[u8]) -> Vec<AwarenessEntry> {
 /// The text of a room's document.
 pub fn room_text(room: &Room) -> String {
     let txn = room.doc().transact();
-    txn.get_text(TEXT).map(|t| t.get_string(&txn)).unwrap_or_default()
+    txn.get_text(TEXT)
+        .map(|t| t.get_string(&txn))
+        .unwrap_or_default()
 }
 
 pub fn room_state_vector(room: &Room) -> StateVector {
@@ -157,9 +181,12 @@ pub fn room_state_vector(room: &Room) -> StateVector {
 /// Whether applying `update` to a document holding `base` changes anything.
 fn adds_to(base: &[u8], update: &[u8]) -> bool {
     let doc = Doc::with_client_id(2);
-    doc.transact_mut().apply_update(Update::decode_v1(base).unwrap()).unwrap();
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(base).unwrap())
+        .unwrap();
     let mut txn = doc.transact_mut();
-    txn.apply_update(Update::decode_v1(update).unwrap()).unwrap();
+    txn.apply_update(Update::decode_v1(update).unwrap())
+        .unwrap();
     txn.has_changes()
 }
 
@@ -170,8 +197,14 @@ pub fn assert_same_document(a: &Room, b: &Room) {
     assert_eq!(room_text(a), room_text(b));
     assert_eq!(room_state_vector(a), room_state_vector(b));
     let (sa, sb) = (a.snapshot(), b.snapshot());
-    assert!(!adds_to(&sa, &sb), "the second room holds changes the first lacks");
-    assert!(!adds_to(&sb, &sa), "the first room holds changes the second lacks");
+    assert!(
+        !adds_to(&sa, &sb),
+        "the second room holds changes the first lacks"
+    );
+    assert!(
+        !adds_to(&sb, &sa),
+        "the first room holds changes the second lacks"
+    );
 }
 
 /// What kind of message a frame is, for assertions.
@@ -204,13 +237,21 @@ pub fn kinds(frames: &[Vec<u8>]) -> Vec<Kind> {
 pub fn check_effects(effects: &Effects) {
     let reply = kinds(&effects.reply);
     let broadcast = kinds(&effects.broadcast);
-    assert!(!reply.contains(&Kind::Update), "an update is never echoed to its sender: {reply:?}");
     assert!(
-        broadcast.iter().all(|k| matches!(k, Kind::Update | Kind::Awareness)),
+        !reply.contains(&Kind::Update),
+        "an update is never echoed to its sender: {reply:?}"
+    );
+    assert!(
+        broadcast
+            .iter()
+            .all(|k| matches!(k, Kind::Update | Kind::Awareness)),
         "only updates and awareness are broadcast: {broadcast:?}"
     );
     if broadcast.contains(&Kind::Update) {
-        assert!(!effects.store.is_empty(), "an update is stored before it is relayed");
+        assert!(
+            !effects.store.is_empty(),
+            "an update is stored before it is relayed"
+        );
     }
     if effects.close.is_some() {
         assert!(effects.reply.is_empty(), "a closed socket gets no reply");
@@ -238,7 +279,10 @@ impl Stored {
                 }
                 StoreOp::Compact(snapshot) => {
                     self.snapshot_rows = chunks(snapshot).map(<[u8]>::to_vec).collect();
-                    assert!(self.snapshot_rows.iter().all(|row| row.len() <= CHUNK_BYTES));
+                    assert!(self
+                        .snapshot_rows
+                        .iter()
+                        .all(|row| row.len() <= CHUNK_BYTES));
                     self.log.clear();
                     self.compactions += 1;
                 }
@@ -362,7 +406,9 @@ impl World {
 
     /// Peer `i` reads the oldest frame the room sent it; its answers go to its outbox.
     pub fn deliver_one(&mut self, i: usize) -> bool {
-        let Some(frame) = self.peers[i].inbox.pop_front() else { return false };
+        let Some(frame) = self.peers[i].inbox.pop_front() else {
+            return false;
+        };
         let answers = self.peers[i].client.receive(&frame);
         self.peers[i].outbox.extend(answers);
         true
@@ -392,11 +438,19 @@ impl World {
         for (i, peer) in self.peers.iter().enumerate() {
             if peer.conn.is_some() {
                 assert_eq!(peer.client.text(), text, "peer {i} diverged from the room");
-                assert_eq!(peer.client.state_vector(), room_state_vector(&self.room), "peer {i} state vector");
+                assert_eq!(
+                    peer.client.state_vector(),
+                    room_state_vector(&self.room),
+                    "peer {i} state vector"
+                );
             }
         }
         let reloaded = self.stored.load(self.limits);
-        assert_eq!(room_text(&reloaded), text, "the stored room lost or changed edits");
+        assert_eq!(
+            room_text(&reloaded),
+            text,
+            "the stored room lost or changed edits"
+        );
         assert_same_document(&reloaded, &self.room);
         text
     }

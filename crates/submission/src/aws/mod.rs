@@ -38,7 +38,10 @@ pub struct AwsClients {
 impl AwsClients {
     /// Both clients from a loaded configuration.
     pub fn from_config(config: &SdkConfig) -> Self {
-        AwsClients { sqs: aws_sdk_sqs::Client::new(config), dynamodb: aws_sdk_dynamodb::Client::new(config) }
+        AwsClients {
+            sqs: aws_sdk_sqs::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+        }
     }
 }
 
@@ -91,7 +94,9 @@ pub async fn create_resources(
         .await
         .map_err(|e| SetupError(describe("CreateQueue (dead letters)", &e)))?
         .queue_url
-        .ok_or_else(|| SetupError("CreateQueue returned no URL for the dead-letter queue".into()))?;
+        .ok_or_else(|| {
+            SetupError("CreateQueue returned no URL for the dead-letter queue".into())
+        })?;
     let dead_letter_arn = sqs
         .get_queue_attributes()
         .queue_url(&dead_letter_url)
@@ -149,7 +154,9 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .await;
     match created {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) => {}
         Err(e) => return Err(SetupError(describe("CreateTable", &e))),
     }
 
@@ -165,7 +172,9 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
             break;
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(SetupError(format!("table {table} is not active after {TABLE_ACTIVE_TIMEOUT:?}")));
+            return Err(SetupError(format!(
+                "table {table} is not active after {TABLE_ACTIVE_TIMEOUT:?}"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -177,8 +186,13 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .send()
         .await
         .map_err(|e| SetupError(describe("DescribeTimeToLive", &e)))?;
-    let status = ttl.time_to_live_description().and_then(|d| d.time_to_live_status());
-    if !matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
+    let status = ttl
+        .time_to_live_description()
+        .and_then(|d| d.time_to_live_status());
+    if !matches!(
+        status,
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    ) {
         client
             .update_time_to_live()
             .table_name(table)

@@ -34,8 +34,16 @@ pub struct SqsQueue {
 
 impl SqsQueue {
     /// The adapter over existing queues.
-    pub fn new(client: Client, queue_url: impl Into<String>, dead_letter_url: impl Into<String>) -> Self {
-        SqsQueue { client, queue_url: queue_url.into(), dead_letter_url: dead_letter_url.into() }
+    pub fn new(
+        client: Client,
+        queue_url: impl Into<String>,
+        dead_letter_url: impl Into<String>,
+    ) -> Self {
+        SqsQueue {
+            client,
+            queue_url: queue_url.into(),
+            dead_letter_url: dead_letter_url.into(),
+        }
     }
 
     async fn receive_from(
@@ -56,7 +64,12 @@ impl SqsQueue {
             .send()
             .await
             .map_err(|e| QueueError::Unavailable(describe("SQS ReceiveMessage", &e)))?;
-        Ok(output.messages.unwrap_or_default().into_iter().filter_map(delivery).collect())
+        Ok(output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(delivery)
+            .collect())
     }
 
     async fn delete_from(&self, queue_url: &str, receipt: &str) -> Result<(), QueueError> {
@@ -84,8 +97,14 @@ impl JobQueue for SqsQueue {
             .map_err(|e| QueueError::Unavailable(describe("SQS SendMessage", &e)))
     }
 
-    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
-        self.receive_from(&self.queue_url, max, wait, visibility).await
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.receive_from(&self.queue_url, max, wait, visibility)
+            .await
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
@@ -105,7 +124,8 @@ impl JobQueue for SqsQueue {
     }
 
     async fn receive_dead(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
-        self.receive_from(&self.dead_letter_url, max, wait, DEAD_VISIBILITY).await
+        self.receive_from(&self.dead_letter_url, max, wait, DEAD_VISIBILITY)
+            .await
     }
 
     async fn delete_dead(&self, receipt: &str) -> Result<(), QueueError> {
@@ -124,7 +144,12 @@ fn delivery(message: Message) -> Option<Delivery> {
         .unwrap_or(1);
     let receipt = message.receipt_handle?;
     let body = message.body.unwrap_or_default();
-    Some(Delivery { job: Job::from_message(&body), body, receipt, receive_count })
+    Some(Delivery {
+        job: Job::from_message(&body),
+        body,
+        receipt,
+        receive_count,
+    })
 }
 
 /// A duration as SQS's whole seconds: rounded up (a caller asking for 300 ms of visibility
@@ -144,13 +169,20 @@ where
     let service = error.as_service_error();
     // SQS's JSON protocol reports the short code; its query-compatible header the long one
     // (`AWS.SimpleQueueService.MessageNotInflight`).
-    let code = service.and_then(|e| e.code()).map(|c| c.rsplit('.').next().unwrap_or(c));
-    let message = service.and_then(|e| e.message()).unwrap_or_default().to_ascii_lowercase();
+    let code = service
+        .and_then(|e| e.code())
+        .map(|c| c.rsplit('.').next().unwrap_or(c));
+    let message = service
+        .and_then(|e| e.message())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let unknown = match code {
         Some("ReceiptHandleIsInvalid" | "InvalidIdFormat" | "MessageNotInflight") => true,
         // An expired handle: "Value ... for parameter ReceiptHandle is invalid. Reason: The
         // receipt handle has expired."
-        Some("InvalidParameterValue") => message.contains("receipthandle") || message.contains("receipt handle"),
+        Some("InvalidParameterValue") => {
+            message.contains("receipthandle") || message.contains("receipt handle")
+        }
         _ => false,
     };
     if unknown {
@@ -168,9 +200,18 @@ mod tests {
     fn durations_round_up_to_whole_seconds_within_limits() {
         assert_eq!(whole_seconds(Duration::ZERO, MAX_WAIT_SECONDS), 0);
         assert_eq!(whole_seconds(Duration::from_millis(1), MAX_WAIT_SECONDS), 1);
-        assert_eq!(whole_seconds(Duration::from_millis(1000), MAX_WAIT_SECONDS), 1);
-        assert_eq!(whole_seconds(Duration::from_millis(1001), MAX_WAIT_SECONDS), 2);
+        assert_eq!(
+            whole_seconds(Duration::from_millis(1000), MAX_WAIT_SECONDS),
+            1
+        );
+        assert_eq!(
+            whole_seconds(Duration::from_millis(1001), MAX_WAIT_SECONDS),
+            2
+        );
         assert_eq!(whole_seconds(Duration::from_secs(60), MAX_WAIT_SECONDS), 20);
-        assert_eq!(whole_seconds(Duration::from_secs(u64::MAX), MAX_VISIBILITY_SECONDS), 43_200);
+        assert_eq!(
+            whole_seconds(Duration::from_secs(u64::MAX), MAX_VISIBILITY_SECONDS),
+            43_200
+        );
     }
 }

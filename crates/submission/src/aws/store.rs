@@ -40,7 +40,10 @@ pub struct DynamoStore {
 impl DynamoStore {
     /// The adapter over an existing table.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore { client, table: table.into() }
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
     }
 
     /// `SET`s `fields` on the item `id` if its status is one of `allowed` and it has not
@@ -68,11 +71,16 @@ impl DynamoStore {
         let mut allowed_values = Vec::with_capacity(allowed.len());
         for status in allowed {
             let placeholder = format!(":allowed_{}", status.as_str());
-            values.insert(placeholder.clone(), AttributeValue::S(status.as_str().to_owned()));
+            values.insert(
+                placeholder.clone(),
+                AttributeValue::S(status.as_str().to_owned()),
+            );
             allowed_values.push(placeholder);
         }
-        let condition =
-            format!("#{STATUS} IN ({}) AND #{EXPIRES_AT} > :now", allowed_values.join(", "));
+        let condition = format!(
+            "#{STATUS} IN ({}) AND #{EXPIRES_AT} > :now",
+            allowed_values.join(", ")
+        );
 
         let outcome = self
             .client
@@ -90,8 +98,13 @@ impl DynamoStore {
             Ok(_) => return Ok(Transition::Applied),
             Err(error) => error,
         };
-        let Some(UpdateItemError::ConditionalCheckFailedException(refusal)) = error.as_service_error() else {
-            return Err(StoreError::Unavailable(describe("DynamoDB UpdateItem", &error)));
+        let Some(UpdateItemError::ConditionalCheckFailedException(refusal)) =
+            error.as_service_error()
+        else {
+            return Err(StoreError::Unavailable(describe(
+                "DynamoDB UpdateItem",
+                &error,
+            )));
         };
         // The item as the condition saw it; a stand-in that does not return it (or an absent
         // item, for which there is nothing to return) costs one consistent read.
@@ -99,12 +112,17 @@ impl DynamoStore {
             Some(item) if !item.is_empty() => Some(item.clone()),
             _ => self.get_item(id).await?,
         };
-        let Some(current) = current else { return Ok(Transition::NotFound) };
-        let expires_at: i64 = read_number(&current, EXPIRES_AT).map_err(|detail| corrupt(id, detail))?;
+        let Some(current) = current else {
+            return Ok(Transition::NotFound);
+        };
+        let expires_at: i64 =
+            read_number(&current, EXPIRES_AT).map_err(|detail| corrupt(id, detail))?;
         if expires_at <= now.timestamp() {
             return Ok(Transition::NotFound);
         }
-        Ok(Transition::Refused(read_status(&current).map_err(|detail| corrupt(id, detail))?))
+        Ok(Transition::Refused(
+            read_status(&current).map_err(|detail| corrupt(id, detail))?,
+        ))
     }
 
     /// The raw item, read consistently.
@@ -135,7 +153,10 @@ impl SubmissionStore for DynamoStore {
             .await;
         match outcome {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::AlreadyExists(record.id.clone()))
             }
             Err(e) => Err(StoreError::Unavailable(describe("DynamoDB PutItem", &e))),
@@ -143,13 +164,18 @@ impl SubmissionStore for DynamoStore {
     }
 
     async fn get(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Submission>, StoreError> {
-        let Some(item) = self.get_item(id).await? else { return Ok(None) };
+        let Some(item) = self.get_item(id).await? else {
+            return Ok(None);
+        };
         let record = from_item(&item).map_err(|detail| corrupt(id, detail))?;
         Ok((!record.is_expired(now)).then_some(record))
     }
 
     async fn mark_running(&self, id: &str, at: DateTime<Utc>) -> Result<Transition, StoreError> {
-        let fields = vec![(STATUS, string(Status::Running.as_str())), ("started_at", timestamp(at))];
+        let fields = vec![
+            (STATUS, string(Status::Running.as_str())),
+            ("started_at", timestamp(at)),
+        ];
         self.conditional_update(id, fields, &[Status::Queued]).await
     }
 
@@ -160,13 +186,23 @@ impl SubmissionStore for DynamoStore {
             ("signal", optional(result.signal, number)),
             ("stdout", string(&result.stdout)),
             ("stderr", string(&result.stderr)),
-            ("stdout_truncated", AttributeValue::Bool(result.stdout_truncated)),
-            ("stderr_truncated", AttributeValue::Bool(result.stderr_truncated)),
-            ("compile_output", optional(result.compile_output.as_deref(), string)),
+            (
+                "stdout_truncated",
+                AttributeValue::Bool(result.stdout_truncated),
+            ),
+            (
+                "stderr_truncated",
+                AttributeValue::Bool(result.stderr_truncated),
+            ),
+            (
+                "compile_output",
+                optional(result.compile_output.as_deref(), string),
+            ),
             ("time_ms", optional(result.time_ms, number)),
             ("finished_at", timestamp(result.finished_at)),
         ];
-        self.conditional_update(id, fields, &[Status::Queued, Status::Running]).await
+        self.conditional_update(id, fields, &[Status::Queued, Status::Running])
+            .await
     }
 }
 
@@ -180,13 +216,28 @@ fn to_item(record: &Submission) -> Item {
         ("signal".to_owned(), optional(record.signal, number)),
         ("stdout".to_owned(), string(&record.stdout)),
         ("stderr".to_owned(), string(&record.stderr)),
-        ("stdout_truncated".to_owned(), AttributeValue::Bool(record.stdout_truncated)),
-        ("stderr_truncated".to_owned(), AttributeValue::Bool(record.stderr_truncated)),
-        ("compile_output".to_owned(), optional(record.compile_output.as_deref(), string)),
+        (
+            "stdout_truncated".to_owned(),
+            AttributeValue::Bool(record.stdout_truncated),
+        ),
+        (
+            "stderr_truncated".to_owned(),
+            AttributeValue::Bool(record.stderr_truncated),
+        ),
+        (
+            "compile_output".to_owned(),
+            optional(record.compile_output.as_deref(), string),
+        ),
         ("time_ms".to_owned(), optional(record.time_ms, number)),
         ("created_at".to_owned(), timestamp(record.created_at)),
-        ("started_at".to_owned(), optional(record.started_at, timestamp)),
-        ("finished_at".to_owned(), optional(record.finished_at, timestamp)),
+        (
+            "started_at".to_owned(),
+            optional(record.started_at, timestamp),
+        ),
+        (
+            "finished_at".to_owned(),
+            optional(record.finished_at, timestamp),
+        ),
         (EXPIRES_AT.to_owned(), number(record.expires_at)),
     ])
 }
@@ -196,7 +247,8 @@ fn from_item(item: &Item) -> Result<Submission, String> {
     let language = read_string(item, "language")?;
     Ok(Submission {
         id: read_string(item, ID)?.to_owned(),
-        language: Language::from_id(language).ok_or_else(|| format!("unknown language {language:?}"))?,
+        language: Language::from_id(language)
+            .ok_or_else(|| format!("unknown language {language:?}"))?,
         status: read_status(item)?,
         exit_code: read_optional(item, "exit_code", read_number)?,
         signal: read_optional(item, "signal", read_number)?,
@@ -204,7 +256,9 @@ fn from_item(item: &Item) -> Result<Submission, String> {
         stderr: read_string(item, "stderr")?.to_owned(),
         stdout_truncated: read_bool(item, "stdout_truncated")?,
         stderr_truncated: read_bool(item, "stderr_truncated")?,
-        compile_output: read_optional(item, "compile_output", |item, name| read_string(item, name).map(str::to_owned))?,
+        compile_output: read_optional(item, "compile_output", |item, name| {
+            read_string(item, name).map(str::to_owned)
+        })?,
         time_ms: read_optional(item, "time_ms", read_number)?,
         created_at: read_timestamp(item, "created_at")?,
         started_at: read_optional(item, "started_at", read_timestamp)?,
@@ -231,7 +285,8 @@ fn optional<T>(value: Option<T>, present: impl FnOnce(T) -> AttributeValue) -> A
 }
 
 fn attribute<'a>(item: &'a Item, name: &str) -> Result<&'a AttributeValue, String> {
-    item.get(name).ok_or_else(|| format!("attribute {name} is missing"))
+    item.get(name)
+        .ok_or_else(|| format!("attribute {name} is missing"))
 }
 
 fn read_string<'a>(item: &'a Item, name: &str) -> Result<&'a str, String> {
@@ -243,7 +298,9 @@ fn read_string<'a>(item: &'a Item, name: &str) -> Result<&'a str, String> {
 
 fn read_number<T: FromStr>(item: &Item, name: &str) -> Result<T, String> {
     match attribute(item, name)? {
-        AttributeValue::N(value) => value.parse().map_err(|_| format!("attribute {name} is out of range: {value}")),
+        AttributeValue::N(value) => value
+            .parse()
+            .map_err(|_| format!("attribute {name} is out of range: {value}")),
         other => Err(format!("attribute {name} is not a number: {other:?}")),
     }
 }
@@ -280,7 +337,10 @@ fn read_status(item: &Item) -> Result<Status, String> {
 }
 
 fn corrupt(id: &str, detail: String) -> StoreError {
-    StoreError::Corrupt { id: id.to_owned(), detail }
+    StoreError::Corrupt {
+        id: id.to_owned(),
+        detail,
+    }
 }
 
 #[cfg(test)]
@@ -307,7 +367,10 @@ mod tests {
         });
         let item = to_item(&record);
         assert_eq!(from_item(&item).unwrap(), record);
-        assert_eq!(item[EXPIRES_AT], AttributeValue::N(record.expires_at.to_string()));
+        assert_eq!(
+            item[EXPIRES_AT],
+            AttributeValue::N(record.expires_at.to_string())
+        );
         assert_eq!(item["signal"], AttributeValue::N("9".into()));
     }
 

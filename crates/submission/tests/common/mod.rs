@@ -31,9 +31,17 @@ async fn wait_visibility() {
 }
 
 /// Receives until `want` arrives or `tries` long polls found nothing for it.
-async fn receive_job(queue: &dyn JobQueue, want: &Job, visibility: Duration) -> codebox_submission::Delivery {
+async fn receive_job(
+    queue: &dyn JobQueue,
+    want: &Job,
+    visibility: Duration,
+) -> codebox_submission::Delivery {
     for _ in 0..10 {
-        for delivery in queue.receive(10, Duration::from_secs(1), visibility).await.expect("receive") {
+        for delivery in queue
+            .receive(10, Duration::from_secs(1), visibility)
+            .await
+            .expect("receive")
+        {
             if delivery.job.as_ref().is_ok_and(|j| j == want) {
                 return delivery;
             }
@@ -48,13 +56,23 @@ pub async fn redelivers_after_visibility_timeout(queue: &dyn JobQueue) {
     queue.send(&sent).await.unwrap();
     let first = receive_job(queue, &sent, VISIBILITY).await;
     assert_eq!(first.receive_count, 1);
-    assert!(queue.receive(10, SHORT, VISIBILITY).await.unwrap().iter().all(|d| d.job.as_ref().ok() != Some(&sent)));
+    assert!(queue
+        .receive(10, SHORT, VISIBILITY)
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.job.as_ref().ok() != Some(&sent)));
     wait_visibility().await;
     let second = receive_job(queue, &sent, VISIBILITY).await;
     assert_eq!(second.receive_count, 2);
     queue.delete(&second.receipt).await.unwrap();
     wait_visibility().await;
-    assert!(queue.receive(10, SHORT, VISIBILITY).await.unwrap().iter().all(|d| d.job.as_ref().ok() != Some(&sent)));
+    assert!(queue
+        .receive(10, SHORT, VISIBILITY)
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.job.as_ref().ok() != Some(&sent)));
 }
 
 /// A worker that extends visibility keeps its message hidden past the first timeout.
@@ -62,9 +80,17 @@ pub async fn extend_keeps_a_message_hidden(queue: &dyn JobQueue) {
     let sent = job("extend");
     queue.send(&sent).await.unwrap();
     let delivery = receive_job(queue, &sent, VISIBILITY).await;
-    queue.extend(&delivery.receipt, Duration::from_secs(5)).await.unwrap();
+    queue
+        .extend(&delivery.receipt, Duration::from_secs(5))
+        .await
+        .unwrap();
     wait_visibility().await;
-    assert!(queue.receive(10, SHORT, VISIBILITY).await.unwrap().iter().all(|d| d.job.as_ref().ok() != Some(&sent)));
+    assert!(queue
+        .receive(10, SHORT, VISIBILITY)
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.job.as_ref().ok() != Some(&sent)));
     queue.delete(&delivery.receipt).await.unwrap();
 }
 
@@ -77,10 +103,20 @@ pub async fn dead_letters_after_max_receives(queue: &dyn JobQueue, max_receives:
         assert_eq!(delivery.receive_count, attempt);
         wait_visibility().await;
     }
-    assert!(queue.receive(10, SHORT, VISIBILITY).await.unwrap().iter().all(|d| d.job.as_ref().ok() != Some(&sent)));
+    assert!(queue
+        .receive(10, SHORT, VISIBILITY)
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.job.as_ref().ok() != Some(&sent)));
     let mut dead = None;
     for _ in 0..10 {
-        dead = queue.receive_dead(10, Duration::from_secs(1)).await.unwrap().into_iter().find(|d| d.job.as_ref().ok() == Some(&sent));
+        dead = queue
+            .receive_dead(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|d| d.job.as_ref().ok() == Some(&sent));
         if dead.is_some() {
             break;
         }
@@ -106,14 +142,27 @@ pub async fn long_poll_wakes_on_send(queue: Arc<dyn JobQueue>) {
 
 /// A receipt that was never issued is refused.
 pub async fn unknown_receipts_are_refused(queue: &dyn JobQueue) {
-    assert!(matches!(queue.delete("no-such-receipt").await, Err(QueueError::UnknownReceipt)));
+    assert!(matches!(
+        queue.delete("no-such-receipt").await,
+        Err(QueueError::UnknownReceipt)
+    ));
     let extended = queue.extend("no-such-receipt", VISIBILITY).await;
-    assert!(matches!(extended, Err(QueueError::UnknownReceipt)), "{extended:?}");
-    assert!(matches!(queue.delete_dead("no-such-receipt").await, Err(QueueError::UnknownReceipt)));
+    assert!(
+        matches!(extended, Err(QueueError::UnknownReceipt)),
+        "{extended:?}"
+    );
+    assert!(matches!(
+        queue.delete_dead("no-such-receipt").await,
+        Err(QueueError::UnknownReceipt)
+    ));
 }
 
 fn record(tag: &str) -> Submission {
-    Submission::queued(format!("{tag}-{}", uuid::Uuid::new_v4()), Language::C, Utc::now())
+    Submission::queued(
+        format!("{tag}-{}", uuid::Uuid::new_v4()),
+        Language::C,
+        Utc::now(),
+    )
 }
 
 fn result(status: Status, stdout: &str) -> RunResult {
@@ -135,36 +184,68 @@ fn result(status: Status, stdout: &str) -> RunResult {
 pub async fn creates_and_reads(store: &dyn SubmissionStore) {
     let created = record("create");
     store.create(&created).await.unwrap();
-    let read = store.get(&created.id, Utc::now()).await.unwrap().expect("record");
+    let read = store
+        .get(&created.id, Utc::now())
+        .await
+        .unwrap()
+        .expect("record");
     assert_eq!(read.id, created.id);
     assert_eq!(read.status, Status::Queued);
     assert_eq!(read.expires_at, created.expires_at);
     assert!(store.create(&created).await.is_err(), "ids are unique");
     assert!(store.get("no-such-id", Utc::now()).await.unwrap().is_none());
-    assert!(store.get(&created.id, Utc::now() + Span::hours(25)).await.unwrap().is_none(), "expired");
+    assert!(
+        store
+            .get(&created.id, Utc::now() + Span::hours(25))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
 }
 
 /// queued -> running once; a terminal result once; a terminal status never changes.
 pub async fn status_writes_are_conditional(store: &dyn SubmissionStore) {
     let created = record("transition");
     store.create(&created).await.unwrap();
-    assert_eq!(store.mark_running(&created.id, Utc::now()).await.unwrap(), Transition::Applied);
-    assert_eq!(store.mark_running(&created.id, Utc::now()).await.unwrap(), Transition::Refused(Status::Running));
+    assert_eq!(
+        store.mark_running(&created.id, Utc::now()).await.unwrap(),
+        Transition::Applied
+    );
+    assert_eq!(
+        store.mark_running(&created.id, Utc::now()).await.unwrap(),
+        Transition::Refused(Status::Running)
+    );
     let first = result(Status::Ok, "first");
-    assert_eq!(store.finish(&created.id, &first).await.unwrap(), Transition::Applied);
+    assert_eq!(
+        store.finish(&created.id, &first).await.unwrap(),
+        Transition::Applied
+    );
     let second = result(Status::RuntimeError, "second");
-    assert_eq!(store.finish(&created.id, &second).await.unwrap(), Transition::Refused(Status::Ok));
+    assert_eq!(
+        store.finish(&created.id, &second).await.unwrap(),
+        Transition::Refused(Status::Ok)
+    );
     let read = store.get(&created.id, Utc::now()).await.unwrap().unwrap();
     assert_eq!(read.status, Status::Ok);
     assert_eq!(read.stdout, "first");
     assert!(read.started_at.is_some() && read.finished_at.is_some());
     assert_eq!(read.compile_output.as_deref(), Some("warning: x"));
     assert!(read.stderr_truncated);
-    assert_eq!(store.mark_running("no-such-id", Utc::now()).await.unwrap(), Transition::NotFound);
+    assert_eq!(
+        store.mark_running("no-such-id", Utc::now()).await.unwrap(),
+        Transition::NotFound
+    );
     // A dead-lettered job is finished straight from queued.
     let stuck = record("stuck");
     store.create(&stuck).await.unwrap();
-    assert_eq!(store.finish(&stuck.id, &result(Status::InternalError, "")).await.unwrap(), Transition::Applied);
+    assert_eq!(
+        store
+            .finish(&stuck.id, &result(Status::InternalError, ""))
+            .await
+            .unwrap(),
+        Transition::Applied
+    );
 }
 
 /// What is read back is what was written, field for field (timestamps to the nanosecond,
@@ -172,12 +253,21 @@ pub async fn status_writes_are_conditional(store: &dyn SubmissionStore) {
 pub async fn records_round_trip_exactly(store: &dyn SubmissionStore) {
     let mut expected = record("roundtrip");
     store.create(&expected).await.unwrap();
-    assert_eq!(store.get(&expected.id, Utc::now()).await.unwrap().as_ref(), Some(&expected));
+    assert_eq!(
+        store.get(&expected.id, Utc::now()).await.unwrap().as_ref(),
+        Some(&expected)
+    );
     let started = Utc::now();
-    assert_eq!(store.mark_running(&expected.id, started).await.unwrap(), Transition::Applied);
+    assert_eq!(
+        store.mark_running(&expected.id, started).await.unwrap(),
+        Transition::Applied
+    );
     expected.status = Status::Running;
     expected.started_at = Some(started);
-    assert_eq!(store.get(&expected.id, Utc::now()).await.unwrap().as_ref(), Some(&expected));
+    assert_eq!(
+        store.get(&expected.id, Utc::now()).await.unwrap().as_ref(),
+        Some(&expected)
+    );
     let ran = RunResult {
         status: Status::TimeLimitExceeded,
         exit_code: None,
@@ -190,20 +280,45 @@ pub async fn records_round_trip_exactly(store: &dyn SubmissionStore) {
         time_ms: Some(5_000),
         finished_at: Utc::now(),
     };
-    assert_eq!(store.finish(&expected.id, &ran).await.unwrap(), Transition::Applied);
+    assert_eq!(
+        store.finish(&expected.id, &ran).await.unwrap(),
+        Transition::Applied
+    );
     expected.finish(&ran);
-    assert_eq!(store.get(&expected.id, Utc::now()).await.unwrap().as_ref(), Some(&expected));
+    assert_eq!(
+        store.get(&expected.id, Utc::now()).await.unwrap().as_ref(),
+        Some(&expected)
+    );
 }
 
 /// A record past its expiry takes no status writes (its row or item may linger: DynamoDB
 /// deletes expired items lazily), and neither does an unknown id.
 pub async fn expired_records_are_not_found(store: &dyn SubmissionStore) {
-    let old = Submission::queued(format!("old-{}", uuid::Uuid::new_v4()), Language::Go, Utc::now() - Span::hours(25));
+    let old = Submission::queued(
+        format!("old-{}", uuid::Uuid::new_v4()),
+        Language::Go,
+        Utc::now() - Span::hours(25),
+    );
     store.create(&old).await.unwrap();
     assert!(store.get(&old.id, Utc::now()).await.unwrap().is_none());
-    assert_eq!(store.mark_running(&old.id, Utc::now()).await.unwrap(), Transition::NotFound);
-    assert_eq!(store.finish(&old.id, &result(Status::Ok, "late")).await.unwrap(), Transition::NotFound);
-    assert_eq!(store.finish("no-such-id", &result(Status::Ok, "")).await.unwrap(), Transition::NotFound);
+    assert_eq!(
+        store.mark_running(&old.id, Utc::now()).await.unwrap(),
+        Transition::NotFound
+    );
+    assert_eq!(
+        store
+            .finish(&old.id, &result(Status::Ok, "late"))
+            .await
+            .unwrap(),
+        Transition::NotFound
+    );
+    assert_eq!(
+        store
+            .finish("no-such-id", &result(Status::Ok, ""))
+            .await
+            .unwrap(),
+        Transition::NotFound
+    );
 }
 
 /// Many writers race to finish one record: exactly one wins. Only for race-safe backends.
@@ -213,7 +328,12 @@ pub async fn one_writer_wins_a_race(store: Arc<dyn SubmissionStore>) {
     let writers: Vec<_> = (0..8)
         .map(|i| {
             let (store, id) = (store.clone(), created.id.clone());
-            tokio::spawn(async move { store.finish(&id, &result(Status::Ok, &format!("writer {i}"))).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .finish(&id, &result(Status::Ok, &format!("writer {i}")))
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut applied = 0;
