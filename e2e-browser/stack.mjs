@@ -12,40 +12,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { freePort, waitFor as pollUntil } from '../e2e/harness.mjs';
+
+export { freePort };
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KEEP = process.env.CODEBOX_E2E_KEEP === '1';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `predicate` until it returns a truthy value, which is returned. */
-export async function waitFor(predicate, timeoutMs, what, intervalMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  let lastError;
-  for (;;) {
-    try {
-      const value = await predicate();
-      if (value) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError.message})` : ''}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** `waitFor` of the edge tests, polling every 50 ms by default (each poll may ask a page). */
+export const waitFor = (predicate, timeoutMs, what, intervalMs = 50) => pollUntil(predicate, timeoutMs, what, intervalMs);
 
 export function portOpen(port) {
   return new Promise((resolve) => {

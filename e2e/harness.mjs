@@ -14,6 +14,7 @@
 // CODEBOX_E2E_KEEP=1 keeps the temp dirs (persist dir, wrangler log) for inspection.
 
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { after, afterEach, before } from 'node:test';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -196,7 +197,8 @@ export function prepareEdge(runDir) {
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-function freePort() {
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
@@ -752,4 +754,23 @@ export function withEdgeLog(getEdge, body) {
       throw error;
     }
   };
+}
+
+/**
+ * Gives a test file one wrangler for all its tests: launched before them (handed to `onLaunch`),
+ * clients closed after each, disposed at the end. Returns the wrapper that adds the wrangler
+ * log to a failing test's message.
+ */
+export function useEdge(onLaunch) {
+  let edge;
+  before(async () => {
+    edge = await Edge.launch();
+    onLaunch(edge);
+  }, { timeout: 20 * 60_000 }); // may have to build the edge first
+  after(async () => {
+    closeAllClients();
+    await edge?.dispose();
+  });
+  afterEach(() => closeAllClients());
+  return (body) => withEdgeLog(() => edge, body);
 }

@@ -10,24 +10,16 @@
 //
 // Run: `node --test e2e/` (all end-to-end tests) or `node --test e2e/malformed.test.mjs`, from the repo root.
 
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  Edge, RawClient, Y, syncedProvider, closeAllClients, waitFor, withEdgeLog, uniqueRoom, rng,
+  RawClient, useEdge, Y, syncedProvider, waitFor, uniqueRoom, rng,
   recordUpdates, updateFrame, authFrame, awarenessFrame, textOf,
 } from './harness.mjs';
 
 let edge;
-before(async () => {
-  edge = await Edge.launch();
-}, { timeout: 20 * 60_000 }); // may have to build the edge first
-after(async () => {
-  closeAllClients();
-  await edge?.dispose();
-});
-afterEach(() => closeAllClients());
-const e2e = (body) => withEdgeLog(() => edge, body);
+const e2e = useEdge((launched) => { edge = launched; });
 
 /** A fresh room with two synced stock providers; remembers the sockets they opened. */
 async function roomWithProviders(label) {

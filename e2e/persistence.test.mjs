@@ -14,24 +14,16 @@
 // The tests of this file share one wrangler and run in order (each restarts it).
 // Run: `node --test e2e/` (all end-to-end tests) or `node --test e2e/persistence.test.mjs`, from the repo root.
 
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  Edge, RawClient, Y, syncedProvider, closeAllClients, waitFor, withEdgeLog, uniqueRoom, rng,
+  RawClient, useEdge, Y, syncedProvider, closeAllClients, waitFor, uniqueRoom, rng,
   recordUpdates, updateFrame, textOf, inspectSqlite,
 } from './harness.mjs';
 
 let edge;
-before(async () => {
-  edge = await Edge.launch();
-}, { timeout: 20 * 60_000 }); // may have to build the edge first
-after(async () => {
-  closeAllClients();
-  await edge?.dispose();
-});
-afterEach(() => closeAllClients());
-const e2e = (body) => withEdgeLog(() => edge, body);
+const e2e = useEdge((launched) => { edge = launched; });
 
 test('edits survive a wrangler dev restart', { timeout: 120_000 }, e2e(async () => {
   const room = uniqueRoom('restart');

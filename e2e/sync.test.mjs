@@ -13,24 +13,16 @@
 //
 // Run: `node --test e2e/` (all end-to-end tests) or `node --test e2e/sync.test.mjs`, from the repo root.
 
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  Edge, RawClient, Y, WebSocket, syncedProvider, closeAllClients, waitFor, withTimeout, withEdgeLog,
+  RawClient, useEdge, Y, WebSocket, syncedProvider, waitFor, withTimeout,
   uniqueRoom, rng, recordUpdates, updateFrame, syncStep1Frame, awarenessFrameOf, awarenessProtocol, textOf,
 } from './harness.mjs';
 
 let edge;
-before(async () => {
-  edge = await Edge.launch();
-}, { timeout: 20 * 60_000 }); // may have to build the edge first
-after(async () => {
-  closeAllClients();
-  await edge?.dispose();
-});
-afterEach(() => closeAllClients());
-const e2e = (body) => withEdgeLog(() => edge, body);
+const e2e = useEdge((launched) => { edge = launched; });
 
 const sameVector = (a, b) => Buffer.from(Y.encodeStateVector(a)).equals(Buffer.from(Y.encodeStateVector(b)));
 
