@@ -50,29 +50,29 @@ async fn receive_job(
     panic!("job {} never arrived", want.id);
 }
 
+/// Asserts that a short receive does not return `sent` (it is hidden, deleted or dead-lettered).
+async fn assert_not_visible(queue: &dyn JobQueue, sent: &Job) {
+    let visible = queue.receive(10, SHORT, VISIBILITY).await.unwrap();
+    assert!(
+        visible.iter().all(|d| d.job.as_ref().ok() != Some(sent)),
+        "job {} is visible",
+        sent.id
+    );
+}
+
 /// send, receive, hidden while in flight, redelivered after the timeout, deleted for good.
 pub async fn redelivers_after_visibility_timeout(queue: &dyn JobQueue) {
     let sent = job("redeliver");
     queue.send(&sent).await.unwrap();
     let first = receive_job(queue, &sent, VISIBILITY).await;
     assert_eq!(first.receive_count, 1);
-    assert!(queue
-        .receive(10, SHORT, VISIBILITY)
-        .await
-        .unwrap()
-        .iter()
-        .all(|d| d.job.as_ref().ok() != Some(&sent)));
+    assert_not_visible(queue, &sent).await;
     wait_visibility().await;
     let second = receive_job(queue, &sent, VISIBILITY).await;
     assert_eq!(second.receive_count, 2);
     queue.delete(&second.receipt).await.unwrap();
     wait_visibility().await;
-    assert!(queue
-        .receive(10, SHORT, VISIBILITY)
-        .await
-        .unwrap()
-        .iter()
-        .all(|d| d.job.as_ref().ok() != Some(&sent)));
+    assert_not_visible(queue, &sent).await;
 }
 
 /// A worker that extends visibility keeps its message hidden past the first timeout.
@@ -85,12 +85,7 @@ pub async fn extend_keeps_a_message_hidden(queue: &dyn JobQueue) {
         .await
         .unwrap();
     wait_visibility().await;
-    assert!(queue
-        .receive(10, SHORT, VISIBILITY)
-        .await
-        .unwrap()
-        .iter()
-        .all(|d| d.job.as_ref().ok() != Some(&sent)));
+    assert_not_visible(queue, &sent).await;
     queue.delete(&delivery.receipt).await.unwrap();
 }
 
@@ -103,12 +98,7 @@ pub async fn dead_letters_after_max_receives(queue: &dyn JobQueue, max_receives:
         assert_eq!(delivery.receive_count, attempt);
         wait_visibility().await;
     }
-    assert!(queue
-        .receive(10, SHORT, VISIBILITY)
-        .await
-        .unwrap()
-        .iter()
-        .all(|d| d.job.as_ref().ok() != Some(&sent)));
+    assert_not_visible(queue, &sent).await;
     let mut dead = None;
     for _ in 0..10 {
         dead = queue
