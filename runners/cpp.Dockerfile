@@ -12,7 +12,7 @@ COPY codebox-run /usr/local/bin/codebox-run
 # /work is a tmpfs in every sandbox, and a tmpfs takes this directory's mode.
 RUN chmod 0755 /usr/local/bin/codebox-run && mkdir -p /work && chmod 1777 /work
 
-LABEL codebox.language="cpp" codebox.protocol="1"
+LABEL codebox.language="cpp" codebox.protocol="2"
 WORKDIR /work
 USER 65534:65534
 CMD ["/usr/local/bin/codebox-run", "cpp"]

@@ -9,10 +9,12 @@ RUN sh /usr/local/sbin/codebox-apt python3 \
  && rm /usr/local/sbin/codebox-apt
 
 COPY codebox-run /usr/local/bin/codebox-run
+COPY codebox-python /usr/local/lib/codebox/codebox-python
 # /work is a tmpfs in every sandbox, and a tmpfs takes this directory's mode.
-RUN chmod 0755 /usr/local/bin/codebox-run && mkdir -p /work && chmod 1777 /work
+RUN chmod 0755 /usr/local/bin/codebox-run && chmod 0644 /usr/local/lib/codebox/codebox-python \
+ && mkdir -p /work && chmod 1777 /work
 
-LABEL codebox.language="python" codebox.protocol="1"
+LABEL codebox.language="python" codebox.protocol="2"
 WORKDIR /work
 USER 65534:65534
 CMD ["/usr/local/bin/codebox-run", "python"]

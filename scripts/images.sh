@@ -13,7 +13,7 @@
 # 2. codebox-runner-LANG:latest from runners/LANG.Dockerfile (context runners/).
 #
 # Every image carries the label codebox.inputs: a hash of what it is built from (for a
-# runner: its Dockerfile, runners/codebox-run, runners/codebox-apt and the base image id).
+# runner: its Dockerfile, the runners/codebox-* files and the base image id).
 # An image whose label matches is up to date and skipped. --force rebuilds the runners
 # without Docker's layer cache (fresh packages and security updates) and re-imports the base.
 set -euo pipefail
@@ -141,7 +141,7 @@ for lang in "${langs[@]}"; do
   image="codebox-runner-$lang:latest"
   dockerfile="$RUNNERS/$lang.Dockerfile"
   [ -f "$dockerfile" ] || die "missing $dockerfile"
-  hash="$(cat "$dockerfile" "$RUNNERS/codebox-run" "$RUNNERS/codebox-apt" <(echo "$base_id") | sha256sum | cut -c1-16)"
+  hash="$(cat "$dockerfile" "$RUNNERS"/codebox-* <(echo "$base_id") | sha256sum | cut -c1-16)"
   if [ -z "$force" ] && [ "$(label_of "$image" codebox.inputs)" = "$hash" ]; then
     say "$image is up to date"
     continue

@@ -246,7 +246,7 @@ fn compile_errors_carry_the_compiler_output() {
     }
     let python = results[2].compile_output.as_deref().unwrap_or_default();
     assert!(
-        python.starts_with("  File \"main.py\", line 1") && !python.contains("Traceback"),
+        python.starts_with("  File \"/work/main.py\", line 1") && !python.contains("Traceback"),
         "{python}"
     );
 }
@@ -299,6 +299,35 @@ fn runtime_errors_by_exit_code_and_by_signal() {
     );
 }
 
+/// Python's check and run share one interpreter; the program must not be able to tell.
+#[test]
+fn python_runs_as_python3_main_py_would() {
+    let results = run_all(&[
+        (
+            Language::Python,
+            "import sys\nimport __main__\nprint(__name__, __file__, sys.argv, sys.path[0], __main__.__dict__ is globals(), sorted(k for k in globals() if k.startswith('codebox')))\n",
+            "",
+        ),
+        (
+            Language::Python,
+            "def f():\n    raise ValueError('boom')\nf()\n",
+            "",
+        ),
+    ]);
+    expect(&results[0], Status::Ok);
+    assert_eq!(
+        results[0].stdout,
+        "__main__ /work/main.py ['main.py'] /work True []\n"
+    );
+    assert_eq!(results[0].compile_output, None);
+    expect(&results[1], Status::RuntimeError);
+    assert_eq!(results[1].exit_code, Some(1));
+    assert_eq!(
+        results[1].stderr,
+        "Traceback (most recent call last):\n  File \"/work/main.py\", line 3, in <module>\n    f()\n  File \"/work/main.py\", line 2, in f\n    raise ValueError('boom')\nValueError: boom\n"
+    );
+}
+
 #[test]
 fn time_limits() {
     let started = Instant::now();
@@ -343,11 +372,20 @@ fn time_limits() {
 fn memory_limit() {
     let c = "#include <stdlib.h>\n#include <string.h>\nint main(void) {\n  for (int i = 0; i < 128; i++) { char *p = malloc(16 << 20); if (!p) return 3; memset(p, i, 16 << 20); }\n  return 0;\n}\n";
     let python = "chunks = []\nwhile True:\n    chunks.append(bytearray(b'x' * (8 << 20)))\n";
-    let results = run_all(&[(Language::C, c, ""), (Language::Python, python, "")]);
-    for result in &results {
+    // The OOM killer takes a child; the program itself exits 0. The supervisor's report of
+    // a plain exit is not the last word when the container had an OOM kill.
+    let child = "#include <stdlib.h>\n#include <string.h>\n#include <sys/wait.h>\n#include <unistd.h>\nint main(void) {\n  if (fork() == 0) { for (;;) { char *p = malloc(16 << 20); if (p) memset(p, 1, 16 << 20); } }\n  int status; wait(&status);\n  return 0;\n}\n";
+    let results = run_all(&[
+        (Language::C, c, ""),
+        (Language::Python, python, ""),
+        (Language::C, child, ""),
+    ]);
+    for result in &results[..2] {
         expect(result, Status::MemoryLimitExceeded);
         assert_eq!(result.signal, Some(9));
     }
+    expect(&results[2], Status::MemoryLimitExceeded);
+    assert_eq!(results[2].exit_code, Some(0), "{:?}", results[2]);
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //!   stderr -> the program's stderr
 //!   clocks: compile step 10 s from the start, program 5 s from RUN; output cap 64 KiB per
 //!           stream; at a limit the fleet kills through the API
-//!   end: wait for exit, inspect (exit code, OOMKilled) -> Ending -> Status -> RunResult
+//!   end: the supervisor's END on both streams settles a plain exit at once; otherwise
+//!        (SIGKILL, OOM kills, no END) wait for the exit and inspect (exit code, OOMKilled);
+//!        then Ending -> Status -> RunResult
 //!   the container is removed in the background, always; shutdown() waits for removals
 //! ```
 //!
@@ -489,7 +491,7 @@ impl Inner {
     /// Starts a container and waits for its READY: a warm container.
     async fn start_warm(self: &Arc<Self>, language: Language) -> Result<Warm, SandboxError> {
         let (mut started, mut guard) = self.start(language).await?;
-        let mut session = Session::new(self.config.limits.output_bytes);
+        let mut session = Session::new(self.config.limits.output_bytes, protocol::new_token());
         let ready = tokio::time::timeout(READY_TIMEOUT, async {
             while !session.is_ready() {
                 match started.output.next().await {
@@ -587,7 +589,6 @@ impl Inner {
                 stdin.len()
             )));
         }
-        let payload = protocol::stdin_payload(source, stdin);
         if let Some(warm) = self.take_warm(language) {
             tracing::Span::current().record("warm", true);
             let guard = RemoveOnDrop {
@@ -600,7 +601,8 @@ impl Inner {
                     warm.started,
                     warm.session,
                     guard,
-                    payload.clone(),
+                    source,
+                    stdin,
                     true,
                 )
                 .await?
@@ -613,9 +615,9 @@ impl Inner {
         }
         tracing::Span::current().record("warm", false);
         let (started, guard) = self.start(language).await?;
-        let session = Session::new(limits.output_bytes);
+        let session = Session::new(limits.output_bytes, protocol::new_token());
         match self
-            .drive(language, started, session, guard, payload, false)
+            .drive(language, started, session, guard, source, stdin, false)
             .await?
         {
             Attempt::Done(result) => Ok(result),
@@ -630,7 +632,8 @@ impl Inner {
         started: Started,
         mut session: Session,
         _guard: RemoveOnDrop,
-        payload: Vec<u8>,
+        source: &[u8],
+        stdin: &[u8],
         warm: bool,
     ) -> Result<Attempt, SandboxError> {
         let Started {
@@ -642,6 +645,7 @@ impl Inner {
         let limits = &self.config.limits;
         let docker = &self.docker;
 
+        let payload = protocol::stdin_payload(session.token(), source, stdin);
         // Writing may block if the program never reads its stdin; it must not hold up the
         // clocks, and it ends with the run.
         let writer = AbortOnDrop(tokio::spawn(async move {
@@ -694,6 +698,10 @@ impl Inner {
                         stop = true;
                     }
                     Event::SupervisorFailed(message) => warn!(%language, %message, "runner failed"),
+                    Event::Ended(_) => {
+                        ended_at = Some(Instant::now());
+                        stop = true;
+                    }
                     Event::Ready | Event::CompileStarted | Event::Compiled { .. } => {}
                 }
             }
@@ -707,6 +715,7 @@ impl Inner {
         // reader that stopped reading.
         drop(output);
         drop(writer);
+        session.close_streams();
 
         if let Err(e) = stream_end {
             container::kill(docker, &id).await;
@@ -727,41 +736,25 @@ impl Inner {
             ));
         }
 
-        // The output can end before the container does (a program may close stdout and
-        // stderr and carry on): the clock still runs until it exits.
-        if !killed {
-            match tokio::time::timeout_at(deadline, container::wait_exit(docker, &id)).await {
-                Ok(waited) => {
-                    waited?;
-                    ended_at = Some(Instant::now());
-                }
-                Err(_) => {
-                    observed.timed_out = true;
-                    ended_at = Some(Instant::now());
-                    container::kill(docker, &id).await;
-                    killed = true;
-                }
+        // The supervisor's END settles a plain exit at once: the container's own end comes
+        // ~25 ms later, and its removal (which kills leftovers) runs in the background.
+        // Otherwise the engine decides.
+        match session.end().filter(|end| !killed && end.is_conclusive()) {
+            Some(end) => {
+                observed.exit_code = Some(end.status);
+                debug!(exit_code = end.status, "the supervisor reported the end");
+            }
+            None => {
+                let engine_end = self
+                    .wait_for_engine(&id, deadline, killed, &mut observed)
+                    .await?;
+                // The engine sees the end later than END does (if one came): keep the earlier.
+                ended_at = ended_at.or(engine_end);
             }
         }
-        if killed {
-            tokio::time::timeout(STOP_TIMEOUT, container::wait_exit(docker, &id))
-                .await
-                .map_err(|_| SandboxError::Timeout("waiting for a killed container to stop"))??;
-        }
-
-        let (exit_code, oom_killed) = container::exit_state(docker, &id).await?;
-        observed.exit_code = exit_code;
-        observed.oom_killed = oom_killed;
         observed.run_time = run_started
             .zip(ended_at)
             .map(|(s, e)| e.saturating_duration_since(s));
-        debug!(
-            exit_code,
-            oom_killed,
-            timed_out = observed.timed_out,
-            output_exceeded = observed.output_exceeded,
-            "container ended"
-        );
         Ok(Attempt::Done(outcome::run_result(
             language,
             limits,
@@ -769,5 +762,49 @@ impl Inner {
             &observed,
             Utc::now(),
         )))
+    }
+
+    /// The container's end as the engine sees it: waits for the exit (killing at the
+    /// deadline), then reads the exit code and the OOM flag. Returns when it saw the end
+    /// unless the fleet had killed the container already.
+    async fn wait_for_engine(
+        &self,
+        id: &str,
+        deadline: Instant,
+        mut killed: bool,
+        observed: &mut Observed,
+    ) -> Result<Option<Instant>, SandboxError> {
+        let docker = &self.docker;
+        let mut engine_end = None;
+        // The output can end before the container does (a program may close stdout and
+        // stderr and carry on): the clock still runs until it exits.
+        if !killed {
+            let waited = tokio::time::timeout_at(deadline, container::wait_exit(docker, id)).await;
+            engine_end = Some(Instant::now());
+            match waited {
+                Ok(waited) => waited?,
+                Err(_) => {
+                    observed.timed_out = true;
+                    container::kill(docker, id).await;
+                    killed = true;
+                }
+            }
+        }
+        if killed {
+            tokio::time::timeout(STOP_TIMEOUT, container::wait_exit(docker, id))
+                .await
+                .map_err(|_| SandboxError::Timeout("waiting for a killed container to stop"))??;
+        }
+        let (exit_code, oom_killed) = container::exit_state(docker, id).await?;
+        observed.exit_code = exit_code;
+        observed.oom_killed = oom_killed;
+        debug!(
+            exit_code,
+            oom_killed,
+            timed_out = observed.timed_out,
+            output_exceeded = observed.output_exceeded,
+            "container ended"
+        );
+        Ok(engine_end)
     }
 }

@@ -199,6 +199,8 @@ fn compile_text(output: &[u8], total: u64, notes: &[String]) -> String {
 mod tests {
     use super::*;
 
+    const TOKEN: &str = "00112233445566778899aabbccddeeff";
+
     #[test]
     fn lossy_text_stays_within_its_cap() {
         let invalid = vec![0xffu8; 1000];
@@ -214,13 +216,13 @@ mod tests {
     }
 
     fn session(stdout: &[u8]) -> Session {
-        let mut s = Session::new(16);
+        let mut s = Session::new(16, TOKEN.into());
         s.on_stdout(stdout).unwrap();
         s
     }
 
     const RAN: &[u8] =
-        b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\nhi\xff\n";
+        b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\nCODEBOX/2 RUN\nhi\xff\n";
 
     fn result(language: Language, s: &Session, observed: Observed) -> RunResult {
         run_result(language, &Limits::default(), s, &observed, now())
@@ -296,7 +298,7 @@ mod tests {
 
     #[test]
     fn compile_errors() {
-        let s = session(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 1 6 10\nerror!");
+        let s = session(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 6 10\nerror!");
         let r = result(
             Language::C,
             &s,
@@ -312,7 +314,7 @@ mod tests {
             "error!\n[compile output truncated: 10 bytes in all, 6 shown]"
         );
 
-        let s = session(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\n");
+        let s = session(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\n");
         let r = result(
             Language::Rust,
             &s,
@@ -328,7 +330,7 @@ mod tests {
 
     #[test]
     fn codebox_faults_are_internal_errors() {
-        let s = session(b"CODEBOX/1 READY\nCODEBOX/1 FAIL short source\n");
+        let s = session(b"CODEBOX/2 READY\nCODEBOX/2 FAIL short source\n");
         let r = result(
             Language::Go,
             &s,
@@ -340,7 +342,7 @@ mod tests {
         assert_eq!(r.status, Status::InternalError);
         assert!(r.stderr.contains("short source"));
 
-        let s = session(b"CODEBOX/1 READY\n");
+        let s = session(b"CODEBOX/2 READY\n");
         let r = result(
             Language::Go,
             &s,
@@ -356,7 +358,7 @@ mod tests {
             r.stderr
         );
 
-        let s = session(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\n");
+        let s = session(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\n");
         let r = result(
             Language::Go,
             &s,

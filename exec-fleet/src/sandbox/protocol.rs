@@ -1,52 +1,66 @@
 //! The fleet's side of the supervisor protocol, without I/O.
 //!
 //! Every runner image runs `runners/codebox-run LANGUAGE` (the trusted supervisor) as the
-//! child of the container's init (tini). Protocol 1, the one definition on the Rust side
+//! child of the container's init (tini). Protocol 2, the one definition on the Rust side
 //! (the script's header says the same; change both together and bump [`PROTOCOL`]):
 //!
 //! ```text
 //! stdin, fleet -> supervisor:
-//!   "<L>\n"        L = source length in bytes, decimal ASCII, at most 8 digits
+//!   "<T> <L>\n"    T = the run's token (32 lowercase hex digits, new for every run),
+//!                  L = source length in bytes, decimal ASCII, at most 8 digits
 //!   <L bytes>      the source; the supervisor writes it to /work/main.<ext>
 //!   <rest>         the program's stdin, up to EOF (the fleet closes its end)
 //!
-//! stdout, supervisor -> fleet, ASCII lines starting "CODEBOX/1 ", in this order:
-//!   "CODEBOX/1 READY\n"                          started, about to read stdin
-//!   "CODEBOX/1 COMPILE\n"                        source in place, compile step starts
+//! stdout, supervisor -> fleet, ASCII lines starting "CODEBOX/2 ", in this order:
+//!   "CODEBOX/2 READY\n"                          started, about to read stdin
+//!   "CODEBOX/2 COMPILE\n"                        source in place, compile step starts
 //!                                                (a syntax check for python/javascript)
-//!   "CODEBOX/1 COMPILED <status> <n> <total>\n"  it ended with exit status <status>
+//!   "CODEBOX/2 COMPILED <status> <n> <total>\n"  it ended with exit status <status>
 //!   <n bytes>                                    (128+N: signal N); its merged stdout+stderr
 //!                                                was <total> bytes, the first n (<= 64 KiB)
 //!                                                follow, length-framed
-//!   "CODEBOX/1 RUN\n"                            only after status 0; every later stdout
-//!                                                byte is the program's
-//!   before RUN, instead: "CODEBOX/1 FAIL <message>\n", exit 125 (a CodeBox fault)
-//!   a failed compile step ends the container right after COMPILED
+//!   "CODEBOX/2 RUN\n"                            only after status 0; every later stdout
+//!                                                byte is the program's, up to END
+//!   "CODEBOX/2 END <T> <status> <ooms>\n"        the program (or a failed compile step)
+//!                                                ended with <status>; <ooms> = the
+//!                                                container's OOM kills so far, or "-";
+//!                                                not necessarily at a line start
+//!   before RUN, instead: "CODEBOX/2 FAIL <message>\n", exit 125 (a CodeBox fault)
 //!
-//! stderr: the program's alone; the supervisor never writes there.
+//! stderr: the program's alone, then "CODEBOX/2 END <T>\n".
 //! ```
 //!
-//! Why it cannot be forged: everything the supervisor says is on stdout and written before
-//! the program exists (it is exec'd after RUN), and this parser reads markers only up to RUN.
-//! The compiler sees hostile input, so its output travels length-framed. Docker delivers
-//! stdout and stderr as separate pipes with no relative order, so nothing here depends on
-//! interleaving: a stderr byte can only come from the program, so it means the program has
+//! Why it cannot be forged: everything the supervisor says up to RUN is on stdout and
+//! written before the program exists, and markers are read only up to RUN. The compiler
+//! sees hostile input, so its output travels length-framed. END carries the token, which
+//! the program never sees, so no ordinary output ends a run early; a program that dug the
+//! token out of the supervisor's memory could only end its own run early with a status of
+//! its choosing, which exiting does too. The fleet trusts END only for a plain exit with no
+//! OOM kill reported; for anything else (SIGKILL, OOM kills, no END) it asks the engine.
+//! Docker delivers stdout and stderr as separate pipes with no relative order, so nothing
+//! here depends on interleaving: each stream has its own END after every program byte on
+//! it, and a stderr byte can only come from the program, so it means the program has
 //! started even if the RUN line is still in flight on stdout.
 
 use thiserror::Error;
 
 /// The protocol version, as in the markers and in the runner images' `codebox.protocol` label.
-pub const PROTOCOL: &str = "1";
+pub const PROTOCOL: &str = "2";
 
-const PREFIX: &[u8] = b"CODEBOX/1 ";
+const PREFIX: &[u8] = b"CODEBOX/2 ";
 /// The longest marker line the supervisor writes (FAIL messages are short ASCII).
 const MAX_LINE: usize = 512;
 /// The supervisor's cap on compile output shown.
 pub const MAX_COMPILE_OUTPUT: usize = 64 * 1024;
 
+/// A new run token: 32 lowercase hex digits from a random UUID.
+pub fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// What the fleet writes to the container's stdin.
-pub fn stdin_payload(source: &[u8], stdin: &[u8]) -> Vec<u8> {
-    let header = format!("{}\n", source.len());
+pub fn stdin_payload(token: &str, source: &[u8], stdin: &[u8]) -> Vec<u8> {
+    let header = format!("{token} {}\n", source.len());
     let mut payload = Vec::with_capacity(header.len() + source.len() + stdin.len());
     payload.extend_from_slice(header.as_bytes());
     payload.extend_from_slice(source);
@@ -74,6 +88,39 @@ pub enum Event {
     SupervisorFailed(String),
     /// A stream passed the output cap: kill.
     OutputExceeded,
+    /// END arrived on both streams: every byte of the program's output is in.
+    Ended(End),
+}
+
+/// How the supervisor said the program (or a failed compile step) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct End {
+    /// Exit status (128+N for signal N).
+    pub status: i64,
+    /// The container's OOM kills so far, if the supervisor could read them.
+    pub ooms: Option<u64>,
+}
+
+impl End {
+    /// Whether this report alone settles the run: a plain exit with no OOM kill. A SIGKILL
+    /// (the OOM killer's signal) or a reported OOM kill needs the engine's word.
+    pub fn is_conclusive(&self) -> bool {
+        const SIGKILLED: i64 = 128 + 9;
+        self.status != SIGKILLED && self.ooms == Some(0)
+    }
+
+    /// Parses "<status> <ooms>".
+    fn parse(fields: &str) -> Option<End> {
+        let (status, ooms) = fields.split_once(' ')?;
+        let ooms = match ooms {
+            "-" => None,
+            n => Some(n.parse().ok()?),
+        };
+        Some(End {
+            status: status.parse().ok()?,
+            ooms,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +135,14 @@ enum Stage {
     },
     AwaitRun,
     Running,
-    /// After FAIL or a failed compile: the supervisor says nothing more.
-    Done,
+    /// END and the token seen on stdout: reading "<status> <ooms>\n".
+    EndLine,
+    /// After a failed compile step: only END may follow.
+    AwaitEnd,
+    /// After END: whatever the program left behind may still write; it is not the run's.
+    Ended,
+    /// After FAIL: the supervisor says nothing more.
+    Failed,
 }
 
 /// One output stream of the program, kept up to a cap.
@@ -134,6 +187,55 @@ impl Capture {
     }
 }
 
+/// Finds a marker in a stream that arrives in chunks, which may cut the marker anywhere.
+#[derive(Debug)]
+struct MarkerScan {
+    marker: Vec<u8>,
+    /// The tail of what came so far that could be the marker's start: not yet output.
+    held: Vec<u8>,
+}
+
+/// What one chunk held: output before the marker and, once it is complete, what followed.
+struct Scanned {
+    before: Vec<u8>,
+    after: Option<Vec<u8>>,
+}
+
+impl MarkerScan {
+    fn new(marker: Vec<u8>) -> Self {
+        MarkerScan {
+            marker,
+            held: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, data: &[u8]) -> Scanned {
+        let mut buf = std::mem::take(&mut self.held);
+        buf.extend_from_slice(data);
+        let marker = &self.marker;
+        if let Some(at) = buf
+            .windows(marker.len())
+            .position(|w| w == marker.as_slice())
+        {
+            let after = buf.split_off(at + marker.len());
+            buf.truncate(at);
+            return Scanned {
+                before: buf,
+                after: Some(after),
+            };
+        }
+        let keep = (1..marker.len().min(buf.len() + 1))
+            .rev()
+            .find(|&k| buf.ends_with(&marker[..k]))
+            .unwrap_or(0);
+        self.held = buf.split_off(buf.len() - keep);
+        Scanned {
+            before: buf,
+            after: None,
+        }
+    }
+}
+
 /// The compile step as the supervisor reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compiled {
@@ -148,6 +250,7 @@ pub struct Compiled {
 /// The state of one run's output, fed with what the container's streams deliver.
 #[derive(Debug)]
 pub struct Session {
+    token: String,
     stage: Stage,
     line: Vec<u8>,
     compile: Option<Compiled>,
@@ -157,12 +260,22 @@ pub struct Session {
     program_started: bool,
     stdout: Capture,
     stderr: Capture,
+    stdout_end: MarkerScan,
+    stderr_end: MarkerScan,
+    /// END as stdout reported it.
+    reported: Option<End>,
+    stderr_ended: bool,
 }
 
 impl Session {
-    /// A session for a container whose supervisor has not said anything yet.
-    pub fn new(output_cap: usize) -> Self {
+    /// A session for a container whose supervisor has not said anything yet; `token` is the
+    /// run's (see [`new_token`]), sent with the program by [`stdin_payload`].
+    pub fn new(output_cap: usize, token: String) -> Self {
+        let prefix = String::from_utf8_lossy(PREFIX);
         Session {
+            stdout_end: MarkerScan::new(format!("{prefix}END {token} ").into_bytes()),
+            stderr_end: MarkerScan::new(format!("{prefix}END {token}\n").into_bytes()),
+            token,
             stage: Stage::AwaitReady,
             line: Vec::new(),
             compile: None,
@@ -172,7 +285,14 @@ impl Session {
             program_started: false,
             stdout: Capture::new(output_cap),
             stderr: Capture::new(output_cap),
+            reported: None,
+            stderr_ended: false,
         }
+    }
+
+    /// The run's token.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// Whether READY has been seen.
@@ -200,6 +320,11 @@ impl Session {
         self.failure.as_deref()
     }
 
+    /// The supervisor's END, once it arrived on both streams.
+    pub fn end(&self) -> Option<End> {
+        self.reported.filter(|_| self.stderr_ended)
+    }
+
     /// The program's stdout.
     pub fn stdout(&self) -> &Capture {
         &self.stdout
@@ -210,18 +335,41 @@ impl Session {
         &self.stderr
     }
 
+    /// The streams ended (or the fleet stopped reading) without END: bytes held back in
+    /// case they began END were the program's.
+    pub fn close_streams(&mut self) {
+        if self.stage == Stage::Running {
+            let held = std::mem::take(&mut self.stdout_end.held);
+            self.stdout.push(&held);
+        }
+        if !self.stderr_ended {
+            let held = std::mem::take(&mut self.stderr_end.held);
+            self.program_stderr(&held, &mut Vec::new());
+        }
+    }
+
     /// Feeds bytes from the container's stdout.
     pub fn on_stdout(&mut self, mut data: &[u8]) -> Result<Vec<Event>, ProtocolError> {
         let mut events = Vec::new();
         while !data.is_empty() {
             match self.stage {
                 Stage::Running => {
-                    if self.stdout.push(data) {
+                    let scanned = self.stdout_end.feed(data);
+                    if self.stdout.push(&scanned.before) {
                         events.push(Event::OutputExceeded);
+                    }
+                    if let Some(after) = scanned.after {
+                        self.stage = Stage::EndLine;
+                        self.on_end_line(&after, &mut events)?;
                     }
                     break;
                 }
-                Stage::Done => {
+                Stage::EndLine => {
+                    self.on_end_line(data, &mut events)?;
+                    break;
+                }
+                Stage::Ended => break,
+                Stage::Failed => {
                     return Err(ProtocolError(format!(
                         "{} bytes on stdout after the supervisor's last word",
                         data.len()
@@ -237,35 +385,36 @@ impl Session {
                         self.end_compile(status, &mut events);
                     }
                 }
-                _ => {
-                    let newline = data.iter().position(|&b| b == b'\n');
-                    let end = newline.unwrap_or(data.len());
-                    if self.line.len() + end > MAX_LINE {
-                        return Err(ProtocolError(format!(
-                            "a marker line longer than {MAX_LINE} bytes: {:?}",
-                            String::from_utf8_lossy(&self.line[..self.line.len().min(80)])
-                        )));
+                _ => match self.read_line(data)? {
+                    Some((line, rest)) => {
+                        data = rest;
+                        self.on_line(&line, &mut events)?;
                     }
-                    self.line.extend_from_slice(&data[..end]);
-                    match newline {
-                        Some(i) => {
-                            data = &data[i + 1..];
-                            let line = std::mem::take(&mut self.line);
-                            self.on_line(&line, &mut events)?;
-                        }
-                        None => break,
-                    }
-                }
+                    None => break,
+                },
             }
         }
         Ok(events)
     }
 
-    /// Feeds bytes from the container's stderr (only ever the program's).
+    /// Feeds bytes from the container's stderr (the program's, up to END).
     pub fn on_stderr(&mut self, data: &[u8]) -> Vec<Event> {
         let mut events = Vec::new();
-        if data.is_empty() {
+        if self.stderr_ended || data.is_empty() {
             return events;
+        }
+        let scanned = self.stderr_end.feed(data);
+        self.program_stderr(&scanned.before, &mut events);
+        if scanned.after.is_some() {
+            self.stderr_ended = true;
+            self.check_ended(&mut events);
+        }
+        events
+    }
+
+    fn program_stderr(&mut self, data: &[u8], events: &mut Vec<Event>) {
+        if data.is_empty() {
+            return;
         }
         if !self.program_started {
             self.program_started = true;
@@ -274,7 +423,42 @@ impl Session {
         if self.stderr.push(data) {
             events.push(Event::OutputExceeded);
         }
-        events
+    }
+
+    /// Collects a marker line; the line and what follows it once the newline is in.
+    fn read_line<'a>(
+        &mut self,
+        data: &'a [u8],
+    ) -> Result<Option<(Vec<u8>, &'a [u8])>, ProtocolError> {
+        let newline = data.iter().position(|&b| b == b'\n');
+        let end = newline.unwrap_or(data.len());
+        if self.line.len() + end > MAX_LINE {
+            return Err(ProtocolError(format!(
+                "a marker line longer than {MAX_LINE} bytes: {:?}",
+                String::from_utf8_lossy(&self.line[..self.line.len().min(80)])
+            )));
+        }
+        self.line.extend_from_slice(&data[..end]);
+        Ok(newline.map(|i| (std::mem::take(&mut self.line), &data[i + 1..])))
+    }
+
+    /// The rest of an END line after its token.
+    fn on_end_line(&mut self, data: &[u8], events: &mut Vec<Event>) -> Result<(), ProtocolError> {
+        if let Some((line, _leftovers)) = self.read_line(data)? {
+            let fields = String::from_utf8_lossy(&line);
+            let end = End::parse(&fields)
+                .ok_or_else(|| ProtocolError(format!("malformed END marker: {fields:?}")))?;
+            self.reported = Some(end);
+            self.stage = Stage::Ended;
+            self.check_ended(events);
+        }
+        Ok(())
+    }
+
+    fn check_ended(&mut self, events: &mut Vec<Event>) {
+        if let Some(end) = self.end() {
+            events.push(Event::Ended(end));
+        }
     }
 
     fn end_compile(&mut self, status: i64, events: &mut Vec<Event>) {
@@ -286,7 +470,7 @@ impl Session {
         self.stage = if status == 0 {
             Stage::AwaitRun
         } else {
-            Stage::Done
+            Stage::AwaitEnd
         };
         events.push(Event::Compiled { status });
     }
@@ -342,11 +526,21 @@ impl Session {
                     events.push(Event::ProgramStarted);
                 }
             }
+            (Stage::AwaitEnd, "END") => {
+                let end = rest
+                    .split_once(' ')
+                    .filter(|(token, _)| *token == self.token)
+                    .and_then(|(_, fields)| End::parse(fields))
+                    .ok_or_else(|| ProtocolError(format!("malformed END marker: {text:?}")))?;
+                self.reported = Some(end);
+                self.stage = Stage::Ended;
+                self.check_ended(events);
+            }
             (
                 Stage::AwaitReady | Stage::AwaitCompile | Stage::Compiling | Stage::AwaitRun,
                 "FAIL",
             ) => {
-                self.stage = Stage::Done;
+                self.stage = Stage::Failed;
                 let message = if rest.is_empty() {
                     "unspecified failure"
                 } else {
@@ -369,21 +563,37 @@ impl Session {
 mod tests {
     use super::*;
 
+    const TOKEN: &str = "00112233445566778899aabbccddeeff";
+
     fn feed_all(session: &mut Session, stdout: &[u8]) -> Vec<Event> {
         session.on_stdout(stdout).expect("valid protocol")
     }
 
-    const OK_RUN: &[u8] = b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 5 5\nwarn\nCODEBOX/1 RUN\nhello\n";
+    const OK_RUN: &[u8] = b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 5 5\nwarn\nCODEBOX/2 RUN\nhello\n";
 
     #[test]
     fn payload_is_length_prefixed() {
-        assert_eq!(stdin_payload(b"print(1)", b"in\n"), b"8\nprint(1)in\n");
-        assert_eq!(stdin_payload(b"", b""), b"0\n");
+        assert_eq!(
+            stdin_payload(TOKEN, b"print(1)", b"in\n"),
+            format!("{TOKEN} 8\nprint(1)in\n").as_bytes()
+        );
+        assert_eq!(
+            stdin_payload(TOKEN, b"", b""),
+            format!("{TOKEN} 0\n").as_bytes()
+        );
+        let token = new_token();
+        assert!(
+            token.len() == 32
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(token, new_token());
     }
 
     #[test]
     fn a_whole_run_in_one_chunk() {
-        let mut s = Session::new(1024);
+        let mut s = Session::new(1024, TOKEN.into());
         let events = feed_all(&mut s, OK_RUN);
         assert_eq!(
             events,
@@ -402,14 +612,14 @@ mod tests {
     #[test]
     fn any_chunking_gives_the_same_result() {
         for split in 1..OK_RUN.len() {
-            let mut s = Session::new(1024);
+            let mut s = Session::new(1024, TOKEN.into());
             let mut events = feed_all(&mut s, &OK_RUN[..split]);
             events.extend(feed_all(&mut s, &OK_RUN[split..]));
             assert_eq!(events.len(), 4, "split at {split}");
             assert_eq!(s.compiled().unwrap().output, b"warn\n", "split at {split}");
             assert_eq!(s.stdout().bytes(), b"hello\n", "split at {split}");
         }
-        let mut s = Session::new(1024);
+        let mut s = Session::new(1024, TOKEN.into());
         for byte in OK_RUN {
             feed_all(&mut s, std::slice::from_ref(byte));
         }
@@ -418,30 +628,30 @@ mod tests {
 
     #[test]
     fn program_output_that_looks_like_markers_is_just_output() {
-        let mut s = Session::new(1024);
+        let mut s = Session::new(1024, TOKEN.into());
         let mut stream =
-            b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\n"
+            b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\nCODEBOX/2 RUN\n"
                 .to_vec();
-        stream.extend_from_slice(b"CODEBOX/1 FAIL x\nCODEBOX/1 COMPILED 1 0 0\n");
+        stream.extend_from_slice(b"CODEBOX/2 FAIL x\nCODEBOX/2 COMPILED 1 0 0\n");
         feed_all(&mut s, &stream);
         assert_eq!(s.failure(), None);
         assert_eq!(s.compiled().unwrap().status, 0);
         assert_eq!(
             s.stdout().bytes(),
-            b"CODEBOX/1 FAIL x\nCODEBOX/1 COMPILED 1 0 0\n"
+            b"CODEBOX/2 FAIL x\nCODEBOX/2 COMPILED 1 0 0\n"
         );
     }
 
     #[test]
     fn compile_output_is_framed_and_can_hold_marker_lookalikes() {
-        let output = b"main.c:1: error\nCODEBOX/1 RUN\n";
+        let output = b"main.c:1: error\nCODEBOX/2 RUN\n";
         let mut stream = format!(
-            "CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 1 {} 900\n",
+            "CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 {} 900\n",
             output.len()
         )
         .into_bytes();
         stream.extend_from_slice(output);
-        let mut s = Session::new(1024);
+        let mut s = Session::new(1024, TOKEN.into());
         let events = feed_all(&mut s, &stream);
         assert_eq!(events.last(), Some(&Event::Compiled { status: 1 }));
         let compiled = s.compiled().unwrap();
@@ -449,17 +659,17 @@ mod tests {
         assert_eq!(compiled.total, 900);
         assert!(!s.program_started());
         assert!(
-            s.on_stdout(b"x").is_err(),
-            "nothing may follow a failed compile"
+            s.on_stdout(b"x\n").is_err(),
+            "nothing but END may follow a failed compile"
         );
     }
 
     #[test]
     fn supervisor_failure_is_reported() {
-        let mut s = Session::new(1024);
+        let mut s = Session::new(1024, TOKEN.into());
         let events = feed_all(
             &mut s,
-            b"CODEBOX/1 READY\nCODEBOX/1 FAIL short source: 3 of 9 bytes\n",
+            b"CODEBOX/2 READY\nCODEBOX/2 FAIL short source: 3 of 9 bytes\n",
         );
         assert_eq!(
             events.last(),
@@ -472,28 +682,34 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_out_of_order_markers() {
-        assert!(Session::new(8).on_stdout(b"hello\n").is_err());
-        assert!(Session::new(8).on_stdout(b"CODEBOX/1 RUN\n").is_err());
-        assert!(Session::new(8)
-            .on_stdout(b"CODEBOX/1 READY\nCODEBOX/1 RUN\n")
+        assert!(Session::new(8, TOKEN.into()).on_stdout(b"hello\n").is_err());
+        assert!(Session::new(8, TOKEN.into())
+            .on_stdout(b"CODEBOX/2 RUN\n")
             .is_err());
-        assert!(Session::new(8)
-            .on_stdout(b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED x 0 0\n")
+        assert!(Session::new(8, TOKEN.into())
+            .on_stdout(b"CODEBOX/2 READY\nCODEBOX/2 RUN\n")
+            .is_err());
+        assert!(Session::new(8, TOKEN.into())
+            .on_stdout(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED x 0 0\n")
             .is_err());
         let huge = format!(
-            "CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 1 {} 99999999\n",
+            "CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 {} 99999999\n",
             MAX_COMPILE_OUTPUT + 1
         );
-        assert!(Session::new(8).on_stdout(huge.as_bytes()).is_err());
-        assert!(Session::new(8).on_stdout(&[b'C'; MAX_LINE + 1]).is_err());
+        assert!(Session::new(8, TOKEN.into())
+            .on_stdout(huge.as_bytes())
+            .is_err());
+        assert!(Session::new(8, TOKEN.into())
+            .on_stdout(&[b'C'; MAX_LINE + 1])
+            .is_err());
     }
 
     #[test]
     fn output_cap_fires_once_per_stream_and_keeps_the_cap() {
-        let mut s = Session::new(4);
+        let mut s = Session::new(4, TOKEN.into());
         feed_all(
             &mut s,
-            b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\nCODEBOX/1 RUN\n",
+            b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\nCODEBOX/2 RUN\n",
         );
         assert_eq!(feed_all(&mut s, b"abcd"), vec![], "exactly the cap is fine");
         assert_eq!(feed_all(&mut s, b"e"), vec![Event::OutputExceeded]);
@@ -507,18 +723,144 @@ mod tests {
 
     #[test]
     fn stderr_means_the_program_started_even_before_run_arrives() {
-        let mut s = Session::new(64);
+        let mut s = Session::new(64, TOKEN.into());
         feed_all(
             &mut s,
-            b"CODEBOX/1 READY\nCODEBOX/1 COMPILE\nCODEBOX/1 COMPILED 0 0 0\n",
+            b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\n",
         );
         assert_eq!(s.on_stderr(b"oops"), vec![Event::ProgramStarted]);
         assert_eq!(
-            feed_all(&mut s, b"CODEBOX/1 RUN\nout"),
+            feed_all(&mut s, b"CODEBOX/2 RUN\nout"),
             vec![],
             "no second start"
         );
         assert_eq!(s.stdout().bytes(), b"out");
         assert_eq!(s.stderr().bytes(), b"oops");
+    }
+
+    fn end_out(status: i64, ooms: &str) -> Vec<u8> {
+        format!("CODEBOX/2 END {TOKEN} {status} {ooms}\n").into_bytes()
+    }
+
+    fn end_err() -> Vec<u8> {
+        format!("CODEBOX/2 END {TOKEN}\n").into_bytes()
+    }
+
+    const STARTED: &[u8] =
+        b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\nCODEBOX/2 RUN\n";
+
+    #[test]
+    fn end_on_both_streams_ends_the_run_with_every_byte_in() {
+        let mut s = Session::new(1024, TOKEN.into());
+        feed_all(&mut s, STARTED);
+        let mut out = b"no newline at the end".to_vec();
+        out.extend(end_out(3, "0"));
+        out.extend_from_slice(b"a leftover child's output");
+        assert_eq!(feed_all(&mut s, &out), vec![], "stderr has not ended yet");
+        assert_eq!(s.end(), None);
+        let mut err = b"warning".to_vec();
+        err.extend(end_err());
+        err.extend_from_slice(b"late");
+        let end = End {
+            status: 3,
+            ooms: Some(0),
+        };
+        assert_eq!(s.on_stderr(&err), vec![Event::Ended(end)]);
+        assert_eq!(s.end(), Some(end));
+        assert!(end.is_conclusive());
+        assert_eq!(s.stdout().bytes(), b"no newline at the end");
+        assert_eq!(s.stderr().bytes(), b"warning");
+        assert_eq!(feed_all(&mut s, b"more leftovers"), vec![]);
+        assert_eq!(s.on_stderr(b"more"), vec![]);
+        assert_eq!(s.stderr().bytes(), b"warning");
+    }
+
+    #[test]
+    fn end_cut_anywhere_is_still_found() {
+        let mut out = STARTED.to_vec();
+        out.extend_from_slice(b"CODEBOX/2 END 0011 lookalike\nhi");
+        out.extend(end_out(0, "0"));
+        let mut err = b"CODEBOX/2 EN".to_vec();
+        err.extend(end_err());
+        for split in 1..out.len() {
+            let mut s = Session::new(1024, TOKEN.into());
+            feed_all(&mut s, &out[..split]);
+            feed_all(&mut s, &out[split..]);
+            let e = split.min(err.len() - 1);
+            s.on_stderr(&err[..e]);
+            let events = s.on_stderr(&err[e..]);
+            assert!(
+                matches!(events.last(), Some(Event::Ended(_))),
+                "split at {split}"
+            );
+            assert_eq!(
+                s.stdout().bytes(),
+                b"CODEBOX/2 END 0011 lookalike\nhi",
+                "split at {split}"
+            );
+            assert_eq!(s.stderr().bytes(), b"CODEBOX/2 EN", "split at {split}");
+        }
+    }
+
+    #[test]
+    fn end_with_another_token_is_output() {
+        let mut s = Session::new(1024, TOKEN.into());
+        feed_all(&mut s, STARTED);
+        let forged = b"CODEBOX/2 END ffffffffffffffffffffffffffffffff 0 0\n";
+        feed_all(&mut s, forged);
+        s.on_stderr(b"CODEBOX/2 END ffffffffffffffffffffffffffffffff\n");
+        assert_eq!(s.end(), None);
+        assert_eq!(s.stdout().bytes(), forged);
+    }
+
+    #[test]
+    fn bytes_held_back_as_a_possible_end_are_output_if_the_stream_just_stops() {
+        let mut s = Session::new(1024, TOKEN.into());
+        feed_all(&mut s, STARTED);
+        feed_all(&mut s, b"out CODEBOX/2 END 00");
+        s.on_stderr(b"err CODEBOX/");
+        assert_eq!(s.stdout().bytes(), b"out ");
+        assert_eq!(s.stderr().bytes(), b"err ");
+        s.close_streams();
+        assert_eq!(s.stdout().bytes(), b"out CODEBOX/2 END 00");
+        assert_eq!(s.stderr().bytes(), b"err CODEBOX/");
+    }
+
+    #[test]
+    fn a_failed_compile_ends_with_end_and_no_program() {
+        let mut s = Session::new(1024, TOKEN.into());
+        let mut out = b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 3 3\nbad".to_vec();
+        out.extend(end_out(1, "-"));
+        feed_all(&mut s, &out);
+        let events = s.on_stderr(&end_err());
+        let end = End {
+            status: 1,
+            ooms: None,
+        };
+        assert_eq!(events, vec![Event::Ended(end)]);
+        assert!(!s.program_started(), "END on stderr is not program output");
+        assert!(!end.is_conclusive(), "unknown OOM kills: ask the engine");
+        assert!(Session::new(8, TOKEN.into())
+            .on_stdout(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 0 0\nCODEBOX/2 END 0011 1 0\n")
+            .is_err(), "END with another token after a failed compile");
+    }
+
+    #[test]
+    fn only_a_plain_exit_without_oom_kills_is_conclusive() {
+        let end = |status, ooms| End { status, ooms };
+        assert!(end(0, Some(0)).is_conclusive());
+        assert!(
+            end(139, Some(0)).is_conclusive(),
+            "SIGSEGV is the program's"
+        );
+        assert!(
+            !end(137, Some(0)).is_conclusive(),
+            "SIGKILL may be the OOM killer"
+        );
+        assert!(!end(1, Some(1)).is_conclusive());
+        assert!(!end(0, None).is_conclusive());
+        let mut s = Session::new(8, TOKEN.into());
+        feed_all(&mut s, STARTED);
+        assert!(s.on_stdout(&end_out(0, "many")).is_err());
     }
 }
