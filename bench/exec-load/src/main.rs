@@ -553,7 +553,7 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
     println!("{}", line("  sandbox (started->finished)", &sandbox));
     if !to_die.is_empty() {
         println!("{}", line("    started->container die", &to_die));
-        println!("{}", line("    container die->finished", &die_to_result));
+        println!("{}", line("    container die->finished (<0: result first)", &die_to_result));
         println!(
             "    container starts during a run: mean {:.2}",
             starts_during.iter().sum::<f64>() / starts_during.len().max(1) as f64
@@ -562,7 +562,7 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
         println!("{}", line("  runs without one", &without_start));
     }
     println!("{}", line("  seen (finished->poll saw)", &seen));
-    println!("{}", line("fleet time_ms (RUN->exit)", &fleet_time));
+    println!("{}", line("fleet time_ms (RUN->END or exit)", &fleet_time));
     println!(
         "GETs per run: median {}; client CPU {:.2} s",
         pct(&polls, 50.0),
@@ -858,8 +858,10 @@ const BENCH_LABEL: &str = "codebox.bench=exec-load";
 
 fn docker_run(p: &Program, runs: usize, warmup: usize) -> Result<(Vec<f64>, Vec<String>)> {
     let image = format!("codebox-runner-{}:latest", p.language);
-    // The supervisor's protocol (runners/codebox-run): "<len>\n" <source> <stdin>, then EOF.
-    let mut input = format!("{}\n", p.source.len()).into_bytes();
+    // The supervisor's protocol (runners/codebox-run): "<token> <len>\n" <source> <stdin>,
+    // then EOF; the program's output runs from RUN to END.
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let mut input = format!("{TOKEN} {}\n", p.source.len()).into_bytes();
     input.extend_from_slice(p.source.as_bytes());
     let mut samples = Vec::new();
     let mut failures = Vec::new();
@@ -892,8 +894,10 @@ fn docker_run(p: &Program, runs: usize, warmup: usize) -> Result<(Vec<f64>, Vec<
             continue;
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
-        // Everything after the RUN marker is the program's.
-        let program_out = stdout.split_once("CODEBOX/1 RUN\n").map(|(_, rest)| rest);
+        let program_out = stdout
+            .split_once("CODEBOX/2 RUN\n")
+            .and_then(|(_, rest)| rest.split_once(&format!("CODEBOX/2 END {TOKEN} ")))
+            .map(|(output, _)| output);
         match program_out {
             Some(o) if out.status.success() && o == p.expect => samples.push(ms(elapsed)),
             _ => failures.push(format!(
