@@ -2,7 +2,7 @@
 # Both install what they need first (scripts/setup.sh), idempotently.
 SHELL := /usr/bin/env bash
 
-.PHONY: dev test setup edge bench-room bench-core bench-exec
+.PHONY: dev test setup edge deploy-check fleet-image bench-room bench-core bench-exec
 
 dev: ## run everything locally (edge on 127.0.0.1:8787)
 	@bash scripts/dev.sh
@@ -15,6 +15,12 @@ setup: ## install toolchains and npm packages only
 
 edge: ## build the edge Worker (edge/build/)
 	@bash scripts/build-edge.sh
+
+deploy-check: ## production deploy checks: template lint, host boot script, sam build, fleet image, smoke run, edge bundle
+	@bash scripts/check-deploy.sh
+
+fleet-image: ## the exec fleet's container image (codebox-exec-fleet:latest)
+	@bash scripts/build-fleet-image.sh
 
 bench-core: ## the room core's cost per applied update (criterion)
 	@source scripts/lib.sh && CARGO_TARGET_DIR="$$(native_target_dir)" cargo bench -p codebox-room --bench apply_update

@@ -39,3 +39,14 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed"
 }
+
+# Puts the deploy tools first in PATH (their bin folder, as `scripts/setup.sh deploy` prints
+# it) and points cargo at the deploy target folder: cargo lambda's release builds for
+# x86_64-unknown-linux-gnu, keyed by the compiler and the tool versions. `sam build` (the
+# Lambda) and scripts/build-fleet-image.sh (the fleet) share it, and one compiled AWS SDK.
+use_deploy_tools() {
+  export PATH="$1:$PATH"
+  CARGO_TARGET_DIR="$CODEBOX_CACHE/target/deploy-$(rustc -V | awk '{print $2}')-$(basename "$(dirname "$1")")"
+  export CARGO_TARGET_DIR
+  export SAM_CLI_TELEMETRY=0
+}

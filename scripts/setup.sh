@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything `make test` and `make dev` need, idempotently.
 #
-#   scripts/setup.sh [edge|node|python|browser|all]
-#     (default: all; `python` prints moto_server's path; `browser`, Chromium for the browser
-#     tests, is not part of `all`: `make dev` does not need it)
+#   scripts/setup.sh [edge|node|python|deploy|browser|all]
+#     (default: all; `python` prints moto_server's path; `deploy` prints the bin folder of the
+#     deploy tools (sam, cfn-lint, cargo-lambda); `browser`, Chromium for the browser tests,
+#     and `deploy` are not part of `all`: `make dev` needs neither)
 #
 # Tools land in $CODEBOX_CACHE (default /var/cache/codebox), one folder per
 # version, so fresh clones (CI) reuse them. Prints what it cannot provide.
@@ -109,6 +110,30 @@ python_tools() {
   echo "$venv/bin/moto_server"
 }
 
+# The deploy tools, pinned: the SAM CLI (sam validate/build/deploy), cfn-lint (the version
+# this SAM CLI accepts), and cargo-lambda with the zig it links through (sam build's
+# rust-cargolambda build method runs `cargo lambda build`). One venv at
+# $CODEBOX_CACHE/tools/deploy-HASH (about 800 MB, mostly zig), keyed by the pins.
+DEPLOY_PINS="aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2 ziglang==0.17.1"
+
+deploy_tools() {
+  local venv
+  venv="$CODEBOX_CACHE/tools/deploy-$(echo "$DEPLOY_PINS" | sha256sum | cut -c1-12)"
+  if [ ! -f "$venv/.complete" ] || [ ! -x "$venv/bin/sam" ] || [ ! -x "$venv/bin/cargo-lambda" ]; then
+    need_cmd python3 "install Python 3.9+ (apt-get install python3 python3-venv)"
+    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+    say "pip install $DEPLOY_PINS (once per machine, 1-2 minutes)"
+    rm -rf "$venv"
+    mkdir -p "$CODEBOX_CACHE/tools"
+    python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+    # shellcheck disable=SC2086 # one word per pin
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $DEPLOY_PINS >&2 \
+      || die "pip install $DEPLOY_PINS failed"
+    touch "$venv/.complete"
+  fi
+  echo "$venv/bin"
+}
+
 # Debian's Chromium, driven by playwright-core in the browser tests (e2e-browser/).
 # CODEBOX_CHROMIUM names another binary.
 setup_browser() {
@@ -123,7 +148,8 @@ case "${1:-all}" in
   node) setup_node ;;
   edge) setup_edge ;;
   python) python_tools ;;
+  deploy) deploy_tools ;;
   browser) setup_browser ;;
   all) setup_node; setup_edge; python_tools >/dev/null ;;
-  *) die "usage: $0 [edge|node|python|browser|all]" ;;
+  *) die "usage: $0 [edge|node|python|deploy|browser|all]" ;;
 esac

@@ -36,6 +36,9 @@ run "rust unit, protocol and adapter tests" cargo test --workspace --exclude cod
 run "IDE typecheck (tsc)" node_modules/.bin/tsc -p frontend
 run "IDE build (esbuild)" bash scripts/build-frontend.sh
 run "edge build" bash scripts/build-edge.sh
+# template.yaml lint, the fleet hosts' boot script, sam build, the fleet image, a smoke run
+# of the production pair against moto, the edge's production bundle against the Workers limit.
+run "deploy checks" bash scripts/check-deploy.sh
 run "edge end-to-end tests (wrangler dev)" node --test --test-concurrency=1 e2e/
 run "chromium" bash scripts/setup.sh browser
 run "IDE end-to-end tests (Chromium against the make dev stack)" node --test --test-concurrency=1 e2e-browser/
