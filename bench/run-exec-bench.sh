@@ -6,14 +6,17 @@
 #      (the runner image's supervisor doing the sandbox's steps: python syntax check + run,
 #      C compile + run);
 #   2. submit-to-result latency through the exec API, one submission at a time (LAT_RUNS runs
-#      after LAT_WARMUP warm-up runs), python then C, polling GET every POLL_MS;
+#      after LAT_WARMUP warm-up runs), python then C, polling GET every POLL_MS, each run
+#      LAT_GAP_MS after the last result: a person pressing Run again, not a queue (with 0,
+#      back to back, every run shares the cores with the previous run's pool refill and
+#      container removal, and the figure tends to the throughput step's);
 #   3. throughput: THROUGHPUT_RUNS python print(1) submitted at once, polled until all are
 #      terminal; lost = runs that did not end `ok` with the right output.
 # Then one report (a table against the targets: stack p50 within 3x of the bare process,
 # at least 15 runs/s, 0 lost). Exits non-zero if a target is missed or a run failed.
 #
 #   bash bench/run-exec-bench.sh
-#   FLEET_CONCURRENCY=4 FLEET_POOL_SIZE=2 LAT_RUNS=50 THROUGHPUT_RUNS=200 bash bench/run-exec-bench.sh
+#   FLEET_CONCURRENCY=4 FLEET_POOL_SIZE=2 LAT_RUNS=50 LAT_GAP_MS=300 THROUGHPUT_RUNS=200 bash bench/run-exec-bench.sh
 #   WAIT_IDLE=300 bash bench/run-exec-bench.sh     # first wait up to 300 s for an idle machine
 #   REPORT=/tmp/exec-bench.txt bash bench/run-exec-bench.sh   # also keep the report there
 #   BUILD=0 ...                                   # use the release binaries as they are
@@ -48,6 +51,7 @@ LAT_WARMUP="${LAT_WARMUP:-5}"
 BASE_RUNS="${BASE_RUNS:-50}"
 THROUGHPUT_RUNS="${THROUGHPUT_RUNS:-200}"
 POLL_MS="${POLL_MS:-3}"
+LAT_GAP_MS="${LAT_GAP_MS:-300}"
 PROGRAMS="${PROGRAMS-python c}"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/exec-bench.XXXXXX")"
@@ -206,7 +210,7 @@ URL="http://127.0.0.1:$PORT"
   echo "# code execution benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GB, $(uname -sr)"
   echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- exec-fleet exec-lambda crates runners bench/exec-load 2>/dev/null || echo ' (+ local changes)'), docker $(docker version -f '{{.Server.Version}}' 2>/dev/null), $(/usr/bin/python3 -V 2>&1), $(gcc --version | head -1)"
   echo "# fleet: FLEET_CONCURRENCY=$FLEET_CONCURRENCY FLEET_POOL_SIZE=$FLEET_POOL_SIZE FLEET_POLL_WAIT_MS=$FLEET_POLL_WAIT_MS; API on $URL; store $TMP/codebox.db ($(df --output=fstype "$TMP" | tail -1))"
-  echo "# runs: baselines $BASE_RUNS each, latency $LAT_RUNS each after $LAT_WARMUP warm-up (GET every $POLL_MS ms), throughput $THROUGHPUT_RUNS at once"
+  echo "# runs: baselines $BASE_RUNS each, latency $LAT_RUNS each after $LAT_WARMUP warm-up ($LAT_GAP_MS ms apart, GET every $POLL_MS ms), throughput $THROUGHPUT_RUNS at once"
   echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared: see each step's CPU line)"
   echo
 } | report
@@ -254,7 +258,7 @@ sleep 2 # let the engine settle after filling the pool
 # 3. Latency, one submission at a time.
 for program in $PROGRAMS; do
   step "latency: $program through the stack" latency --url "$URL" --program "$program" \
-    --runs "$LAT_RUNS" --warmup "$LAT_WARMUP" --poll-ms "$POLL_MS" --docker-events
+    --runs "$LAT_RUNS" --warmup "$LAT_WARMUP" --poll-ms "$POLL_MS" --gap-ms "$LAT_GAP_MS" --docker-events
 done
 
 # 4. Throughput.

@@ -1,7 +1,7 @@
 //! `exec-load`: the code-execution benchmark client (bench/run-exec-bench.sh drives it).
 //!
 //! ```text
-//! exec-load latency    --url URL --program python|c [--runs 50] [--warmup 5] [--poll-ms 3] [--docker-events]
+//! exec-load latency    --url URL --program python|c [--runs 50] [--warmup 5] [--poll-ms 3] [--gap-ms 0] [--docker-events]
 //! exec-load throughput --url URL --program python   [--runs 200] [--poll-ms 25] [--window 32] [--timeout-s 300]
 //! exec-load baseline   --program python|c [--variant bare|docker|both] [--runs 50] [--warmup 3]
 //! exec-load report     FILE
@@ -9,7 +9,7 @@
 //!
 //! - `latency`: one submission at a time: POST /v1/submissions, then GET the record every
 //!   `--poll-ms` until its status is terminal; submit-to-result = POST sent to terminal record
-//!   seen. Every run must end `ok` with the expected stdout. Besides the client's figures it
+//!   seen; the next submission goes `--gap-ms` after that (0: at once). Every run must end `ok` with the expected stdout. Besides the client's figures it
 //!   splits each run with the record's own timestamps (same host, same clock): accept (client
 //!   send -> `created_at`), queue (`created_at` -> `started_at`: the fleet's poll and pick-up),
 //!   sandbox (`started_at` -> `finished_at`), and seen (`finished_at` -> the poll that saw it).
@@ -50,7 +50,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::task::JoinSet;
 
 const USAGE: &str = "usage:
-  exec-load latency    --url URL --program python|c [--runs 50] [--warmup 5] [--poll-ms 3] [--docker-events]
+  exec-load latency    --url URL --program python|c [--runs 50] [--warmup 5] [--poll-ms 3] [--gap-ms 0] [--docker-events]
   exec-load throughput --url URL --program python [--runs 200] [--poll-ms 25] [--window 32] [--timeout-s 300]
   exec-load baseline   --program python|c [--variant bare|docker|both] [--runs 50] [--warmup 3]
                        [--python /usr/bin/python3] [--gcc gcc]
@@ -453,6 +453,7 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
     let runs: usize = opts.num("runs", 50)?;
     let warmup: usize = opts.num("warmup", 5)?;
     let poll = Duration::from_micros((opts.num::<f64>("poll-ms", 3.0)? * 1000.0) as u64);
+    let gap = Duration::from_micros((opts.num::<f64>("gap-ms", 0.0)? * 1000.0) as u64);
     let http = http_client();
     let mut events = if opts.flag("docker-events") {
         Some(DockerEvents::start().await?)
@@ -473,6 +474,9 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
     let mut failures = Vec::new();
 
     for i in 0..warmup + runs {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
         let sent_wall = SystemTime::now();
         let t0 = Instant::now();
         let id = submit(&http, &url, &p).await?;
@@ -543,7 +547,8 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
 
     println!("## latency: {} through the exec API ({url})", p.name);
     println!(
-        "{runs} sequential runs after {warmup} warm-up; GET every {:.1} ms until terminal",
+        "{runs} sequential runs after {warmup} warm-up, {:.0} ms apart; GET every {:.1} ms until terminal",
+        ms(gap),
         ms(poll)
     );
     println!("{}", line("submit-to-result", &total));
@@ -578,6 +583,7 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
         "runs": runs,
         "warmup": warmup,
         "poll_ms": ms(poll),
+        "gap_ms": ms(gap),
         "failures": failures.len(),
         "total": summary(&total),
         "phases_p50_ms": {
