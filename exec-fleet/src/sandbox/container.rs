@@ -269,8 +269,18 @@ pub async fn exit_state(docker: &Docker, id: &str) -> Result<(Option<i64>, bool)
     Ok((state.exit_code, state.oom_killed.unwrap_or(false)))
 }
 
+/// Whether a container to remove may not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existence {
+    /// Created: "no such container" means it is gone.
+    Created,
+    /// Its create call was dropped in flight, and the engine may still be creating it:
+    /// "no such container" is retried too.
+    MaybePending,
+}
+
 /// Removes a container (killing it if it runs), retrying a few times. Gone already is fine.
-pub async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
+pub async fn remove(docker: &Docker, id: &str, existence: Existence) -> Result<(), DockerError> {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)
@@ -283,7 +293,7 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
             Ok(()) => return Ok(()),
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
-            }) => return Ok(()),
+            }) if existence == Existence::Created || attempt >= 4 => return Ok(()),
             // "removal already in progress"
             Err(DockerError::DockerResponseServerError {
                 status_code: 409,

@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use container::{Owner, Started};
+use container::{Existence, Owner, Started};
 use outcome::Observed;
 use protocol::{Event, Session};
 
@@ -272,7 +272,9 @@ impl Sandbox {
             })
             .map(|(id, _)| id)
             .collect();
-        let removals = stale.iter().map(|id| container::remove(docker, id));
+        let removals = stale
+            .iter()
+            .map(|id| container::remove(docker, id, Existence::Created));
         let results = futures_util::future::join_all(removals).await;
         for (id, result) in stale.iter().zip(&results) {
             if let Err(e) = result {
@@ -395,13 +397,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Removes a container when dropped, unless disarmed: no return path can leak one.
 struct RemoveOnDrop {
     inner: Arc<Inner>,
+    /// The container's id, or its name while the create call is in flight.
     id: Option<String>,
+    existence: Existence,
 }
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.inner.remove_later(id);
+            self.inner.schedule_removal(id, self.existence);
         }
     }
 }
@@ -441,6 +445,10 @@ enum Attempt {
 impl Inner {
     /// Removes a container in the background; [`Sandbox::shutdown`] waits for it.
     fn remove_later(self: &Arc<Self>, id: String) {
+        self.schedule_removal(id, Existence::Created);
+    }
+
+    fn schedule_removal(self: &Arc<Self>, id: String, existence: Existence) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             error!(container = %id, "no runtime to remove a sandbox container on; the next start removes it");
             return;
@@ -448,7 +456,7 @@ impl Inner {
         self.removals.fetch_add(1, Ordering::SeqCst);
         let inner = self.clone();
         runtime.spawn(async move {
-            match container::remove(&inner.docker, &id).await {
+            match container::remove(&inner.docker, &id, existence).await {
                 Ok(()) => debug!(container = %id, "removed"),
                 Err(e) => {
                     error!(container = %id, error = %e, "could not remove a sandbox container")
@@ -481,9 +489,11 @@ impl Inner {
         let mut guard = RemoveOnDrop {
             inner: self.clone(),
             id: Some(name.clone()),
+            existence: Existence::MaybePending,
         };
         let id = container::create(&self.docker, body, &name).await?;
         guard.id = Some(id.clone());
+        guard.existence = Existence::Created;
         let (output, input) = container::attach_and_start(&self.docker, &id).await?;
         Ok((Started { id, output, input }, guard))
     }
@@ -594,6 +604,7 @@ impl Inner {
             let guard = RemoveOnDrop {
                 inner: self.clone(),
                 id: Some(warm.started.id.clone()),
+                existence: Existence::Created,
             };
             match self
                 .drive(
