@@ -360,7 +360,7 @@ test('narrow window: the output comes right below the editor; wide: beside it', 
   assert.ok(wideOutput.x >= wideEditor.right - 1, 'output beside the editor on a laptop screen');
 }));
 
-test('the /api proxy strips /api, forwards method, body, content type and the client address; a hung, dead or oversized request gets an edge error', { timeout: 120_000 }, e2e(async () => {
+test('the /api proxy strips /api, forwards method, body, content type, the client address and the edge secret; a hung, dead or oversized request gets an edge error', { timeout: 120_000 }, e2e(async () => {
   const seen = [];
   const upstream = http.createServer((req, res) => {
     let body = '';
@@ -374,11 +374,11 @@ test('the /api proxy strips /api, forwards method, body, content type and the cl
   });
   const upstreamPort = await freePort();
   await new Promise((resolve) => upstream.listen(upstreamPort, '127.0.0.1', resolve));
-  const edge = await LoneEdge.start({ execApiUrl: `http://127.0.0.1:${upstreamPort}/` });
+  const edge = await LoneEdge.start({ execApiUrl: `http://127.0.0.1:${upstreamPort}/`, vars: { EXEC_API_EDGE_SECRET: 'edge-secret-for-tests' } });
   try {
     const response = await fetch(`${edge.url}/api/v1/submissions?x=1`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json; charset=utf-8', 'x-forwarded-for': '203.0.113.9', cookie: 'session=secret' },
+      headers: { 'content-type': 'application/json; charset=utf-8', 'x-forwarded-for': '203.0.113.9', 'x-codebox-edge-secret': 'forged', cookie: 'session=secret' },
       body: '{"language":"python"}',
     });
     assert.equal(response.status, 201, 'the upstream status comes back');
@@ -391,6 +391,7 @@ test('the /api proxy strips /api, forwards method, body, content type and the cl
     assert.equal(request.headers['content-type'], 'application/json; charset=utf-8');
     assert.equal(request.headers['x-forwarded-for'], '127.0.0.1', 'X-Forwarded-For is the client address, not what the client claims');
     assert.equal(request.headers.cookie, undefined, 'cookies stay at the edge');
+    assert.equal(request.headers['x-codebox-edge-secret'], 'edge-secret-for-tests', 'the edge proves itself; a client cannot');
 
     const tooBig = await fetch(`${edge.url}/api/v1/submissions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(2 * 1024 * 1024) });
     assert.equal(tooBig.status, 413);

@@ -192,14 +192,18 @@ export class DevStack {
   }
 }
 
-/** The edge alone (`wrangler dev`, the repo's config) with EXEC_API_URL = `execApiUrl`. */
+/**
+ * The edge alone (`wrangler dev`, the repo's config) with EXEC_API_URL = `execApiUrl`, and
+ * `vars` (name -> value) as further variables or secrets.
+ */
 export class LoneEdge {
-  static async start({ execApiUrl, timeoutMs = 120_000 }) {
+  static async start({ execApiUrl, vars = {}, timeoutMs = 120_000 }) {
     const edge = new LoneEdge();
     edge.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'codebox-browser-e2e-edge-'));
     edge.port = await freePort();
+    const varArgs = Object.entries({ EXEC_API_URL: execApiUrl, ...vars }).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
     edge.child = new Child('edge', path.join(REPO, 'node_modules', '.bin', 'wrangler'), [
-      'dev', '--local', '--ip', '127.0.0.1', '--port', String(edge.port), '--var', `EXEC_API_URL:${execApiUrl}`,
+      'dev', '--local', '--ip', '127.0.0.1', '--port', String(edge.port), ...varArgs,
       '--persist-to', path.join(edge.dir, 'state'), '--show-interactive-dev-session=false',
     ], { cwd: REPO, env: baseEnv(), logPath: path.join(edge.dir, 'wrangler.log') });
     try {

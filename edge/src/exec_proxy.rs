@@ -1,8 +1,10 @@
 //! `/api/*`: the exec API behind the edge, so the browser talks to one origin.
 //!
 //! `/api/v1/submissions` becomes `{EXEC_API_URL}/v1/submissions` (query kept). The method, the
-//! body and `Content-Type` are forwarded; `X-Forwarded-For` is set from `CF-Connecting-IP` (the
-//! exec API rate-limits by its first hop), so a client cannot pick its own. The exec API's
+//! body and `Content-Type` are forwarded; `X-Forwarded-For` is set from `CF-Connecting-IP`, so a
+//! client cannot pick its own, and the secret `EXEC_API_EDGE_SECRET` (when set) goes along in
+//! `X-CodeBox-Edge-Secret`: with it the exec API rate-limits by that first hop, without it by
+//! the hop its own gateway added (exec-lambda/src/rate_limit.rs). The exec API's
 //! response, errors included, goes back unchanged. The edge's own failures (the exec API
 //! unreachable or too slow, a body too large to buffer) are [`EdgeError`]s.
 
@@ -14,6 +16,11 @@ use crate::http::EdgeError;
 pub const PREFIX: &str = "/api";
 /// The variable naming the exec API's base URL (wrangler.toml `[vars]`).
 const EXEC_API_VAR: &str = "EXEC_API_URL";
+/// The secret proving to the exec API that a request comes through the edge
+/// (`wrangler secret put EXEC_API_EDGE_SECRET`); its `CODEBOX_EDGE_SECRET`.
+const EDGE_SECRET_VAR: &str = "EXEC_API_EDGE_SECRET";
+/// The header carrying it (exec-lambda's `EDGE_SECRET_HEADER`).
+const EDGE_SECRET_HEADER: &str = "x-codebox-edge-secret";
 /// How long one proxied request may take. The exec API answers without waiting for runs
 /// (202, then polling), so anything near this is a hung upstream.
 const UPSTREAM_TIMEOUT_MS: u32 = 10_000;
@@ -52,6 +59,9 @@ pub async fn forward(mut req: Request, env: &Env) -> Result<Response, EdgeError>
     }
     if let Some(ip) = req.headers().get("cf-connecting-ip")? {
         headers.set("x-forwarded-for", &ip)?;
+    }
+    if let Ok(secret) = env.secret(EDGE_SECRET_VAR) {
+        headers.set(EDGE_SECRET_HEADER, &secret.to_string())?;
     }
 
     let method = req.method();

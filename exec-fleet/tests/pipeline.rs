@@ -54,6 +54,7 @@ impl Stack {
             store: Arc::new(api_db),
             limits: Limits::default(),
             rate_limiter: Arc::new(RateLimiter::new(RateLimit::default())),
+            edge_secret: None,
         });
         let sandbox = Sandbox::connect(SandboxConfig { pool_size: 0, ..SandboxConfig::default() })
             .await
@@ -274,6 +275,7 @@ async fn sigterm_lets_the_fleet_finish_what_it_holds() {
         store: Arc::new(api_db.clone()),
         limits: Limits::default(),
         rate_limiter: Arc::new(RateLimiter::new(RateLimit::default())),
+        edge_secret: None,
     });
     let mut fleet = spawn_fleet(&db);
     let request = Request::builder()

@@ -48,6 +48,9 @@ pub struct AppState {
     pub limits: Limits,
     /// Per-client submission rate.
     pub rate_limiter: Arc<RateLimiter>,
+    /// The secret the edge proxy proves itself with; `None`: no caller names its client
+    /// ([`rate_limit::client_key`]).
+    pub edge_secret: Option<Arc<str>>,
 }
 
 /// The exec API.
@@ -67,7 +70,10 @@ async fn create_submission(
 ) -> Result<impl IntoResponse, ApiError> {
     state
         .rate_limiter
-        .check(client_key(&headers), Instant::now())
+        .check(
+            rate_limit::client_key(&headers, state.edge_secret.as_deref()),
+            Instant::now(),
+        )
         .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
     let limit = max_body_bytes(&state.limits);
     let body = to_bytes(body, limit)
@@ -115,16 +121,4 @@ async fn get_submission(
 async fn languages() -> Json<serde_json::Value> {
     let languages: Vec<_> = Language::ALL.into_iter().map(Language::info).collect();
     Json(json!({ "languages": languages }))
-}
-
-/// Who a request comes from, for rate limiting: the first X-Forwarded-For hop (set by API
-/// Gateway and by the edge proxy), or one shared key when absent.
-fn client_key(headers: &HeaderMap) -> &str {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .unwrap_or("unknown")
 }

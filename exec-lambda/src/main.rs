@@ -5,6 +5,8 @@
 //! - the backend and logging: see `codebox_submission::config`.
 //! - `CODEBOX_EXEC_LISTEN`: local listen address (default `127.0.0.1:8788`).
 //! - `CODEBOX_RATE_PER_SECOND`, `CODEBOX_RATE_BURST`: per-client submission rate.
+//! - `CODEBOX_EDGE_SECRET`: the secret the edge proxy sends; empty or unset, no caller names
+//!   its client (see `exec_lambda::rate_limit`).
 
 use std::sync::Arc;
 
@@ -27,6 +29,10 @@ async fn main() -> anyhow::Result<()> {
         store: backend.store,
         limits: Limits::default(),
         rate_limiter: Arc::new(RateLimiter::new(rate)),
+        edge_secret: std::env::var("CODEBOX_EDGE_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Arc::from),
     });
 
     if in_lambda {

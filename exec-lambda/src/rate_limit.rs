@@ -1,5 +1,14 @@
 //! A token bucket per client, so one client cannot flood the queue. Per process: in production
 //! API Gateway's throttling is the fleet-wide limit and this is the backstop.
+//!
+//! Who the client is comes from `X-Forwarded-For` ([`client_key`]). Each proxy appends the
+//! address of whoever called it, so only the last hop was written by a proxy of ours (API
+//! Gateway, about its direct caller); the hops before it are whatever that caller sent. They
+//! are trusted only from the edge, which proves itself with a shared secret
+//! ([`EDGE_SECRET_HEADER`]) and sends one hop: its client's address (`CF-Connecting-IP`).
+//! Without the secret every caller is keyed by the last hop, so a caller that writes its
+//! own `X-Forwarded-For` gains nothing. Locally the edge calls the exec API directly and its
+//! one hop is first and last.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -66,6 +75,37 @@ impl RateLimiter {
     }
 }
 
+/// The header in which the edge proxy sends the shared secret (`CODEBOX_EDGE_SECRET` here,
+/// `EXEC_API_EDGE_SECRET` at the edge).
+pub const EDGE_SECRET_HEADER: &str = "x-codebox-edge-secret";
+
+/// The rate-limit key of a request: the first `X-Forwarded-For` hop when the request carries
+/// `edge_secret`, else the last; "unknown" (one shared bucket) without the header.
+pub fn client_key<'a>(headers: &'a axum::http::HeaderMap, edge_secret: Option<&str>) -> &'a str {
+    let from_edge = edge_secret.is_some_and(|secret| {
+        headers
+            .get(EDGE_SECRET_HEADER)
+            .is_some_and(|sent| constant_time_eq(sent.as_bytes(), secret.as_bytes()))
+    });
+    let hops = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let hop = if from_edge {
+        hops.split(',').next()
+    } else {
+        hops.rsplit(',').next()
+    };
+    hop.map(str::trim)
+        .filter(|h| !h.is_empty())
+        .unwrap_or("unknown")
+}
+
+/// Compares without an early exit, so the time taken says nothing about the secret.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 fn refill(limit: RateLimit, tokens: f64, at: Instant, now: Instant) -> f64 {
     (tokens + now.duration_since(at).as_secs_f64() * limit.per_second).min(limit.burst)
 }
@@ -90,5 +130,45 @@ mod tests {
         assert!(limiter
             .check("a", start + Duration::from_millis(500))
             .is_ok());
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> axum::http::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    axum::http::HeaderValue::from_str(v).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_edge_may_name_the_client() {
+        let xff = ("x-forwarded-for", "198.51.100.1, 203.0.113.9");
+        let secret = Some("s3cret");
+        // A direct caller's own hops are ignored: API Gateway's last hop names it.
+        assert_eq!(client_key(&headers(&[xff]), secret), "203.0.113.9");
+        assert_eq!(client_key(&headers(&[xff]), None), "203.0.113.9");
+        let wrong = (EDGE_SECRET_HEADER, "guess");
+        assert_eq!(client_key(&headers(&[xff, wrong]), secret), "203.0.113.9");
+        let prefix = (EDGE_SECRET_HEADER, "s3cre");
+        assert_eq!(client_key(&headers(&[xff, prefix]), secret), "203.0.113.9");
+        // With the secret, the edge's hop is the client.
+        let right = (EDGE_SECRET_HEADER, "s3cret");
+        assert_eq!(client_key(&headers(&[xff, right]), secret), "198.51.100.1");
+        // Secrets are only honoured when one is configured.
+        assert_eq!(client_key(&headers(&[xff, right]), None), "203.0.113.9");
+        // The local stack: the edge's one hop.
+        assert_eq!(
+            client_key(&headers(&[("x-forwarded-for", "127.0.0.1")]), None),
+            "127.0.0.1"
+        );
+        assert_eq!(client_key(&headers(&[]), secret), "unknown");
+        assert_eq!(
+            client_key(&headers(&[("x-forwarded-for", " ")]), None),
+            "unknown"
+        );
     }
 }

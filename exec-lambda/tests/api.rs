@@ -21,6 +21,10 @@ struct Api {
 
 impl Api {
     fn new(rate: RateLimit) -> Api {
+        Api::with_edge_secret(rate, None)
+    }
+
+    fn with_edge_secret(rate: RateLimit, edge_secret: Option<&str>) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let backend = Embedded::open(&dir.path().join("api.db"), 3).unwrap();
         let app = router(AppState {
@@ -28,6 +32,7 @@ impl Api {
             store: Arc::new(backend.clone()),
             limits: Limits::default(),
             rate_limiter: Arc::new(RateLimiter::new(rate)),
+            edge_secret: edge_secret.map(Arc::from),
         });
         Api {
             app,
@@ -37,13 +42,25 @@ impl Api {
     }
 
     async fn call(&self, method: &str, uri: &str, body: impl Into<Body>) -> (StatusCode, Value) {
-        let request = Request::builder()
+        self.call_with(method, uri, body, &[("x-forwarded-for", "203.0.113.7")])
+            .await
+    }
+
+    async fn call_with(
+        &self,
+        method: &str,
+        uri: &str,
+        body: impl Into<Body>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
-            .header("content-type", "application/json")
-            .header("x-forwarded-for", "203.0.113.7")
-            .body(body.into())
-            .unwrap();
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body.into()).unwrap();
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -229,4 +246,51 @@ async fn a_flooding_client_is_rate_limited() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(error["error"]["code"], "rate_limited");
     assert_eq!(api.queued_jobs().await, 2);
+}
+
+#[tokio::test]
+async fn a_caller_cannot_dodge_the_limit_by_naming_other_clients() {
+    let api = Api::with_edge_secret(
+        RateLimit {
+            per_second: 0.5,
+            burst: 2.0,
+        },
+        Some("s3cret"),
+    );
+    let body = || json!({"language": "python", "source": "print(1)"}).to_string();
+    let post = |first_hop: &'static str, secret: Option<&'static str>| {
+        let xff = format!("{first_hop}, 203.0.113.9");
+        let body = body();
+        let api = &api;
+        async move {
+            let mut headers = vec![("x-forwarded-for", xff.as_str())];
+            if let Some(secret) = secret {
+                headers.push(("x-codebox-edge-secret", secret));
+            }
+            api.call_with("POST", "/v1/submissions", body, &headers)
+                .await
+                .0
+        }
+    };
+    // Straight to the API: every invented first hop lands in the caller's own bucket.
+    assert_eq!(post("198.51.100.1", None).await, StatusCode::ACCEPTED);
+    assert_eq!(post("198.51.100.2", None).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        post("198.51.100.3", None).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        post("198.51.100.4", Some("guess")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Through the edge (the secret), its clients are told apart by the first hop.
+    assert_eq!(
+        post("198.51.100.5", Some("s3cret")).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        post("198.51.100.6", Some("s3cret")).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(api.queued_jobs().await, 4);
 }
