@@ -558,7 +558,13 @@ async fn latency(opts: &Opts) -> Result<(bool, Value)> {
     println!("{}", line("  sandbox (started->finished)", &sandbox));
     if !to_die.is_empty() {
         println!("{}", line("    started->container die", &to_die));
-        println!("{}", line("    container die->finished (<0: result first)", &die_to_result));
+        println!(
+            "{}",
+            line(
+                "    container die->finished (<0: result first)",
+                &die_to_result
+            )
+        );
         println!(
             "    container starts during a run: mean {:.2}",
             starts_during.iter().sum::<f64>() / starts_during.len().max(1) as f64
