@@ -277,7 +277,13 @@ pub enum Existence {
     /// Its create call was dropped in flight, and the engine may still be creating it:
     /// "no such container" is retried too.
     MaybePending,
+    /// Its program has ended and it is exiting by itself: let it (up to a bound) rather than
+    /// kill it, which costs the engine a kill round trip through the runtime.
+    Exiting,
 }
+
+/// How long a removal waits for an [`Existence::Exiting`] container to exit by itself.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Removes a container (killing it if it runs), retrying a few times. Gone already is fine.
 pub async fn remove(docker: &Docker, id: &str, existence: Existence) -> Result<(), DockerError> {
@@ -285,6 +291,10 @@ pub async fn remove(docker: &Docker, id: &str, existence: Existence) -> Result<(
         .force(true)
         .v(true)
         .build();
+    if existence == Existence::Exiting {
+        // Timing out or failing is fine: the forced removal below kills it.
+        let _ = tokio::time::timeout(EXIT_GRACE, wait_exit(docker, id)).await;
+    }
     let mut delay = Duration::from_millis(200);
     let mut attempt = 0;
     loop {
@@ -293,7 +303,7 @@ pub async fn remove(docker: &Docker, id: &str, existence: Existence) -> Result<(
             Ok(()) => return Ok(()),
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
-            }) if existence == Existence::Created || attempt >= 4 => return Ok(()),
+            }) if existence != Existence::MaybePending || attempt >= 4 => return Ok(()),
             // "removal already in progress"
             Err(DockerError::DockerResponseServerError {
                 status_code: 409,

@@ -642,7 +642,7 @@ impl Inner {
         language: Language,
         started: Started,
         mut session: Session,
-        _guard: RemoveOnDrop,
+        mut guard: RemoveOnDrop,
         source: &[u8],
         stdin: &[u8],
         warm: bool,
@@ -753,6 +753,7 @@ impl Inner {
         match session.end().filter(|end| !killed && end.is_conclusive()) {
             Some(end) => {
                 observed.exit_code = Some(end.status);
+                guard.existence = Existence::Exiting;
                 debug!(exit_code = end.status, "the supervisor reported the end");
             }
             None => {
