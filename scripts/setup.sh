@@ -88,49 +88,49 @@ setup_edge() {
   cargo_tool worker-build "$(locked_version worker)" worker-build >/dev/null
 }
 
+# Makes a venv at $1 holding the pip requirements $2 (space-separated pins), unless a
+# complete one has the executables named after them. A venv cannot move, so it is built in
+# place and marked complete only after pip succeeds.
+pip_venv() {
+  local venv="$1" pins="$2" bin reqs complete=1
+  shift 2
+  [ -f "$venv/.complete" ] || complete=
+  for bin in "$@"; do [ -x "$venv/bin/$bin" ] || complete=; done
+  [ -n "$complete" ] && return 0
+  need_cmd python3 "install Python 3.9+ (apt-get install python3 python3-venv)"
+  python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+  say "pip install $pins (once per machine, 1-2 minutes)"
+  rm -rf "$venv"
+  mkdir -p "$CODEBOX_CACHE/tools"
+  python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+  read -ra reqs <<< "$pins" # split on spaces, without globbing "moto[server]"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${reqs[@]}" >&2 \
+    || die "pip install $pins failed"
+  touch "$venv/.complete"
+}
+
 # The AWS stand-in for the submission adapter tests (SQS and DynamoDB over HTTP).
 MOTO_VERSION=5.2.5
 
-# Installs moto[server] into a venv at $CODEBOX_CACHE/tools/moto-VERSION and
-# prints the path of its moto_server. A venv cannot move, so it is built in
-# place and marked complete only after pip succeeds.
+# Installs moto[server] into a venv at $CODEBOX_CACHE/tools/moto-VERSION and prints the path
+# of its moto_server.
 python_tools() {
   local venv="$CODEBOX_CACHE/tools/moto-$MOTO_VERSION"
-  if [ ! -f "$venv/.complete" ] || [ ! -x "$venv/bin/moto_server" ]; then
-    need_cmd python3 "install Python 3.9+ (apt-get install python3 python3-venv)"
-    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
-    say "pip install moto[server]==$MOTO_VERSION (once per machine, ~1 minute)"
-    rm -rf "$venv"
-    mkdir -p "$CODEBOX_CACHE/tools"
-    python3 -m venv "$venv" || die "python3 -m venv $venv failed"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2 \
-      || die "pip install moto[server]==$MOTO_VERSION failed"
-    touch "$venv/.complete"
-  fi
+  pip_venv "$venv" "moto[server]==$MOTO_VERSION" moto_server
   echo "$venv/bin/moto_server"
 }
 
 # The deploy tools, pinned: the SAM CLI (sam validate/build/deploy), cfn-lint (the version
 # this SAM CLI accepts), and cargo-lambda with the zig it links through (sam build's
 # rust-cargolambda build method runs `cargo lambda build`). One venv at
-# $CODEBOX_CACHE/tools/deploy-HASH (about 800 MB, mostly zig), keyed by the pins.
+# $CODEBOX_CACHE/tools/deploy-HASH (about 800 MB, mostly zig), keyed by the pins; prints its
+# bin folder.
 DEPLOY_PINS="aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2 ziglang==0.17.1"
 
 deploy_tools() {
   local venv
   venv="$CODEBOX_CACHE/tools/deploy-$(echo "$DEPLOY_PINS" | sha256sum | cut -c1-12)"
-  if [ ! -f "$venv/.complete" ] || [ ! -x "$venv/bin/sam" ] || [ ! -x "$venv/bin/cargo-lambda" ]; then
-    need_cmd python3 "install Python 3.9+ (apt-get install python3 python3-venv)"
-    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
-    say "pip install $DEPLOY_PINS (once per machine, 1-2 minutes)"
-    rm -rf "$venv"
-    mkdir -p "$CODEBOX_CACHE/tools"
-    python3 -m venv "$venv" || die "python3 -m venv $venv failed"
-    # shellcheck disable=SC2086 # one word per pin
-    "$venv/bin/pip" install --quiet --disable-pip-version-check $DEPLOY_PINS >&2 \
-      || die "pip install $DEPLOY_PINS failed"
-    touch "$venv/.complete"
-  fi
+  pip_venv "$venv" "$DEPLOY_PINS" sam cargo-lambda
   echo "$venv/bin"
 }
 
