@@ -6,13 +6,15 @@
 //! - `FLEET_CONCURRENCY`: jobs run at once (default 4).
 //! - `FLEET_POOL_SIZE`: warm containers kept per language (default 2).
 //! - `FLEET_POLL_WAIT_MS`: longest wait of one receive (default 10000).
+//! - `FLEET_RUNTIME`: the OCI runtime of sandboxes: `auto` (default: crun if the engine
+//!   offers it, else the engine's default), `default`, or a runtime's name.
 //! - `DOCKER_HOST`: the engine (default the local socket).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use codebox_exec_fleet::sandbox::{Sandbox, SandboxConfig};
+use codebox_exec_fleet::sandbox::{RuntimeChoice, Sandbox, SandboxConfig};
 use codebox_exec_fleet::worker::{reap_dead_letters, run_worker, WorkerConfig};
 use codebox_submission::config::{backend_from_env, env_or, init_logs};
 use tokio::signal::unix::{signal, SignalKind};
@@ -27,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let sandbox = Sandbox::connect(SandboxConfig {
         pool_size: env_or("FLEET_POOL_SIZE", SandboxConfig::default().pool_size)?,
         docker_host: std::env::var("DOCKER_HOST").ok(),
+        runtime: env_or("FLEET_RUNTIME", RuntimeChoice::Auto)?,
         ..SandboxConfig::default()
     })
     .await
@@ -41,7 +44,12 @@ async fn main() -> anyhow::Result<()> {
         poll_wait: Duration::from_millis(env_or("FLEET_POLL_WAIT_MS", 10_000)?),
         ..WorkerConfig::default()
     };
-    tracing::info!(backend = %backend.name, concurrency = config.concurrency, "fleet worker starting");
+    tracing::info!(
+        backend = %backend.name,
+        concurrency = config.concurrency,
+        runtime = sandbox.runtime(),
+        "fleet worker starting"
+    );
 
     let (stop, stopped) = watch::channel(false);
     let mut terminate =

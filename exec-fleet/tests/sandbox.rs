@@ -423,7 +423,7 @@ import os, socket
 status = dict(line.split(':', 1) for line in open('/proc/self/status'))
 print('uid', status['Uid'].split()[0], 'gid', status['Gid'].split()[0])
 print('caps', status['CapEff'].strip(), status['CapPrm'].strip(), status['CapBnd'].strip())
-print('nnp', status['NoNewPrivs'].strip())
+print('nnp', status['NoNewPrivs'].strip(), 'seccomp', status['Seccomp'].strip())
 for path in ['/etc/evil', '/tmp/evil', '/usr/bin/evil', '/evil', '/work/../etc/evil']:
     try:
         open(path, 'w').write('x')
@@ -453,7 +453,7 @@ except OSError as e:
         out.contains("caps 0000000000000000 0000000000000000 0000000000000000\n"),
         "{out}"
     );
-    assert!(out.contains("nnp 1\n"), "{out}");
+    assert!(out.contains("nnp 1 seccomp 2\n"), "{out}");
     assert!(!out.contains("WROTE"), "{out}");
     assert_eq!(out.matches("refused /").count(), 5, "{out}");
     assert!(out.contains("work fine 0o1777\n"), "{out}");
@@ -470,6 +470,173 @@ except OSError as e:
         out.contains("dns refused") && !out.contains("RESOLVED"),
         "{out}"
     );
+}
+
+/// The seccomp profile (exec-fleet/src/sandbox/seccomp.rs) holds: each line is a call a
+/// program might try, and how the kernel answered it.
+#[test]
+fn system_calls_outside_the_profile_are_refused() {
+    let source = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void report(const char *what, long r) {
+  if (r < 0) printf("%s: %s\n", what, strerrorname_np(errno));
+  else printf("%s: allowed\n", what);
+}
+
+int main(void) {
+  // Through the 32-bit ABI, in a child: getpid is call 20 there.
+  pid_t child = fork();
+  if (child == 0) {
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory");
+    _exit(r == getpid() ? 42 : 43);
+  }
+  int status;
+  waitpid(child, &status, 0);
+  if (WIFEXITED(status)) printf("int 0x80: %s\n", WEXITSTATUS(status) == 42 ? "allowed" : "refused");
+  else printf("int 0x80: refused (signal %d)\n", WTERMSIG(status));
+  report("socket AF_ALG", socket(38, SOCK_SEQPACKET, 0));
+  report("socket AF_PACKET", socket(17, SOCK_RAW, 0));
+  report("socket AF_VSOCK", socket(40, SOCK_STREAM, 0));
+  report("socket AF_UNIX", socket(AF_UNIX, SOCK_STREAM, 0));
+  report("socket AF_INET", socket(AF_INET, SOCK_DGRAM, 0));
+  report("unshare user", unshare(CLONE_NEWUSER));
+  report("clone newns", syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0));
+  report("clone3", syscall(SYS_clone3, 0, 0));
+  report("io_uring_setup", syscall(SYS_io_uring_setup, 8, 0));
+  report("keyctl", syscall(SYS_keyctl, 0, 0, 0, 0, 0));
+  report("bpf", syscall(SYS_bpf, 0, 0, 0));
+  report("ptrace", syscall(SYS_ptrace, 0, 0, 0, 0));
+  report("personality", syscall(SYS_personality, 0x0040000));
+  report("mount", syscall(SYS_mount, "none", "/work", "tmpfs", 0, 0));
+  report("sync", syscall(SYS_sync));
+  fflush(stdout);
+  return 0;
+}
+"#;
+    let result = run(Language::C, source, "");
+    expect(&result, Status::Ok);
+    let out = &result.stdout;
+    for line in [
+        "socket AF_ALG: EPERM",
+        "socket AF_PACKET: EPERM",
+        "socket AF_VSOCK: EPERM",
+        "socket AF_UNIX: allowed",
+        "socket AF_INET: allowed",
+        "unshare user: EPERM",
+        "clone newns: EPERM",
+        "clone3: ENOSYS",
+        "io_uring_setup: EPERM",
+        "keyctl: EPERM",
+        "bpf: EPERM",
+        "ptrace: EPERM",
+        "personality: EPERM",
+        "mount: EPERM",
+        "sync: EPERM",
+    ] {
+        assert!(
+            out.contains(&format!("{line}\n")),
+            "{line:?} missing in:\n{out}"
+        );
+    }
+    assert!(out.starts_with("int 0x80: refused"), "{out}");
+}
+
+/// What language runtimes do on an ordinary day (threads, child processes, process pools,
+/// timers, pipes, sockets on the loopback) works under the profile.
+#[test]
+fn runtimes_work_under_the_profile() {
+    let python = r#"
+import multiprocessing, os, select, socket, subprocess, threading, time, tempfile
+def square(x):
+    return x * x
+if __name__ == '__main__':
+    t = threading.Thread(target=lambda: None); t.start(); t.join()
+    print('subprocess', subprocess.run(['sh', '-c', 'echo $((6*7))'], capture_output=True, text=True).stdout.strip())
+    with multiprocessing.Pool(2) as pool:
+        print('pool', pool.map(square, range(4)))
+    a, b = socket.socketpair(); a.send(b'hi'); print('socketpair', b.recv(2))
+    server = socket.create_server(('127.0.0.1', 0)); client = socket.create_connection(server.getsockname())
+    conn, _ = server.accept(); client.sendall(b'loop'); print('loopback', conn.recv(4))
+    r, w = os.pipe(); os.write(w, b'x'); print('select', len(select.select([r], [], [], 1)[0]))
+    with tempfile.TemporaryFile() as f:
+        f.write(b'abc'); f.seek(0); print('tempfile', f.read())
+    time.sleep(0.01); print('random', len(os.urandom(8)))
+"#;
+    let javascript = r#"
+const { Worker } = require('worker_threads');
+const { execFileSync } = require('child_process');
+const net = require('net');
+console.log('child', execFileSync('sh', ['-c', 'echo 42']).toString().trim());
+const w = new Worker('require("worker_threads").parentPort.postMessage(6 * 7)', { eval: true });
+w.on('message', (m) => {
+  console.log('worker', m);
+  const server = net.createServer((s) => s.end('pong')).listen(0, '127.0.0.1', () => {
+    net.connect(server.address().port, '127.0.0.1').on('data', (d) => {
+      console.log('loopback', d.toString());
+      server.close();
+    });
+  });
+});
+"#;
+    let go = r#"package main
+
+import (
+	"fmt"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+func main() {
+	var wg sync.WaitGroup
+	sums := make([]int, 8)
+	for i := range sums {
+		wg.Add(1)
+		go func(i int) { defer wg.Done(); time.Sleep(time.Millisecond); sums[i] = i * i }(i)
+	}
+	wg.Wait()
+	out, err := exec.Command("sh", "-c", "echo 42").Output()
+	fmt.Println("goroutines", sums, "child", string(out[:2]), err)
+}
+"#;
+    let rust = r#"use std::process::Command;
+use std::thread;
+fn main() {
+    let handles: Vec<_> = (0..4).map(|i| thread::spawn(move || i * i)).collect();
+    let squares: Vec<i32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let out = Command::new("sh").args(["-c", "echo 42"]).output().unwrap();
+    println!("threads {:?} child {}", squares, String::from_utf8_lossy(&out.stdout).trim());
+}
+"#;
+    let results = run_all(&[
+        (Language::Python, python, ""),
+        (Language::Javascript, javascript, ""),
+        (Language::Go, go, ""),
+        (Language::Rust, rust, ""),
+    ]);
+    for result in &results {
+        expect(result, Status::Ok);
+    }
+    assert_eq!(
+        results[0].stdout,
+        "subprocess 42\npool [0, 1, 4, 9]\nsocketpair b'hi'\nloopback b'loop'\nselect 1\ntempfile b'abc'\nrandom 8\n"
+    );
+    assert_eq!(results[1].stdout, "child 42\nworker 42\nloopback pong\n");
+    assert_eq!(
+        results[2].stdout,
+        "goroutines [0 1 4 9 16 25 36 49] child 42 <nil>\n"
+    );
+    assert_eq!(results[3].stdout, "threads [0, 1, 4, 9] child 42\n");
 }
 
 /// Host processes whose command line mentions `token`.

@@ -117,7 +117,13 @@ pub fn owner_is_gone(label: Option<&str>) -> bool {
 }
 
 /// The create body of a sandbox container. Everything that isolates a run is here.
-pub fn create_body(language: Language, limits: &Limits, owner: &Owner) -> ContainerCreateBody {
+/// `runtime`: the engine's name of the OCI runtime to start it with (`None`: its default).
+pub fn create_body(
+    language: Language,
+    limits: &Limits,
+    owner: &Owner,
+    runtime: Option<&str>,
+) -> ContainerCreateBody {
     let ulimit = |name: &str, value: u64| ResourcesUlimits {
         name: Some(name.to_string()),
         soft: Some(value as i64),
@@ -146,7 +152,11 @@ pub fn create_body(language: Language, limits: &Limits, owner: &Owner) -> Contai
         // No privilege: every capability dropped, no way to gain one back (setuid binaries).
         cap_drop: Some(vec!["ALL".to_string()]),
         cap_add: None,
-        security_opt: Some(vec!["no-new-privileges".to_string()]),
+        // And only the system calls a program needs, through the native ABI (seccomp.rs).
+        security_opt: Some(vec![
+            "no-new-privileges".to_string(),
+            super::seccomp::security_opt().to_string(),
+        ]),
         // Resources. Swap equal to memory: no swap. tmpfs pages count against memory too.
         memory: Some(limits.memory_bytes as i64),
         memory_swap: Some(limits.memory_bytes as i64),
@@ -169,6 +179,7 @@ pub fn create_body(language: Language, limits: &Limits, owner: &Owner) -> Contai
             config: None,
         }),
         auto_remove: Some(false),
+        runtime: runtime.map(str::to_string),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -343,16 +354,15 @@ mod tests {
     fn the_container_is_locked_down() {
         let limits = Limits::default();
         let owner = Owner::current(7);
-        let body = create_body(Language::Python, &limits, &owner);
+        let body = create_body(Language::Python, &limits, &owner, None);
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(body.network_disabled, Some(true));
         assert_eq!(host.readonly_rootfs, Some(true));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
-        assert_eq!(
-            host.security_opt,
-            Some(vec!["no-new-privileges".to_string()])
-        );
+        let security = host.security_opt.as_ref().unwrap();
+        assert_eq!(security[0], "no-new-privileges");
+        assert!(security[1].starts_with("seccomp={"), "{}", security[1]);
         assert_eq!(host.privileged, Some(false));
         assert!(host.binds.is_none() && host.mounts.is_none() && host.devices.is_none());
         assert_eq!(host.memory, Some(256 << 20));

@@ -17,7 +17,8 @@
 //!
 //! Isolation (see [`container::create_body`]): no network; read-only root; a 64 MiB tmpfs
 //! at /work (exec, nosuid, nodev) as the only writable place; uid 65534; every capability
-//! dropped; no-new-privileges; Docker's default seccomp profile; 256 MiB memory with no swap;
+//! dropped; no-new-privileges; our seccomp profile (seccomp.rs: native ABI only, deny by
+//! default); 256 MiB memory with no swap;
 //! 64 pids; one CPU; nofile/fsize/core ulimits; no binds, volumes, devices or Docker socket;
 //! an explicit environment; no log files. The program arrives over stdin.
 //!
@@ -28,6 +29,7 @@
 pub mod container;
 pub mod outcome;
 pub mod protocol;
+pub mod seccomp;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -64,6 +66,9 @@ pub enum SandboxError {
     /// No engine answers.
     #[error("cannot reach the Docker engine: {0} (start one with scripts/docker.sh)")]
     Connect(#[source] bollard::errors::Error),
+    /// The configured runtime is not one the engine offers.
+    #[error("{0} (configure one with `dockerd --add-runtime`, see scripts/docker.sh)")]
+    Runtime(String),
     /// Runner images are missing.
     #[error("runner images missing: {} (build them with scripts/images.sh)", .0.join(", "))]
     MissingImages(Vec<String>),
@@ -105,6 +110,60 @@ pub struct SandboxConfig {
     pub docker_host: Option<String>,
     /// Remove sandbox containers of fleet processes that are gone, at connect.
     pub remove_leftovers: bool,
+    /// The OCI runtime the engine starts sandboxes with.
+    pub runtime: RuntimeChoice,
+}
+
+/// Which of the engine's OCI runtimes starts sandbox containers.
+///
+/// Isolation is the same with either runtime Docker ships or crun: both get the same
+/// namespaces, cgroup limits, capabilities, seccomp profile and mounts from the engine. What
+/// differs is the cost of a start: runc is a Go binary the shim runs four times per
+/// container (create, init, start, delete); crun is C. On the 2-core benchmark machine crun
+/// saves ~20 ms of CPU per run (docs/BENCHMARKS.md), which is throughput.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeChoice {
+    /// crun if the engine offers a runtime by that name, else the engine's default.
+    Auto,
+    /// The engine's default runtime (runc in a stock engine).
+    EngineDefault,
+    /// This runtime; connecting fails if the engine does not offer it.
+    Named(String),
+}
+
+impl RuntimeChoice {
+    /// The runtime [`RuntimeChoice::Auto`] prefers.
+    pub const PREFERRED: &'static str = "crun";
+
+    /// The runtime name to create containers with (`None`: the engine's default), given the
+    /// names the engine offers.
+    pub fn resolve(&self, offered: &[String]) -> Result<Option<String>, String> {
+        match self {
+            RuntimeChoice::Auto => Ok(offered
+                .iter()
+                .find(|name| *name == Self::PREFERRED)
+                .cloned()),
+            RuntimeChoice::EngineDefault => Ok(None),
+            RuntimeChoice::Named(name) if offered.contains(name) => Ok(Some(name.clone())),
+            RuntimeChoice::Named(name) => Err(format!(
+                "the engine has no runtime '{name}' (it has: {})",
+                offered.join(", ")
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for RuntimeChoice {
+    type Err = std::convert::Infallible;
+
+    /// `auto`, `default`, or a runtime's name.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "" | "auto" => RuntimeChoice::Auto,
+            "default" => RuntimeChoice::EngineDefault,
+            name => RuntimeChoice::Named(name.to_string()),
+        })
+    }
 }
 
 impl Default for SandboxConfig {
@@ -115,6 +174,7 @@ impl Default for SandboxConfig {
             pool_languages: Language::ALL.to_vec(),
             docker_host: None,
             remove_leftovers: true,
+            runtime: RuntimeChoice::Auto,
         }
     }
 }
@@ -131,6 +191,8 @@ pub struct Sandbox {
 struct Inner {
     docker: Docker,
     config: SandboxConfig,
+    /// The runtime sandboxes are created with (`None`: the engine's default).
+    runtime: Option<String>,
     owner: Owner,
     closing: AtomicBool,
     sequence: AtomicU64,
@@ -173,6 +235,17 @@ impl Sandbox {
             .await
             .map_err(SandboxError::Connect)?;
         docker.ping().await.map_err(SandboxError::Connect)?;
+        let offered: Vec<String> = docker
+            .info()
+            .await?
+            .runtimes
+            .unwrap_or_default()
+            .into_keys()
+            .collect();
+        let runtime = config
+            .runtime
+            .resolve(&offered)
+            .map_err(SandboxError::Runtime)?;
 
         let pools = if config.pool_size > 0 {
             config
@@ -186,6 +259,7 @@ impl Sandbox {
         let sandbox = Sandbox {
             inner: Arc::new(Inner {
                 docker,
+                runtime,
                 owner: Owner::current(INSTANCES.fetch_add(1, Ordering::Relaxed)),
                 config,
                 closing: AtomicBool::new(false),
@@ -213,6 +287,7 @@ impl Sandbox {
             owner = %sandbox.inner.owner.process,
             instance = %sandbox.inner.owner.instance,
             pool_size = sandbox.inner.config.pool_size,
+            runtime = sandbox.runtime(),
             "sandbox ready"
         );
         Ok(sandbox)
@@ -285,6 +360,11 @@ impl Sandbox {
             info!(count = stale.len(), "removed leftover sandbox containers");
         }
         Ok(stale.len())
+    }
+
+    /// The OCI runtime sandboxes start with ("default": the engine's default).
+    pub fn runtime(&self) -> &str {
+        self.inner.runtime.as_deref().unwrap_or("default")
     }
 
     /// The label value that marks this instance's containers (`codebox.sandbox.instance`).
@@ -482,7 +562,12 @@ impl Inner {
         self: &Arc<Self>,
         language: Language,
     ) -> Result<(Started, RemoveOnDrop), SandboxError> {
-        let body = container::create_body(language, &self.config.limits, &self.owner);
+        let body = container::create_body(
+            language,
+            &self.config.limits,
+            &self.owner,
+            self.runtime.as_deref(),
+        );
         let name = self.container_name(language);
         // Guard by name first: if this future is dropped while the create call is in
         // flight, the container may exist without our knowing its id.
@@ -818,5 +903,54 @@ impl Inner {
             "container ended"
         );
         Ok(engine_end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuntimeChoice;
+
+    fn offered(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn auto_prefers_crun_and_falls_back_to_the_engine_default() {
+        let auto = RuntimeChoice::Auto;
+        assert_eq!(
+            auto.resolve(&offered(&["runc", "crun", "io.containerd.runc.v2"])),
+            Ok(Some("crun".to_string()))
+        );
+        assert_eq!(
+            auto.resolve(&offered(&["runc", "io.containerd.runc.v2"])),
+            Ok(None)
+        );
+        assert_eq!(auto.resolve(&[]), Ok(None));
+    }
+
+    #[test]
+    fn a_named_runtime_must_be_offered() {
+        let named: RuntimeChoice = "runsc".parse().unwrap();
+        assert_eq!(named, RuntimeChoice::Named("runsc".into()));
+        let err = named.resolve(&offered(&["runc", "crun"])).unwrap_err();
+        assert!(
+            err.contains("'runsc'") && err.contains("runc, crun"),
+            "{err}"
+        );
+        assert_eq!(
+            named.resolve(&offered(&["runc", "runsc"])),
+            Ok(Some("runsc".to_string()))
+        );
+    }
+
+    #[test]
+    fn parsing() {
+        assert_eq!("auto".parse(), Ok(RuntimeChoice::Auto));
+        assert_eq!("".parse(), Ok(RuntimeChoice::Auto));
+        assert_eq!("default".parse(), Ok(RuntimeChoice::EngineDefault));
+        assert_eq!(
+            RuntimeChoice::EngineDefault.resolve(&offered(&["crun"])),
+            Ok(None)
+        );
     }
 }
