@@ -21,6 +21,7 @@
 #   REPORT=/tmp/exec-bench.txt bash bench/run-exec-bench.sh   # also keep the report there
 #   BUILD=0 ...                                   # use the release binaries as they are
 #   PROGRAMS= THROUGHPUT_RUNS=100 ...             # throughput only (no baselines, no latency)
+#   FLEET_RUNTIME=default ...                     # sandboxes on the engine's default runtime
 #   BASE_RUNS=0 THROUGHPUT_RUNS=0 ...             # latency only
 #
 # Defaults, for a 2-core machine (measured; see docs/BENCHMARKS.md):
@@ -253,6 +254,9 @@ for i in $(seq 1200); do
   sleep 0.1
 done
 say "stack ready: $WANT_WARM warm containers"
+# What the engine starts sandboxes with (FLEET_RUNTIME, passed through: auto, default or a name).
+runtime="$(docker ps -q --filter "label=codebox.sandbox.owner=$OWNER" | head -1 | xargs -r docker inspect -f '{{.HostConfig.Runtime}}')"
+echo "# sandboxes: OCI runtime $runtime (FLEET_RUNTIME=${FLEET_RUNTIME:-auto}); the docker run baseline: the engine's default runtime and seccomp profile" | report
 sleep 2 # let the engine settle after filling the pool
 
 # 3. Latency, one submission at a time.

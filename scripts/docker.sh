@@ -73,6 +73,15 @@ start_dockerd() {
   if [ -n "$crun" ] && ! grep -qs '"crun"' /etc/docker/daemon.json; then
     args+=(--add-runtime "crun=$crun")
   fi
+  # containerd starts shims with LD_LIBRARY_PATH="/opt/containerd/lib:$LD_LIBRARY_PATH"; when
+  # that is empty, the trailing ":" names the current folder, and every runtime call (four
+  # per container) probes its bundle folder for each of its libraries: ~400 failed opens.
+  # The system library folder there loads the same libraries without the probing.
+  local libc
+  libc="$(ldd "$(command -v dockerd)" 2>/dev/null | awk '/libc\.so/ {print $3}')"
+  if [ -z "${LD_LIBRARY_PATH:-}" ] && [ -n "$libc" ]; then
+    export LD_LIBRARY_PATH="${libc%/*}"
+  fi
   # setsid + nohup: the engine outlives this script and the test run that called it.
   if [ ${#args[@]} -gt 0 ] && hybrid_cgroups_with_v2_controllers; then
     say "hybrid cgroups: dockerd runs in its own mount namespace without /sys/fs/cgroup/unified (for crun)"
