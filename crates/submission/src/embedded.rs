@@ -19,8 +19,10 @@ use crate::queue::{Delivery, JobQueue, QueueError};
 use crate::store::{StoreError, SubmissionStore, Transition};
 use crate::{RunResult, Status, Submission};
 
-/// How often an empty long poll looks again.
+/// How often an empty long poll looks again (a job waits for a worker at most this long).
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// The same for dead letters, which nobody waits for.
+const DEAD_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a dead-letter message stays hidden after it is received.
 const DEAD_VISIBILITY: Duration = Duration::from_secs(30);
 
@@ -95,6 +97,17 @@ impl Embedded {
         let max_receives = self.max_receives;
         self.with_conn(move |conn| {
             let now = now_ms();
+            // A look without the write lock first: pollers (every worker and the dead-letter
+            // reaper, every POLL_INTERVAL) then take it only when there is something to take.
+            let ready: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM jobs WHERE dead = ?1 AND visible_at_ms <= ?2)",
+                )
+                .and_then(|mut look| look.query_row(params![dead, now], |r| r.get(0)))
+                .map_err(queue_err)?;
+            if !ready {
+                return Ok(Vec::new());
+            }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(queue_err)?;
             let mut taken = Vec::new();
             {
@@ -150,7 +163,12 @@ impl Embedded {
             if !taken.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(taken);
             }
-            tokio::time::sleep(POLL_INTERVAL).await;
+            let interval = if dead {
+                DEAD_POLL_INTERVAL
+            } else {
+                POLL_INTERVAL
+            };
+            tokio::time::sleep(interval).await;
         }
     }
 
