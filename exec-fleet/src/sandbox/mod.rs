@@ -845,6 +845,10 @@ impl Inner {
                 let engine_end = self
                     .wait_for_engine(&id, deadline, killed, &mut observed)
                     .await?;
+                // The engine's OOM flag comes from an event that can lose the race with the
+                // exit; the supervisor's count, read from the cgroup after the program ended,
+                // does not. (A program could only forge it against itself.)
+                observed.oom_killed |= session.oom_reported();
                 // The engine sees the end later than END does (if one came): keep the earlier.
                 ended_at = ended_at.or(engine_end);
             }

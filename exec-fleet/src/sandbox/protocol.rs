@@ -325,6 +325,12 @@ impl Session {
         self.reported.filter(|_| self.stderr_ended)
     }
 
+    /// Whether the supervisor's END counted OOM kills in the container (stderr's END or not).
+    pub fn oom_reported(&self) -> bool {
+        self.reported
+            .is_some_and(|end| end.ooms.is_some_and(|kills| kills > 0))
+    }
+
     /// The program's stdout.
     pub fn stdout(&self) -> &Capture {
         &self.stdout
@@ -862,5 +868,21 @@ mod tests {
         let mut s = Session::new(8, TOKEN.into());
         feed_all(&mut s, STARTED);
         assert!(s.on_stdout(&end_out(0, "many")).is_err());
+    }
+
+    #[test]
+    fn oom_kills_count_from_stdouts_end_alone() {
+        let oom_after = |ooms: &str| {
+            let mut s = Session::new(64, TOKEN.into());
+            feed_all(&mut s, STARTED);
+            s.on_stdout(&end_out(137, ooms)).unwrap();
+            s.oom_reported()
+        };
+        assert!(oom_after("1"));
+        assert!(!oom_after("0"));
+        assert!(!oom_after("-"), "unknown is not an OOM kill");
+        let mut s = Session::new(64, TOKEN.into());
+        feed_all(&mut s, STARTED);
+        assert!(!s.oom_reported(), "no END yet");
     }
 }
