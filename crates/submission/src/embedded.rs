@@ -97,8 +97,9 @@ impl Embedded {
         let max_receives = self.max_receives;
         self.with_conn(move |conn| {
             let now = now_ms();
-            // A look without the write lock first: pollers (every worker and the dead-letter
-            // reaper, every POLL_INTERVAL) then take it only when there is something to take.
+            // A look without the write lock first: idle pollers (every worker each
+            // POLL_INTERVAL, the dead-letter reaper each DEAD_POLL_INTERVAL) then take it only
+            // when there is something to take.
             let ready: bool = conn
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM jobs WHERE dead = ?1 AND visible_at_ms <= ?2)",

@@ -118,9 +118,10 @@ pub struct SandboxConfig {
 ///
 /// Isolation is the same with either runtime Docker ships or crun: both get the same
 /// namespaces, cgroup limits, capabilities, seccomp profile and mounts from the engine. What
-/// differs is the cost of a start: runc is a Go binary the shim runs four times per
-/// container (create, init, start, delete); crun is C. On the 2-core benchmark machine crun
-/// saves ~20 ms of CPU per run (docs/BENCHMARKS.md), which is throughput.
+/// differs is the cost of a start: the shim runs the runtime's binary four times per
+/// container (create, start, delete, and delete again when containerd cleans up after it),
+/// and runc is a Go binary, crun a C one. On the 2-core benchmark machine runs took 146-182 ms
+/// of CPU with crun against 194-196 with runc (docs/BENCHMARKS.md): throughput.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeChoice {
     /// crun if the engine offers a runtime by that name, else the engine's default.
