@@ -1,0 +1,28 @@
+//! Who may do what in CodeBox, with no I/O in it: the edge and the exec API decide with it.
+//!
+//! Rooms and runs are capabilities (DESIGN.md, Contract 3): whoever holds a room's link may do
+//! what its token allows, and nobody else may see or change the room.
+//!
+//! ```text
+//! POST /rooms ──> room::new_room_id(random) ──> token::Claims { room, role, generation, expires }
+//!                                                   │ sign(secret) ──> edit and view tokens
+//! GET /rooms/{room}?token=T ──> token::verify(secret, T, room, now) ──> Claims | Denied (401/403)
+//!                               the room's Durable Object ──> Claims.generation == current?
+//! every request ──> client::client_key(ip) ──> rate::RateLimit::window(now) ──> a shared counter
+//! ```
+//!
+//! Modules:
+//! - [`token`]: the signed token (HMAC-SHA-256), its claims and every way a check can fail.
+//! - [`client`]: who a client is for rate limits (an IPv4 address or an IPv6 /64).
+//! - [`rate`]: fixed-window rate limits, the policy each shared counter enforces.
+//! - [`room`]: room ids (128 random bits) and the links the IDE opens.
+
+pub mod client;
+pub mod rate;
+pub mod room;
+pub mod token;
+
+pub use client::client_key;
+pub use rate::{RateLimit, Window};
+pub use room::{new_room_id, room_link};
+pub use token::{Claims, Denied, Role, TokenKey};
