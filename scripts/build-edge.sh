@@ -6,8 +6,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 inputs_hash() {
-  { find edge/src crates/room/src -type f -name '*.rs' | sort | xargs sha256sum
-    sha256sum Cargo.toml Cargo.lock edge/Cargo.toml crates/room/Cargo.toml; } | sha256sum | cut -c1-32
+  { find edge/src crates/room/src crates/access/src -type f -name '*.rs' | sort | xargs sha256sum
+    sha256sum Cargo.toml Cargo.lock edge/Cargo.toml crates/room/Cargo.toml crates/access/Cargo.toml; } | sha256sum | cut -c1-32
 }
 stamp="edge/build/.inputs"
 hash="$(inputs_hash)"

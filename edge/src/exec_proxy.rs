@@ -1,102 +1,213 @@
 //! `/api/*`: the exec API behind the edge, so the browser talks to one origin.
 //!
-//! `/api/v1/submissions` becomes `{EXEC_API_URL}/v1/submissions` (query kept). The method, the
-//! body and `Content-Type` are forwarded; `X-Forwarded-For` is set from `CF-Connecting-IP`, so a
-//! client cannot pick its own, and the secret `EXEC_API_EDGE_SECRET` (when set) goes along in
-//! `X-CodeBox-Edge-Secret`: with it the exec API rate-limits by that first hop, without it by
-//! the hop its own gateway added (exec-lambda/src/rate_limit.rs). The exec API's
-//! response, errors included, goes back unchanged. The edge's own failures (the exec API
-//! unreachable or too slow, a body too large to buffer) are [`EdgeError`]s.
+//! Only the exec API's own routes pass, each checked here first:
+//!
+//! ```text
+//! POST /api/v1/submissions       edit token (Authorization: Bearer) -> the room's object -> exec API
+//! GET  /api/v1/submissions/{id}  -> exec API
+//! GET  /api/v1/languages         -> exec API
+//! ```
+//!
+//! Every forwarded request carries `X-Forwarded-For` set from `CF-Connecting-IP` (a client
+//! cannot pick its own) and the edge secret `CODEBOX_EDGE_SECRET` when set: with it the exec
+//! API trusts that hop and the room id (`x-codebox-room`), and in production it refuses
+//! anyone without it. The exec API's response, errors included, goes back unchanged. The
+//! edge's own failures (the exec API unreachable or too slow, a body too large to buffer) are
+//! [`EdgeError`]s.
 
-use worker::{AbortSignal, Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use serde::Deserialize;
+use worker::{AbortSignal, Fetch, Headers, Method, Request, RequestInit, Response};
 
+use crate::config::Config;
 use crate::http::EdgeError;
 
 /// The path prefix this module serves.
 pub const PREFIX: &str = "/api";
-/// The variable naming the exec API's base URL (wrangler.toml `[vars]`).
-const EXEC_API_VAR: &str = "EXEC_API_URL";
-/// The secret proving to the exec API that a request comes through the edge
-/// (`wrangler secret put EXEC_API_EDGE_SECRET`); its `CODEBOX_EDGE_SECRET`.
-const EDGE_SECRET_VAR: &str = "EXEC_API_EDGE_SECRET";
-/// The header carrying it (exec-lambda's `EDGE_SECRET_HEADER`).
+/// The header carrying the edge secret (the exec API's `EDGE_SECRET_HEADER`).
 const EDGE_SECRET_HEADER: &str = "x-codebox-edge-secret";
+/// The header carrying the room a run was started from (the exec API's `ROOM_HEADER`).
+const ROOM_HEADER: &str = "x-codebox-room";
 /// How long one proxied request may take. The exec API answers without waiting for runs
 /// (202, then polling), so anything near this is a hung upstream.
 const UPSTREAM_TIMEOUT_MS: u32 = 10_000;
 /// Largest body buffered for the exec API: its own limits are 64 KiB of source and of stdin,
 /// which JSON escaping can grow several times over.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The exec API URL for a path under [`PREFIX`], or `None` when the path is not under it.
-fn upstream_url(base: &str, path: &str, query: Option<&str>) -> Option<String> {
-    let rest = path.strip_prefix(PREFIX)?;
-    if !rest.starts_with('/') {
-        return None;
-    }
-    let mut url = format!("{}{rest}", base.trim_end_matches('/'));
-    if let Some(query) = query {
-        url.push('?');
-        url.push_str(query);
-    }
-    Some(url)
+/// The exec API routes the edge lets through.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ApiRoute<'a> {
+    /// `POST /api/v1/submissions`: a run, which needs the room's edit token.
+    Submit,
+    /// `GET /api/v1/submissions/{id}`.
+    Submission(&'a str),
+    /// `GET /api/v1/languages`.
+    Languages,
 }
 
-/// Forwards `req` (a path under [`PREFIX`]) to the exec API.
-pub async fn forward(mut req: Request, env: &Env) -> Result<Response, EdgeError> {
-    let base = env
-        .var(EXEC_API_VAR)
-        .map_err(|_| EdgeError::Config(format!("{EXEC_API_VAR} is not set")))?
-        .to_string();
-    let url = req.url()?;
-    let target = upstream_url(&base, url.path(), url.query()).ok_or(EdgeError::NotFound)?;
+/// The route of a path under [`PREFIX`].
+pub(crate) fn api_route<'a>(method: &Method, path: &'a str) -> Result<ApiRoute<'a>, EdgeError> {
+    let rest = path.strip_prefix(PREFIX).ok_or(EdgeError::NotFound)?;
+    let route = match rest {
+        "/v1/submissions" => ApiRoute::Submit,
+        "/v1/languages" => ApiRoute::Languages,
+        _ => match rest.strip_prefix("/v1/submissions/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => ApiRoute::Submission(id),
+            _ => return Err(EdgeError::NotFound),
+        },
+    };
+    let expected = match route {
+        ApiRoute::Submit => Method::Post,
+        ApiRoute::Submission(_) | ApiRoute::Languages => Method::Get,
+    };
+    if *method != expected {
+        return Err(EdgeError::MethodNotAllowed);
+    }
+    Ok(route)
+}
 
-    let headers = Headers::new();
-    for name in ["content-type", "accept"] {
-        if let Some(value) = req.headers().get(name)? {
-            headers.set(name, &value)?;
-        }
+/// Reads a request body, refusing one over [`MAX_BODY_BYTES`].
+pub(crate) async fn read_body(req: &mut Request) -> Result<Vec<u8>, EdgeError> {
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(EdgeError::PayloadTooLarge(MAX_BODY_BYTES));
     }
-    if let Some(ip) = req.headers().get("cf-connecting-ip")? {
-        headers.set("x-forwarded-for", &ip)?;
+    let body = req.bytes().await?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(EdgeError::PayloadTooLarge(MAX_BODY_BYTES));
     }
-    if let Ok(secret) = env.secret(EDGE_SECRET_VAR) {
-        headers.set(EDGE_SECRET_HEADER, &secret.to_string())?;
-    }
+    Ok(body)
+}
 
-    let method = req.method();
-    let mut init = RequestInit::new();
-    init.with_method(method.clone()).with_headers(headers);
-    if !matches!(method, Method::Get | Method::Head) {
-        let declared = req
-            .headers()
-            .get("content-length")?
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-            return Err(EdgeError::PayloadTooLarge(MAX_BODY_BYTES));
+/// One request to the exec API.
+pub(crate) struct Upstream<'a> {
+    /// GET or POST.
+    pub method: Method,
+    /// The exec API path, e.g. `/v1/languages` (with its query, if any).
+    pub path: &'a str,
+    /// The JSON body of a POST.
+    pub body: Option<&'a [u8]>,
+    /// The client's address, for the exec API's per-client limit.
+    pub client_ip: Option<&'a str>,
+    /// The room a run comes from.
+    pub room: Option<&'a str>,
+}
+
+impl Upstream<'_> {
+    /// Sends it, with the edge secret, within [`UPSTREAM_TIMEOUT_MS`].
+    pub async fn send(self, config: &Config) -> Result<Response, EdgeError> {
+        let target = format!("{}{}", config.exec_api_url()?.trim_end_matches('/'), self.path);
+        let headers = Headers::new();
+        headers.set("accept", "application/json")?;
+        if self.body.is_some() {
+            headers.set("content-type", "application/json")?;
         }
-        let body = req.bytes().await?;
-        if body.len() > MAX_BODY_BYTES {
-            return Err(EdgeError::PayloadTooLarge(MAX_BODY_BYTES));
+        if let Some(ip) = self.client_ip.filter(|ip| !ip.is_empty()) {
+            headers.set("x-forwarded-for", ip)?;
         }
-        init.with_body(Some(
-            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+        if let Some(secret) = &config.edge_secret {
+            headers.set(EDGE_SECRET_HEADER, secret)?;
+        }
+        if let Some(room) = self.room {
+            headers.set(ROOM_HEADER, room)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(self.method).with_headers(headers);
+        if let Some(body) = self.body {
+            init.with_body(Some(worker::js_sys::Uint8Array::from(body).into()));
+        }
+        let upstream = Request::new_with_init(&target, &init)?;
+        let signal = AbortSignal::from(worker::web_sys::AbortSignal::timeout_with_u32(
+            UPSTREAM_TIMEOUT_MS,
         ));
+        match Fetch::Request(upstream).send_with_signal(&signal).await {
+            Ok(response) => Ok(response),
+            Err(error) if signal.aborted() => {
+                tracing::warn!(path = self.path, %error, "exec API timed out");
+                Err(EdgeError::ExecApiTimeout(UPSTREAM_TIMEOUT_MS / 1000))
+            }
+            Err(error) => {
+                tracing::warn!(path = self.path, %error, "exec API unreachable");
+                Err(EdgeError::ExecApiUnreachable)
+            }
+        }
     }
-    let upstream = Request::new_with_init(&target, &init)?;
+}
 
-    let signal = AbortSignal::from(worker::web_sys::AbortSignal::timeout_with_u32(
-        UPSTREAM_TIMEOUT_MS,
-    ));
-    match Fetch::Request(upstream).send_with_signal(&signal).await {
-        Ok(response) => Ok(response),
-        Err(error) if signal.aborted() => {
-            tracing::warn!(%target, %error, "exec API timed out");
-            Err(EdgeError::ExecApiTimeout(UPSTREAM_TIMEOUT_MS / 1000))
+/// Forwards a GET route to the exec API (the path under [`PREFIX`], query kept).
+pub(crate) async fn forward_get(
+    req: &Request,
+    config: &Config,
+    client_ip: &str,
+) -> Result<Response, EdgeError> {
+    let url = req.url()?;
+    let mut path = url.path().trim_start_matches(PREFIX).to_owned();
+    if let Some(query) = url.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    Upstream {
+        method: Method::Get,
+        path: &path,
+        body: None,
+        client_ip: Some(client_ip),
+        room: None,
+    }
+    .send(config)
+    .await
+}
+
+/// What the exec API says a submission's status is; `None` when it does not know the id.
+pub(crate) async fn submission_status(
+    config: &Config,
+    id: &str,
+) -> Result<Option<String>, EdgeError> {
+    #[derive(Deserialize)]
+    struct Record {
+        status: String,
+    }
+    let path = format!("/v1/submissions/{id}");
+    let mut response = Upstream {
+        method: Method::Get,
+        path: &path,
+        body: None,
+        client_ip: None,
+        room: None,
+    }
+    .send(config)
+    .await?;
+    match response.status_code() {
+        200 => Ok(Some(response.json::<Record>().await?.status)),
+        404 => Ok(None),
+        status => Err(EdgeError::ExecApiStatus(status)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exec_apis_routes_pass() {
+        assert_eq!(api_route(&Method::Post, "/api/v1/submissions").unwrap(), ApiRoute::Submit);
+        assert_eq!(
+            api_route(&Method::Get, "/api/v1/submissions/abc").unwrap(),
+            ApiRoute::Submission("abc")
+        );
+        assert_eq!(api_route(&Method::Get, "/api/v1/languages").unwrap(), ApiRoute::Languages);
+        for path in ["/api", "/api/", "/api/v1/submissions/", "/api/v1/submissions/a/b", "/api/v2/x", "/apix"] {
+            assert!(api_route(&Method::Get, path).is_err(), "{path}");
         }
-        Err(error) => {
-            tracing::warn!(%target, %error, "exec API unreachable");
-            Err(EdgeError::ExecApiUnreachable)
-        }
+        assert!(matches!(
+            api_route(&Method::Get, "/api/v1/submissions"),
+            Err(EdgeError::MethodNotAllowed)
+        ));
+        assert!(matches!(
+            api_route(&Method::Post, "/api/v1/languages"),
+            Err(EdgeError::MethodNotAllowed)
+        ));
     }
 }

@@ -1,29 +1,38 @@
-//! The `Room` Durable Object: one per room name, holding the room's sockets and document.
+//! The `Room` Durable Object: one per room id, holding the room's sockets and document.
 //!
 //! It uses the Hibernatable WebSocket API: workerd keeps the sockets open while the object is
 //! evicted from memory, and wakes it (running `new` again) for the next frame. What must
-//! survive that lives outside the object's memory: the document in SQLite (see [`crate::store`])
-//! and, per socket, a [`SocketState`] attachment (its connection id and the awareness entries
-//! it owns). The in-memory [`Loaded`] state is rebuilt from those two on the first event after
-//! a wake. No timers or alarms run, so an idle room costs nothing.
+//! survive that lives outside the object's memory: the document and the link generation in
+//! SQLite (see [`crate::store`]) and, per socket, a [`SocketState`] attachment (its connection
+//! id, its role and link generation, and the awareness entries it owns). The in-memory
+//! [`Loaded`] state is rebuilt from those on the first event after a wake. No timers or alarms
+//! run, so an idle room costs nothing.
+//!
+//! The Worker has already checked each caller's token (signature, room, role, expiry); this
+//! object checks what only it knows: that the room exists and that the token is of its
+//! current link generation ([`crate::internal`]).
 
 use std::cell::RefCell;
 
+use codebox_access::{Claims, Role};
 use codebox_room::awareness::fit_budget;
-use codebox_room::{AwarenessEntry, ConnId, Effects, Limits};
+use codebox_room::{AwarenessEntry, CloseReason, ConnId, Effects, Limits};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use worker::worker_sys::WebSocketRequestResponsePair;
 use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
+    durable_object, Date, DurableObject, Env, Request, Response, Result, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
 };
 
+use crate::auth::now_s;
+use crate::config::Config;
 use crate::http::EdgeError;
-use crate::routes::ROOM_HEADER;
+use crate::internal::{FromWorker, RoomCall};
+use crate::runs;
 use crate::store::RoomStore;
 
-/// Attachments may hold 16 KiB; leave room for the id, the name and serialisation overhead.
+/// Attachments may hold 16 KiB; leave room for the rest of the state and serialisation.
 const PRESENCE_BUDGET: usize = 12 * 1024;
 /// Close code for a failure on our side (RFC 6455 "internal error").
 const INTERNAL_ERROR: u16 = 1011;
@@ -33,13 +42,16 @@ const INTERNAL_ERROR: u16 = 1011;
 struct SocketState {
     conn: ConnId,
     room: String,
+    role: Role,
+    generation: u32,
     presence: Vec<AwarenessEntry>,
 }
 
 /// The room as it lives in memory between hibernations.
-struct Loaded {
+pub(crate) struct Loaded {
     room: codebox_room::Room,
     store: RoomStore,
+    generation: u32,
     sockets: Vec<(ConnId, WebSocket)>,
     next_conn: ConnId,
 }
@@ -48,20 +60,22 @@ struct Loaded {
 #[durable_object]
 pub struct Room {
     state: State,
+    env: Env,
     loaded: RefCell<Option<Loaded>>,
 }
 
 impl DurableObject for Room {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         crate::log::init();
         Room {
             state,
+            env,
             loaded: RefCell::new(None),
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        match self.serve(req) {
+        match self.handle(req).await {
             Ok(response) => Ok(response),
             Err(error) => error.into_response(),
         }
@@ -86,8 +100,17 @@ impl DurableObject for Room {
                 return Ok(());
             }
         };
+        if socket.generation != loaded.generation {
+            // Rotation closes these at once; one whose close was lost is closed here.
+            close_socket(loaded, &ws, &socket, &CloseReason::LinkRotated);
+            return Ok(());
+        }
         let effects = match &message {
-            WebSocketIncomingMessage::Binary(frame) => loaded.room.receive(socket.conn, frame),
+            WebSocketIncomingMessage::Binary(frame) => {
+                loaded
+                    .room
+                    .receive(socket.conn, frame, Date::now().as_millis())
+            }
             WebSocketIncomingMessage::String(_) => loaded.room.receive_text(socket.conn),
         };
         if let Err(error) = loaded.store.apply(&effects.store) {
@@ -122,18 +145,57 @@ impl DurableObject for Room {
 }
 
 impl Room {
-    fn serve(&self, req: Request) -> Result<Response, EdgeError> {
-        let mut guard = self.loaded.borrow_mut();
-        let loaded = self.ensure_loaded(&mut guard)?;
-        if req.path().ends_with("/snapshot") {
-            let mut response = Response::from_bytes(loaded.room.snapshot())?;
-            response
-                .headers_mut()
-                .set("Content-Type", "application/octet-stream")?;
-            response.headers_mut().set("Cache-Control", "no-store")?;
-            return Ok(response);
+    async fn handle(&self, mut req: Request) -> Result<Response, EdgeError> {
+        let call = FromWorker::read(&req)?;
+        match call.call {
+            RoomCall::Run => {
+                let config = Config::from_env(&self.env)?;
+                let body = req.bytes().await?;
+                runs::start(self, &config, &call, body).await
+            }
+            _ => self.serve(&call),
         }
-        let room = req.headers().get(ROOM_HEADER)?.unwrap_or_default();
+    }
+
+    fn serve(&self, call: &FromWorker) -> Result<Response, EdgeError> {
+        match call.call {
+            RoomCall::Create => self.create(call),
+            RoomCall::Connect => self.open_socket(call),
+            RoomCall::Snapshot => {
+                let mut guard = self.loaded.borrow_mut();
+                let loaded = self.admit(&mut guard, call.claims()?)?;
+                let mut response = Response::from_bytes(loaded.room.snapshot())?;
+                response
+                    .headers_mut()
+                    .set("Content-Type", "application/octet-stream")?;
+                response.headers_mut().set("Cache-Control", "no-store")?;
+                Ok(response)
+            }
+            RoomCall::Links => {
+                let mut guard = self.loaded.borrow_mut();
+                let loaded = self.admit(&mut guard, call.claims()?)?;
+                generation_response(loaded.generation)
+            }
+            RoomCall::Rotate => self.rotate(call),
+            RoomCall::Run => Err(EdgeError::NotFound), // `handle` runs it: it awaits
+        }
+    }
+
+    fn create(&self, call: &FromWorker) -> Result<Response, EdgeError> {
+        if !RoomStore::create(&self.state.storage().sql(), now_s())? {
+            return Ok(Response::empty()?.with_status(409));
+        }
+        info!(room = %call.room, "room storage created");
+        Ok(Response::empty()?.with_status(201))
+    }
+
+    fn open_socket(&self, call: &FromWorker) -> Result<Response, EdgeError> {
+        let claims = call.claims()?;
+        let mut guard = self.loaded.borrow_mut();
+        let loaded = self.admit(&mut guard, claims)?;
+        if !call.upgrade {
+            return Err(EdgeError::UpgradeRequired);
+        }
         let pair = WebSocketPair::new()?;
         let conn = loaded.next_conn;
         loaded.next_conn += 1;
@@ -145,29 +207,78 @@ impl Room {
             &pair.server,
             &SocketState {
                 conn,
-                room: room.clone(),
+                room: call.room.clone(),
+                role: claims.role,
+                generation: claims.generation,
                 presence: Vec::new(),
             },
         );
-        for frame in loaded.room.greeting() {
+        for frame in loaded.room.join(conn, claims.role) {
             pair.server.send_with_bytes(frame)?;
         }
         loaded.sockets.push((conn, pair.server));
-        info!(room = %room, conn, sockets = loaded.sockets.len(), "socket opened");
+        info!(room = %call.room, conn, role = claims.role.as_str(), sockets = loaded.sockets.len(), "socket opened");
         Ok(Response::from_websocket(pair.client)?)
+    }
+
+    /// A new link generation: every socket opened with an older one is closed at once.
+    fn rotate(&self, call: &FromWorker) -> Result<Response, EdgeError> {
+        let mut guard = self.loaded.borrow_mut();
+        let loaded = self.admit(&mut guard, call.claims()?)?;
+        let next = loaded
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| EdgeError::Storage("link generations exhausted".into()))?;
+        loaded.store.set_generation(next)?;
+        loaded.generation = next;
+        let stale: Vec<(WebSocket, SocketState)> = loaded
+            .sockets
+            .iter()
+            .filter_map(|(_, ws)| socket_state(ws).map(|state| (ws.clone(), state)))
+            .filter(|(_, state)| state.generation < next)
+            .collect();
+        for (ws, state) in &stale {
+            close_socket(loaded, ws, state, &CloseReason::LinkRotated);
+        }
+        info!(room = %call.room, generation = next, closed = stale.len(), "links rotated");
+        generation_response(next)
+    }
+
+    /// The loaded room, if `claims` are of its current generation.
+    pub(crate) fn admit<'a>(
+        &self,
+        slot: &'a mut Option<Loaded>,
+        claims: &Claims,
+    ) -> Result<&'a mut Loaded, EdgeError> {
+        let loaded = self.ensure_loaded(slot)?;
+        claims.check_generation(loaded.generation)?;
+        Ok(loaded)
+    }
+
+    /// Checks `claims` against the room (for callers that must not hold the room across an
+    /// await).
+    pub(crate) fn check(&self, claims: &Claims) -> Result<(), EdgeError> {
+        let mut guard = self.loaded.borrow_mut();
+        self.admit(&mut guard, claims).map(|_| ())
+    }
+
+    /// The room's SQLite storage.
+    pub(crate) fn sql(&self) -> worker::SqlStorage {
+        self.state.storage().sql()
     }
 
     /// The room in memory, loading it from storage and the sockets' attachments after a wake.
     fn ensure_loaded<'a>(&self, slot: &'a mut Option<Loaded>) -> Result<&'a mut Loaded, EdgeError> {
         if slot.is_none() {
-            let (store, stored) = RoomStore::open(self.state.storage().sql())?;
+            let (store, stored) =
+                RoomStore::open(self.state.storage().sql())?.ok_or(EdgeError::RoomNotFound)?;
             let mut room =
                 codebox_room::Room::load(Limits::default(), &stored.snapshot, &stored.log)
                     .map_err(|e| EdgeError::Storage(e.to_string()))?;
             let mut sockets = Vec::new();
             for ws in self.state.get_websockets() {
                 if let Some(state) = socket_state(&ws) {
-                    room.restore_presence(state.conn, state.presence);
+                    room.rejoin(state.conn, state.role, state.presence);
                     sockets.push((state.conn, ws));
                 }
             }
@@ -176,11 +287,13 @@ impl Room {
                 snapshot_bytes = stored.snapshot.len(),
                 log_entries = stored.log.len(),
                 sockets = sockets.len(),
+                generation = stored.generation,
                 "room loaded"
             );
             *slot = Some(Loaded {
                 room,
                 store,
+                generation: stored.generation,
                 sockets,
                 next_conn,
             });
@@ -202,6 +315,10 @@ impl Room {
     }
 }
 
+fn generation_response(generation: u32) -> Result<Response, EdgeError> {
+    Ok(Response::from_json(&serde_json::json!({ "generation": generation }))?)
+}
+
 /// Sends what one step produced (storage is already durable) and closes the sender if asked.
 fn run_effects(loaded: &mut Loaded, ws: &WebSocket, mut socket: SocketState, effects: Effects) {
     for frame in &effects.reply {
@@ -216,10 +333,15 @@ fn run_effects(loaded: &mut Loaded, ws: &WebSocket, mut socket: SocketState, eff
         save_socket_state(ws, &socket);
     }
     if let Some(reason) = effects.close {
-        info!(room = %socket.room, conn = socket.conn, code = reason.code(), %reason, "closing socket");
-        let _ = ws.close(Some(reason.code()), Some(reason.reason()));
-        disconnect(loaded, socket.conn);
+        close_socket(loaded, ws, &socket, &reason);
     }
+}
+
+/// Closes one socket for `reason` and drops it from the room.
+fn close_socket(loaded: &mut Loaded, ws: &WebSocket, socket: &SocketState, reason: &CloseReason) {
+    info!(room = %socket.room, conn = socket.conn, code = reason.code(), %reason, "closing socket");
+    let _ = ws.close(Some(reason.code()), Some(reason.reason()));
+    disconnect(loaded, socket.conn);
 }
 
 /// Drops `conn` from the room and tells the others its awareness clients are gone.

@@ -1,36 +1,72 @@
-//! The Worker's fetch handler: the edge's URL space.
+//! The Worker's fetch handler: the edge's URL space, and who may use each part of it.
 //!
-//! `/rooms/...` reaches a room's Durable Object, `/api/...` the exec API ([`crate::exec_proxy`]).
-//! Everything else is the IDE, served by Workers static assets before the Worker runs
-//! (wrangler.toml `[assets]`); a path that reaches the Worker and matches nothing is a 404.
+//! ```text
+//! POST /rooms                    anyone (rate-limited per client)   -> a new room and its links
+//! GET  /rooms/{room}?token=T     edit or view token                 -> the room's WebSocket
+//! GET  /rooms/{room}/snapshot    edit or view token                 -> the document
+//! GET  /rooms/{room}/links       edit token                         -> the current links again
+//! POST /rooms/{room}/rotate      edit token                         -> new links; older ones die
+//! /api/...                       see exec_proxy (runs need an edit token)
+//! ```
+//!
+//! The Worker checks what a token can prove alone (signature, room, role, expiry: 401/403)
+//! and the room's object checks the rest (the generation, that the room exists). Everything
+//! else is the IDE, served by Workers static assets before the Worker runs (wrangler.toml
+//! `[assets]`); a path that reaches the Worker and matches nothing is a 404.
 
+use codebox_access::room::ROOM_ID_BYTES;
+use codebox_access::{new_room_id, room_link, Claims, Role};
 use codebox_room::is_valid_room_name;
+use serde::{Deserialize, Serialize};
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
-use crate::exec_proxy;
+use crate::auth::{claims_for, client_ip, client_of, edit_claims, now_s};
+use crate::config::Config;
+use crate::exec_proxy::{self, api_route, ApiRoute};
 use crate::http::EdgeError;
+use crate::internal::{RoomCall, ToRoom};
+use crate::limiter::{self, Scope};
+use crate::store::FIRST_GENERATION;
 
-/// The binding name of the Room Durable Object namespace (wrangler.toml).
-const ROOMS_BINDING: &str = "ROOMS";
-/// Header carrying the room name from the Worker to its object, for logs.
-pub const ROOM_HEADER: &str = "x-codebox-room";
+/// Longest lifetime a link may be given when it is made (`expires_in`, seconds): one year.
+const MAX_EXPIRES_IN_S: u64 = 365 * 24 * 3600;
+/// Largest body of `POST /rooms` and `/rotate` (a tiny JSON object).
+const MAX_OPTIONS_BYTES: usize = 1024;
 
-/// What a request asks of a room.
+/// What a request asks of the edge.
 #[derive(Debug, PartialEq, Eq)]
-enum RoomRoute<'a> {
+enum Route<'a> {
+    CreateRoom,
     Socket(&'a str),
     Snapshot(&'a str),
+    Links(&'a str),
+    Rotate(&'a str),
+    Api(ApiRoute<'a>),
 }
 
-fn parse_room_route(path: &str) -> Result<RoomRoute<'_>, EdgeError> {
+fn parse_route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, EdgeError> {
+    if path.starts_with(exec_proxy::PREFIX) {
+        return Ok(Route::Api(api_route(method, path)?));
+    }
+    if path == "/rooms" {
+        return match method {
+            Method::Post => Ok(Route::CreateRoom),
+            _ => Err(EdgeError::MethodNotAllowed),
+        };
+    }
     let rest = path.strip_prefix("/rooms/").ok_or(EdgeError::NotFound)?;
-    let (room, route) = match rest.split_once('/') {
-        None => (rest, RoomRoute::Socket(rest)),
-        Some((room, "snapshot")) => (room, RoomRoute::Snapshot(room)),
+    let (room, route, expected) = match rest.split_once('/') {
+        None => (rest, Route::Socket(rest), Method::Get),
+        Some((room, "snapshot")) => (room, Route::Snapshot(room), Method::Get),
+        Some((room, "links")) => (room, Route::Links(room), Method::Get),
+        Some((room, "rotate")) => (room, Route::Rotate(room), Method::Post),
         Some(_) => return Err(EdgeError::NotFound),
     };
     if !is_valid_room_name(room) {
         return Err(EdgeError::InvalidRoomName);
+    }
+    if *method != expected {
+        return Err(EdgeError::MethodNotAllowed);
     }
     Ok(route)
 }
@@ -44,31 +80,219 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 }
 
-async fn route(req: Request, env: &Env) -> Result<Response, EdgeError> {
-    let url = req.url()?;
-    if url.path().starts_with(exec_proxy::PREFIX) {
-        return exec_proxy::forward(req, env).await;
+async fn route(mut req: Request, env: &Env) -> Result<Response, EdgeError> {
+    let config = Config::from_env(env)?;
+    let path = req.path();
+    match parse_route(&req.method(), &path)? {
+        Route::CreateRoom => create_room(&mut req, env, &config).await,
+        Route::Socket(room) => {
+            let claims = claims_for(&req, &config.token_key, room, Role::View)?;
+            let upgrade = req
+                .headers()
+                .get("upgrade")?
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+            ToRoom::new(room, RoomCall::Connect)
+                .claims(&claims)
+                .upgrade(upgrade)
+                .send(env)
+                .await
+        }
+        Route::Snapshot(room) => {
+            let claims = claims_for(&req, &config.token_key, room, Role::View)?;
+            ToRoom::new(room, RoomCall::Snapshot)
+                .claims(&claims)
+                .send(env)
+                .await
+        }
+        Route::Links(room) => {
+            let claims = claims_for(&req, &config.token_key, room, Role::Edit)?;
+            let answer = ToRoom::new(room, RoomCall::Links).claims(&claims).send(env).await?;
+            match generation_of(answer).await? {
+                Ok(generation) => {
+                    links_response(&req, &config, room, generation, claims.expires_at, 200)
+                }
+                Err(refusal) => Ok(refusal),
+            }
+        }
+        Route::Rotate(room) => {
+            let claims = claims_for(&req, &config.token_key, room, Role::Edit)?;
+            let options = LinkOptions::read(&mut req).await?;
+            let answer = ToRoom::new(room, RoomCall::Rotate).claims(&claims).send(env).await?;
+            match generation_of(answer).await? {
+                Ok(generation) => {
+                    let expires_at = earliest(claims.expires_at, options.expires_at());
+                    links_response(&req, &config, room, generation, expires_at, 200)
+                }
+                Err(refusal) => Ok(refusal),
+            }
+        }
+        Route::Api(ApiRoute::Submit) => {
+            let claims = edit_claims(&req, &config.token_key)?;
+            limiter::count(env, &client_of(&req)?, Scope::Runs, config.run_rate).await?;
+            let body = exec_proxy::read_body(&mut req).await?;
+            ToRoom::new(&claims.room, RoomCall::Run)
+                .claims(&claims)
+                .body(body)
+                .client_ip(client_ip(&req)?)
+                .send(env)
+                .await
+        }
+        Route::Api(ApiRoute::Submission(_) | ApiRoute::Languages) => {
+            exec_proxy::forward_get(&req, &config, &client_ip(&req)?).await
+        }
     }
-    let room = match parse_room_route(url.path())? {
-        RoomRoute::Socket(room) => {
-            let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
-            if !upgrade.eq_ignore_ascii_case("websocket") {
-                return Err(EdgeError::UpgradeRequired);
+}
+
+/// `POST /rooms`: a new room with a 128-bit random id, at the first link generation.
+async fn create_room(req: &mut Request, env: &Env, config: &Config) -> Result<Response, EdgeError> {
+    limiter::count(env, &client_of(req)?, Scope::Rooms, config.room_rate).await?;
+    let options = LinkOptions::read(req).await?;
+    // 128 random bits never collide in practice; the room says so if they ever do.
+    for _ in 0..3 {
+        let mut random = [0u8; ROOM_ID_BYTES];
+        getrandom::getrandom(&mut random)
+            .map_err(|e| EdgeError::Config(format!("no randomness: {e}")))?;
+        let room = new_room_id(random);
+        let created = ToRoom::new(&room, RoomCall::Create).send(env).await?;
+        match created.status_code() {
+            201 => {
+                tracing::info!(room = %room, "room created");
+                return links_response(req, config, &room, FIRST_GENERATION, options.expires_at(), 201);
             }
-            room
+            409 => continue,
+            _ => return Ok(created),
         }
-        RoomRoute::Snapshot(room) => {
-            if req.method() != Method::Get {
-                return Err(EdgeError::MethodNotAllowed);
-            }
-            room
+    }
+    Err(EdgeError::Storage("could not find a free room id".into()))
+}
+
+/// The optional body of `POST /rooms` and `/rotate`: `{}`, absent, or `{"expires_in": S}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkOptions {
+    /// Seconds until both links expire (at most [`MAX_EXPIRES_IN_S`]); never when absent.
+    expires_in: Option<u64>,
+}
+
+impl LinkOptions {
+    async fn read(req: &mut Request) -> Result<Self, EdgeError> {
+        let declared = req
+            .headers()
+            .get("content-length")?
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_OPTIONS_BYTES) {
+            return Err(EdgeError::PayloadTooLarge(MAX_OPTIONS_BYTES));
         }
+        let body = req.bytes().await?;
+        if body.len() > MAX_OPTIONS_BYTES {
+            return Err(EdgeError::PayloadTooLarge(MAX_OPTIONS_BYTES));
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(LinkOptions::default());
+        }
+        let options: LinkOptions =
+            serde_json::from_slice(&body).map_err(|e| EdgeError::InvalidBody(e.to_string()))?;
+        if options
+            .expires_in
+            .is_some_and(|s| s == 0 || s > MAX_EXPIRES_IN_S)
+        {
+            return Err(EdgeError::InvalidValue {
+                field: "expires_in",
+                reason: format!("must be 1 to {MAX_EXPIRES_IN_S} seconds"),
+            });
+        }
+        Ok(options)
+    }
+
+    fn expires_at(&self) -> Option<u64> {
+        self.expires_in.map(|s| now_s() + s)
+    }
+}
+
+/// The earlier of two optional expiries: a link never outlives the one that made it.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The generation in a room's answer to `Rotate` or `Links`, or the room's refusal (a stale
+/// link, a room that does not exist) to pass on as it is.
+async fn generation_of(mut answer: Response) -> Result<Result<u32, Response>, EdgeError> {
+    #[derive(Deserialize)]
+    struct Generation {
+        generation: u32,
+    }
+    if answer.status_code() != 200 {
+        return Ok(Err(answer));
+    }
+    Ok(Ok(answer.json::<Generation>().await?.generation))
+}
+
+/// The body of `POST /rooms`, `/links` and `/rotate`.
+#[derive(Serialize)]
+struct Links {
+    room: String,
+    edit_token: String,
+    view_token: String,
+    edit_url: String,
+    view_url: String,
+}
+
+fn links_response(
+    req: &Request,
+    config: &Config,
+    room: &str,
+    generation: u32,
+    expires_at: Option<u64>,
+    status: u16,
+) -> Result<Response, EdgeError> {
+    let origin = req.url()?.origin().ascii_serialization();
+    let token = |role| {
+        config.token_key.sign(&Claims {
+            room: room.to_owned(),
+            role,
+            generation,
+            expires_at,
+        })
     };
-    let stub = env
-        .durable_object(ROOMS_BINDING)?
-        .id_from_name(room)?
-        .get_stub()?;
-    let mut forwarded = req.clone_mut()?;
-    forwarded.headers_mut()?.set(ROOM_HEADER, room)?;
-    Ok(stub.fetch_with_request(forwarded).await?)
+    let (edit_token, view_token) = (token(Role::Edit), token(Role::View));
+    let body = Links {
+        room: room.to_owned(),
+        edit_url: room_link(&origin, room, Role::Edit, &edit_token),
+        view_url: room_link(&origin, room, Role::View, &view_token),
+        edit_token,
+        view_token,
+    };
+    let mut response = Response::from_json(&body)?.with_status(status);
+    response.headers_mut().set("cache-control", "no-store")?;
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_their_methods() {
+        assert_eq!(parse_route(&Method::Post, "/rooms").unwrap(), Route::CreateRoom);
+        assert_eq!(parse_route(&Method::Get, "/rooms/abc").unwrap(), Route::Socket("abc"));
+        assert_eq!(parse_route(&Method::Get, "/rooms/abc/snapshot").unwrap(), Route::Snapshot("abc"));
+        assert_eq!(parse_route(&Method::Get, "/rooms/abc/links").unwrap(), Route::Links("abc"));
+        assert_eq!(parse_route(&Method::Post, "/rooms/abc/rotate").unwrap(), Route::Rotate("abc"));
+        assert!(matches!(parse_route(&Method::Get, "/rooms"), Err(EdgeError::MethodNotAllowed)));
+        assert!(matches!(parse_route(&Method::Get, "/rooms/abc/rotate"), Err(EdgeError::MethodNotAllowed)));
+        assert!(matches!(parse_route(&Method::Get, "/rooms/a.b"), Err(EdgeError::InvalidRoomName)));
+        assert!(matches!(parse_route(&Method::Get, "/rooms/abc/other"), Err(EdgeError::NotFound)));
+        assert!(matches!(parse_route(&Method::Get, "/elsewhere"), Err(EdgeError::NotFound)));
+    }
+
+    #[test]
+    fn a_link_never_outlives_the_one_that_made_it() {
+        assert_eq!(earliest(None, None), None);
+        assert_eq!(earliest(Some(5), None), Some(5));
+        assert_eq!(earliest(None, Some(7)), Some(7));
+        assert_eq!(earliest(Some(9), Some(7)), Some(7));
+    }
 }

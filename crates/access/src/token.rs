@@ -75,7 +75,7 @@ impl Role {
 }
 
 /// What a token says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Claims {
     /// The room it opens.
     pub room: String,
@@ -221,14 +221,20 @@ impl TokenKey {
         if claims.room != room {
             return Err(Denied::OtherRoom);
         }
-        if claims.expires_at.is_some_and(|at| now >= at) {
-            return Err(Denied::Expired);
-        }
+        claims.check_expiry(now)?;
         Ok(claims)
     }
 }
 
 impl Claims {
+    /// Whether these claims are still valid at `now` (Unix seconds).
+    pub fn check_expiry(&self, now: u64) -> Result<(), Denied> {
+        match self.expires_at {
+            Some(at) if now >= at => Err(Denied::Expired),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether these claims are of the room's current link generation.
     pub fn check_generation(&self, current: u32) -> Result<(), Denied> {
         if self.generation == current {
