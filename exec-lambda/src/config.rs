@@ -35,7 +35,7 @@ pub enum ConfigError {
     #[error("{EDGE_SECRET} must be set under AWS Lambda: the API serves the edge only")]
     MissingEdgeSecret,
     /// The edge secret is too weak to be one.
-    #[error("{EDGE_SECRET} is not usable: {0}")]
+    #[error("{EDGE_SECRET} is not usable")]
     WeakEdgeSecret(#[from] WeakEdgeSecret),
     /// Another variable is invalid.
     #[error(transparent)]

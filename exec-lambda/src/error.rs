@@ -10,7 +10,7 @@ use codebox_submission::{QueueError, RequestError, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The caller is not one the API serves (see `gate`).
-    #[error("unauthorized: {0}")]
+    #[error("{0}")]
     Unauthorized(&'static str),
     /// The request was refused by validation.
     #[error(transparent)]

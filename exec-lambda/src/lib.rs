@@ -12,11 +12,11 @@
 //! Lambda and to [`serve_local`] locally. The queue, store and rate counters are trait
 //! objects, so the same router runs over SQS + DynamoDB or over the embedded SQLite backend.
 //!
-//! Modules: [`gate`] decides who may call and who the client is; [`error`] maps every failure
-//! to its HTTP status in one place; [`config`] reads the environment.
+//! Modules: [`gate`] decides who may call and who the client is; `error` maps every failure to
+//! its HTTP status in one place; [`config`] reads the environment.
 
 pub mod config;
-pub mod error;
+mod error;
 pub mod gate;
 
 use std::future::Future;
@@ -39,9 +39,9 @@ use codebox_submission::{
 use serde_json::json;
 use tracing::{info, warn};
 
-pub use error::ApiError;
 pub use gate::{EdgeSecret, Gate};
 
+use error::ApiError;
 use gate::Admitted;
 
 /// The rate-limit scope of runs (`POST /v1/submissions`).
