@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS rate_counters (
 CREATE INDEX IF NOT EXISTS rate_counters_ended ON rate_counters (ends_at);
 ";
 
-/// The SQLite-backed queue and store.
+/// The SQLite-backed queue, store and rate counters.
 #[derive(Clone)]
 pub struct Embedded {
     conn: Arc<Mutex<Connection>>,
