@@ -9,6 +9,9 @@ use codebox_submission::{QueueError, RequestError, StoreError};
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The caller is not one the API serves (see `gate`).
+    #[error("{0}")]
+    Unauthorized(&'static str),
     /// The request was refused by validation.
     #[error(transparent)]
     Request(#[from] RequestError),
@@ -32,6 +35,7 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Request(RequestError::MalformedJson(_) | RequestError::MissingField(_)) => {
                 StatusCode::BAD_REQUEST
             }
@@ -48,6 +52,7 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Request(e) => e.code(),
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited { .. } => "rate_limited",

@@ -1,41 +1,51 @@
 //! The CodeBox exec API (DESIGN.md, "Contract 2").
 //!
 //! ```text
-//! POST /v1/submissions       validate -> store.create(queued) -> queue.send(job) -> 202 {id, status}
-//! GET  /v1/submissions/{id}  store.get -> 200 record | 404
+//! every route: gate (edge secret, or loopback locally) -> 401 | the client's key
+//! POST /v1/submissions       room header -> rate counter (client, runs) -> 429 | validate
+//!                            -> store.create(queued) -> queue.send(job) -> 202 {id, status}
+//! GET  /v1/submissions/{id}  a UUID? -> store.get -> 200 record | 404
 //! GET  /v1/languages         the languages and their versions
 //! ```
 //!
 //! One axum [`Router`] serves both deployments: `main.rs` hands it to `lambda_http` under AWS
-//! Lambda and to `axum::serve` locally. The queue and store are trait objects, so the same
-//! router runs over SQS + DynamoDB or over the embedded SQLite backend.
+//! Lambda and to [`serve_local`] locally. The queue, store and rate counters are trait
+//! objects, so the same router runs over SQS + DynamoDB or over the embedded SQLite backend.
 //!
-//! Modules: [`error`] maps every failure to its HTTP status in one place; [`rate_limit`] keeps
-//! one client from flooding the queue.
+//! Modules: [`gate`] decides who may call and who the client is; `error` maps every failure to
+//! its HTTP status in one place; [`config`] reads the environment.
 
-pub mod error;
-pub mod rate_limit;
+pub mod config;
+mod error;
+pub mod gate;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Extension, Json, Router};
 use chrono::Utc;
-use codebox_submission::request::max_body_bytes;
+use codebox_access::RateLimit;
+use codebox_submission::request::{max_body_bytes, ROOM_HEADER};
 use codebox_submission::{
-    parse_request, Job, JobQueue, Language, Limits, RequestError, RunResult, Submission,
-    SubmissionStore,
+    parse_request, parse_room, Job, JobQueue, Language, Limits, RateCounter, RateHit, RequestError,
+    RunResult, Submission, SubmissionStore,
 };
 use serde_json::json;
 use tracing::{info, warn};
 
-pub use error::ApiError;
-pub use rate_limit::{RateLimit, RateLimiter};
+pub use gate::{EdgeSecret, Gate};
+
+use error::ApiError;
+use gate::Admitted;
+
+/// The rate-limit scope of runs (`POST /v1/submissions`).
+pub const RUNS_SCOPE: &str = "runs";
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -44,37 +54,58 @@ pub struct AppState {
     pub queue: Arc<dyn JobQueue>,
     /// Where records live.
     pub store: Arc<dyn SubmissionStore>,
+    /// Where the per-client run counters live, shared by every instance of the API.
+    pub rates: Arc<dyn RateCounter>,
     /// Request limits.
     pub limits: Limits,
-    /// Per-client submission rate.
-    pub rate_limiter: Arc<RateLimiter>,
-    /// The secret the edge proxy proves itself with; `None`: no caller names its client
-    /// ([`rate_limit::client_key`]).
-    pub edge_secret: Option<Arc<str>>,
+    /// Runs per client.
+    pub run_limit: RateLimit,
+    /// Who may call.
+    pub gate: Gate,
 }
 
-/// The exec API.
+/// The exec API, every route behind the gate.
 pub fn router(state: AppState) -> Router {
+    let gate = state.gate.clone();
     Router::new()
         .route("/v1/submissions", post(create_submission))
         .route("/v1/submissions/{id}", get(get_submission))
         .route("/v1/languages", get(languages))
         .fallback(|| async { ApiError::NotFound("this path".into()) })
+        .layer(middleware::from_fn_with_state(gate, gate::admit))
         .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, telling the gate each caller's address.
+pub async fn serve_local(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 async fn create_submission(
     State(state): State<AppState>,
+    Extension(caller): Extension<Admitted>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    state
-        .rate_limiter
-        .check(
-            rate_limit::client_key(&headers, state.edge_secret.as_deref()),
-            Instant::now(),
-        )
-        .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    // The gate admitted the edge only, so the room it names is its word.
+    let room = parse_room(headers.get(ROOM_HEADER).map(|v| v.as_bytes()))?;
+    let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
+    let hit = RateHit::new(RUNS_SCOPE, &caller.client, state.run_limit, now);
+    if !state.rates.count(&hit).await? {
+        info!(client = %caller.client, room = room.as_deref(), "run rate limit reached");
+        return Err(ApiError::RateLimited {
+            retry_after_s: hit.retry_after(),
+        });
+    }
     let limit = max_body_bytes(&state.limits);
     let body = to_bytes(body, limit)
         .await
@@ -84,14 +115,14 @@ async fn create_submission(
             limit,
         })?;
     let new = parse_request(&body, &state.limits)?;
-    let now = Utc::now();
-    let record = Submission::queued(uuid::Uuid::new_v4().to_string(), new.language, now);
+    let record = Submission::queued(uuid::Uuid::new_v4().to_string(), new.language, Utc::now());
     state.store.create(&record).await?;
     let job = Job {
         id: record.id.clone(),
         language: new.language,
         source: new.source,
         stdin: new.stdin,
+        room,
     };
     if let Err(error) = state.queue.send(&job).await {
         // The record must not wait forever for a job that was never queued.
@@ -101,7 +132,12 @@ async fn create_submission(
         }
         return Err(error.into());
     }
-    info!(submission = %record.id, language = %new.language, "submission queued");
+    info!(
+        submission = %record.id,
+        language = %new.language,
+        room = job.room.as_deref(),
+        "submission queued"
+    );
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": record.id, "status": record.status })),
@@ -112,13 +148,45 @@ async fn get_submission(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Submission>, ApiError> {
+    // Rate counters share the DynamoDB table under ids that are never UUIDs: only a
+    // submission id is worth a read.
+    if !is_submission_id(&id) {
+        return Err(ApiError::NotFound(id));
+    }
     match state.store.get(&id, Utc::now()).await? {
         Some(record) => Ok(Json(record)),
         None => Err(ApiError::NotFound(id)),
     }
 }
 
+/// Whether `id` has the form of the ids this API gives out (hyphenated UUIDs).
+fn is_submission_id(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id)
+}
+
 async fn languages() -> Json<serde_json::Value> {
     let languages: Vec<_> = Language::ALL.into_iter().map(Language::info).collect();
     Json(json!({ "languages": languages }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submission_ids_are_hyphenated_uuids() {
+        let id = uuid::Uuid::new_v4();
+        assert!(is_submission_id(&id.to_string()));
+        for other in [
+            id.simple().to_string(),
+            id.braced().to_string(),
+            id.urn().to_string(),
+            id.to_string().to_uppercase(),
+            "rate#runs:203.0.113.9:29000000".to_owned(),
+            "nope".to_owned(),
+            String::new(),
+        ] {
+            assert!(!is_submission_id(&other), "{other}");
+        }
+    }
 }

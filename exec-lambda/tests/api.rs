@@ -1,102 +1,203 @@
 //! The exec API through its real router over the embedded backend: the contract's happy
-//! paths, and every refusal with its status, its JSON error, and nothing enqueued.
+//! paths, every refusal with its status, its JSON error and nothing enqueued, the gate (the
+//! edge secret, loopback callers locally), who the client is, and run limits shared by every
+//! router over one database.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode};
+use chrono::Utc;
+use codebox_access::RateLimit;
+use codebox_submission::aws::DynamoStore;
 use codebox_submission::embedded::Embedded;
-use codebox_submission::{JobQueue, Limits};
-use exec_lambda::{router, AppState, RateLimit, RateLimiter};
+use codebox_submission::{Job, JobQueue, Limits, SubmissionStore};
+use exec_lambda::gate::EDGE_SECRET_HEADER;
+use exec_lambda::{router, serve_local, AppState, EdgeSecret, Gate};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
+const SECRET: &str = "edge-secret-for-the-api-tests-0123456789";
+const ROOM: &str = "x-codebox-room";
+
+/// A window no test outlives, so counts never reset mid-test.
+const LONG_WINDOW_S: u64 = 1_000_000_000;
+
+fn limit(limit: u32) -> RateLimit {
+    RateLimit {
+        limit,
+        window_s: LONG_WINDOW_S,
+    }
+}
+
+fn edge_gate() -> Gate {
+    Gate::EdgeSecret(EdgeSecret::new(SECRET).unwrap())
+}
+
+fn peer(ip: &str) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), 40_000)
+}
+
+/// One router over a database of its own (or a shared one).
 struct Api {
     app: axum::Router,
     backend: Embedded,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Api {
-    fn new(rate: RateLimit) -> Api {
-        Api::with_edge_secret(rate, None)
+    /// The local stack's API: no secret, the contract's run limit.
+    fn new() -> Api {
+        Api::with(Gate::Loopback, RateLimit::RUNS)
     }
 
-    fn with_edge_secret(rate: RateLimit, edge_secret: Option<&str>) -> Api {
+    fn with(gate: Gate, run_limit: RateLimit) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let backend = Embedded::open(&dir.path().join("api.db"), 3).unwrap();
+        Api {
+            _dir: Some(dir),
+            ..Api::over(backend, gate, run_limit)
+        }
+    }
+
+    fn over(backend: Embedded, gate: Gate, run_limit: RateLimit) -> Api {
         let app = router(AppState {
             queue: Arc::new(backend.clone()),
             store: Arc::new(backend.clone()),
+            rates: Arc::new(backend.clone()),
             limits: Limits::default(),
-            rate_limiter: Arc::new(RateLimiter::new(rate)),
-            edge_secret: edge_secret.map(Arc::from),
+            run_limit,
+            gate,
         });
         Api {
             app,
             backend,
-            _dir: dir,
+            _dir: None,
         }
     }
 
-    async fn call(&self, method: &str, uri: &str, body: impl Into<Body>) -> (StatusCode, Value) {
-        self.call_with(method, uri, body, &[("x-forwarded-for", "203.0.113.7")])
-            .await
-    }
-
-    async fn call_with(
-        &self,
-        method: &str,
-        uri: &str,
-        body: impl Into<Body>,
-        headers: &[(&str, &str)],
-    ) -> (StatusCode, Value) {
+    async fn send(&self, call: Call) -> Reply {
         let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
+            .method(call.method)
+            .uri(call.uri)
             .header("content-type", "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
+        for (name, value) in &call.headers {
+            request = request.header(*name, value.as_str());
         }
-        let request = request.body(body.into()).unwrap();
+        let mut request = request.body(Body::from(call.body)).unwrap();
+        if let Some(peer) = call.peer {
+            // What `serve_local` gives every request.
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (
+        Reply {
             status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
     }
 
-    async fn post(&self, body: impl Into<Body>) -> (StatusCode, Value) {
-        self.call("POST", "/v1/submissions", body).await
+    async fn post(&self, body: impl Into<String>) -> Reply {
+        self.send(post().body(body)).await
     }
 
-    async fn queued_jobs(&self) -> usize {
+    async fn queued_jobs(&self) -> Vec<Job> {
         self.backend
             .receive(10, Duration::ZERO, Duration::from_secs(60))
             .await
             .unwrap()
-            .len()
+            .into_iter()
+            .map(|delivery| delivery.job.unwrap())
+            .collect()
+    }
+}
+
+/// A request: from a loopback caller unless told otherwise.
+struct Call {
+    method: &'static str,
+    uri: String,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+    peer: Option<SocketAddr>,
+}
+
+fn call(method: &'static str, uri: impl Into<String>) -> Call {
+    Call {
+        method,
+        uri: uri.into(),
+        body: String::new(),
+        headers: Vec::new(),
+        peer: Some(peer("127.0.0.1")),
+    }
+}
+
+/// A valid run.
+fn post() -> Call {
+    call("POST", "/v1/submissions").body(run())
+}
+
+fn run() -> String {
+    json!({"language": "python", "source": "print(1)"}).to_string()
+}
+
+impl Call {
+    fn body(mut self, body: impl Into<String>) -> Call {
+        self.body = body.into();
+        self
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Call {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn from(mut self, peer: Option<SocketAddr>) -> Call {
+        self.peer = peer;
+        self
+    }
+
+    /// As the edge sends it in production: the secret, its client first in
+    /// `X-Forwarded-For`, the edge's own address appended by API Gateway; Lambda knows no peer.
+    fn via_edge(self, client: &str) -> Call {
+        self.header(EDGE_SECRET_HEADER, SECRET)
+            .header("x-forwarded-for", format!("{client}, 198.18.0.1"))
+            .from(None)
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
     }
 }
 
 #[tokio::test]
 async fn accepts_a_submission_and_serves_its_record() {
-    let api = Api::new(RateLimit::default());
-    let (status, body) = api
+    let api = Api::new();
+    let reply = api
         .post(json!({"language": "python", "source": "print(input())", "stdin": "hi"}).to_string())
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(body["status"], "queued");
-    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(reply.body["status"], "queued");
+    let id = reply.body["id"].as_str().unwrap().to_owned();
 
-    let (status, record) = api
-        .call("GET", &format!("/v1/submissions/{id}"), Body::empty())
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let reply = api.send(call("GET", format!("/v1/submissions/{id}"))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let record = reply.body;
     assert_eq!(record["id"], id.as_str());
     assert_eq!(record["language"], "python");
     assert_eq!(record["status"], "queued");
@@ -112,24 +213,23 @@ async fn accepts_a_submission_and_serves_its_record() {
     }
     assert!(record.get("expires_at").is_none());
 
-    let jobs = api
-        .backend
-        .receive(10, Duration::ZERO, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let jobs = api.queued_jobs().await;
     assert_eq!(jobs.len(), 1);
-    let job = jobs[0].job.as_ref().unwrap();
     assert_eq!(
-        (job.id.as_str(), job.source.as_str(), job.stdin.as_str()),
-        (id.as_str(), "print(input())", "hi")
+        (
+            jobs[0].id.as_str(),
+            jobs[0].source.as_str(),
+            jobs[0].stdin.as_str(),
+            jobs[0].room.as_deref()
+        ),
+        (id.as_str(), "print(input())", "hi", None)
     );
 }
 
 #[tokio::test]
 async fn lists_languages_with_versions() {
-    let api = Api::new(RateLimit::default());
-    let (status, body) = api.call("GET", "/v1/languages", Body::empty()).await;
-    assert_eq!(status, StatusCode::OK);
+    let api = Api::new();
+    let body = api.send(call("GET", "/v1/languages")).await.body;
     let ids: Vec<_> = body["languages"]
         .as_array()
         .unwrap()
@@ -146,19 +246,77 @@ async fn lists_languages_with_versions() {
 
 #[tokio::test]
 async fn unknown_ids_and_paths_are_404() {
-    let api = Api::new(RateLimit::default());
-    let (status, body) = api.call("GET", "/v1/submissions/nope", Body::empty()).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"]["code"], "not_found");
+    let api = Api::new();
+    let unknown = uuid::Uuid::new_v4();
+    for id in [
+        unknown.to_string(),
+        unknown.simple().to_string(),
+        "nope".to_owned(),
+        "rate%23runs%3A127.0.0.1%3A0".to_owned(),
+    ] {
+        let reply = api.send(call("GET", format!("/v1/submissions/{id}"))).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{id}");
+        assert_eq!(reply.code(), "not_found", "{id}");
+    }
     assert_eq!(
-        api.call("GET", "/v2/anything", Body::empty()).await.0,
+        api.send(call("GET", "/v2/anything")).await.status,
         StatusCode::NOT_FOUND
     );
 }
 
+/// Rate counters share the DynamoDB table: an id that is not a UUID must not reach it. Over a
+/// store that cannot be reached, a UUID is a read that fails (503) and anything else is a 404
+/// without one.
+#[tokio::test]
+async fn only_uuids_are_looked_up() {
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let unreachable: Arc<dyn SubmissionStore> = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        "submissions",
+    ));
+    let api = Api::new();
+    let app = router(AppState {
+        queue: Arc::new(api.backend.clone()),
+        store: unreachable,
+        rates: Arc::new(api.backend.clone()),
+        limits: Limits::default(),
+        run_limit: RateLimit::RUNS,
+        gate: Gate::Loopback,
+    });
+    let api = Api { app, ..api };
+
+    let uuid = uuid::Uuid::new_v4();
+    let read = api
+        .send(call("GET", format!("/v1/submissions/{uuid}")))
+        .await;
+    assert_eq!(read.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(read.code(), "store_unavailable");
+    for id in [
+        "rate%23runs%3A127.0.0.1%3A0",
+        "nope",
+        &uuid.simple().to_string(),
+    ] {
+        let reply = api.send(call("GET", format!("/v1/submissions/{id}"))).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{id}");
+    }
+}
+
 #[tokio::test]
 async fn bad_requests_get_their_error_and_enqueue_nothing() {
-    let api = Api::new(RateLimit::default());
+    let api = Api::new();
     let big = "x".repeat(64 * 1024 + 1);
     let cases: Vec<(String, StatusCode, &str)> = vec![
         (
@@ -215,82 +373,308 @@ async fn bad_requests_get_their_error_and_enqueue_nothing() {
         ),
     ];
     for (body, want_status, want_code) in cases {
-        let (status, error) = api.post(body.clone()).await;
+        let reply = api.post(body.clone()).await;
         let shown: String = body.chars().take(40).collect();
-        assert_eq!(status, want_status, "{shown}");
-        assert_eq!(error["error"]["code"], want_code, "{shown}");
+        assert_eq!(reply.status, want_status, "{shown}");
+        assert_eq!(reply.code(), want_code, "{shown}");
         assert!(
-            error["error"]["message"]
+            reply.body["error"]["message"]
                 .as_str()
                 .is_some_and(|m| !m.is_empty()),
             "{shown}"
         );
     }
-    assert_eq!(
-        api.queued_jobs().await,
-        0,
+    assert!(
+        api.queued_jobs().await.is_empty(),
         "nothing is enqueued for a rejected request"
     );
 }
 
 #[tokio::test]
-async fn a_flooding_client_is_rate_limited() {
-    let api = Api::new(RateLimit {
-        per_second: 0.5,
-        burst: 2.0,
-    });
-    let body = || json!({"language": "python", "source": "print(1)"}).to_string();
-    assert_eq!(api.post(body()).await.0, StatusCode::ACCEPTED);
-    assert_eq!(api.post(body()).await.0, StatusCode::ACCEPTED);
-    let (status, error) = api.post(body()).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(error["error"]["code"], "rate_limited");
-    assert_eq!(api.queued_jobs().await, 2);
+async fn a_flooding_client_is_refused_until_the_window_ends() {
+    let api = Api::with(Gate::Loopback, limit(2));
+    assert_eq!(api.post(run()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(api.post(run()).await.status, StatusCode::ACCEPTED);
+    let before = Utc::now().timestamp() as u64;
+    let refused = api.post(run()).await;
+    let after = Utc::now().timestamp() as u64;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.code(), "rate_limited");
+    let retry_after: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ends_at = (before / LONG_WINDOW_S + 1) * LONG_WINDOW_S;
+    assert!(
+        (ends_at - after..=ends_at - before).contains(&retry_after),
+        "Retry-After {retry_after} is not the time left in the window"
+    );
+    assert_eq!(api.queued_jobs().await.len(), 2);
+    // Reads are not runs.
+    assert_eq!(
+        api.send(call("GET", "/v1/languages")).await.status,
+        StatusCode::OK
+    );
 }
 
+/// With a secret configured, every route (and every unknown path) answers 401 to a request
+/// without it, whoever sends it, and nothing is queued.
 #[tokio::test]
-async fn a_caller_cannot_dodge_the_limit_by_naming_other_clients() {
-    let api = Api::with_edge_secret(
-        RateLimit {
-            per_second: 0.5,
-            burst: 2.0,
-        },
-        Some("s3cret"),
-    );
-    let body = || json!({"language": "python", "source": "print(1)"}).to_string();
-    let post = |first_hop: &'static str, secret: Option<&'static str>| {
-        let xff = format!("{first_hop}, 203.0.113.9");
-        let body = body();
-        let api = &api;
-        async move {
-            let mut headers = vec![("x-forwarded-for", xff.as_str())];
-            if let Some(secret) = secret {
-                headers.push(("x-codebox-edge-secret", secret));
-            }
-            api.call_with("POST", "/v1/submissions", body, &headers)
-                .await
-                .0
-        }
+async fn with_a_secret_every_route_needs_it() {
+    let api = Api::with(edge_gate(), RateLimit::RUNS);
+    let id = uuid::Uuid::new_v4();
+    let routes = || {
+        [
+            post(),
+            call("GET", format!("/v1/submissions/{id}")),
+            call("GET", "/v1/languages"),
+            call("GET", "/v2/anything"),
+        ]
     };
-    // Straight to the API: every invented first hop lands in the caller's own bucket.
-    assert_eq!(post("198.51.100.1", None).await, StatusCode::ACCEPTED);
-    assert_eq!(post("198.51.100.2", None).await, StatusCode::ACCEPTED);
+    let wrong_secrets = [
+        None,
+        Some(String::new()),
+        Some("guess".to_owned()),
+        Some(SECRET[..SECRET.len() - 1].to_owned()),
+        Some(format!("{SECRET}0")),
+        Some(SECRET.to_uppercase()),
+    ];
+    for secret in &wrong_secrets {
+        for route in routes() {
+            let shown = format!("{} {} with {secret:?}", route.method, route.uri);
+            let route = match secret {
+                Some(secret) => route.header(EDGE_SECRET_HEADER, secret.clone()),
+                None => route,
+            };
+            let reply = api.send(route).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{shown}");
+            assert_eq!(reply.code(), "unauthorized", "{shown}");
+        }
+    }
+    assert!(api.queued_jobs().await.is_empty());
+
+    let served: Vec<_> = statuses(&api, routes().map(|r| r.via_edge("203.0.113.9"))).await;
     assert_eq!(
-        post("198.51.100.3", None).await,
-        StatusCode::TOO_MANY_REQUESTS
+        served,
+        [
+            StatusCode::ACCEPTED,
+            StatusCode::NOT_FOUND,
+            StatusCode::OK,
+            StatusCode::NOT_FOUND
+        ]
     );
+}
+
+async fn statuses(api: &Api, calls: impl IntoIterator<Item = Call>) -> Vec<StatusCode> {
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(api.send(call).await.status);
+    }
+    statuses
+}
+
+/// Without a secret (the local stack), loopback callers are served and no one else.
+#[tokio::test]
+async fn without_a_secret_only_loopback_callers_are_served() {
+    let api = Api::new();
+    for ip in ["127.0.0.1", "127.0.0.2", "::1"] {
+        let reply = api
+            .send(call("GET", "/v1/languages").from(Some(peer(ip))))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{ip}");
+    }
+    let strangers = [
+        Some(peer("10.0.0.5")),
+        Some(peer("203.0.113.9")),
+        Some(peer("2001:db8::1")),
+        None,
+    ];
+    for stranger in strangers {
+        for route in [post(), call("GET", "/v1/languages")] {
+            let reply = api
+                .send(
+                    route
+                        .header("x-forwarded-for", "127.0.0.1")
+                        .header(EDGE_SECRET_HEADER, SECRET)
+                        .from(stranger),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{stranger:?}");
+            assert_eq!(reply.code(), "unauthorized");
+        }
+    }
+    assert!(api.queued_jobs().await.is_empty());
+}
+
+/// The real local server tells the gate who calls: a loopback caller over TCP is served.
+#[tokio::test]
+async fn the_local_server_serves_its_loopback_callers() {
+    let api = Api::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_local(listener, api.app.clone(), async {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /v1/languages HTTP/1.1\r\nHost: codebox\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"python\""), "{response}");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+/// Clients are IPv4 addresses or IPv6 /64s: addresses in one /64 share a limit.
+#[tokio::test]
+async fn an_ipv6_client_is_its_64() {
+    let api = Api::with(edge_gate(), limit(2));
+    let status = |client: &'static str| {
+        let api = &api;
+        async move { api.send(post().via_edge(client)).await.status }
+    };
+    assert_eq!(status("2001:db8:1:2::1").await, StatusCode::ACCEPTED);
     assert_eq!(
-        post("198.51.100.4", Some("guess")).await,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    // Through the edge (the secret), its clients are told apart by the first hop.
-    assert_eq!(
-        post("198.51.100.5", Some("s3cret")).await,
+        status("2001:db8:1:2:ffff:ffff:ffff:ffff").await,
         StatusCode::ACCEPTED
     );
     assert_eq!(
-        post("198.51.100.6", Some("s3cret")).await,
+        status("2001:db8:1:2::abcd").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        status("2001:db8:1:3::1").await,
+        StatusCode::ACCEPTED,
+        "another /64"
+    );
+    assert_eq!(status("::ffff:192.0.2.1").await, StatusCode::ACCEPTED);
+    assert_eq!(
+        status("192.0.2.1").await,
+        StatusCode::ACCEPTED,
+        "the same IPv4 client"
+    );
+    assert_eq!(status("192.0.2.1").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        status("192.0.2.2").await,
+        StatusCode::ACCEPTED,
+        "another address"
+    );
+}
+
+/// The edge's first hop names its client; a direct caller writing `X-Forwarded-For` is
+/// refused before anything is counted, so it neither escapes its limit nor spends another's.
+#[tokio::test]
+async fn a_caller_gains_nothing_by_naming_other_clients() {
+    let api = Api::with(edge_gate(), limit(1));
+    // Behind the edge (one address as API Gateway's last hop), clients are told apart.
+    for client in ["198.51.100.5", "198.51.100.6"] {
+        assert_eq!(
+            api.send(post().via_edge(client)).await.status,
+            StatusCode::ACCEPTED
+        );
+    }
+    // A direct caller naming a victim first, with no secret or a wrong one.
+    let victim = "198.51.100.7";
+    for secret in [None, Some("guess"), Some(&SECRET[1..])] {
+        let mut spoof = post()
+            .header("x-forwarded-for", format!("{victim}, 203.0.113.66"))
+            .from(None);
+        if let Some(secret) = secret {
+            spoof = spoof.header(EDGE_SECRET_HEADER, secret);
+        }
+        assert_eq!(api.send(spoof).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        api.send(post().via_edge(victim)).await.status,
+        StatusCode::ACCEPTED,
+        "the victim's run is still its own to spend"
+    );
+    assert_eq!(api.queued_jobs().await.len(), 3);
+
+    // Locally, a caller from another machine naming a loopback client fares no better.
+    let local = Api::with(Gate::Loopback, limit(1));
+    let spoof = post()
+        .header("x-forwarded-for", "127.0.0.1")
+        .from(Some(peer("192.0.2.10")));
+    assert_eq!(local.send(spoof).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(local.post(run()).await.status, StatusCode::ACCEPTED);
+}
+
+/// The room comes from the edge, is checked, and travels in the job.
+#[tokio::test]
+async fn the_edge_names_the_room_and_it_lands_in_the_job() {
+    let api = Api::with(edge_gate(), RateLimit::RUNS);
+    let reply = api
+        .send(post().via_edge("203.0.113.9").header(ROOM, "team_7-A"))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let roomless = api.send(post().via_edge("203.0.113.9")).await;
+    assert_eq!(roomless.status, StatusCode::ACCEPTED);
+    let jobs = api.queued_jobs().await;
+    let room_of = |id: &Value| {
+        jobs.iter()
+            .find(|job| job.id == id.as_str().unwrap())
+            .map(|job| job.room.clone())
+    };
+    assert_eq!(
+        room_of(&reply.body["id"]),
+        Some(Some("team_7-A".to_owned()))
+    );
+    assert_eq!(room_of(&roomless.body["id"]), Some(None));
+
+    for bad in ["", "two words", "a/b", "room.1", &"r".repeat(65)] {
+        let reply = api
+            .send(post().via_edge("203.0.113.9").header(ROOM, bad))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        assert_eq!(reply.code(), "invalid_value");
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(ROOM), "{message}");
+    }
+    // Not from the edge: refused, room and all.
+    let reply = api
+        .send(
+            post()
+                .header(ROOM, "team_7-A")
+                .from(Some(peer("203.0.113.9"))),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(api.queued_jobs().await.is_empty());
+
+    // Locally the edge is a loopback caller.
+    let local = Api::new();
+    assert_eq!(
+        local.send(post().header(ROOM, "local")).await.status,
         StatusCode::ACCEPTED
     );
-    assert_eq!(api.queued_jobs().await, 4);
+    assert_eq!(local.queued_jobs().await[0].room.as_deref(), Some("local"));
+}
+
+/// Two API processes over one database file share one limit: requests alternating between
+/// them are accepted exactly `limit` times.
+#[tokio::test]
+async fn routers_over_one_database_share_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let limit = limit(3);
+    let apis = [
+        Api::over(Embedded::open(&db, 3).unwrap(), edge_gate(), limit),
+        Api::over(Embedded::open(&db, 3).unwrap(), edge_gate(), limit),
+    ];
+    let mut accepted = 0;
+    for i in 0..8 {
+        let reply = apis[i % 2].send(post().via_edge("203.0.113.9")).await;
+        match reply.status {
+            StatusCode::ACCEPTED => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("request {i}: {other}"),
+        }
+    }
+    assert_eq!(accepted, limit.limit);
 }

@@ -1,10 +1,11 @@
-//! The embedded queue and store: one SQLite file, shared by the local exec API and fleet
-//! processes, so `make dev` needs no AWS and no emulator.
+//! The embedded queue, store and rate counters: one SQLite file, shared by the local exec API
+//! and fleet processes, so `make dev` needs no AWS and no emulator.
 //!
 //! It keeps the semantics of the AWS adapters (visibility timeouts, receive counts, a
-//! dead-letter queue after `max_receives`, conditional status writes). Every state change runs
-//! in a `BEGIN IMMEDIATE` transaction, which SQLite serialises across processes, so two workers
-//! never receive the same visible message and never both win a conditional write.
+//! dead-letter queue after `max_receives`, conditional status writes, rate counters that hold
+//! across processes). Every state change runs in a `BEGIN IMMEDIATE` transaction, which SQLite
+//! serialises across processes, so two workers never receive the same visible message, never
+//! both win a conditional write, and two API processes never both take a counter's last hit.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::job::Job;
 use crate::queue::{Delivery, JobQueue, QueueError};
-use crate::store::{StoreError, SubmissionStore, Transition};
+use crate::store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition};
 use crate::{RunResult, Status, Submission};
 
 /// How often an empty long poll looks again (a job waits for a worker at most this long).
@@ -42,9 +43,15 @@ CREATE TABLE IF NOT EXISTS submissions (
     expires_at INTEGER NOT NULL,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rate_counters (
+    key TEXT PRIMARY KEY,
+    hits INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rate_counters_ended ON rate_counters (ends_at);
 ";
 
-/// The SQLite-backed queue and store.
+/// The SQLite-backed queue, store and rate counters.
 #[derive(Clone)]
 pub struct Embedded {
     conn: Arc<Mutex<Connection>>,
@@ -323,6 +330,42 @@ impl SubmissionStore for Embedded {
     }
 }
 
+#[async_trait]
+impl RateCounter for Embedded {
+    async fn count(&self, hit: &RateHit) -> Result<bool, StoreError> {
+        let hit = hit.clone();
+        self.with_conn(move |conn| count_hit(conn, &hit)).await
+    }
+}
+
+/// Drops the counters of windows that have ended, then counts `hit`, in one immediate
+/// transaction. The upsert inserts a first hit (unless the limit is zero) or adds one to a
+/// counter below the limit; a refused hit changes no row.
+fn count_hit(conn: &mut Connection, hit: &RateHit) -> Result<bool, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    tx.prepare_cached("DELETE FROM rate_counters WHERE ends_at <= ?1")
+        .and_then(|mut prune| prune.execute(params![unix_s(hit.now)]))
+        .map_err(unavailable)?;
+    let counted = tx
+        .prepare_cached(
+            "INSERT INTO rate_counters (key, hits, ends_at) SELECT ?1, 1, ?2 WHERE ?3 > 0
+             ON CONFLICT (key) DO UPDATE SET hits = hits + 1 WHERE hits < ?3",
+        )
+        .and_then(|mut upsert| {
+            upsert.execute(params![hit.key, unix_s(hit.window.ends_at), hit.limit])
+        })
+        .map_err(unavailable)?;
+    tx.commit().map_err(unavailable)?;
+    Ok(counted == 1)
+}
+
+/// Unix seconds as SQLite stores integers.
+fn unix_s(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
 fn read(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Option<Submission>, StoreError> {
     let row: Option<(String, i64)> = conn
         .query_row(
@@ -364,5 +407,67 @@ impl From<String> for StoreError {
 impl From<String> for QueueError {
     fn from(message: String) -> Self {
         QueueError::Unavailable(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codebox_access::RateLimit;
+
+    const LIMIT: RateLimit = RateLimit {
+        limit: 2,
+        window_s: 60,
+    };
+
+    fn counters(db: &Embedded) -> Vec<(String, i64, i64)> {
+        let conn = db.conn.lock().unwrap();
+        let mut rows = conn
+            .prepare("SELECT key, hits, ends_at FROM rate_counters ORDER BY key")
+            .unwrap();
+        rows.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn counts_up_to_the_limit_and_prunes_ended_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Embedded::open(&dir.path().join("rates.db"), 3).unwrap();
+        let first = RateHit::new("runs", "203.0.113.9", LIMIT, 130);
+        assert!(db.count(&first).await.unwrap());
+        assert!(db.count(&first).await.unwrap());
+        assert!(!db.count(&first).await.unwrap(), "over the limit");
+        let other = RateHit::new("runs", "198.51.100.1", LIMIT, 179);
+        assert!(db.count(&other).await.unwrap(), "clients are counted apart");
+        assert_eq!(
+            counters(&db),
+            [
+                ("runs:198.51.100.1:2".to_owned(), 1, 180),
+                ("runs:203.0.113.9:2".to_owned(), 2, 180),
+            ],
+            "a refused hit is not counted"
+        );
+
+        // The next window: a fresh counter, and the ended window's counters are gone.
+        let next = RateHit::new("runs", "203.0.113.9", LIMIT, 180);
+        assert!(db.count(&next).await.unwrap());
+        assert_eq!(counters(&db), [("runs:203.0.113.9:3".to_owned(), 1, 240)]);
+    }
+
+    #[tokio::test]
+    async fn a_zero_limit_refuses_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Embedded::open(&dir.path().join("rates.db"), 3).unwrap();
+        let closed = RateLimit {
+            limit: 0,
+            window_s: 60,
+        };
+        assert!(!db
+            .count(&RateHit::new("runs", "a", closed, 0))
+            .await
+            .unwrap());
+        assert!(counters(&db).is_empty());
     }
 }

@@ -21,6 +21,10 @@ pub struct Job {
     /// The program's stdin, base64 of its UTF-8 bytes.
     #[serde(with = "base64_string")]
     pub stdin: String,
+    /// The room the run was started from, as the edge named it (absent for runs that came
+    /// without one, and in messages written before rooms were carried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
 }
 
 /// Why a queue message is not a job.
@@ -68,8 +72,18 @@ mod tests {
             language: Language::C,
             source: "int main(){}\n\u{0}é".into(),
             stdin: "".into(),
+            room: None,
         };
-        assert_eq!(Job::from_message(&job.to_message()).unwrap(), job);
+        let message = job.to_message();
+        assert!(!message.contains("room"), "{message}");
+        assert_eq!(Job::from_message(&message).unwrap(), job);
+        let in_room = Job {
+            room: Some("team_7-a".into()),
+            ..job
+        };
+        let message = in_room.to_message();
+        assert!(message.contains(r#""room":"team_7-a""#), "{message}");
+        assert_eq!(Job::from_message(&message).unwrap(), in_room);
     }
 
     #[test]
@@ -80,6 +94,7 @@ mod tests {
             language: Language::Javascript,
             source: "\u{1}".repeat(limits.max_source_bytes),
             stdin: "\"".repeat(limits.max_stdin_bytes),
+            room: Some("r".repeat(crate::request::MAX_ROOM_CHARS)),
         };
         let size = job.to_message().len();
         assert!(size < 192 * 1024, "{size} bytes");

@@ -4,7 +4,7 @@
 //! ```text
 //! POST body ──request::parse_request──> NewSubmission
 //!     ├─> store:  Submission::queued (status queued, expires_at = now + 24 h)
-//!     └─> queue:  Job (id, language, source, stdin)
+//!     └─> queue:  Job (id, language, source, stdin, room)
 //! worker: queue ──> Job ──> store.mark_running ──> sandbox ──> Ending::status ──> RunResult
 //!         ──> store.finish (only over a non-terminal status) ──> queue.delete
 //! ```
@@ -16,12 +16,12 @@
 //! - [`job`]: the queue message.
 //! - [`record`]: the stored record ([`Submission`]) and a worker's [`RunResult`].
 //! - [`status`]: statuses, and how a sandbox [`Ending`] maps onto them.
-//! - [`queue`] and [`store`]: the traits the binaries use, with their semantics.
-//! - [`embedded`] (feature `embedded`): both traits over one SQLite file, for the local stack.
-//! - [`aws`] (feature `aws`): SQS and DynamoDB.
+//! - [`queue`] and [`store`]: the traits the binaries use (job queue, submission store, rate
+//!   counters), with their semantics.
+//! - [`embedded`] (feature `embedded`): all three over one SQLite file, for the local stack.
+//! - [`aws`] (feature `aws`): the queue on SQS, the store and the rate counters on DynamoDB.
 //! - [`config`] (feature `config`): the backend the environment names, and logging, for the
 //!   binaries.
-//! - [`aws`] (feature `aws`): the queue on SQS and the store on DynamoDB.
 
 pub mod job;
 pub mod language;
@@ -46,6 +46,6 @@ pub use language::{Language, LanguageInfo};
 pub use limits::Limits;
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use record::{RunResult, Submission};
-pub use request::{parse_request, NewSubmission, RequestError};
+pub use request::{parse_request, parse_room, NewSubmission, RequestError};
 pub use status::{Ending, Phase, Status};
-pub use store::{StoreError, SubmissionStore, Transition};
+pub use store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition};

@@ -1,11 +1,17 @@
-//! The submission store, behind a trait: DynamoDB in production, SQLite locally.
+//! The submission store and the rate counters, behind traits: DynamoDB in production, SQLite
+//! locally.
 //!
 //! Every write that moves a status is conditional, so that concurrent or repeated workers
 //! cannot undo each other: `queued -> running` only from `queued`, and a terminal result only
 //! over a non-terminal status. A terminal status therefore never changes.
+//!
+//! A rate counter is one fixed-window counter per client and window
+//! (`codebox_access::rate`), counted by one atomic "add one if below the limit" in the store
+//! every API instance shares, so a limit holds across instances and processes.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use codebox_access::{RateLimit, Window};
 
 use crate::{RunResult, Status, Submission};
 
@@ -50,4 +56,43 @@ pub trait SubmissionStore: Send + Sync {
     async fn mark_running(&self, id: &str, at: DateTime<Utc>) -> Result<Transition, StoreError>;
     /// Writes a terminal result over a `queued` or `running` record.
     async fn finish(&self, id: &str, result: &RunResult) -> Result<Transition, StoreError>;
+}
+
+/// One action to count against a fixed-window rate limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateHit {
+    /// The counter: scope, client and window ([`Window::key`]).
+    pub key: String,
+    /// How many hits the counter may hold.
+    pub limit: u32,
+    /// The window the hit falls in.
+    pub window: Window,
+    /// When the hit happens (Unix seconds).
+    pub now: u64,
+}
+
+impl RateHit {
+    /// A hit by `client` in `scope` (e.g. `runs`) at `now` (Unix seconds) under `limit`.
+    pub fn new(scope: &str, client: &str, limit: RateLimit, now: u64) -> Self {
+        let window = limit.window(now);
+        RateHit {
+            key: window.key(scope, client),
+            limit: limit.limit,
+            window,
+            now,
+        }
+    }
+
+    /// Seconds until the window ends: the `Retry-After` of a refusal.
+    pub fn retry_after(&self) -> u64 {
+        self.window.retry_after(self.now)
+    }
+}
+
+/// Where the fixed-window rate counters live: shared by every process that enforces a limit.
+#[async_trait]
+pub trait RateCounter: Send + Sync {
+    /// Counts `hit` unless its counter already holds `hit.limit` hits, in one atomic step:
+    /// `true` when counted (allowed), `false` when refused (nothing counted).
+    async fn count(&self, hit: &RateHit) -> Result<bool, StoreError>;
 }

@@ -1,17 +1,18 @@
-//! The AWS adapters (SQS queue, DynamoDB store) pass the shared adapter behaviour against
-//! moto server, which speaks both services over HTTP.
+//! The AWS adapters (SQS queue, DynamoDB store and rate counters) pass the shared adapter
+//! behaviour against moto server, which speaks both services over HTTP.
 //!
 //! Needs `--features aws` and `CODEBOX_MOTO_SERVER`, the path of a `moto_server` executable
 //! (`scripts/setup.sh python` installs one and prints it; `scripts/test.sh` sets the variable).
 //! Each test starts its own moto on a free port, makes its own queue, dead-letter queue and
 //! table, and stops moto when it ends.
 //!
-//! Not run here: `common::one_writer_wins_a_race`. moto is not race-safe for conditional
-//! writes (it has let two concurrent writers both win), and the design does not depend on that
-//! race: a redelivered job is re-run only while its record is not terminal, and `finish` is
-//! conditional, so the worst a non-atomic stand-in can show is the case already measured
-//! race-safe on the embedded adapter (`tests/embedded.rs`) and guaranteed in production by
-//! DynamoDB's conditional writes.
+//! Not run here: `common::one_writer_wins_a_race` and `common::rate_limit_holds_under_a_race`.
+//! moto is not race-safe for conditional writes (it has let two concurrent writers both win),
+//! and the design does not depend on that race: a redelivered job is re-run only while its
+//! record is not terminal, and `finish` is conditional, so the worst a non-atomic stand-in can
+//! show is the case already measured race-safe on the embedded adapter (`tests/embedded.rs`)
+//! and guaranteed in production by DynamoDB's conditional writes. Rate counters are the same
+//! single conditional `UpdateItem`: here two stores alternate hits, sequentially.
 
 mod common;
 
@@ -32,7 +33,8 @@ use codebox_submission::aws::{
     clients_from_env, create_resources, AwsClients, DynamoStore, ResourceNames, SqsQueue,
 };
 use codebox_submission::{
-    JobQueue, QueueError, RunResult, Status, StoreError, Submission, SubmissionStore, Transition,
+    JobQueue, QueueError, RateCounter, RateHit, RunResult, Status, StoreError, Submission,
+    SubmissionStore, Transition,
 };
 
 const MAX_RECEIVES: u32 = 3;
@@ -161,6 +163,45 @@ async fn store_behaviour() {
     common::status_writes_are_conditional(&store).await;
     common::records_round_trip_exactly(&store).await;
     common::expired_records_are_not_found(&store).await;
+}
+
+/// Two stores with clients of their own (two API instances) over one table share one limit.
+#[tokio::test]
+async fn rate_counters_of_two_instances_share_one_limit() {
+    let moto = Moto::start();
+    let (_, _, first) = moto.resources().await;
+    let second = DynamoStore::new(moto.clients().await.dynamodb, first.table.clone());
+    common::rate_counters_share_one_limit(&first, &second).await;
+}
+
+/// A rate counter's item: its id, hits and TTL, in the submissions table.
+#[tokio::test]
+async fn rate_counter_items_have_the_documented_shape() {
+    let moto = Moto::start();
+    let names = fresh_names();
+    let clients = moto.clients().await;
+    let (_, store) = create_resources(&clients, &names, MAX_RECEIVES)
+        .await
+        .unwrap();
+    let client = common::fresh_client();
+    let hit = RateHit::new("runs", &client, common::RATE, Utc::now().timestamp() as u64);
+    assert!(store.count(&hit).await.unwrap());
+    assert!(store.count(&hit).await.unwrap());
+    let id = format!("rate#runs:{client}:{}", hit.window.index);
+    let item = raw_item(&clients, &names.table, &id).await;
+    assert_eq!(item["hits"], AttributeValue::N("2".into()));
+    let expires_at: u64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+    assert!(
+        expires_at > hit.window.ends_at,
+        "TTL {expires_at} falls inside the window ending {}",
+        hit.window.ends_at
+    );
+    assert_eq!(item.len(), 3, "{item:?}");
+    // The reason the API reads submission ids only: a counter is no record.
+    assert!(matches!(
+        store.get(&id, Utc::now()).await,
+        Err(StoreError::Corrupt { .. })
+    ));
 }
 
 /// The item layout documented in `aws/store.rs`, the TTL and billing settings, and the

@@ -1,5 +1,5 @@
-//! The embedded (SQLite) queue and store pass the shared adapter behaviour, and are race-safe
-//! across separate connections, as two local processes would hold.
+//! The embedded (SQLite) queue, store and rate counters pass the shared adapter behaviour, and
+//! are race-safe across separate connections, as two local processes would hold.
 
 mod common;
 
@@ -32,6 +32,23 @@ async fn store_behaviour() {
     common::status_writes_are_conditional(&store).await;
     common::records_round_trip_exactly(&store).await;
     common::expired_records_are_not_found(&store).await;
+}
+
+#[tokio::test]
+async fn rate_counters_on_separate_connections_share_one_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    common::rate_counters_share_one_limit(&open(&dir), &open(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_counters_race_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    common::rate_limit_holds_under_a_race(vec![
+        Arc::new(open(&dir)),
+        Arc::new(open(&dir)),
+        Arc::new(open(&dir)),
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

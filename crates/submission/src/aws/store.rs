@@ -1,10 +1,16 @@
-//! [`SubmissionStore`] on DynamoDB: one item per submission, keyed by `id`.
+//! [`SubmissionStore`] and [`RateCounter`] on DynamoDB: one item per submission, keyed by
+//! `id`, and one per rate counter in the same table.
 //!
-//! An item's attributes are the record's fields, under the same names: strings as `S`,
-//! numbers as `N`, flags as `BOOL`, timestamps as RFC 3339 `S`, and `NULL` for an absent
+//! A submission item's attributes are the record's fields, under the same names: strings as
+//! `S`, numbers as `N`, flags as `BOOL`, timestamps as RFC 3339 `S`, and `NULL` for an absent
 //! optional. `expires_at` (`N`, epoch seconds) is the table's TTL attribute. DynamoDB deletes
 //! expired items lazily (up to days later), so reads and status writes treat an item whose
 //! `expires_at` has passed as absent.
+//!
+//! A rate counter item has the id `rate#<scope>:<client>:<window>` (never a UUID, so never a
+//! submission id), `hits` (`N`) and `expires_at`, set past the window's end so TTL deletes
+//! it. One `UpdateItem` counts a hit: `ADD hits :one` on the condition that the counter is
+//! absent or below the limit; a failed condition is a refusal and changes nothing.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -16,7 +22,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::describe;
-use crate::store::{StoreError, SubmissionStore, Transition};
+use crate::store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition};
 use crate::{Language, RunResult, Status, Submission};
 
 /// The hash key.
@@ -24,6 +30,13 @@ pub(super) const ID: &str = "id";
 /// The TTL attribute.
 pub(super) const EXPIRES_AT: &str = "expires_at";
 const STATUS: &str = "status";
+/// A rate counter's hits.
+const HITS: &str = "hits";
+/// What starts a rate counter's id.
+const RATE_ID_PREFIX: &str = "rate#";
+/// How long a rate counter outlives its window, so that an instance whose clock runs behind
+/// still finds it rather than a fresh one.
+const RATE_TTL_MARGIN_S: u64 = 600;
 
 /// A stored item.
 type Item = HashMap<String, AttributeValue>;
@@ -206,6 +219,53 @@ impl SubmissionStore for DynamoStore {
     }
 }
 
+#[async_trait]
+impl RateCounter for DynamoStore {
+    async fn count(&self, hit: &RateHit) -> Result<bool, StoreError> {
+        // The condition lets a first hit through whatever the limit: a zero limit is decided here.
+        if hit.limit == 0 {
+            return Ok(false);
+        }
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ID, string(&rate_id(hit)))
+            .update_expression(format!("ADD #{HITS} :one SET #{EXPIRES_AT} = :expires_at"))
+            .condition_expression(format!("attribute_not_exists(#{HITS}) OR #{HITS} < :limit"))
+            .expression_attribute_names(format!("#{HITS}"), HITS)
+            .expression_attribute_names(format!("#{EXPIRES_AT}"), EXPIRES_AT)
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":limit", number(hit.limit))
+            .expression_attribute_values(":expires_at", number(rate_expires_at(hit)))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::Unavailable(describe(
+                "DynamoDB UpdateItem (rate counter)",
+                &e,
+            ))),
+        }
+    }
+}
+
+/// The item id of `hit`'s counter.
+fn rate_id(hit: &RateHit) -> String {
+    format!("{RATE_ID_PREFIX}{}", hit.key)
+}
+
+/// When TTL may delete `hit`'s counter (epoch seconds).
+fn rate_expires_at(hit: &RateHit) -> u64 {
+    hit.window.ends_at + RATE_TTL_MARGIN_S
+}
+
 /// A record as an item.
 fn to_item(record: &Submission) -> Item {
     HashMap::from([
@@ -372,6 +432,28 @@ mod tests {
             AttributeValue::N(record.expires_at.to_string())
         );
         assert_eq!(item["signal"], AttributeValue::N("9".into()));
+    }
+
+    #[test]
+    fn rate_counters_are_keyed_by_scope_client_and_window_and_outlive_it() {
+        let limit = codebox_access::RateLimit {
+            limit: 30,
+            window_s: 60,
+        };
+        let hit = RateHit::new("runs", "2001:db8:1:2::/64", limit, 1_000_010);
+        assert_eq!(rate_id(&hit), "rate#runs:2001:db8:1:2::/64:16666");
+        assert_eq!(hit.window.ends_at, 1_000_020);
+        assert_eq!(rate_expires_at(&hit), 1_000_020 + RATE_TTL_MARGIN_S);
+        assert!(
+            uuid::Uuid::try_parse(&rate_id(&hit)).is_err(),
+            "never a submission id"
+        );
+        let next = RateHit::new("runs", "2001:db8:1:2::/64", limit, 1_000_020);
+        assert_ne!(
+            rate_id(&next),
+            rate_id(&hit),
+            "each window has its own counter"
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Duration as Span, Utc};
+use codebox_access::RateLimit;
 use codebox_submission::{
-    Job, JobQueue, Language, QueueError, RunResult, Status, Submission, SubmissionStore, Transition,
+    Job, JobQueue, Language, QueueError, RateCounter, RateHit, RunResult, Status, Submission,
+    SubmissionStore, Transition,
 };
 
 /// A job with a unique id.
@@ -19,6 +21,7 @@ pub fn job(tag: &str) -> Job {
         language: Language::Python,
         source: format!("print('{tag}')"),
         stdin: "in\u{0}put".into(),
+        room: Some(tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
     }
 }
 
@@ -333,4 +336,61 @@ pub async fn one_writer_wins_a_race(store: Arc<dyn SubmissionStore>) {
         }
     }
     assert_eq!(applied, 1);
+}
+
+/// The rate limit of the counter tests.
+pub const RATE: RateLimit = RateLimit {
+    limit: 3,
+    window_s: 60,
+};
+
+/// A client no other test counts against.
+pub fn fresh_client() -> String {
+    format!("client-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Hits alternating between two handles on one store (separate connections or clients, as
+/// two API instances hold) share one limit: exactly `limit` are counted. Other clients,
+/// scopes and windows have counters of their own.
+pub async fn rate_counters_share_one_limit(first: &dyn RateCounter, second: &dyn RateCounter) {
+    let now = Utc::now().timestamp() as u64;
+    let client = fresh_client();
+    let hit = RateHit::new("runs", &client, RATE, now);
+    let mut counted = Vec::new();
+    for i in 0..8 {
+        let counter = if i % 2 == 0 { first } else { second };
+        counted.push(counter.count(&hit).await.unwrap());
+    }
+    assert_eq!(
+        counted,
+        [true, true, true, false, false, false, false, false]
+    );
+    let other_client = RateHit::new("runs", &fresh_client(), RATE, now);
+    assert!(second.count(&other_client).await.unwrap());
+    let other_scope = RateHit::new("rooms", &client, RATE, now);
+    assert!(first.count(&other_scope).await.unwrap());
+    let next_window = RateHit::new("runs", &client, RATE, hit.window.ends_at);
+    assert!(second.count(&next_window).await.unwrap());
+    let closed = RateLimit { limit: 0, ..RATE };
+    let refused = RateHit::new("runs", &fresh_client(), closed, now);
+    assert!(!first.count(&refused).await.unwrap(), "a zero limit");
+}
+
+/// Many hits at once, spread over the handles: exactly `limit` are counted. Only for
+/// race-safe backends.
+pub async fn rate_limit_holds_under_a_race(counters: Vec<Arc<dyn RateCounter>>) {
+    let hit = RateHit::new("runs", &fresh_client(), RATE, Utc::now().timestamp() as u64);
+    let hits: Vec<_> = (0..16)
+        .map(|i| {
+            let (counter, hit) = (counters[i % counters.len()].clone(), hit.clone());
+            tokio::spawn(async move { counter.count(&hit).await.unwrap() })
+        })
+        .collect();
+    let mut counted = 0;
+    for hit in hits {
+        if hit.await.unwrap() {
+            counted += 1;
+        }
+    }
+    assert_eq!(counted, RATE.limit);
 }
