@@ -4,23 +4,29 @@
 //!
 //! Needs the Docker engine and runner images (scripts/docker.sh, scripts/images.sh).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::Request;
+use codebox_access::RateLimit;
 use codebox_exec_fleet::sandbox::{Sandbox, SandboxConfig};
 use codebox_exec_fleet::worker::{reap_dead_letters, run_worker, WorkerConfig};
 use codebox_submission::embedded::Embedded;
 use codebox_submission::{Job, JobQueue, Language, Limits, Status, SubmissionStore};
-use exec_lambda::{router, AppState, RateLimit, RateLimiter};
+use exec_lambda::{router, AppState, Gate};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
 const MAX_RECEIVES: u32 = 2;
+/// The API serves loopback callers when no edge secret is set: these requests come from one.
+const LOCAL_CALLER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// The API and (optionally) a running worker and dead-letter reaper over one database file.
 struct Stack {
@@ -51,10 +57,11 @@ impl Stack {
         let fleet_db = Embedded::open(&db, MAX_RECEIVES).unwrap();
         let api = router(AppState {
             queue: Arc::new(api_db.clone()),
-            store: Arc::new(api_db),
+            store: Arc::new(api_db.clone()),
+            rates: Arc::new(api_db),
             limits: Limits::default(),
-            rate_limiter: Arc::new(RateLimiter::new(RateLimit::default())),
-            edge_secret: None,
+            run_limit: RateLimit::RUNS,
+            gate: Gate::Loopback,
         });
         let sandbox = Sandbox::connect(SandboxConfig { pool_size: 0, ..SandboxConfig::default() })
             .await
@@ -98,11 +105,12 @@ impl Stack {
     }
 
     async fn call(&self, method: &str, uri: &str, body: Value) -> Value {
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
             .body(Body::from(body.to_string()))
             .unwrap();
+        request.extensions_mut().insert(ConnectInfo(LOCAL_CALLER));
         let response = self.api.clone().oneshot(request).await.unwrap();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         serde_json::from_slice(&bytes).unwrap()
@@ -189,6 +197,7 @@ async fn a_redelivered_job_never_replaces_a_terminal_result() {
         language: Language::Python,
         source: "print('second')".into(),
         stdin: String::new(),
+        room: None,
     };
     stack.fleet_db.send(&duplicate).await.unwrap();
     // The worker polls every 200 ms; give it ample time, then the message must be gone.
@@ -273,12 +282,13 @@ async fn sigterm_lets_the_fleet_finish_what_it_holds() {
     let api = router(AppState {
         queue: Arc::new(api_db.clone()),
         store: Arc::new(api_db.clone()),
+        rates: Arc::new(api_db.clone()),
         limits: Limits::default(),
-        rate_limiter: Arc::new(RateLimiter::new(RateLimit::default())),
-        edge_secret: None,
+        run_limit: RateLimit::RUNS,
+        gate: Gate::Loopback,
     });
     let mut fleet = spawn_fleet(&db);
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method("POST")
         .uri("/v1/submissions")
         .body(Body::from(
@@ -286,6 +296,7 @@ async fn sigterm_lets_the_fleet_finish_what_it_holds() {
                 .to_string(),
         ))
         .unwrap();
+    request.extensions_mut().insert(ConnectInfo(LOCAL_CALLER));
     let accepted: Value = serde_json::from_slice(
         &api.oneshot(request)
             .await
