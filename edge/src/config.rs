@@ -1,6 +1,7 @@
 //! Everything the edge reads from its environment (wrangler.toml `[vars]` and Worker secrets),
 //! read in one place.
 
+use codebox_access::headers::MIN_EDGE_SECRET_BYTES;
 use codebox_access::{RateLimit, TokenKey};
 use worker::Env;
 
@@ -9,9 +10,9 @@ use crate::http::EdgeError;
 /// Secret: the key room tokens are signed with (`wrangler secret put ROOM_TOKEN_SECRET`;
 /// `make dev` writes a local one into `.dev.vars`).
 const ROOM_TOKEN_SECRET: &str = "ROOM_TOKEN_SECRET";
-/// Secret: proves to the exec API that a request comes from this edge (the exec API's
-/// `CODEBOX_EDGE_SECRET`, the same name on both sides).
-const EDGE_SECRET: &str = "CODEBOX_EDGE_SECRET";
+/// Secret: proves to the exec API that a request comes from this edge (the same name on both
+/// sides).
+const EDGE_SECRET: &str = codebox_access::headers::EDGE_SECRET_VAR;
 /// Variable: the exec API's base URL.
 const EXEC_API_URL: &str = "EXEC_API_URL";
 /// Variable: room creations per client, `LIMIT/SECONDS` (default [`RateLimit::ROOMS`]).
@@ -44,13 +45,22 @@ impl Config {
         })?;
         let token_key = TokenKey::new(secret.to_string().as_bytes())
             .map_err(|e| EdgeError::Config(format!("{ROOM_TOKEN_SECRET}: {e}")))?;
+        let edge_secret = env
+            .secret(EDGE_SECRET)
+            .ok()
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty());
+        if edge_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < MIN_EDGE_SECRET_BYTES)
+        {
+            return Err(EdgeError::Config(format!(
+                "{EDGE_SECRET} must be at least {MIN_EDGE_SECRET_BYTES} bytes"
+            )));
+        }
         Ok(Config {
             token_key,
-            edge_secret: env
-                .secret(EDGE_SECRET)
-                .ok()
-                .map(|s| s.to_string())
-                .filter(|s| !s.is_empty()),
+            edge_secret,
             exec_api_url: env.var(EXEC_API_URL).ok().map(|v| v.to_string()),
             room_rate: rate_limit(env, ROOM_RATE_LIMIT, RateLimit::ROOMS)?,
             run_rate: rate_limit(env, RUN_RATE_LIMIT, RateLimit::RUNS)?,

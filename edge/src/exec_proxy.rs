@@ -15,6 +15,7 @@
 //! edge's own failures (the exec API unreachable or too slow, a body too large to buffer) are
 //! [`EdgeError`]s.
 
+use codebox_access::headers::{EDGE_SECRET_HEADER, ROOM_HEADER};
 use serde::Deserialize;
 use worker::{AbortSignal, Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -23,10 +24,6 @@ use crate::http::EdgeError;
 
 /// The path prefix this module serves.
 pub const PREFIX: &str = "/api";
-/// The header carrying the edge secret (the exec API's `EDGE_SECRET_HEADER`).
-const EDGE_SECRET_HEADER: &str = "x-codebox-edge-secret";
-/// The header carrying the room a run was started from (the exec API's `ROOM_HEADER`).
-const ROOM_HEADER: &str = "x-codebox-room";
 /// How long one proxied request may take. The exec API answers without waiting for runs
 /// (202, then polling), so anything near this is a hung upstream.
 const UPSTREAM_TIMEOUT_MS: u32 = 10_000;

@@ -15,8 +15,7 @@
 //! `[assets]`); a path that reaches the Worker and matches nothing is a 404.
 
 use codebox_access::room::ROOM_ID_BYTES;
-use codebox_access::{new_room_id, room_link, Claims, Role};
-use codebox_room::is_valid_room_name;
+use codebox_access::{is_valid_room_name, new_room_id, room_link, Claims, Role};
 use serde::{Deserialize, Serialize};
 use worker::{event, Context, Env, Method, Request, Response, Result};
 

@@ -20,7 +20,7 @@ pub const LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 /// The local server's address.
 pub const LISTEN: &str = "CODEBOX_EXEC_LISTEN";
 /// The edge's shared secret.
-pub const EDGE_SECRET: &str = "CODEBOX_EDGE_SECRET";
+pub const EDGE_SECRET: &str = codebox_access::headers::EDGE_SECRET_VAR;
 /// Runs per client per window, `LIMIT/SECONDS`.
 pub const RUN_RATE_LIMIT: &str = "CODEBOX_RUN_RATE_LIMIT";
 

@@ -25,10 +25,7 @@ use codebox_access::client::UNKNOWN_CLIENT;
 
 use crate::error::ApiError;
 
-/// The header in which the edge sends the shared secret.
-pub const EDGE_SECRET_HEADER: &str = "x-codebox-edge-secret";
-/// The fewest bytes an edge secret may have.
-pub const MIN_EDGE_SECRET_BYTES: usize = 32;
+pub use codebox_access::headers::{EDGE_SECRET_HEADER, MIN_EDGE_SECRET_BYTES};
 
 /// Who may call the API.
 #[derive(Clone, Debug)]

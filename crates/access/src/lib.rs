@@ -15,14 +15,16 @@
 //! - [`token`]: the signed token (HMAC-SHA-256), its claims and every way a check can fail.
 //! - [`client`]: who a client is for rate limits (an IPv4 address or an IPv6 /64).
 //! - [`rate`]: fixed-window rate limits, the policy each shared counter enforces.
-//! - [`room`]: room ids (128 random bits) and the links the IDE opens.
+//! - [`room`]: room names, room ids (128 random bits) and the links the IDE opens.
+//! - [`headers`]: the headers the edge and the exec API share (the edge secret, the room).
 
 pub mod client;
+pub mod headers;
 pub mod rate;
 pub mod room;
 pub mod token;
 
 pub use client::client_key;
 pub use rate::{RateLimit, Window};
-pub use room::{new_room_id, room_link};
+pub use room::{is_valid_room_name, new_room_id, room_link};
 pub use token::{Claims, Denied, Role, TokenKey};

@@ -1,9 +1,20 @@
-//! Room ids and the links that open them.
+//! Room ids, the names `/rooms/{room}` accepts, and the links that open a room.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::Role;
+
+/// Longest room name (Contract 1).
+pub const MAX_ROOM_NAME: usize = 64;
+
+/// Whether `name` is a valid room name: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn is_valid_room_name(name: &str) -> bool {
+    (1..=MAX_ROOM_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
 
 /// Random bytes in a room id: 128 bits, so rooms cannot be found by guessing.
 pub const ROOM_ID_BYTES: usize = 16;
@@ -29,12 +40,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_follow_the_contract() {
+        assert!(is_valid_room_name("a"));
+        assert!(is_valid_room_name("Brave-Otter_42"));
+        assert!(is_valid_room_name(&"x".repeat(64)));
+        for bad in ["", "a b", "a/b", "a.b", "%41", "é", "room?", &"x".repeat(65)] {
+            assert!(!is_valid_room_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn ids_are_22_url_safe_characters() {
         let id = new_room_id([0xff; ROOM_ID_BYTES]);
         assert_eq!(id.len(), 22);
-        assert!(id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(is_valid_room_name(&id));
         assert_ne!(id, new_room_id([0; ROOM_ID_BYTES]));
     }
 

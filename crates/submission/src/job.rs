@@ -94,7 +94,7 @@ mod tests {
             language: Language::Javascript,
             source: "\u{1}".repeat(limits.max_source_bytes),
             stdin: "\"".repeat(limits.max_stdin_bytes),
-            room: Some("r".repeat(crate::request::MAX_ROOM_CHARS)),
+            room: Some("r".repeat(codebox_access::room::MAX_ROOM_NAME)),
         };
         let size = job.to_message().len();
         assert!(size < 192 * 1024, "{size} bytes");

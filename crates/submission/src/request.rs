@@ -1,5 +1,7 @@
 //! Validation of `POST /v1/submissions` requests: the body, and the room the edge names.
 
+use codebox_access::headers::ROOM_HEADER;
+use codebox_access::is_valid_room_name;
 use serde_json::Value;
 
 use crate::{Language, Limits};
@@ -60,29 +62,19 @@ impl RequestError {
     }
 }
 
-/// The header in which the edge names the room a run was started from.
-pub const ROOM_HEADER: &str = "x-codebox-room";
-/// The longest room id (the room-name rule of DESIGN.md, Contract 1).
-pub const MAX_ROOM_CHARS: usize = 64;
-
-/// Validates the room id the edge sent in [`ROOM_HEADER`] (`None`: no header): 1 to
-/// [`MAX_ROOM_CHARS`] of `[A-Za-z0-9_-]`.
+/// Validates the room id the edge sent in [`ROOM_HEADER`] (`None`: no header): a room name as
+/// `/rooms/{room}` accepts it.
 pub fn parse_room(header: Option<&[u8]>) -> Result<Option<String>, RequestError> {
     let Some(bytes) = header else {
         return Ok(None);
     };
-    let valid = (1..=MAX_ROOM_CHARS).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
-    if !valid {
-        return Err(RequestError::InvalidValue {
+    match std::str::from_utf8(bytes) {
+        Ok(room) if is_valid_room_name(room) => Ok(Some(room.to_owned())),
+        _ => Err(RequestError::InvalidValue {
             field: ROOM_HEADER,
             reason: "must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'",
-        });
+        }),
     }
-    // Only ASCII passed the check above.
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// The largest request body worth parsing: both fields at their limit, JSON-escaped at worst.
@@ -212,11 +204,11 @@ mod tests {
     #[test]
     fn room_ids_follow_the_room_name_rule() {
         assert_eq!(parse_room(None), Ok(None));
-        let longest = "a".repeat(MAX_ROOM_CHARS);
+        let longest = "a".repeat(codebox_access::room::MAX_ROOM_NAME);
         for good in ["r", "Team_7-a", longest.as_str()] {
             assert_eq!(parse_room(Some(good.as_bytes())), Ok(Some(good.to_owned())));
         }
-        let too_long = "a".repeat(MAX_ROOM_CHARS + 1);
+        let too_long = "a".repeat(codebox_access::room::MAX_ROOM_NAME + 1);
         for bad in ["", "a b", "a/b", "é", "room.1", too_long.as_str()] {
             assert!(
                 matches!(
