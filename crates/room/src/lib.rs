@@ -29,9 +29,11 @@ pub mod name;
 pub mod protocol;
 pub mod room;
 pub mod storage;
+pub(crate) mod update_check;
 
 pub use awareness::AwarenessEntry;
 pub use close::CloseReason;
+pub use codebox_access::Role;
 pub use name::is_valid_room_name;
 pub use protocol::Message;
 pub use room::{Effects, Limits, LoadError, Room};

@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use codebox_room::{Limits, Message, Room};
+use codebox_room::{CloseReason, Limits, Message, Role, Room};
 use common::*;
 use proptest::prelude::*;
 
@@ -154,7 +152,7 @@ proptest! {
 
 /// A room with some content from two authors, and its stored form.
 fn populated() -> (Room, Stored) {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
@@ -169,13 +167,13 @@ fn populated() -> (Room, Stored) {
         } else {
             me.insert(me.len() / 2, &format!("[{n}]"))
         };
-        let effects = room.receive(1 + n as u64 % 2, &frame);
+        let effects = room.receive(1 + n as u64 % 2, &frame, NOW);
         stored.apply(&effects.store);
         for f in &effects.broadcast {
             other.receive(f);
         }
     }
-    room.receive(1, &ada.announce(1, Some(r#"{"user":"ada"}"#)));
+    room.receive(1, &ada.announce(1, Some(r#"{"user":"ada"}"#)), NOW);
     (room, stored)
 }
 
@@ -212,35 +210,19 @@ fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// yrs 0.28.1 `debug_assert!`s that every client id it decodes fits in 53 bits
-/// (`ClientID::new`, block.rs:93). Builds with debug assertions (the dev/test profile) panic
-/// there on hostile input; release builds (the shipped wasm) do not assert and mask the id.
-/// This is the only panic tolerated below, and only when debug assertions are on; set
-/// `CODEBOX_ROOM_STRICT_FUZZ=1` to tolerate nothing.
-fn is_yrs_client_id_debug_assert(payload: &(dyn std::any::Any + Send)) -> bool {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    std::env::var_os("CODEBOX_ROOM_STRICT_FUZZ").is_none()
-        && cfg!(debug_assertions)
-        && message.contains("value & Self::MASK == 0")
-}
-
-/// Feeds `frame` to a populated room from a stranger's socket: it must not panic, storage and
-/// memory must agree afterwards, and a normal client must still be able to sync and edit.
+/// Feeds `frame` to a populated room from a stranger's editor socket: it must not panic,
+/// storage and memory must agree afterwards, and a normal client must still be able to sync
+/// and edit.
 fn survives(frame: &[u8]) -> Result<(), TestCaseError> {
     let (mut room, mut stored) = populated();
-    let outcome = catch_unwind(AssertUnwindSafe(|| room.receive(66, frame)));
-    let effects = match outcome {
-        Ok(effects) => effects,
-        Err(payload) if is_yrs_client_id_debug_assert(&*payload) => return Ok(()),
-        Err(payload) => std::panic::resume_unwind(payload),
-    };
+    room.join(66, Role::Edit);
+    let effects = room.receive(66, frame, NOW);
     check_effects(&effects);
     if let Some(reason) = &effects.close {
-        prop_assert!(matches!(reason.code(), 1003 | 1007 | 1009), "{reason}");
+        prop_assert!(
+            matches!(reason.code(), 1003 | 1007 | 1008 | 1009),
+            "{reason}"
+        );
         room.disconnect(66);
     }
     stored.apply(&effects.store);
@@ -252,13 +234,13 @@ fn survives(frame: &[u8]) -> Result<(), TestCaseError> {
 
     // A normal client syncs the whole document and its edits are accepted and relayed.
     let mut carol = Client::new(400);
-    let effects = room.receive(7, &carol.sync_step1());
+    let effects = room.receive(7, &carol.sync_step1(), NOW);
     prop_assert!(effects.close.is_none());
     for reply in &effects.reply {
         carol.receive(reply);
     }
     prop_assert_eq!(carol.text(), room_text(&room));
-    let effects = room.receive(7, &carol.insert(0, "still here"));
+    let effects = room.receive(7, &carol.insert(0, "still here"), NOW);
     prop_assert!(effects.close.is_none(), "{:?}", effects.close);
     prop_assert_eq!(kinds(&effects.broadcast), vec![Kind::Update]);
     prop_assert_eq!(carol.text(), room_text(&room));
@@ -384,27 +366,25 @@ proptest! {
     }
 }
 
-/// The one input class on which yrs panics, pinned so that it is visible, not hidden: with
-/// debug assertions on, a state vector or update naming a client id of 2^53 or more trips
-/// `debug_assert!(value & Self::MASK == 0)` in yrs' `ClientID::new`. Release builds (the edge's
-/// wasm) have no debug assertions; see `client_ids_over_53_bits_do_not_panic_without_debug_assertions`.
+/// A state vector or update naming a client id of 2^53 or more: yrs `debug_assert!`s on it
+/// and masks it in release builds (so it would alias another client). The room refuses it
+/// before yrs sees it, in every build.
 #[test]
-#[cfg(debug_assertions)]
-#[should_panic(expected = "value & Self::MASK == 0")]
-fn yrs_debug_asserts_on_client_ids_over_53_bits() {
+fn client_ids_over_53_bits_are_refused_before_yrs_sees_them() {
     let (mut room, _) = populated();
-    // SyncStep1 with a state vector of one entry: client 2^53, clock 0.
+    room.join(66, Role::Edit);
     let mut sv = vec![1];
     sv.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
     sv.push(0);
-    room.receive(66, &Message::SyncStep1(&sv).encode());
-}
-
-#[test]
-#[cfg(not(debug_assertions))]
-fn client_ids_over_53_bits_do_not_panic_without_debug_assertions() {
-    let mut sv = vec![1];
-    sv.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
-    sv.push(0);
+    let effects = room.receive(66, &Message::SyncStep1(&sv).encode(), NOW);
+    assert!(matches!(
+        effects.close,
+        Some(CloseReason::InvalidStateVector(_))
+    ));
+    let mut update = vec![1, 1];
+    update.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
+    update.extend([0, 0, 1, 0]);
+    let effects = room.receive(66, &Message::Update(&update).encode(), NOW);
+    assert!(matches!(effects.close, Some(CloseReason::InvalidUpdate(_))));
     survives(&Message::SyncStep1(&sv).encode()).unwrap();
 }
