@@ -11,7 +11,7 @@ use yrs::{ClientID, Doc, IdSet, ReadTxn, StateVector, Transact, Update};
 use crate::awareness::{self, AwarenessEntry, Presence};
 use crate::protocol::Message;
 use crate::storage::{Compaction, StoreOp, StoredSize};
-use crate::update_check;
+use crate::update_check::{self, Shape};
 use crate::{CloseReason, ConnId, Role};
 
 /// The most updates a room holds while they wait for a gap to fill.
@@ -23,8 +23,11 @@ const HELD_ENTRY_COST: usize = 256;
 /// What each gap a held update waits for costs.
 const HELD_GAP_COST: usize = std::mem::size_of::<(ClientID, u32)>();
 /// Near the size limit the room measures the document exactly at most once per this fraction
-/// of the limit in accepted updates.
+/// of the limit in accepted updates (and once after each refusal).
 const MEASURE_FRACTION: usize = 64;
+/// What splitting one struct in two can add to the encoded document: a second header, with
+/// two ids and a length.
+const SPLIT_BYTES: usize = 40;
 
 /// Size limits of a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,19 +133,25 @@ impl Room {
             room.apply_stored(snapshot).map_err(LoadError::Snapshot)?;
         }
         room.stored.snapshot_bytes = snapshot.len();
+        room.size.estimate = snapshot.len();
         for (index, entry) in log.into_iter().enumerate() {
             let entry = entry.as_ref();
             room.apply_stored(entry)
                 .map_err(|detail| LoadError::LogEntry { index, detail })?;
             room.stored.log_entries += 1;
             room.stored.log_bytes += entry.len();
+            // Stored entries passed the walk when they arrived; should one not, count every
+            // byte as a struct.
+            let shape = update_check::check_update(entry).unwrap_or(Shape {
+                structs: entry.len() as u64,
+                deleted_ranges: 0,
+            });
+            room.size.estimate = room
+                .size
+                .estimate
+                .saturating_add(growth_bound(entry.len(), shape));
         }
         room.known = room.doc.transact().state_vector();
-        // Stored sizes overestimate; allow one exact measurement when the estimate is near full.
-        room.size = DocSize {
-            estimate: room.stored.upper_bound(),
-            unmeasured: room.measure_step(),
-        };
         Ok(room)
     }
 
@@ -248,10 +257,13 @@ impl Room {
             }
             Message::SyncStep2(update) | Message::Update(update) => {
                 let invalid = |e: String| CloseReason::InvalidUpdate(e);
-                update_check::check_update(update).map_err(|e| invalid(e.to_string()))?;
+                let shape =
+                    update_check::check_update(update).map_err(|e| invalid(e.to_string()))?;
                 let decoded = Update::decode_v1(update).map_err(|e| invalid(e.to_string()))?;
                 match self.role_of(conn) {
-                    Role::Edit => self.apply_client_update(conn, update, decoded, effects)?,
+                    Role::Edit => {
+                        self.apply_client_update(conn, update, shape, decoded, effects)?
+                    }
                     Role::View if self.would_change(&decoded) => return Err(CloseReason::ReadOnly),
                     Role::View => {}
                 }
@@ -295,23 +307,29 @@ impl Room {
         &mut self,
         conn: ConnId,
         update: &[u8],
+        shape: Shape,
         decoded: Update,
         effects: &mut Effects,
     ) -> Result<(), CloseReason> {
-        self.make_room_for(update.len())?;
+        let growth = growth_bound(update.len(), shape);
+        if let Err(full) = self.make_room_for(growth) {
+            // The sender is closed: the next check may measure again.
+            self.size.refused = true;
+            return Err(full);
+        }
         let gaps = gaps(&decoded.insertions(true), &self.known);
         if !gaps.is_empty() {
-            self.held.hold(conn, update.to_vec(), gaps);
+            self.held.hold(conn, update.to_vec(), growth, gaps);
             return Ok(());
         }
         let mut ready = VecDeque::new();
-        let applied = self.integrate(decoded, effects, &mut ready);
+        let applied = self.integrate(decoded, growth, effects, &mut ready);
         // Updates the integration unblocked; their senders may be gone, so a refusal drops
         // the update rather than closing a bystander.
-        while let Some(update) = ready.pop_front() {
-            if self.make_room_for(update.len()).is_ok() {
+        while let Some(Ready { update, growth }) = ready.pop_front() {
+            if self.make_room_for(growth).is_ok() {
                 if let Ok(decoded) = Update::decode_v1(&update) {
-                    let _ = self.integrate(decoded, effects, &mut ready);
+                    let _ = self.integrate(decoded, growth, effects, &mut ready);
                 }
             }
         }
@@ -348,35 +366,33 @@ impl Room {
             })
     }
 
-    /// Refuses an update of `len` bytes if it would take the document past its size limit.
-    fn make_room_for(&mut self, len: usize) -> Result<(), CloseReason> {
+    /// Refuses an update that may grow the document by `growth` bytes if that could take it
+    /// past its size limit.
+    fn make_room_for(&mut self, growth: usize) -> Result<(), CloseReason> {
         let limit = self.limits.max_document_bytes;
-        if self.size.estimate.saturating_add(len) <= limit {
+        if self.size.estimate.saturating_add(growth) <= limit {
             return Ok(());
         }
-        if self.size.unmeasured >= self.measure_step() {
+        let step = (limit / MEASURE_FRACTION).max(1);
+        let changed = self.size.accepted > 0;
+        if self.size.accepted >= step || (self.size.refused && changed) {
             // Measured, never stored: a snapshot is written only when the log is compacted.
-            self.size = DocSize {
-                estimate: self.snapshot().len(),
-                unmeasured: 0,
-            };
-            if self.size.estimate.saturating_add(len) <= limit {
+            self.size = DocSize::measured(self.snapshot().len());
+            if self.size.estimate.saturating_add(growth) <= limit {
                 return Ok(());
             }
         }
         Err(CloseReason::RoomFull { limit })
     }
 
-    fn measure_step(&self) -> usize {
-        (self.limits.max_document_bytes / MEASURE_FRACTION).max(1)
-    }
-
-    /// Integrates an update whose clocks leave no gap; queues the held updates it unblocks.
+    /// Integrates an update whose clocks leave no gap and that may grow the document by
+    /// `growth` bytes; queues the held updates it unblocks.
     fn integrate(
         &mut self,
         decoded: Update,
+        growth: usize,
         effects: &mut Effects,
-        ready: &mut VecDeque<Vec<u8>>,
+        ready: &mut VecDeque<Ready>,
     ) -> Result<(), CloseReason> {
         let mut txn = self.doc.transact_mut();
         let applied = txn.apply_update(decoded);
@@ -384,7 +400,10 @@ impl Room {
         // Even a failed apply may have integrated part of the update: store what changed so
         // memory and storage never disagree.
         let delta = txn.has_changes().then(|| txn.encode_update_v1());
-        let deleted = !txn.delete_set().is_empty();
+        // What yrs keeps pending is part of the encoded document too.
+        let store = txn.store();
+        let grew =
+            delta.is_some() || store.pending_update().is_some() || store.pending_ds().is_some();
         // Held updates never reach yrs, so what it integrated is contiguous with what it had.
         let mut advanced = Vec::new();
         for (client, ranges) in txn.insert_set().iter() {
@@ -398,15 +417,11 @@ impl Room {
         for client in advanced {
             self.held.advance(client, &self.known, ready);
         }
+        if grew {
+            self.size.estimate = self.size.estimate.saturating_add(growth);
+            self.size.accepted = self.size.accepted.saturating_add(growth);
+        }
         if let Some(delta) = delta {
-            // A deletion may have freed any amount: let the next refusal measure again.
-            let counted = if deleted {
-                self.measure_step()
-            } else {
-                delta.len()
-            };
-            self.size.estimate += delta.len();
-            self.size.unmeasured = self.size.unmeasured.saturating_add(counted);
             self.stored.log_entries += 1;
             self.stored.log_bytes += delta.len();
             effects.broadcast.push(Message::Update(&delta).encode());
@@ -426,10 +441,7 @@ impl Room {
             log_entries: 0,
             log_bytes: 0,
         };
-        self.size = DocSize {
-            estimate: snapshot.len(),
-            unmeasured: 0,
-        };
+        self.size = DocSize::measured(snapshot.len());
         // A compaction replaces everything stored so far, including appends of this step.
         effects.store.retain(|op| !matches!(op, StoreOp::Append(_)));
         effects.store.push(StoreOp::Compact(snapshot));
@@ -444,16 +456,47 @@ impl Room {
     }
 }
 
-/// The encoded document's size as last measured plus every update accepted since: an
-/// estimate for the size limit that costs nothing per update. Near the limit an exact
-/// measurement (an encode of the whole document) corrects it, at most once per measure step
-/// of accepted updates.
+/// The encoded document's size as last measured plus a bound on what every update accepted
+/// since can have added: never below the true size, and free to keep. Near the limit an exact
+/// measurement (an encode of the whole document) corrects it, at most once per step of
+/// accepted growth, and once after each refusal (which closes its sender, so a client pays a
+/// reconnect for each measurement it causes); without the latter a room whose estimate ran
+/// ahead of it would refuse everything, deletions included, until its next compaction.
 #[derive(Debug, Default, Clone, Copy)]
 struct DocSize {
-    /// Bytes: the last measurement plus what was accepted since.
+    /// Bytes: the last measurement plus the growth bounds of what was accepted since.
     estimate: usize,
-    /// Accepted bytes since the last measurement (a deletion counts as a whole step).
-    unmeasured: usize,
+    /// Growth bounds accepted since the last measurement.
+    accepted: usize,
+    /// A client's update was refused since the last measurement.
+    refused: bool,
+}
+
+impl DocSize {
+    fn measured(bytes: usize) -> Self {
+        DocSize {
+            estimate: bytes,
+            accepted: 0,
+            refused: false,
+        }
+    }
+}
+
+/// An upper bound on how much an update of `len` bytes can grow the encoded document: its own
+/// bytes, and a split for every struct it inserts (inside an existing one) and two for every
+/// range it deletes (one at each end).
+fn growth_bound(len: usize, shape: Shape) -> usize {
+    let splits = shape
+        .structs
+        .saturating_add(shape.deleted_ranges.saturating_mul(2));
+    let splits = usize::try_from(splits).unwrap_or(usize::MAX);
+    len.saturating_add(splits.saturating_mul(SPLIT_BYTES))
+}
+
+/// A held update whose gaps are filled, with its growth bound.
+struct Ready {
+    update: Vec<u8>,
+    growth: usize,
 }
 
 /// The clocks the room must reach before blocks with ids `inserts` can be integrated without
@@ -543,6 +586,7 @@ struct HeldCaps {
 struct HeldUpdate {
     conn: ConnId,
     update: Vec<u8>,
+    growth: usize,
     /// The clocks to reach, from [`gaps`]; all before `next_gap` are reached.
     gaps: Vec<(ClientID, u32)>,
     next_gap: usize,
@@ -567,8 +611,9 @@ impl Held {
         }
     }
 
-    /// Holds `update` from `conn` until every clock in `gaps` (not empty) is reached.
-    fn hold(&mut self, conn: ConnId, update: Vec<u8>, gaps: Vec<(ClientID, u32)>) {
+    /// Holds `update` from `conn` (which may grow the document by `growth` bytes) until every
+    /// clock in `gaps` (not empty) is reached.
+    fn hold(&mut self, conn: ConnId, update: Vec<u8>, growth: usize, gaps: Vec<(ClientID, u32)>) {
         let Some(&(client, clock)) = gaps.first() else {
             return;
         };
@@ -581,6 +626,7 @@ impl Held {
             HeldUpdate {
                 conn,
                 update,
+                growth,
                 gaps,
                 next_gap: 0,
                 cost,
@@ -613,7 +659,7 @@ impl Held {
 
     /// `client` has advanced in `known`: re-indexes the updates waiting on it, and queues
     /// those with no gap left.
-    fn advance(&mut self, client: ClientID, known: &StateVector, ready: &mut VecDeque<Vec<u8>>) {
+    fn advance(&mut self, client: ClientID, known: &StateVector, ready: &mut VecDeque<Ready>) {
         let clock = known.get(&client);
         let Some(waiting) = self.waiting.get_mut(&client) else {
             return;
@@ -643,7 +689,10 @@ impl Held {
                 }
                 None => {
                     if let Some(entry) = self.forget(id) {
-                        ready.push_back(entry.update);
+                        ready.push_back(Ready {
+                            update: entry.update,
+                            growth: entry.growth,
+                        });
                     }
                 }
             }
@@ -902,7 +951,7 @@ mod tests {
         let mut room = Room::new(limits);
         room.join(1, Role::Edit);
         let ada = Editor::new(100);
-        let step = room.measure_step();
+        let step = limits.max_document_bytes / MEASURE_FRACTION;
         let chunk = "0123456789abcdef".repeat(4);
         let mut measured = 0;
         let refused = (0..5000).find_map(|_| {
@@ -912,10 +961,11 @@ mod tests {
                 .store
                 .iter()
                 .all(|op| matches!(op, StoreOp::Append(_))));
-            if room.size.unmeasured < before.unmeasured {
+            if room.size.accepted < before.accepted {
                 measured += 1;
-                assert!(before.unmeasured >= step, "measured again within a step");
+                assert!(before.accepted >= step, "measured again within a step");
             }
+            assert!(room.size.estimate >= room.snapshot().len());
             effects.close
         });
         assert_eq!(
@@ -967,6 +1017,79 @@ mod tests {
             "{:?} after {accepted}",
             effects.close
         );
+    }
+
+    /// One edit of the size-bound property: insert, delete, format or set a map key, at a
+    /// position taken modulo the text's length.
+    #[derive(Debug, Clone)]
+    struct Edit {
+        who: usize,
+        kind: u8,
+        at: u32,
+        len: u32,
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        (0..3usize, 0..4u8, any::<u32>(), 1..6u32).prop_map(|(who, kind, at, len)| Edit {
+            who,
+            kind,
+            at,
+            len,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// The size estimate never falls below the encoded document, whatever the edits (in
+        /// the middle of others' text, deletions splitting items, formatting, maps).
+        #[test]
+        fn the_size_estimate_never_falls_below_the_document(
+            edits in prop::collection::vec(edit(), 1..150),
+        ) {
+            let mut room = Room::new(Limits::default());
+            let editors: Vec<Editor> = (0..3).map(|i| Editor::new(100 + i as u64)).collect();
+            for conn in 0..3 {
+                room.join(conn, Role::Edit);
+            }
+            for edit in edits {
+                let editor = &editors[edit.who];
+                let update = {
+                    let mut txn = editor.doc.transact_mut();
+                    let len = editor.text.len(&txn);
+                    let at = edit.at % (len + 1);
+                    let span = edit.len.min(len - at.min(len));
+                    match edit.kind {
+                        0 => editor.text.insert(&mut txn, at, &"xyz"[..edit.len.min(3) as usize]),
+                        1 if span > 0 => editor.text.remove_range(&mut txn, at, span),
+                        2 if span > 0 => editor.text.format(
+                            &mut txn,
+                            at,
+                            span,
+                            [("b".into(), yrs::Any::Bool(edit.len % 2 == 0))].into(),
+                        ),
+                        _ => {
+                            let map = yrs::WriteTxn::get_or_insert_map(&mut txn, "m");
+                            yrs::Map::insert(&map, &mut txn, format!("k{}", edit.at % 4), edit.len);
+                        }
+                    }
+                    txn.commit();
+                    txn.encode_update_v1()
+                };
+                let effects = room.receive(edit.who as u64, &Message::Update(&update).encode(), NOW);
+                prop_assert!(effects.close.is_none());
+                for (i, other) in editors.iter().enumerate() {
+                    if i != edit.who {
+                        for frame in &effects.broadcast {
+                            if let Message::Update(u) = Message::decode(frame).unwrap() {
+                                other.doc.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
+                            }
+                        }
+                    }
+                }
+                prop_assert!(room.size.estimate >= room.snapshot().len());
+            }
+        }
     }
 
     /// One step of a held-updates scenario.

@@ -98,16 +98,27 @@ pub enum WireError {
     Utf8(&'static str),
 }
 
-/// Checks a Yjs v1 update (the payload of SyncStep2 and Update).
-pub(crate) fn check_update(update: &[u8]) -> Result<(), WireError> {
+/// What an update holds that its integration may split: its structs and deleted ranges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// Structs (items, GC and Skip runs).
+    pub(crate) structs: u64,
+    /// Ranges in its delete set.
+    pub(crate) deleted_ranges: u64,
+}
+
+/// Checks a Yjs v1 update (the payload of SyncStep2 and Update); returns its shape.
+pub(crate) fn check_update(update: &[u8]) -> Result<Shape, WireError> {
     let mut w = Walker {
         buf: update,
         pos: 0,
     };
+    let mut shape = Shape::default();
     // Smallest sizes: a client entry is three varints; a struct is an info byte and a varint.
     let clients = w.count(32, 3, "clients")?;
     for _ in 0..clients {
         let structs = w.count(32, 2, "structs")?;
+        shape.structs += structs;
         let client = w.client("struct client")?;
         let mut clock = w.clock("first clock")?;
         for _ in 0..structs {
@@ -121,6 +132,7 @@ pub(crate) fn check_update(update: &[u8]) -> Result<(), WireError> {
     for _ in 0..clients {
         let client = w.client("delete set client")?;
         let ranges = w.count(32, 2, "deleted ranges")?;
+        shape.deleted_ranges += ranges;
         for _ in 0..ranges {
             let clock = w.clock("deleted clock")?;
             let len = w.clock("deleted length")?;
@@ -129,7 +141,7 @@ pub(crate) fn check_update(update: &[u8]) -> Result<(), WireError> {
                 .ok_or(WireError::ClockOverflow(client))?;
         }
     }
-    Ok(())
+    Ok(shape)
 }
 
 /// Checks an encoded state vector (the payload of SyncStep1).
@@ -511,7 +523,7 @@ mod tests {
         let update = doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
-        assert_eq!(check_update(&update), Ok(()));
+        assert!(check_update(&update).is_ok());
         let sv = doc.transact().state_vector().encode_v1();
         assert_eq!(check_state_vector(&sv), Ok(()));
         // yrs agrees it is one whole update.
@@ -573,7 +585,7 @@ mod tests {
         ));
         // Exactly as many values as bytes is fine.
         let nulls = [117, 3, 126, 126, 126];
-        assert_eq!(check_update(&one_client(&[&any_item(&nulls)])), Ok(()));
+        assert!(check_update(&one_client(&[&any_item(&nulls)])).is_ok());
         let mut map = vec![118];
         var(&mut map, 3);
         map.extend([1, b'a', 126, 1, b'b', 126]);
@@ -584,12 +596,35 @@ mod tests {
     }
 
     #[test]
+    fn counts_structs_and_deleted_ranges() {
+        let mut update = one_client(&[&[0, 2], &[10, 1], &any_item(&[126])]);
+        update.pop(); // the empty delete set
+        update.extend([2, 1, 1, 0, 1, 5, 2, 0, 1, 4, 1]);
+        let shape = check_update(&update).unwrap();
+        assert_eq!(
+            shape,
+            Shape {
+                structs: 3,
+                deleted_ranges: 3
+            }
+        );
+        assert_eq!(
+            Update::decode_v1(&update)
+                .unwrap()
+                .delete_set()
+                .iter()
+                .count(),
+            2
+        );
+    }
+
+    #[test]
     fn json_content_is_read_as_yrs_reads_it() {
         // A JSON item with an origin (so no parent), declaring one value and carrying two:
         // yrs reads n + 1 strings, and so does the walker.
         let item = [0x80 | 2, 1, 0, 1, 2, b'1', b'2', 1, b'3'];
         let update = one_client(&[&item]);
-        assert_eq!(check_update(&update), Ok(()));
+        assert!(check_update(&update).is_ok());
         let decoded = Update::decode_v1(&update).unwrap();
         assert_eq!(decoded.state_vector().get(&yrs::block::ClientID::new(1)), 2);
         // Declaring two values there is one string too few for yrs.
@@ -615,10 +650,7 @@ mod tests {
             any.push(126);
             any
         };
-        assert_eq!(
-            check_update(&one_client(&[&any_item(&nested(MAX_ANY_DEPTH))])),
-            Ok(())
-        );
+        assert!(check_update(&one_client(&[&any_item(&nested(MAX_ANY_DEPTH))])).is_ok());
         assert_eq!(
             check_update(&one_client(&[&any_item(&nested(MAX_ANY_DEPTH + 1))])),
             Err(WireError::TooDeep)
@@ -635,7 +667,7 @@ mod tests {
         );
         // Siblings do not add depth.
         let wide = [117, 3, 117, 0, 118, 0, 117, 1, 126];
-        assert_eq!(check_update(&one_client(&[&any_item(&wide)])), Ok(()));
+        assert!(check_update(&one_client(&[&any_item(&wide)])).is_ok());
         // A subdocument's options are an Any too.
         let mut doc = vec![9, 1, 1, b'r', 1, b'g'];
         doc.extend(nested(MAX_ANY_DEPTH + 1));
@@ -656,7 +688,7 @@ mod tests {
             check_update(&one_client(&[&gc, &[0, 1]])),
             Err(WireError::ClockOverflow(1))
         );
-        assert_eq!(check_update(&one_client(&[&gc])), Ok(()));
+        assert!(check_update(&one_client(&[&gc])).is_ok());
         // A deleted range past u32::MAX.
         let mut deletes = vec![0, 1, 1, 1];
         var(&mut deletes, u32::MAX.into());
@@ -670,7 +702,7 @@ mod tests {
         let long = [0x80; 10].iter().copied().chain([0]).collect::<Vec<_>>();
         assert!(matches!(check_update(&long), Err(WireError::BadVarint(_))));
         // Padded varints that still fit are read as yrs reads them.
-        assert_eq!(check_update(&[0x80, 0x80, 0x00, 0x00]), Ok(()));
+        assert!(check_update(&[0x80, 0x80, 0x00, 0x00]).is_ok());
         // Any integers: the largest magnitude below 2^63, then one bit more, then too long.
         let int = |bytes: &[u8]| {
             let mut any = vec![125];
@@ -680,13 +712,13 @@ mod tests {
         let mut max = vec![0xff];
         max.extend([0xff; 8]);
         max.push(0x01);
-        assert_eq!(int(&max), Ok(()));
+        assert!(int(&max).is_ok());
         *max.last_mut().unwrap() = 0x03;
         assert!(matches!(int(&max), Err(WireError::BadVarint(_))));
         *max.last_mut().unwrap() = 0x81;
         max.push(0);
         assert!(matches!(int(&max), Err(WireError::BadVarint(_))));
-        assert_eq!(int(&[0x7f]), Ok(()));
+        assert!(int(&[0x7f]).is_ok());
         // Unknown content, type refs (weak links included), Any tags; empty GC.
         assert_eq!(
             check_update(&one_client(&[&[0x80 | 11, 1, 0]])),
@@ -920,7 +952,7 @@ mod tests {
                     let before = doc.transact().state_vector();
                     apply(doc, edit);
                     let update = doc.transact().encode_state_as_update_v1(&before);
-                    prop_assert_eq!(check_update(&update), Ok(()), "{:?}", edit);
+                    prop_assert!(check_update(&update).is_ok(), "{:?}", edit);
                     let other = &docs[usize::from(!*which)];
                     other.transact_mut().apply_update(Update::decode_v1(&update).unwrap()).unwrap();
                     updates.push(update);
@@ -930,12 +962,12 @@ mod tests {
                 }
                 for doc in &docs {
                     let txn = doc.transact();
-                    prop_assert_eq!(check_update(&txn.encode_state_as_update_v1(&StateVector::default())), Ok(()));
-                    prop_assert_eq!(check_update(&txn.encode_state_as_update_v1(&old_sv)), Ok(()));
+                    prop_assert!(check_update(&txn.encode_state_as_update_v1(&StateVector::default())).is_ok());
+                    prop_assert!(check_update(&txn.encode_state_as_update_v1(&old_sv)).is_ok());
                     prop_assert_eq!(check_state_vector(&txn.state_vector().encode_v1()), Ok(()));
                 }
                 let merged = yrs::merge_updates_v1(&updates).unwrap();
-                prop_assert_eq!(check_update(&merged), Ok(()));
+                prop_assert!(check_update(&merged).is_ok());
             }
 
             /// Whatever the bytes, the walker never panics, and what it accepts yrs decodes.
