@@ -21,7 +21,7 @@
 //! plus one) never wraps. A viewer's state must be a JSON object, and the room marks it with
 //! `"role":"view"` (see [`stamp_viewer`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -119,8 +119,8 @@ pub enum OverBudget {
 pub fn decode(payload: &[u8]) -> Result<Vec<AwarenessEntry>, AwarenessError> {
     let mut cursor = Cursor::new(payload);
     let count: u64 = cursor.read_var().map_err(|_| AwarenessError::Malformed)?;
-    // Each entry takes at least three bytes: never trust `count` for an allocation.
-    let mut entries = Vec::with_capacity((count as usize).min(payload.len() / 3));
+    // Grown as entries decode: `count` is only the sender's claim.
+    let mut entries = Vec::new();
     for _ in 0..count {
         let client: u64 = cursor.read_var().map_err(|_| AwarenessError::Malformed)?;
         let clock: u64 = cursor.read_var().map_err(|_| AwarenessError::Malformed)?;
@@ -266,8 +266,16 @@ impl Tally {
 /// The ids one connection owns and the bytes of their states.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Holdings {
-    ids: Vec<u64>,
+    ids: BTreeSet<u64>,
     bytes: usize,
+}
+
+/// What one connection holds, and the room in all, against the budgets.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    ids: usize,
+    bytes: usize,
+    room_bytes: usize,
 }
 
 /// The room's awareness states and which connection owns each live one.
@@ -294,7 +302,7 @@ impl Presence {
         now_ms: u64,
     ) -> Result<Vec<AwarenessEntry>, OverBudget> {
         self.stamp_restored(now_ms);
-        let before = (self.holdings(conn), self.live_bytes);
+        let before = self.usage(conn);
         let mut undo = Vec::new();
         let mut accepted = Vec::new();
         for entry in entries {
@@ -322,7 +330,11 @@ impl Presence {
 
     /// Marks every id owned by `conn` as gone; returns the removal entries (to relay).
     pub(crate) fn remove_connection(&mut self, conn: ConnId) -> Vec<AwarenessEntry> {
-        let owned = self.holdings(conn).ids;
+        let owned: Vec<u64> = self
+            .owners
+            .get(&conn)
+            .map(|held| held.ids.iter().copied().collect())
+            .unwrap_or_default();
         let mut removed = Vec::with_capacity(owned.len());
         for client in owned {
             let Some(clock) = self.slots.get(&client).map(|slot| slot.clock) else {
@@ -362,14 +374,13 @@ impl Presence {
 
     /// The entries `conn` owns (what must survive hibernation for it), by client id.
     pub(crate) fn owned_by(&self, conn: ConnId) -> Vec<AwarenessEntry> {
-        let mut owned: Vec<_> = self
-            .holdings(conn)
-            .ids
-            .into_iter()
-            .filter_map(|client| Some(entry(client, self.slots.get(&client)?)))
-            .collect();
-        owned.sort_by_key(|e| e.client);
-        owned
+        let Some(held) = self.owners.get(&conn) else {
+            return Vec::new();
+        };
+        held.ids
+            .iter()
+            .filter_map(|&client| Some(entry(client, self.slots.get(&client)?)))
+            .collect()
     }
 
     /// Re-registers entries owned by `conn`, as saved before hibernation; they count as
@@ -414,20 +425,19 @@ impl Presence {
 
     /// Refuses the outcome of `conn`'s update if it grew `conn`'s holdings or the room's
     /// states past a limit (`before` is how things stood before it).
-    fn within_budget(&self, conn: ConnId, before: (Holdings, usize)) -> Result<(), OverBudget> {
-        let (held_before, room_before) = before;
-        let held = self.holdings(conn);
-        if held.ids.len() > MAX_IDS_PER_CONNECTION && held.ids.len() > held_before.ids.len() {
+    fn within_budget(&self, conn: ConnId, before: Usage) -> Result<(), OverBudget> {
+        let after = self.usage(conn);
+        if after.ids > MAX_IDS_PER_CONNECTION && after.ids > before.ids {
             return Err(OverBudget::TooManyIds {
                 limit: MAX_IDS_PER_CONNECTION,
             });
         }
-        if held.bytes > MAX_BYTES_PER_CONNECTION && held.bytes > held_before.bytes {
+        if after.bytes > MAX_BYTES_PER_CONNECTION && after.bytes > before.bytes {
             return Err(OverBudget::ConnectionBytes {
                 limit: MAX_BYTES_PER_CONNECTION,
             });
         }
-        if self.live_bytes > MAX_ROOM_BYTES && self.live_bytes > room_before {
+        if after.room_bytes > MAX_ROOM_BYTES && after.room_bytes > before.room_bytes {
             return Err(OverBudget::RoomBytes {
                 limit: MAX_ROOM_BYTES,
             });
@@ -435,8 +445,13 @@ impl Presence {
         Ok(())
     }
 
-    fn holdings(&self, conn: ConnId) -> Holdings {
-        self.owners.get(&conn).cloned().unwrap_or_default()
+    fn usage(&self, conn: ConnId) -> Usage {
+        let held = self.owners.get(&conn);
+        Usage {
+            ids: held.map_or(0, |held| held.ids.len()),
+            bytes: held.map_or(0, |held| held.bytes),
+            room_bytes: self.live_bytes,
+        }
     }
 
     /// Gives restored slots the time of the first frame after a rejoin.
@@ -480,10 +495,10 @@ impl Presence {
         };
         let holdings = self.owners.entry(owner).or_default();
         if add {
-            holdings.ids.push(client);
+            holdings.ids.insert(client);
             holdings.bytes += tally.bytes;
         } else {
-            holdings.ids.retain(|&id| id != client);
+            holdings.ids.remove(&client);
             holdings.bytes -= tally.bytes;
             if holdings.ids.is_empty() {
                 self.owners.remove(&owner);
@@ -548,18 +563,11 @@ mod tests {
         for (&client, slot) in &presence.slots {
             if let Some(owner) = slot.owner {
                 let held = owners.entry(owner).or_default();
-                held.ids.push(client);
+                held.ids.insert(client);
                 held.bytes += Tally::of(slot).bytes;
             }
         }
-        for held in owners.values_mut() {
-            held.ids.sort_unstable();
-        }
-        let mut kept = presence.owners.clone();
-        for held in kept.values_mut() {
-            held.ids.sort_unstable();
-        }
-        assert_eq!(kept, owners);
+        assert_eq!(presence.owners, owners);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use yrs::{ClientID, Doc, IdSet, ReadTxn, StateVector, Transact, Update};
 use crate::awareness::{self, AwarenessEntry, Presence};
 use crate::protocol::Message;
 use crate::storage::{Compaction, StoreOp, StoredSize};
-use crate::update_check::{self, Shape};
+use crate::update_check::{self, Splits};
 use crate::{CloseReason, ConnId, Role};
 
 /// The most updates a room holds while they wait for a gap to fill.
@@ -25,7 +25,7 @@ const HELD_GAP_COST: usize = std::mem::size_of::<(ClientID, u32)>();
 /// Near the size limit the room measures the document exactly at most once per this fraction
 /// of the limit in accepted updates (and once after each refusal).
 const MEASURE_FRACTION: usize = 64;
-/// What splitting one struct in two can add to the encoded document: a second header, with
+/// What splitting one block in two can add to the encoded document: a second header, with
 /// two ids and a length.
 const SPLIT_BYTES: usize = 40;
 
@@ -140,16 +140,18 @@ impl Room {
                 .map_err(|detail| LoadError::LogEntry { index, detail })?;
             room.stored.log_entries += 1;
             room.stored.log_bytes += entry.len();
-            // Stored entries passed the walk when they arrived; should one not, count every
-            // byte as a struct.
-            let shape = update_check::check_update(entry).unwrap_or(Shape {
-                structs: entry.len() as u64,
-                deleted_ranges: 0,
-            });
+            // From above: as if every block it names were split (stored entries passed the
+            // walk when they arrived; should one not, as if every byte were a block).
+            let splits = update_check::check_update(entry, &|_, _| true)
+                .unwrap_or(Splits(entry.len() as u64));
             room.size.estimate = room
                 .size
                 .estimate
-                .saturating_add(growth_bound(entry.len(), shape));
+                .saturating_add(growth_bound(entry.len(), splits));
+        }
+        if room.stored.log_entries > 0 {
+            // That estimate may run far ahead: allow one measurement as soon as it matters.
+            room.size.accepted = room.measure_step();
         }
         room.known = room.doc.transact().state_vector();
         Ok(room)
@@ -257,12 +259,11 @@ impl Room {
             }
             Message::SyncStep2(update) | Message::Update(update) => {
                 let invalid = |e: String| CloseReason::InvalidUpdate(e);
-                let shape =
-                    update_check::check_update(update).map_err(|e| invalid(e.to_string()))?;
+                let splits = self.walk(update).map_err(|e| invalid(e.to_string()))?;
                 let decoded = Update::decode_v1(update).map_err(|e| invalid(e.to_string()))?;
                 match self.role_of(conn) {
                     Role::Edit => {
-                        self.apply_client_update(conn, update, shape, decoded, effects)?
+                        self.apply_client_update(conn, update, splits, decoded, effects)?
                     }
                     Role::View if self.would_change(&decoded) => return Err(CloseReason::ReadOnly),
                     Role::View => {}
@@ -307,11 +308,11 @@ impl Room {
         &mut self,
         conn: ConnId,
         update: &[u8],
-        shape: Shape,
+        splits: Splits,
         decoded: Update,
         effects: &mut Effects,
     ) -> Result<(), CloseReason> {
-        let growth = growth_bound(update.len(), shape);
+        let growth = growth_bound(update.len(), splits);
         if let Err(full) = self.make_room_for(growth) {
             // The sender is closed: the next check may measure again.
             self.size.refused = true;
@@ -319,14 +320,19 @@ impl Room {
         }
         let gaps = gaps(&decoded.insertions(true), &self.known);
         if !gaps.is_empty() {
-            self.held.hold(conn, update.to_vec(), growth, gaps);
+            self.held.hold(conn, update.to_vec(), gaps);
             return Ok(());
         }
         let mut ready = VecDeque::new();
         let applied = self.integrate(decoded, growth, effects, &mut ready);
-        // Updates the integration unblocked; their senders may be gone, so a refusal drops
-        // the update rather than closing a bystander.
-        while let Some(Ready { update, growth }) = ready.pop_front() {
+        // Updates the integration unblocked, walked again against what the room holds now.
+        // Their senders may be gone, so a refusal drops the update rather than closing a
+        // bystander.
+        while let Some(update) = ready.pop_front() {
+            let Ok(splits) = self.walk(&update) else {
+                continue;
+            };
+            let growth = growth_bound(update.len(), splits);
             if self.make_room_for(growth).is_ok() {
                 if let Ok(decoded) = Update::decode_v1(&update) {
                     let _ = self.integrate(decoded, growth, effects, &mut ready);
@@ -334,6 +340,14 @@ impl Room {
             }
         }
         applied
+    }
+
+    /// Checks an update before yrs sees it; returns how many existing blocks it may split.
+    fn walk(&self, update: &[u8]) -> Result<Splits, update_check::WireError> {
+        let known = &self.known;
+        update_check::check_update(update, &|client, clock| {
+            clock < known.get(&ClientID::new(client))
+        })
     }
 
     /// Whether a viewer's update would change the room: an insertion the room has neither
@@ -373,9 +387,8 @@ impl Room {
         if self.size.estimate.saturating_add(growth) <= limit {
             return Ok(());
         }
-        let step = (limit / MEASURE_FRACTION).max(1);
         let changed = self.size.accepted > 0;
-        if self.size.accepted >= step || (self.size.refused && changed) {
+        if self.size.accepted >= self.measure_step() || (self.size.refused && changed) {
             // Measured, never stored: a snapshot is written only when the log is compacted.
             self.size = DocSize::measured(self.snapshot().len());
             if self.size.estimate.saturating_add(growth) <= limit {
@@ -385,6 +398,10 @@ impl Room {
         Err(CloseReason::RoomFull { limit })
     }
 
+    fn measure_step(&self) -> usize {
+        (self.limits.max_document_bytes / MEASURE_FRACTION).max(1)
+    }
+
     /// Integrates an update whose clocks leave no gap and that may grow the document by
     /// `growth` bytes; queues the held updates it unblocks.
     fn integrate(
@@ -392,7 +409,7 @@ impl Room {
         decoded: Update,
         growth: usize,
         effects: &mut Effects,
-        ready: &mut VecDeque<Ready>,
+        ready: &mut VecDeque<Vec<u8>>,
     ) -> Result<(), CloseReason> {
         let mut txn = self.doc.transact_mut();
         let applied = txn.apply_update(decoded);
@@ -483,20 +500,10 @@ impl DocSize {
 }
 
 /// An upper bound on how much an update of `len` bytes can grow the encoded document: its own
-/// bytes, and a split for every struct it inserts (inside an existing one) and two for every
-/// range it deletes (one at each end).
-fn growth_bound(len: usize, shape: Shape) -> usize {
-    let splits = shape
-        .structs
-        .saturating_add(shape.deleted_ranges.saturating_mul(2));
+/// bytes (pending content included), and a header for every existing block it may split.
+fn growth_bound(len: usize, Splits(splits): Splits) -> usize {
     let splits = usize::try_from(splits).unwrap_or(usize::MAX);
     len.saturating_add(splits.saturating_mul(SPLIT_BYTES))
-}
-
-/// A held update whose gaps are filled, with its growth bound.
-struct Ready {
-    update: Vec<u8>,
-    growth: usize,
 }
 
 /// The clocks the room must reach before blocks with ids `inserts` can be integrated without
@@ -586,7 +593,6 @@ struct HeldCaps {
 struct HeldUpdate {
     conn: ConnId,
     update: Vec<u8>,
-    growth: usize,
     /// The clocks to reach, from [`gaps`]; all before `next_gap` are reached.
     gaps: Vec<(ClientID, u32)>,
     next_gap: usize,
@@ -611,9 +617,8 @@ impl Held {
         }
     }
 
-    /// Holds `update` from `conn` (which may grow the document by `growth` bytes) until every
-    /// clock in `gaps` (not empty) is reached.
-    fn hold(&mut self, conn: ConnId, update: Vec<u8>, growth: usize, gaps: Vec<(ClientID, u32)>) {
+    /// Holds `update` from `conn` until every clock in `gaps` (not empty) is reached.
+    fn hold(&mut self, conn: ConnId, update: Vec<u8>, gaps: Vec<(ClientID, u32)>) {
         let Some(&(client, clock)) = gaps.first() else {
             return;
         };
@@ -626,7 +631,6 @@ impl Held {
             HeldUpdate {
                 conn,
                 update,
-                growth,
                 gaps,
                 next_gap: 0,
                 cost,
@@ -659,7 +663,7 @@ impl Held {
 
     /// `client` has advanced in `known`: re-indexes the updates waiting on it, and queues
     /// those with no gap left.
-    fn advance(&mut self, client: ClientID, known: &StateVector, ready: &mut VecDeque<Ready>) {
+    fn advance(&mut self, client: ClientID, known: &StateVector, ready: &mut VecDeque<Vec<u8>>) {
         let clock = known.get(&client);
         let Some(waiting) = self.waiting.get_mut(&client) else {
             return;
@@ -689,10 +693,7 @@ impl Held {
                 }
                 None => {
                     if let Some(entry) = self.forget(id) {
-                        ready.push_back(Ready {
-                            update: entry.update,
-                            growth: entry.growth,
-                        });
+                        ready.push_back(entry.update);
                     }
                 }
             }
@@ -951,7 +952,7 @@ mod tests {
         let mut room = Room::new(limits);
         room.join(1, Role::Edit);
         let ada = Editor::new(100);
-        let step = limits.max_document_bytes / MEASURE_FRACTION;
+        let step = room.measure_step();
         let chunk = "0123456789abcdef".repeat(4);
         let mut measured = 0;
         let refused = (0..5000).find_map(|_| {
@@ -1020,39 +1021,46 @@ mod tests {
     }
 
     /// One edit of the size-bound property: insert, delete, format or set a map key, at a
-    /// position taken modulo the text's length.
+    /// position taken modulo the text's length; sent at once, or later merged with the next.
     #[derive(Debug, Clone)]
     struct Edit {
         who: usize,
         kind: u8,
         at: u32,
         len: u32,
+        send: bool,
     }
 
     fn edit() -> impl Strategy<Value = Edit> {
-        (0..3usize, 0..4u8, any::<u32>(), 1..6u32).prop_map(|(who, kind, at, len)| Edit {
-            who,
-            kind,
-            at,
-            len,
-        })
+        (0..3usize, 0..4u8, any::<u32>(), 1..6u32, any::<bool>()).prop_map(
+            |(who, kind, at, len, send)| Edit {
+                who,
+                kind,
+                at,
+                len,
+                send,
+            },
+        )
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
         /// The size estimate never falls below the encoded document, whatever the edits (in
-        /// the middle of others' text, deletions splitting items, formatting, maps).
+        /// the middle of others' text, deletions splitting items, formatting, maps, several
+        /// edits merged into one update).
         #[test]
         fn the_size_estimate_never_falls_below_the_document(
             edits in prop::collection::vec(edit(), 1..150),
         ) {
             let mut room = Room::new(Limits::default());
             let editors: Vec<Editor> = (0..3).map(|i| Editor::new(100 + i as u64)).collect();
+            let mut unsent: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
             for conn in 0..3 {
                 room.join(conn, Role::Edit);
             }
-            for edit in edits {
+            let last = edits.len() - 1;
+            for (n, edit) in edits.into_iter().enumerate() {
                 let editor = &editors[edit.who];
                 let update = {
                     let mut txn = editor.doc.transact_mut();
@@ -1076,6 +1084,11 @@ mod tests {
                     txn.commit();
                     txn.encode_update_v1()
                 };
+                unsent[edit.who].push(update);
+                if !edit.send && n != last {
+                    continue;
+                }
+                let update = yrs::merge_updates_v1(std::mem::take(&mut unsent[edit.who])).unwrap();
                 let effects = room.receive(edit.who as u64, &Message::Update(&update).encode(), NOW);
                 prop_assert!(effects.close.is_none());
                 for (i, other) in editors.iter().enumerate() {
