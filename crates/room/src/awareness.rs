@@ -19,7 +19,7 @@
 //! [`MAX_BYTES_PER_CONNECTION`] of states; the room holds at most [`MAX_ROOM_BYTES`] of live
 //! states; a clock is below `u32::MAX`, so the removal the room announces on close (the clock
 //! plus one) never wraps. A viewer's state must be a JSON object, and the room marks it with
-//! `"role":"view"` (see [`stamp_viewer`]).
+//! `"role":"view"` (see `stamp_viewer`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;

@@ -388,3 +388,137 @@ fn client_ids_over_53_bits_are_refused_before_yrs_sees_them() {
     assert!(matches!(effects.close, Some(CloseReason::InvalidUpdate(_))));
     survives(&Message::SyncStep1(&sv).encode()).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// (c) A viewer changes nothing
+
+/// Feeds `frame` to a populated room from a viewer's socket: the document and what is stored
+/// stay exactly as they were; at most the viewer is closed.
+fn viewer_changes_nothing(frame: &[u8]) -> Result<(), TestCaseError> {
+    let (mut room, _) = populated();
+    room.join(66, Role::View);
+    let before = room.snapshot();
+    let effects = room.receive(66, frame, NOW);
+    check_effects(&effects);
+    prop_assert!(effects.store.is_empty(), "{:?}", effects.store);
+    prop_assert!(!kinds(&effects.broadcast).contains(&Kind::Update));
+    prop_assert_eq!(room.snapshot(), before);
+    if let Some(reason) = &effects.close {
+        prop_assert!(
+            matches!(reason.code(), 1003 | 1007 | 1008 | 1009),
+            "{reason}"
+        );
+    }
+    Ok(())
+}
+
+/// What a viewer synced with the populated room sends after some edits of its own: its last
+/// edit, or everything it has as a SyncStep2.
+fn viewer_frame(edits: &[(bool, u32, u32)], everything: bool) -> Vec<u8> {
+    let (room, _) = populated();
+    let mut viewer = Client::new(400);
+    viewer.receive(&Message::SyncStep2(&room.snapshot()).encode());
+    let mut last = Message::SyncStep2(&[0, 0]).encode();
+    for &(insert, at, len) in edits {
+        let total = viewer.len();
+        last = if insert || total == 0 {
+            viewer.insert(at % (total + 1), "v")
+        } else {
+            let at = at % total;
+            viewer.delete(at, len.clamp(1, total - at))
+        };
+    }
+    if everything {
+        Message::SyncStep2(&viewer.full_state()).encode()
+    } else {
+        last
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_viewers_edits_never_change_the_document(
+        edits in prop::collection::vec((any::<bool>(), any::<u32>(), 1..4u32), 0..6),
+        everything in any::<bool>(),
+        mutations in prop::collection::vec(mutation(), 0..3),
+    ) {
+        let frame = viewer_frame(&edits, everything);
+        let frame = if mutations.is_empty() {
+            frame
+        } else {
+            let Ok(Message::SyncStep2(payload) | Message::Update(payload)) = Message::decode(&frame) else {
+                unreachable!("viewer_frame makes sync frames");
+            };
+            Message::Update(&mutate(payload.to_vec(), &mutations)).encode()
+        };
+        viewer_changes_nothing(&frame)?;
+    }
+
+    #[test]
+    fn a_viewers_arbitrary_frames_never_change_the_document(
+        envelope in envelope(),
+        payload in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        viewer_changes_nothing(&wrap(envelope, &payload))?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) Nobody takes over a live presence
+
+/// Awareness entries another connection sends: the victim's id (100), its own ids, or others;
+/// any clock (the last ones included); a state or a removal.
+fn hostile_entries() -> impl Strategy<Value = Vec<(u64, u32, bool)>> {
+    let client = prop_oneof![Just(100u64), 200..206u64, any::<u64>()];
+    let clock = prop_oneof![0..8u32, (u32::MAX - 3)..=u32::MAX, any::<u32>()];
+    prop::collection::vec((client, clock, any::<bool>()), 1..7)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    /// A victim renewing its presence at least every 15 seconds keeps it, whatever other
+    /// connections (editors and viewers) send; no connection ever owns more than four ids.
+    #[test]
+    fn a_renewed_presence_is_never_taken_over(
+        steps in prop::collection::vec((0..20_000u64, 2..6u64, hostile_entries()), 1..40),
+    ) {
+        const VICTIM: &str = r#"{"user":{"name":"victim"}}"#;
+        let mut room = editors_room(Limits::default());
+        for conn in [4, 5] {
+            room.join(conn, Role::View);
+        }
+        let mut now = NOW;
+        let (mut clock, mut renewed) = (5u32, now);
+        let effects = room.receive(1, &awareness_frame(&[entry(100, clock, Some(VICTIM))]), now);
+        prop_assert!(effects.close.is_none());
+        for (wait, conn, entries) in steps {
+            now += wait;
+            if now - renewed >= 15_000 {
+                clock += 1;
+                renewed = now;
+                let renewal = awareness_frame(&[entry(100, clock, Some(VICTIM))]);
+                let effects = room.receive(1, &renewal, now);
+                prop_assert_eq!(decode_awareness(&effects.broadcast[0]), vec![entry(100, clock, Some(VICTIM))]);
+            }
+            let entries: Vec<_> = entries
+                .into_iter()
+                .map(|(client, clock, live)| entry(client, clock, live.then_some(r#"{"x":1}"#)))
+                .collect();
+            let effects = room.receive(conn, &awareness_frame(&entries), now);
+            for frame in &effects.broadcast {
+                prop_assert!(decode_awareness(frame).iter().all(|e| e.client != 100));
+            }
+            if effects.close.is_some() {
+                room.disconnect(conn);
+                room.join(conn, if conn >= 4 { Role::View } else { Role::Edit });
+            }
+            prop_assert_eq!(room.presence_of(1), vec![entry(100, clock, Some(VICTIM))]);
+            for conn in 2..6 {
+                prop_assert!(room.presence_of(conn).len() <= 4);
+            }
+        }
+    }
+}
