@@ -64,7 +64,7 @@
 //! |------|-------|-------|
 //! | a frame | [`max_frame_bytes`] | 1009 |
 //! | the encoded document (estimated from above) | [`max_document_bytes`] | 1009, room full |
-//! | an update or state vector: a count past its bytes, `Any` values nested too deep, a client id over 53 bits, a clock past `u32::MAX` | see `update_check` | 1007 |
+//! | an update or state vector: a count past its bytes, `Any` values or embedded JSON nested too deep, a client id over 53 bits, a clock past `u32::MAX` | see `update_check` | 1007 |
 //! | one awareness state (its JSON) | [`MAX_STATE_BYTES`] | 1009 |
 //! | an awareness clock | below `u32::MAX` | 1007 |
 //! | awareness ids one socket owns | [`MAX_IDS_PER_CONNECTION`] | 1008 |

@@ -43,12 +43,14 @@
 //!
 //! Stricter than yrs, so that nothing yrs would panic on (debug builds) or silently wrap
 //! (release builds) gets through: client ids fit in 53 bits (Yjs' ids are 32-bit), varints fit
-//! their field, clocks never pass `u32::MAX`, and the type ref of a weak link (off in this
-//! build of yrs) is refused.
+//! their field, clocks never pass `u32::MAX`, the type ref of a weak link (off in this build
+//! of yrs) is refused, and the JSON of an embed or a format nests no deeper than `Any` values
+//! may (yrs parses it into `Any` values).
 
-/// How deep lib0 `Any` values may nest (arrays and maps in arrays and maps), as deep as
-/// serde_json lets JSON nest; yrs decodes, encodes and drops them recursively.
-pub(crate) const MAX_ANY_DEPTH: usize = 128;
+/// How deep `Any` values and embedded JSON may nest (arrays and maps in arrays and maps). yrs
+/// decodes, encodes and drops them recursively, with large stack frames: deep enough for any
+/// real data, shallow enough to fit a wasm module's stack with room to spare.
+pub(crate) const MAX_ANY_DEPTH: usize = 64;
 
 /// Client ids are at most 53 bits (yrs asserts it and masks the rest).
 const CLIENT_ID_BITS: u32 = 53;
@@ -90,8 +92,8 @@ pub enum WireError {
     /// An `Any` value's tag is not one lib0 knows.
     #[error("unknown Any tag {0}")]
     UnknownAny(u8),
-    /// `Any` values nest deeper than [`MAX_ANY_DEPTH`].
-    #[error("Any values nest deeper than {MAX_ANY_DEPTH}")]
+    /// `Any` values or embedded JSON nest deeper than [`MAX_ANY_DEPTH`].
+    #[error("Any values or JSON nest deeper than {MAX_ANY_DEPTH}")]
     TooDeep,
     /// A string is not UTF-8.
     #[error("{0} is not UTF-8")]
@@ -338,6 +340,36 @@ impl<'a> Walker<'a, '_> {
         std::str::from_utf8(self.buf(what)?).map_err(|_| WireError::Utf8(what))
     }
 
+    /// A string of JSON that yrs parses (an embed, a format value): its arrays and objects
+    /// may nest at most [`MAX_ANY_DEPTH`] deep. Whether it is JSON at all is serde_json's call.
+    fn json(&mut self, what: &'static str) -> Result<(), WireError> {
+        let mut depth = 0usize;
+        let (mut in_string, mut escaped) = (false, false);
+        for byte in self.string(what)?.bytes() {
+            if in_string {
+                match byte {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_ANY_DEPTH {
+                        return Err(WireError::TooDeep);
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// One struct; returns how far it advances its client's clock.
     fn structure(&mut self) -> Result<u32, WireError> {
         const GC: u8 = 0;
@@ -405,10 +437,10 @@ impl<'a> Walker<'a, '_> {
                 // At most the byte length, which fits a u32 varint.
                 u32::try_from(units).map_err(|_| WireError::BadVarint("string"))
             }
-            5 => self.string("embed").map(|_| 1),
+            5 => self.json("embed").map(|_| 1),
             6 => {
                 self.string("format key")?;
-                self.string("format value").map(|_| 1)
+                self.json("format value").map(|_| 1)
             }
             7 => {
                 match self.byte("type ref")? {
@@ -734,6 +766,21 @@ mod tests {
         // Siblings do not add depth.
         let wide = [117, 3, 117, 0, 118, 0, 117, 1, 126];
         assert!(check(&one_client(&[&any_item(&wide)])).is_ok());
+        // So does the JSON of an embed or a format, outside its strings.
+        let embed = |json: &str| {
+            let mut item = vec![5, 1, 1, b'r'];
+            item.write_string(json);
+            check(&one_client(&[&item]))
+        };
+        let deepest = "[".repeat(MAX_ANY_DEPTH) + &"]".repeat(MAX_ANY_DEPTH);
+        assert!(embed(&deepest).is_ok());
+        let deeper = format!("{{\"k\":{deepest}}}");
+        assert_eq!(embed(&deeper), Err(WireError::TooDeep));
+        let quoted = format!("[\"{}\\\"{}\"]", "[".repeat(200), "{".repeat(200));
+        assert!(embed(&quoted).is_ok(), "brackets in strings do not count");
+        let mut format = vec![6, 1, 1, b'r', 1, b'b'];
+        format.write_string(&deeper);
+        assert_eq!(check(&one_client(&[&format])), Err(WireError::TooDeep));
         // A subdocument's options are an Any too.
         let mut doc = vec![9, 1, 1, b'r', 1, b'g'];
         doc.extend(nested(MAX_ANY_DEPTH + 1));

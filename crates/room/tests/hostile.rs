@@ -10,6 +10,7 @@ use codebox_room::close::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, POLICY_VIOLATION};
 use codebox_room::storage::Compaction;
 use codebox_room::{CloseReason, Effects, Limits, Message, Role, Room, StoreOp, StoredSize};
 use common::*;
+use yrs::encoding::write::Write;
 use yrs::{ReadTxn, StateVector, Transact};
 
 /// A world with an editor (0) who typed and deleted, and a viewer (1), both connected and
@@ -528,4 +529,75 @@ fn a_nearly_full_room_refuses_growth_without_rewriting_its_snapshot() {
         );
         assert!(effects.store.is_empty());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nesting
+
+/// How deep the walk lets `Any` values and embedded JSON nest (`update_check::MAX_ANY_DEPTH`).
+const MAX_DEPTH: usize = 64;
+
+#[test]
+fn the_deepest_values_the_walk_lets_through_fit_a_small_stack() {
+    // yrs decodes, encodes and drops `Any` values (and the `Any` it parses embedded JSON into)
+    // recursively. The deepest the walk lets through must fit a stack half a wasm module's,
+    // in a debug build.
+    let nested = |depth: usize| {
+        let mut any = Vec::new();
+        for level in 0..depth {
+            if level % 2 == 0 {
+                any.extend([117, 1]);
+            } else {
+                any.extend([118, 1, 1, b'k']);
+            }
+        }
+        any.push(126);
+        let mut update = vec![1, 1, 7, 0, 8, 1, 1, b'a', 1];
+        update.extend(&any);
+        update.push(0);
+        Message::Update(&update).encode()
+    };
+    let embed = |depth: usize| {
+        let json = "[{\"k\":".repeat(depth / 2) + "0" + &"}]".repeat(depth / 2);
+        let mut update = vec![1, 1, 8, 0, 5, 1, 1, b'a'];
+        update.write_string(&json);
+        update.push(0);
+        Message::Update(&update).encode()
+    };
+    let frames = [
+        nested(MAX_DEPTH),
+        embed(MAX_DEPTH),
+        nested(MAX_DEPTH + 1),
+        embed(MAX_DEPTH + 2),
+    ];
+    let outcome = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let mut room = editors_room(Limits::default());
+            let closes: Vec<_> = frames
+                .iter()
+                .map(|frame| room.receive(1, frame, NOW).close)
+                .collect();
+            let snapshot = room.snapshot();
+            let mut copy = editors_room(Limits::default());
+            let reloaded = copy.receive(2, &Message::SyncStep2(&snapshot).encode(), NOW);
+            drop((room, copy));
+            (closes, reloaded.close, snapshot.len())
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    let (closes, reloaded, snapshot) = outcome;
+    assert_eq!(closes[..2], [None, None]);
+    for close in &closes[2..] {
+        assert!(
+            matches!(close, Some(CloseReason::InvalidUpdate(_))),
+            "{close:?}"
+        );
+    }
+    assert_eq!(
+        reloaded, None,
+        "the snapshot holding both passes the walk too"
+    );
+    assert!(snapshot > 2 * MAX_DEPTH);
 }

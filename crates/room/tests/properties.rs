@@ -1,4 +1,5 @@
-//! Property tests: convergence under any delivery order, and no panic on any input.
+//! Property tests: convergence under any delivery order, no panic on any input, a viewer never
+//! changes the document, and a renewed presence is never taken over.
 
 mod common;
 
