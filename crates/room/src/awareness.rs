@@ -32,7 +32,7 @@ use serde_json::value::RawValue;
 use yrs::encoding::read::{Cursor, Read};
 use yrs::encoding::write::Write;
 
-use crate::ConnId;
+use crate::{CloseReason, ConnId};
 
 /// Largest awareness state (its JSON text) a client may send.
 pub const MAX_STATE_BYTES: usize = 4 * 1024;
@@ -291,7 +291,10 @@ pub(crate) struct Presence {
 
 impl Presence {
     /// Applies entries sent by `conn` at `now_ms`; returns the entries that were accepted (to
-    /// relay), or refuses the whole update, changing nothing, if it would pass a budget.
+    /// relay), or refuses the whole update, changing nothing, if it would pass a budget or, from
+    /// a viewer, carries a state it may apply that is not a JSON object. A viewer's states are
+    /// stamped (see [`stamp_viewer`]); those of other clients it echoes, which it may not
+    /// apply, are dropped unread.
     ///
     /// Follows y-protocols' `applyAwarenessUpdate` (an entry wins with a higher clock, or with
     /// an equal clock when it removes a live state), within the ownership rules above.
@@ -300,14 +303,25 @@ impl Presence {
         conn: ConnId,
         entries: Vec<AwarenessEntry>,
         now_ms: u64,
-    ) -> Result<Vec<AwarenessEntry>, OverBudget> {
+        viewer: bool,
+    ) -> Result<Vec<AwarenessEntry>, CloseReason> {
         self.stamp_restored(now_ms);
         let before = self.usage(conn);
         let mut undo = Vec::new();
         let mut accepted = Vec::new();
-        for entry in entries {
+        let mut outcome = Ok(());
+        for mut entry in entries {
             if !self.may_apply(conn, &entry, now_ms) {
                 continue;
+            }
+            if let (true, Some(state)) = (viewer, &entry.state) {
+                match stamp_viewer(entry.client, state) {
+                    Ok(stamped) => entry.state = Some(stamped),
+                    Err(invalid) => {
+                        outcome = Err(invalid.into());
+                        break;
+                    }
+                }
             }
             let slot = Slot {
                 clock: entry.clock,
@@ -318,11 +332,11 @@ impl Presence {
             undo.push((entry.client, self.put(entry.client, Some(slot))));
             accepted.push(entry);
         }
-        if let Err(over) = self.within_budget(conn, before) {
+        if let Err(reason) = outcome.and_then(|()| Ok(self.within_budget(conn, before)?)) {
             for (client, old) in undo.into_iter().rev() {
                 self.put(client, old);
             }
-            return Err(over);
+            return Err(reason);
         }
         self.forget_tombstones_if_many();
         Ok(accepted)
@@ -615,17 +629,20 @@ mod tests {
         let mut presence = Presence::default();
         assert_eq!(
             presence
-                .apply(1, vec![live(10, 2, "{}")], NOW)
+                .apply(1, vec![live(10, 2, "{}")], NOW, false)
                 .unwrap()
                 .len(),
             1
         );
         assert!(presence
-            .apply(1, vec![live(10, 1, "{\"old\":1}")], NOW)
+            .apply(1, vec![live(10, 1, "{\"old\":1}")], NOW, false)
             .unwrap()
             .is_empty());
         assert_eq!(
-            presence.apply(1, vec![gone(10, 2)], NOW).unwrap().len(),
+            presence
+                .apply(1, vec![gone(10, 2)], NOW, false)
+                .unwrap()
+                .len(),
             1,
             "equal clock removes"
         );
@@ -636,8 +653,12 @@ mod tests {
     #[test]
     fn closing_a_connection_removes_only_its_ids() {
         let mut presence = Presence::default();
-        presence.apply(1, vec![live(10, 1, "{}")], NOW).unwrap();
-        presence.apply(2, vec![live(20, 1, "{}")], NOW).unwrap();
+        presence
+            .apply(1, vec![live(10, 1, "{}")], NOW, false)
+            .unwrap();
+        presence
+            .apply(2, vec![live(20, 1, "{}")], NOW, false)
+            .unwrap();
         let removed = presence.remove_connection(1);
         assert_eq!(removed, vec![gone(10, 2)]);
         assert_eq!(ids(&presence.live()), vec![20]);
@@ -652,28 +673,31 @@ mod tests {
     fn another_connections_live_id_is_dropped_until_its_owner_goes_quiet() {
         let mut presence = Presence::default();
         presence
-            .apply(1, vec![live(10, 1, r#"{"a":1}"#)], NOW)
+            .apply(1, vec![live(10, 1, r#"{"a":1}"#)], NOW, false)
             .unwrap();
         // The same client on a new socket while the old one is half-open: dropped, no close.
-        let reconnected = presence.apply(2, vec![live(10, 2, r#"{"b":2}"#)], NOW + 1000);
+        let reconnected = presence.apply(2, vec![live(10, 2, r#"{"b":2}"#)], NOW + 1000, false);
         assert_eq!(reconnected, Ok(vec![]));
         // So is a stock client's timeout removal of a peer it has not heard from.
-        assert_eq!(presence.apply(3, vec![gone(10, 1)], NOW + 1000), Ok(vec![]));
+        assert_eq!(
+            presence.apply(3, vec![gone(10, 1)], NOW + 1000, false),
+            Ok(vec![])
+        );
         assert_eq!(presence.live(), vec![live(10, 1, r#"{"a":1}"#)]);
 
         // The owner renews; another connection still cannot take it just before the timeout.
         presence
-            .apply(1, vec![live(10, 3, r#"{"a":1}"#)], NOW + 5000)
+            .apply(1, vec![live(10, 3, r#"{"a":1}"#)], NOW + 5000, false)
             .unwrap();
         let early = NOW + 5000 + OUTDATED_MS - 1;
         assert_eq!(
-            presence.apply(2, vec![live(10, 4, "{}")], early),
+            presence.apply(2, vec![live(10, 4, "{}")], early, false),
             Ok(vec![])
         );
         // At the timeout it may, and the old socket's close no longer removes it.
         let late = NOW + 5000 + OUTDATED_MS;
         assert_eq!(
-            presence.apply(2, vec![live(10, 4, r#"{"b":2}"#)], late),
+            presence.apply(2, vec![live(10, 4, r#"{"b":2}"#)], late, false),
             Ok(vec![live(10, 4, r#"{"b":2}"#)])
         );
         assert!(presence.remove_connection(1).is_empty());
@@ -684,22 +708,24 @@ mod tests {
     #[test]
     fn a_gone_id_nobody_owns_may_be_introduced_again_but_not_removed_again() {
         let mut presence = Presence::default();
-        presence.apply(1, vec![live(10, 1, "{}")], NOW).unwrap();
+        presence
+            .apply(1, vec![live(10, 1, "{}")], NOW, false)
+            .unwrap();
         presence.remove_connection(1);
-        assert_eq!(presence.apply(2, vec![gone(10, 9)], NOW), Ok(vec![]));
+        assert_eq!(presence.apply(2, vec![gone(10, 9)], NOW, false), Ok(vec![]));
         assert_eq!(
-            presence.apply(2, vec![gone(11, 9)], NOW),
+            presence.apply(2, vec![gone(11, 9)], NOW, false),
             Ok(vec![]),
             "unknown id"
         );
         assert_eq!(
-            presence.apply(2, vec![live(10, 2, "{}")], NOW),
+            presence.apply(2, vec![live(10, 2, "{}")], NOW, false),
             Ok(vec![]),
             "the tombstone's clock still wins"
         );
         assert_eq!(
             presence
-                .apply(2, vec![live(10, 3, "{}")], NOW)
+                .apply(2, vec![live(10, 3, "{}")], NOW, false)
                 .unwrap()
                 .len(),
             1
@@ -712,18 +738,18 @@ mod tests {
     fn a_hijack_at_the_last_clocks_leaves_the_victim_alone() {
         let mut presence = Presence::default();
         let victim = live(10, 5, r#"{"user":"victim"}"#);
-        presence.apply(1, vec![victim.clone()], NOW).unwrap();
+        presence.apply(1, vec![victim.clone()], NOW, false).unwrap();
         for attack in [
             vec![live(10, u32::MAX - 1, r#"{"user":"mallory"}"#)],
             vec![gone(10, u32::MAX - 1)],
             vec![live(10, 6, "{}"), gone(10, 7)],
         ] {
-            assert_eq!(presence.apply(2, attack, NOW + 1), Ok(vec![]));
+            assert_eq!(presence.apply(2, attack, NOW + 1, false), Ok(vec![]));
         }
         assert_eq!(presence.live(), vec![victim]);
         // Its own id at the last clock is fine, and the removal on close does not wrap.
         presence
-            .apply(2, vec![live(20, u32::MAX - 1, "{}")], NOW)
+            .apply(2, vec![live(20, u32::MAX - 1, "{}")], NOW, false)
             .unwrap();
         assert_eq!(presence.remove_connection(2), vec![gone(20, u32::MAX)]);
     }
@@ -732,33 +758,39 @@ mod tests {
     fn budgets_refuse_the_whole_update_and_change_nothing() {
         let mut presence = Presence::default();
         let four: Vec<_> = (0..4).map(|c| live(c, 1, "{}")).collect();
-        assert_eq!(presence.apply(1, four, NOW).unwrap().len(), 4);
+        assert_eq!(presence.apply(1, four, NOW, false).unwrap().len(), 4);
         let before = presence.owned_by(1);
         // A fifth id, even alongside changes that would have been fine.
         let fifth = vec![live(0, 2, r#"{"x":1}"#), live(99, 1, "{}")];
         assert_eq!(
-            presence.apply(1, fifth, NOW),
-            Err(OverBudget::TooManyIds { limit: 4 })
+            presence.apply(1, fifth, NOW, false),
+            Err(CloseReason::PresenceOverBudget(OverBudget::TooManyIds {
+                limit: 4
+            }))
         );
         assert_eq!(presence.owned_by(1), before);
         // Swapping one id for another in one update stays within four.
         let swap = vec![gone(3, 1), live(99, 1, "{}")];
-        assert_eq!(presence.apply(1, swap, NOW).unwrap().len(), 2);
+        assert_eq!(presence.apply(1, swap, NOW, false).unwrap().len(), 2);
         assert_totals(&presence);
 
         let state = |n: usize| format!("\"{}\"", "y".repeat(n - 2));
         let mut presence = Presence::default();
         let big = state(MAX_STATE_BYTES);
         let two = vec![live(1, 1, &big), live(2, 1, &big)];
-        assert_eq!(presence.apply(1, two, NOW).unwrap().len(), 2);
+        assert_eq!(presence.apply(1, two, NOW, false).unwrap().len(), 2);
         assert_eq!(
-            presence.apply(1, vec![live(3, 1, "1")], NOW),
-            Err(OverBudget::ConnectionBytes {
-                limit: MAX_BYTES_PER_CONNECTION
-            })
+            presence.apply(1, vec![live(3, 1, "1")], NOW, false),
+            Err(CloseReason::PresenceOverBudget(
+                OverBudget::ConnectionBytes {
+                    limit: MAX_BYTES_PER_CONNECTION
+                }
+            ))
         );
         // Shrinking is always allowed.
-        assert!(presence.apply(1, vec![live(1, 2, "{}")], NOW).is_ok());
+        assert!(presence
+            .apply(1, vec![live(1, 2, "{}")], NOW, false)
+            .is_ok());
         assert_totals(&presence);
 
         let mut presence = Presence::default();
@@ -768,14 +800,17 @@ mod tests {
             let mine: Vec<_> = (0..per_conn as u64)
                 .map(|i| live(conn * 10 + i, 1, &big))
                 .collect();
-            assert!(presence.apply(conn, mine, NOW).is_ok(), "conn {conn}");
+            assert!(
+                presence.apply(conn, mine, NOW, false).is_ok(),
+                "conn {conn}"
+            );
         }
         assert_eq!(presence.live_bytes, MAX_ROOM_BYTES);
         assert_eq!(
-            presence.apply(9999, vec![live(99_999, 1, "1")], NOW),
-            Err(OverBudget::RoomBytes {
+            presence.apply(9999, vec![live(99_999, 1, "1")], NOW, false),
+            Err(CloseReason::PresenceOverBudget(OverBudget::RoomBytes {
                 limit: MAX_ROOM_BYTES
-            })
+            }))
         );
         assert!(presence.owned_by(9999).is_empty());
         assert_totals(&presence);
@@ -801,11 +836,14 @@ mod tests {
         assert_totals(&presence);
         // Long after the last renewal before hibernation, but the wake is what counts.
         let wake = NOW + 10 * OUTDATED_MS;
-        assert_eq!(presence.apply(8, vec![live(10, 5, "{}")], wake), Ok(vec![]));
+        assert_eq!(
+            presence.apply(8, vec![live(10, 5, "{}")], wake, false),
+            Ok(vec![])
+        );
         let later = wake + OUTDATED_MS;
         assert_eq!(
             presence
-                .apply(8, vec![live(10, 5, "{}")], later)
+                .apply(8, vec![live(10, 5, "{}")], later, false)
                 .unwrap()
                 .len(),
             1
@@ -823,6 +861,29 @@ mod tests {
             assert!(presence.owned_by(1).is_empty());
             assert_totals(&presence);
         }
+    }
+
+    #[test]
+    fn a_viewers_states_are_stamped_and_what_it_may_not_apply_is_not_read() {
+        let mut presence = Presence::default();
+        presence
+            .apply(1, vec![live(10, 1, "7")], NOW, false)
+            .unwrap();
+        // The viewer echoes the editor's state (not an object): dropped unread, not refused.
+        let echo = vec![live(10, 1, "7"), live(20, 1, r#"{"name":"v"}"#)];
+        let accepted = presence.apply(2, echo, NOW, true).unwrap();
+        assert_eq!(accepted, vec![live(20, 1, r#"{"role":"view","name":"v"}"#)]);
+        assert_eq!(presence.owned_by(2), accepted);
+        // Its own state must be an object; the refusal changes nothing.
+        let bad = vec![live(20, 2, r#"{"name":"w"}"#), live(21, 1, "[]")];
+        assert_eq!(
+            presence.apply(2, bad, NOW, true),
+            Err(CloseReason::InvalidAwareness(AwarenessError::NotAnObject(
+                21
+            )))
+        );
+        assert_eq!(presence.owned_by(2), accepted);
+        assert_totals(&presence);
     }
 
     #[test]

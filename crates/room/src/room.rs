@@ -270,15 +270,9 @@ impl Room {
                 }
             }
             Message::Awareness(payload) => {
-                let mut entries = awareness::decode(payload)?;
-                if self.role_of(conn) == Role::View {
-                    for entry in &mut entries {
-                        if let Some(state) = &entry.state {
-                            entry.state = Some(awareness::stamp_viewer(entry.client, state)?);
-                        }
-                    }
-                }
-                let accepted = self.presence.apply(conn, entries, now_ms)?;
+                let entries = awareness::decode(payload)?;
+                let viewer = self.role_of(conn) == Role::View;
+                let accepted = self.presence.apply(conn, entries, now_ms, viewer)?;
                 if !accepted.is_empty() {
                     let frame = Message::Awareness(&awareness::encode(accepted.iter())).encode();
                     // Echoed to the sender too, as y-websocket's server does: the stock

@@ -246,7 +246,14 @@ fn a_viewers_presence_is_stamped_read_only_and_an_editors_is_relayed_as_sent() {
         [entry(100, 1, Some(odd))]
     );
 
-    // A viewer's state must be an object.
+    // A viewer's stock client echoes everyone's states back; an editor's that is not an
+    // object is dropped like any echo, and the viewer is not closed for it.
+    let effects = world.send_now(0, &world.peers[0].client.awareness_frame(2, Some("7")));
+    assert!(effects.close.is_none());
+    let echo = awareness_frame(&[entry(100, 2, Some("7"))]);
+    assert_eq!(world.send_now(1, &echo), Effects::default());
+
+    // A viewer's own state must be an object.
     for not_object in ["[1]", "\"hi\"", "3"] {
         let mut world = world_with_a_viewer();
         let effects = world.send_now(1, &awareness_frame(&[entry(101, 1, Some(not_object))]));
