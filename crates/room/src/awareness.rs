@@ -17,9 +17,11 @@
 //! Limits (a refused frame changes nothing and closes its sender): a state is valid JSON of at
 //! most [`MAX_STATE_BYTES`]; one connection owns at most [`MAX_IDS_PER_CONNECTION`] ids and
 //! [`MAX_BYTES_PER_CONNECTION`] of states; the room holds at most [`MAX_ROOM_BYTES`] of live
-//! states; a clock is below `u32::MAX`, so the removal the room announces on close (the clock
-//! plus one) never wraps. A viewer's state must be a JSON object, and the room marks it with
-//! `"role":"view"` (see `stamp_viewer`).
+//! states; a clock is below `u32::MAX`, and the removal the room announces on close (the clock
+//! plus one, but never past what a client may send, since clients echo it) never wraps. A
+//! viewer's state must be a JSON object, and the room marks it with `"role":"view"` (see
+//! `stamp_viewer`); everything the room keeps and relays stays within these limits, so that
+//! no client is closed for echoing it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -45,7 +47,7 @@ pub const MAX_ROOM_BYTES: usize = 1024 * 1024;
 /// How long an owner may go without renewing an id before another connection may take it
 /// over: y-protocols' `outdatedTimeout`, after which every peer drops the state anyway.
 pub const OUTDATED_MS: u64 = 30_000;
-/// The highest clock a client may send: the room announces a removal at the clock plus one.
+/// The highest clock a client may send, and the highest the room announces.
 const MAX_CLOCK: u32 = u32::MAX - 1;
 /// How many "gone" entries are remembered (to reject stale updates) before they are forgotten.
 const MAX_TOMBSTONES: usize = 4096;
@@ -190,6 +192,7 @@ pub fn fit_budget(entries: &mut [AwarenessEntry], budget: usize) {
 /// Rewrites a viewer's state so that everyone sees it is read-only: the JSON object it sent,
 /// with `"role":"view"` first (replacing any `role` the client put there) and its other keys
 /// after it in their order, their values byte for byte.
+/// The stamped state is held to [`MAX_STATE_BYTES`] too, since every client echoes it back.
 pub(crate) fn stamp_viewer(client: u64, state: &str) -> Result<Arc<str>, AwarenessError> {
     let not_an_object = |_| AwarenessError::NotAnObject(client);
     let Fields(fields) = serde_json::from_str(state).map_err(not_an_object)?;
@@ -208,6 +211,13 @@ pub(crate) fn stamp_viewer(client: u64, state: &str) -> Result<Arc<str>, Awarene
         }
     }
     out.push('}');
+    if out.len() > MAX_STATE_BYTES {
+        return Err(AwarenessError::StateTooLarge {
+            client,
+            size: out.len(),
+            limit: MAX_STATE_BYTES,
+        });
+    }
     Ok(Arc::from(out))
 }
 
@@ -354,8 +364,9 @@ impl Presence {
             let Some(clock) = self.slots.get(&client).map(|slot| slot.clock) else {
                 continue;
             };
-            // Clocks stay at or below `MAX_CLOCK`; saturate rather than wrap regardless.
-            let clock = clock.saturating_add(1);
+            // One more, as far as a client may send: stock clients echo the removal back, and
+            // an equal clock removes a live state just as well. Never wraps.
+            let clock = clock.saturating_add(1).min(MAX_CLOCK);
             let gone = Slot {
                 clock,
                 state: None,
@@ -747,11 +758,13 @@ mod tests {
             assert_eq!(presence.apply(2, attack, NOW + 1, false), Ok(vec![]));
         }
         assert_eq!(presence.live(), vec![victim]);
-        // Its own id at the last clock is fine, and the removal on close does not wrap.
+        // Its own id at the last clock is fine, and the removal on close keeps that clock
+        // (clients send it back, and must not be refused for it) rather than wrap.
         presence
             .apply(2, vec![live(20, u32::MAX - 1, "{}")], NOW, false)
             .unwrap();
-        assert_eq!(presence.remove_connection(2), vec![gone(20, u32::MAX)]);
+        assert_eq!(presence.remove_connection(2), vec![gone(20, u32::MAX - 1)]);
+        assert!(decode(&encode([gone(20, u32::MAX - 1)].iter())).is_ok());
     }
 
     #[test]
@@ -907,6 +920,15 @@ mod tests {
         for not_object in ["[]", "1", "\"s\"", "true"] {
             assert_eq!(stamp(not_object), Err(AwarenessError::NotAnObject(1)));
         }
+        // The stamp counts against the size limit: every client echoes the stamped state.
+        let fits = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_STATE_BYTES - 24));
+        assert!(stamp(&fits).is_ok());
+        let over = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_STATE_BYTES - 8));
+        assert!(decode(&encode([live(1, 1, &over)].iter())).is_ok());
+        assert!(matches!(
+            stamp(&over),
+            Err(AwarenessError::StateTooLarge { client: 1, .. })
+        ));
         let stamped = stamp(r#"{"user":{"name":"ada"}}"#).unwrap();
         let value: serde_json::Value = serde_json::from_str(&stamped).unwrap();
         assert_eq!(value["role"], "view");

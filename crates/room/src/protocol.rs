@@ -32,7 +32,7 @@
 //! 4. Awareness updates are applied and relayed to everyone, the sender included (its own
 //!    entries are no-ops for it, and they keep the stock client's 30-second liveness check
 //!    fed when it is alone). When a socket goes away, S tells the others that the awareness
-//!    clients it owned are gone (at their clock plus one).
+//!    clients it owned are gone (at their clock plus one, short of `u32::MAX`).
 //!
 //! # Roles
 //!

@@ -326,6 +326,21 @@ fn another_connection_cannot_take_over_a_live_id_even_at_the_last_clocks() {
 }
 
 #[test]
+fn a_presence_at_the_last_clock_is_announced_gone_at_it_and_its_echo_closes_nobody() {
+    let mut room = victim_room();
+    let last = awareness_frame(&[entry(300, 0xFFFF_FFFE, Some("{}"))]);
+    assert!(room.receive(2, &last, NOW).close.is_none());
+    let effects = room.disconnect(2);
+    let removal = decode_awareness(&effects.broadcast[0]);
+    assert_eq!(removal, [entry(300, 0xFFFF_FFFE, None)], "never wraps");
+    // A stock client applies it and sends it back as it is.
+    assert_eq!(
+        room.receive(3, &awareness_frame(&removal), NOW),
+        Effects::default()
+    );
+}
+
+#[test]
 fn a_reconnected_client_takes_its_id_back_once_the_old_socket_goes_quiet_or_closes() {
     let mut world = World::new(Limits::default(), 2);
     world.connect(0);
