@@ -4,10 +4,12 @@
 //! struct and state-vector entry up front, and decodes lib0 `Any` values recursively. A few
 //! bytes declaring two billion structs make it reserve gigabytes; a frame of nested arrays
 //! overflows the stack. So the room walks every update and state vector first, without
-//! allocating and without recursion, and refuses it unless every declared count fits in the
-//! bytes that are left (at the smallest size each counted thing can take) and `Any` values
-//! nest at most [`MAX_ANY_DEPTH`] deep. What passes is exactly what yrs then reads, so yrs'
-//! own allocations stay within a fixed multiple of the payload.
+//! recursion, and refuses it unless every declared count fits in the bytes that are left (at
+//! the smallest size each counted thing can take) and `Any` values nest at most
+//! [`MAX_ANY_DEPTH`] deep. What passes is exactly what yrs then reads, so yrs' own allocations
+//! stay within a fixed multiple of the payload. The walk of an update also counts the blocks
+//! its integration may split (see [`check_update`]), for the room's size bound; for that it
+//! keeps one thing, the update's own block boundaries, and walks twice.
 //!
 //! # The v1 layout, as yrs 0.28 decodes it
 //!
