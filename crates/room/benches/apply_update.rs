@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use codebox_room::storage::Compaction;
-use codebox_room::{Limits, Message, Room};
+use codebox_room::{Limits, Message, Role, Room};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, TextRef, Transact, Update};
@@ -144,6 +144,16 @@ fn timed<S>(
     total
 }
 
+/// The runtime's clock; no rule the benchmark reaches depends on it.
+const NOW: u64 = 1_700_000_000_000;
+
+/// A room loaded with `document`, with socket 1 joined as an editor.
+fn editor_room(limits: Limits, document: &[u8]) -> Room {
+    let mut room = Room::load(limits, document, Vec::<Vec<u8>>::new()).unwrap();
+    room.join(1, Role::Edit);
+    room
+}
+
 fn bare_doc(document: &[u8]) -> Doc {
     let doc = Doc::with_client_id(1);
     doc.transact_mut()
@@ -179,19 +189,19 @@ fn bench(c: &mut Criterion) {
 
         // Everything the room does per keystroke, compaction included (amortised).
         group.bench_function(BenchmarkId::new("room", label), |b| {
-            let setup = || Room::load(Limits::default(), &document, Vec::<Vec<u8>>::new()).unwrap();
+            let setup = || editor_room(Limits::default(), &document);
             b.iter_custom(|iters| {
                 timed(iters, &frames, setup, |room, frame| {
-                    black_box(room.receive(1, frame));
+                    black_box(room.receive(1, frame, NOW));
                 })
             })
         });
         // The same without compaction: decode, size checks, integrate, re-encode, frame.
         group.bench_function(BenchmarkId::new("room_without_compaction", label), |b| {
-            let setup = || Room::load(no_compaction, &document, Vec::<Vec<u8>>::new()).unwrap();
+            let setup = || editor_room(no_compaction, &document);
             b.iter_custom(|iters| {
                 timed(iters, &frames, setup, |room, frame| {
-                    black_box(room.receive(1, frame));
+                    black_box(room.receive(1, frame, NOW));
                 })
             })
         });
@@ -229,10 +239,10 @@ fn bench(c: &mut Criterion) {
         });
 
         // The room and a bare doc end in the same state after the same keystrokes.
-        let mut room = Room::load(Limits::default(), &document, Vec::<Vec<u8>>::new()).unwrap();
+        let mut room = editor_room(Limits::default(), &document);
         let doc = bare_doc(&document);
         for (frame, update) in frames.iter().zip(&updates) {
-            let effects = room.receive(1, frame);
+            let effects = room.receive(1, frame, NOW);
             assert!(
                 effects.close.is_none()
                     && effects.broadcast.len() == 1

@@ -3,31 +3,58 @@
 //! Awareness is the y-protocols side channel that is never stored. Each client id carries a
 //! clock and a JSON state; a higher clock wins, and the JSON `null` at an equal or higher clock
 //! means "gone". This module keeps the room's view of it and, unlike a plain relay, remembers
-//! which connection introduced each client id, so that when a socket drops without saying
+//! which connection owns each live client id, so that when a socket drops without saying
 //! goodbye the others are told exactly those ids are gone, and no others.
 //!
-//! Ownership moves with the latest accepted update: a client that reconnects on a new socket
-//! while its old socket is still half-open takes its ids over, and the old socket's eventual
-//! close does not wipe the reconnected client's presence.
+//! Ownership: a connection may change an id it owns, or introduce a new one (an id never seen,
+//! or one that is gone and owned by nobody). An entry for an id another connection owns is
+//! dropped without a word: an honest client that reconnected on a new socket while its old one
+//! is still half-open sends exactly that, and so does every stock client that times out a peer
+//! it has not heard from. One exception follows y-protocols' own timeout: an id its owner has
+//! not renewed for [`OUTDATED_MS`] may be taken over (stock clients renew every 15 seconds).
+//! So no connection can remove or overwrite another's live presence.
 //!
-//! Hostile clients: states must be valid JSON (every stock client parses them and would throw
-//! on the rest), and one connection may own at most [`MAX_IDS_PER_CONNECTION`] live ids.
+//! Limits (a refused frame changes nothing and closes its sender): a state is valid JSON of at
+//! most [`MAX_STATE_BYTES`]; one connection owns at most [`MAX_IDS_PER_CONNECTION`] ids and
+//! [`MAX_BYTES_PER_CONNECTION`] of states; the room holds at most [`MAX_ROOM_BYTES`] of live
+//! states; a clock is below `u32::MAX`, and the removal the room announces on close (the clock
+//! plus one, but never past what a client may send, since clients echo it) never wraps. A
+//! viewer's state must be a JSON object, and the room marks it with `"role":"view"` (see
+//! `stamp_viewer`); everything the room keeps and relays stays within these limits, so that
+//! no client is closed for echoing it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
 use std::sync::Arc;
 
+use codebox_access::Role;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use yrs::encoding::read::{Cursor, Read};
 use yrs::encoding::write::Write;
 
-use crate::ConnId;
+use crate::{CloseReason, ConnId};
 
-/// The most awareness client ids one connection may keep alive at once (a browser tab uses one).
-pub const MAX_IDS_PER_CONNECTION: usize = 16;
+/// Largest awareness state (its JSON text) a client may send.
+pub const MAX_STATE_BYTES: usize = 4 * 1024;
+/// The most awareness client ids one connection may own at once (a browser tab uses one).
+pub const MAX_IDS_PER_CONNECTION: usize = 4;
+/// The most state bytes one connection may own in all.
+pub const MAX_BYTES_PER_CONNECTION: usize = 8 * 1024;
+/// The most live state bytes a room holds in all.
+pub const MAX_ROOM_BYTES: usize = 1024 * 1024;
+/// How long an owner may go without renewing an id before another connection may take it
+/// over: y-protocols' `outdatedTimeout`, after which every peer drops the state anyway.
+pub const OUTDATED_MS: u64 = 30_000;
+/// The highest clock a client may send, and the highest the room announces.
+const MAX_CLOCK: u32 = u32::MAX - 1;
 /// How many "gone" entries are remembered (to reject stale updates) before they are forgotten.
 const MAX_TOMBSTONES: usize = 4096;
 /// The JSON state that means "this client is gone".
 const GONE: &str = "null";
+/// The key the room sets in a viewer's state.
+const ROLE_KEY: &str = "role";
 
 /// One awareness entry as it travels on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,20 +76,70 @@ pub enum AwarenessError {
     /// A state was not valid JSON.
     #[error("awareness state for client {0} is not valid JSON")]
     InvalidJson(u64),
+    /// A clock of `u32::MAX` or more.
+    #[error("awareness clock for client {0} is out of range")]
+    ClockOutOfRange(u64),
+    /// A state over [`MAX_STATE_BYTES`].
+    #[error("awareness state for client {client} is {size} bytes, over the {limit}-byte limit")]
+    StateTooLarge {
+        /// The client id.
+        client: u64,
+        /// The state's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A viewer's state that is not a JSON object.
+    #[error("awareness state for client {0} must be a JSON object")]
+    NotAnObject(u64),
+}
+
+/// Why an awareness update was refused: it would take its sender or the room over a budget.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverBudget {
+    /// The connection would own too many client ids.
+    #[error("one connection may own at most {limit} awareness client ids")]
+    TooManyIds {
+        /// The limit.
+        limit: usize,
+    },
+    /// The connection's states would be too large in all.
+    #[error("awareness states of one connection may take at most {limit} bytes")]
+    ConnectionBytes {
+        /// The limit.
+        limit: usize,
+    },
+    /// The room's live states would be too large in all.
+    #[error("room presence is full: live awareness states may take at most {limit} bytes")]
+    RoomBytes {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Decodes an awareness update (the payload of a type-1 message).
 pub fn decode(payload: &[u8]) -> Result<Vec<AwarenessEntry>, AwarenessError> {
     let mut cursor = Cursor::new(payload);
     let count: u64 = cursor.read_var().map_err(|_| AwarenessError::Malformed)?;
-    // Each entry takes at least three bytes: never trust `count` for an allocation.
-    let mut entries = Vec::with_capacity((count as usize).min(payload.len() / 3));
+    // Grown as entries decode: `count` is only the sender's claim.
+    let mut entries = Vec::new();
     for _ in 0..count {
         let client: u64 = cursor.read_var().map_err(|_| AwarenessError::Malformed)?;
-        let clock: u32 = cursor.read_var().map_err(|_| AwarenessError::Malformed)?;
+        let clock: u64 = cursor.read_var().map_err(|_| AwarenessError::Malformed)?;
+        let clock = u32::try_from(clock)
+            .ok()
+            .filter(|&clock| clock <= MAX_CLOCK)
+            .ok_or(AwarenessError::ClockOutOfRange(client))?;
         let json = cursor
             .read_string()
             .map_err(|_| AwarenessError::Malformed)?;
+        if json.len() > MAX_STATE_BYTES {
+            return Err(AwarenessError::StateTooLarge {
+                client,
+                size: json.len(),
+                limit: MAX_STATE_BYTES,
+            });
+        }
         let state = if json == GONE {
             None
         } else {
@@ -112,164 +189,370 @@ pub fn fit_budget(entries: &mut [AwarenessEntry], budget: usize) {
     }
 }
 
+/// Rewrites a viewer's state so that everyone sees it is read-only: the JSON object it sent,
+/// with `"role":"view"` first (replacing any `role` the client put there) and its other keys
+/// after it in their order, their values byte for byte.
+/// The stamped state is held to [`MAX_STATE_BYTES`] too, since every client echoes it back.
+pub(crate) fn stamp_viewer(client: u64, state: &str) -> Result<Arc<str>, AwarenessError> {
+    let not_an_object = |_| AwarenessError::NotAnObject(client);
+    let Fields(fields) = serde_json::from_str(state).map_err(not_an_object)?;
+    let role = serde_json::to_string(Role::View.as_str()).map_err(not_an_object)?;
+    let mut out = String::with_capacity(state.len() + ROLE_KEY.len() + role.len() + 4);
+    out.push_str("{\"");
+    out.push_str(ROLE_KEY);
+    out.push_str("\":");
+    out.push_str(&role);
+    for (key, value) in fields {
+        if key != ROLE_KEY {
+            out.push(',');
+            out.push_str(&serde_json::to_string(&key).map_err(not_an_object)?);
+            out.push(':');
+            out.push_str(value.get());
+        }
+    }
+    out.push('}');
+    if out.len() > MAX_STATE_BYTES {
+        return Err(AwarenessError::StateTooLarge {
+            client,
+            size: out.len(),
+            limit: MAX_STATE_BYTES,
+        });
+    }
+    Ok(Arc::from(out))
+}
+
+/// A JSON object's members in their order, values unparsed.
+struct Fields<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    fields.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Slot {
     clock: u32,
     state: Option<Arc<str>>,
     owner: Option<ConnId>,
+    /// When its owner last renewed it; `None` until the first frame after a rejoin.
+    renewed_at_ms: Option<u64>,
+}
+
+/// What one slot adds to the room's and its owner's totals.
+#[derive(Clone, Copy)]
+struct Tally {
+    owner: Option<ConnId>,
+    bytes: usize,
+    tombstone: bool,
+}
+
+impl Tally {
+    fn of(slot: &Slot) -> Self {
+        Tally {
+            owner: slot.owner,
+            bytes: slot.state.as_ref().map_or(0, |s| s.len()),
+            tombstone: slot.state.is_none() && slot.owner.is_none(),
+        }
+    }
+}
+
+/// The ids one connection owns and the bytes of their states.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Holdings {
+    ids: BTreeSet<u64>,
+    bytes: usize,
+}
+
+/// What one connection holds, and the room in all, against the budgets.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    ids: usize,
+    bytes: usize,
+    room_bytes: usize,
 }
 
 /// The room's awareness states and which connection owns each live one.
 #[derive(Debug, Default)]
-pub struct Presence {
+pub(crate) struct Presence {
     slots: HashMap<u64, Slot>,
+    owners: HashMap<ConnId, Holdings>,
+    live_bytes: usize,
     tombstones: usize,
+    /// Some slots were restored and wait for the first clock reading to count as renewed.
+    unstamped: bool,
 }
 
 impl Presence {
-    /// Applies entries sent by `conn`; returns the entries that were accepted (to relay).
+    /// Applies entries sent by `conn` at `now_ms`; returns the entries that were accepted (to
+    /// relay), or refuses the whole update, changing nothing, if it would pass a budget or, from
+    /// a viewer, carries a state it may apply that is not a JSON object. A viewer's states are
+    /// stamped (see [`stamp_viewer`]); those of other clients it echoes, which it may not
+    /// apply, are dropped unread.
     ///
-    /// Follows y-protocols' `applyAwarenessUpdate`: an entry wins with a higher clock, or with
-    /// an equal clock when it removes a live state. Entries that would push `conn` past
-    /// [`MAX_IDS_PER_CONNECTION`] live ids are dropped.
-    pub fn apply(&mut self, conn: ConnId, entries: Vec<AwarenessEntry>) -> Vec<AwarenessEntry> {
+    /// Follows y-protocols' `applyAwarenessUpdate` (an entry wins with a higher clock, or with
+    /// an equal clock when it removes a live state), within the ownership rules above.
+    pub(crate) fn apply(
+        &mut self,
+        conn: ConnId,
+        entries: Vec<AwarenessEntry>,
+        now_ms: u64,
+        viewer: bool,
+    ) -> Result<Vec<AwarenessEntry>, CloseReason> {
+        self.stamp_restored(now_ms);
+        let before = self.usage(conn);
+        let mut undo = Vec::new();
         let mut accepted = Vec::new();
-        for entry in entries {
-            let current = self.slots.get(&entry.client);
-            let wins = match current {
-                None => true,
-                Some(slot) => {
-                    slot.clock < entry.clock
-                        || (slot.clock == entry.clock
-                            && entry.state.is_none()
-                            && slot.state.is_some())
+        let mut outcome = Ok(());
+        for mut entry in entries {
+            if !self.may_apply(conn, &entry, now_ms) {
+                continue;
+            }
+            if let (true, Some(state)) = (viewer, &entry.state) {
+                match stamp_viewer(entry.client, state) {
+                    Ok(stamped) => entry.state = Some(stamped),
+                    Err(invalid) => {
+                        outcome = Err(invalid.into());
+                        break;
+                    }
                 }
+            }
+            let slot = Slot {
+                clock: entry.clock,
+                state: entry.state.clone(),
+                owner: entry.state.as_ref().map(|_| conn),
+                renewed_at_ms: Some(now_ms),
             };
-            if !wins {
-                continue;
-            }
-            let already_owned = current.is_some_and(|s| s.owner == Some(conn));
-            if entry.state.is_some()
-                && !already_owned
-                && self.owned_count(conn) >= MAX_IDS_PER_CONNECTION
-            {
-                continue;
-            }
-            self.set(entry.client, entry.clock, entry.state.clone(), conn);
+            undo.push((entry.client, self.put(entry.client, Some(slot))));
             accepted.push(entry);
         }
+        if let Err(reason) = outcome.and_then(|()| Ok(self.within_budget(conn, before)?)) {
+            for (client, old) in undo.into_iter().rev() {
+                self.put(client, old);
+            }
+            return Err(reason);
+        }
         self.forget_tombstones_if_many();
-        accepted
+        Ok(accepted)
     }
 
-    /// Marks every live id owned by `conn` as gone; returns the removal entries (to relay).
-    pub fn remove_connection(&mut self, conn: ConnId) -> Vec<AwarenessEntry> {
-        let mut removed = Vec::new();
-        for (&client, slot) in self.slots.iter_mut() {
-            if slot.owner == Some(conn) {
-                if slot.state.is_none() {
-                    self.tombstones -= 1; // a restored entry whose state did not fit
-                }
-                slot.clock = slot.clock.wrapping_add(1);
-                slot.state = None;
-                slot.owner = None;
-                self.tombstones += 1;
-                removed.push(AwarenessEntry {
-                    client,
-                    clock: slot.clock,
-                    state: None,
-                });
-            }
+    /// Marks every id owned by `conn` as gone; returns the removal entries (to relay).
+    pub(crate) fn remove_connection(&mut self, conn: ConnId) -> Vec<AwarenessEntry> {
+        let owned: Vec<u64> = self
+            .owners
+            .get(&conn)
+            .map(|held| held.ids.iter().copied().collect())
+            .unwrap_or_default();
+        let mut removed = Vec::with_capacity(owned.len());
+        for client in owned {
+            let Some(clock) = self.slots.get(&client).map(|slot| slot.clock) else {
+                continue;
+            };
+            // One more, as far as a client may send: stock clients echo the removal back, and
+            // an equal clock removes a live state just as well. Never wraps.
+            let clock = clock.saturating_add(1).min(MAX_CLOCK);
+            let gone = Slot {
+                clock,
+                state: None,
+                owner: None,
+                renewed_at_ms: None,
+            };
+            self.put(client, Some(gone));
+            removed.push(AwarenessEntry {
+                client,
+                clock,
+                state: None,
+            });
         }
+        removed.sort_by_key(|e| e.client);
         self.forget_tombstones_if_many();
         removed
     }
 
-    /// Every live state, as entries.
-    pub fn live(&self) -> Vec<AwarenessEntry> {
-        self.slots
+    /// Every live state, as entries, by client id.
+    pub(crate) fn live(&self) -> Vec<AwarenessEntry> {
+        let mut live: Vec<_> = self
+            .slots
             .iter()
             .filter(|(_, slot)| slot.state.is_some())
-            .map(|(&client, slot)| AwarenessEntry {
-                client,
-                clock: slot.clock,
-                state: slot.state.clone(),
-            })
+            .map(|(&client, slot)| entry(client, slot))
+            .collect();
+        live.sort_by_key(|e| e.client);
+        live
+    }
+
+    /// The entries `conn` owns (what must survive hibernation for it), by client id.
+    pub(crate) fn owned_by(&self, conn: ConnId) -> Vec<AwarenessEntry> {
+        let Some(held) = self.owners.get(&conn) else {
+            return Vec::new();
+        };
+        held.ids
+            .iter()
+            .filter_map(|&client| Some(entry(client, self.slots.get(&client)?)))
             .collect()
     }
 
-    /// The live entries `conn` owns (what must survive hibernation for it).
-    pub fn owned_by(&self, conn: ConnId) -> Vec<AwarenessEntry> {
-        let mut owned: Vec<_> = self
-            .slots
-            .iter()
-            .filter(|(_, slot)| slot.owner == Some(conn))
-            .map(|(&client, slot)| AwarenessEntry {
-                client,
-                clock: slot.clock,
-                state: slot.state.clone(),
-            })
-            .collect();
-        owned.sort_by_key(|e| e.client);
-        owned
-    }
-
-    /// Re-registers entries owned by `conn`, as saved before hibernation. An entry saved
-    /// without its state (it did not fit the attachment) is not shown to newcomers, but its
-    /// removal is still announced when `conn` closes.
-    pub fn restore(&mut self, conn: ConnId, entries: Vec<AwarenessEntry>) {
+    /// Re-registers entries owned by `conn`, as saved before hibernation; they count as
+    /// renewed at the first frame that follows. An entry saved without its state (it did not
+    /// fit the attachment) is not shown to newcomers, but its removal is still announced when
+    /// `conn` closes. Where two connections saved the same id, the higher clock owns it.
+    pub(crate) fn restore(&mut self, conn: ConnId, entries: Vec<AwarenessEntry>) {
         for entry in entries {
             let newer = self
                 .slots
                 .get(&entry.client)
                 .is_some_and(|s| s.clock > entry.clock);
             if !newer {
-                self.set(entry.client, entry.clock, entry.state, conn);
-                if let Some(slot) = self.slots.get_mut(&entry.client) {
-                    slot.owner = Some(conn);
+                let slot = Slot {
+                    clock: entry.clock,
+                    state: entry.state,
+                    owner: Some(conn),
+                    renewed_at_ms: None,
+                };
+                self.put(entry.client, Some(slot));
+                self.unstamped = true;
+            }
+        }
+    }
+
+    /// Whether `conn` may apply `entry` now: it must win by clock, and the id must be its own,
+    /// new (a removal of an id nobody owns changes nothing), or left unrenewed by its owner.
+    fn may_apply(&self, conn: ConnId, entry: &AwarenessEntry, now_ms: u64) -> bool {
+        let Some(slot) = self.slots.get(&entry.client) else {
+            return entry.state.is_some();
+        };
+        let wins = slot.clock < entry.clock
+            || (slot.clock == entry.clock && entry.state.is_none() && slot.state.is_some());
+        wins && match slot.owner {
+            Some(owner) if owner == conn => true,
+            Some(_) => slot
+                .renewed_at_ms
+                .is_some_and(|renewed| now_ms.saturating_sub(renewed) >= OUTDATED_MS),
+            None => entry.state.is_some(),
+        }
+    }
+
+    /// Refuses the outcome of `conn`'s update if it grew `conn`'s holdings or the room's
+    /// states past a limit (`before` is how things stood before it).
+    fn within_budget(&self, conn: ConnId, before: Usage) -> Result<(), OverBudget> {
+        let after = self.usage(conn);
+        if after.ids > MAX_IDS_PER_CONNECTION && after.ids > before.ids {
+            return Err(OverBudget::TooManyIds {
+                limit: MAX_IDS_PER_CONNECTION,
+            });
+        }
+        if after.bytes > MAX_BYTES_PER_CONNECTION && after.bytes > before.bytes {
+            return Err(OverBudget::ConnectionBytes {
+                limit: MAX_BYTES_PER_CONNECTION,
+            });
+        }
+        if after.room_bytes > MAX_ROOM_BYTES && after.room_bytes > before.room_bytes {
+            return Err(OverBudget::RoomBytes {
+                limit: MAX_ROOM_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    fn usage(&self, conn: ConnId) -> Usage {
+        let held = self.owners.get(&conn);
+        Usage {
+            ids: held.map_or(0, |held| held.ids.len()),
+            bytes: held.map_or(0, |held| held.bytes),
+            room_bytes: self.live_bytes,
+        }
+    }
+
+    /// Gives restored slots the time of the first frame after a rejoin.
+    fn stamp_restored(&mut self, now_ms: u64) {
+        if std::mem::take(&mut self.unstamped) {
+            for slot in self.slots.values_mut() {
+                if slot.owner.is_some() && slot.renewed_at_ms.is_none() {
+                    slot.renewed_at_ms = Some(now_ms);
                 }
             }
         }
     }
 
-    fn set(&mut self, client: u64, clock: u32, state: Option<Arc<str>>, conn: ConnId) {
-        let owner = state.as_ref().map(|_| conn);
-        let was_tombstone = self.slots.get(&client).is_some_and(|s| s.state.is_none());
-        let is_tombstone = state.is_none();
-        self.slots.insert(
-            client,
-            Slot {
-                clock,
-                state,
-                owner,
-            },
-        );
-        match (was_tombstone, is_tombstone) {
-            (false, true) => self.tombstones += 1,
-            (true, false) => self.tombstones -= 1,
-            _ => {}
+    /// Sets (or, with `None`, forgets) the slot of `client`, keeping the totals; returns the
+    /// slot it replaced.
+    fn put(&mut self, client: u64, slot: Option<Slot>) -> Option<Slot> {
+        let new = slot.as_ref().map(Tally::of);
+        let old = match slot {
+            Some(slot) => self.slots.insert(client, slot),
+            None => self.slots.remove(&client),
+        };
+        if let Some(old) = old.as_ref().map(Tally::of) {
+            self.count(client, old, false);
         }
+        if let Some(new) = new {
+            self.count(client, new, true);
+        }
+        old
     }
 
-    fn owned_count(&self, conn: ConnId) -> usize {
-        self.slots
-            .values()
-            .filter(|s| s.owner == Some(conn))
-            .count()
+    fn count(&mut self, client: u64, tally: Tally, add: bool) {
+        if add {
+            self.live_bytes += tally.bytes;
+            self.tombstones += usize::from(tally.tombstone);
+        } else {
+            self.live_bytes -= tally.bytes;
+            self.tombstones -= usize::from(tally.tombstone);
+        }
+        let Some(owner) = tally.owner else {
+            return;
+        };
+        let holdings = self.owners.entry(owner).or_default();
+        if add {
+            holdings.ids.insert(client);
+            holdings.bytes += tally.bytes;
+        } else {
+            holdings.ids.remove(&client);
+            holdings.bytes -= tally.bytes;
+            if holdings.ids.is_empty() {
+                self.owners.remove(&owner);
+            }
+        }
     }
 
     fn forget_tombstones_if_many(&mut self) {
         if self.tombstones > MAX_TOMBSTONES {
             self.slots
                 .retain(|_, slot| slot.state.is_some() || slot.owner.is_some());
-            self.tombstones = self.slots.values().filter(|s| s.state.is_none()).count();
+            self.tombstones = 0;
         }
+    }
+}
+
+fn entry(client: u64, slot: &Slot) -> AwarenessEntry {
+    AwarenessEntry {
+        client,
+        clock: slot.clock,
+        state: slot.state.clone(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NOW: u64 = 1_000_000;
 
     fn live(client: u64, clock: u32, json: &str) -> AwarenessEntry {
         AwarenessEntry {
@@ -287,6 +570,31 @@ mod tests {
         }
     }
 
+    fn ids(entries: &[AwarenessEntry]) -> Vec<u64> {
+        entries.iter().map(|e| e.client).collect()
+    }
+
+    /// The totals kept incrementally match a count from scratch.
+    fn assert_totals(presence: &Presence) {
+        let live_bytes: usize = presence
+            .slots
+            .values()
+            .map(|s| s.state.as_ref().map_or(0, |s| s.len()))
+            .sum();
+        assert_eq!(presence.live_bytes, live_bytes);
+        let tombstones = presence.slots.values().filter(|s| Tally::of(s).tombstone);
+        assert_eq!(presence.tombstones, tombstones.count());
+        let mut owners: HashMap<ConnId, Holdings> = HashMap::new();
+        for (&client, slot) in &presence.slots {
+            if let Some(owner) = slot.owner {
+                let held = owners.entry(owner).or_default();
+                held.ids.insert(client);
+                held.bytes += Tally::of(slot).bytes;
+            }
+        }
+        assert_eq!(presence.owners, owners);
+    }
+
     #[test]
     fn round_trips_through_the_wire_format() {
         let entries = vec![live(1, 3, r#"{"user":{"name":"ada"}}"#), gone(2, 7)];
@@ -294,61 +602,231 @@ mod tests {
     }
 
     #[test]
-    fn rejects_invalid_json_and_trailing_bytes() {
+    fn rejects_invalid_json_trailing_bytes_big_states_and_the_last_clock() {
         let bad = encode([live(5, 1, "{not json")].iter());
         assert_eq!(decode(&bad), Err(AwarenessError::InvalidJson(5)));
         let mut trailing = encode([live(5, 1, "{}")].iter());
         trailing.push(0);
         assert_eq!(decode(&trailing), Err(AwarenessError::Malformed));
         assert_eq!(decode(&[0xff]), Err(AwarenessError::Malformed));
+
+        let fits = format!("\"{}\"", "x".repeat(MAX_STATE_BYTES - 2));
+        assert!(decode(&encode([live(5, 1, &fits)].iter())).is_ok());
+        let big = format!("\"{}\"", "x".repeat(MAX_STATE_BYTES - 1));
+        assert_eq!(
+            decode(&encode([live(5, 1, &big)].iter())),
+            Err(AwarenessError::StateTooLarge {
+                client: 5,
+                size: MAX_STATE_BYTES + 1,
+                limit: MAX_STATE_BYTES
+            })
+        );
+
+        assert!(decode(&encode([gone(5, u32::MAX - 1)].iter())).is_ok());
+        assert_eq!(
+            decode(&encode([gone(5, u32::MAX)].iter())),
+            Err(AwarenessError::ClockOutOfRange(5))
+        );
+        let mut wide = Vec::new();
+        wide.write_var(1u64);
+        wide.write_var(5u64);
+        wide.write_var(1u64 << 32);
+        wide.write_string("{}");
+        assert_eq!(decode(&wide), Err(AwarenessError::ClockOutOfRange(5)));
     }
 
     #[test]
     fn higher_clock_wins_and_stale_updates_are_dropped() {
         let mut presence = Presence::default();
-        assert_eq!(presence.apply(1, vec![live(10, 2, "{}")]).len(), 1);
+        assert_eq!(
+            presence
+                .apply(1, vec![live(10, 2, "{}")], NOW, false)
+                .unwrap()
+                .len(),
+            1
+        );
         assert!(presence
-            .apply(1, vec![live(10, 1, "{\"old\":1}")])
+            .apply(1, vec![live(10, 1, "{\"old\":1}")], NOW, false)
+            .unwrap()
             .is_empty());
         assert_eq!(
-            presence.apply(1, vec![gone(10, 2)]).len(),
+            presence
+                .apply(1, vec![gone(10, 2)], NOW, false)
+                .unwrap()
+                .len(),
             1,
             "equal clock removes"
         );
         assert!(presence.live().is_empty());
+        assert_totals(&presence);
     }
 
     #[test]
     fn closing_a_connection_removes_only_its_ids() {
         let mut presence = Presence::default();
-        presence.apply(1, vec![live(10, 1, "{}")]);
-        presence.apply(2, vec![live(20, 1, "{}")]);
+        presence
+            .apply(1, vec![live(10, 1, "{}")], NOW, false)
+            .unwrap();
+        presence
+            .apply(2, vec![live(20, 1, "{}")], NOW, false)
+            .unwrap();
         let removed = presence.remove_connection(1);
         assert_eq!(removed, vec![gone(10, 2)]);
-        assert_eq!(
-            presence.live().iter().map(|e| e.client).collect::<Vec<_>>(),
-            vec![20]
-        );
+        assert_eq!(ids(&presence.live()), vec![20]);
         assert!(
             presence.remove_connection(1).is_empty(),
             "second close is a no-op"
         );
+        assert_totals(&presence);
     }
 
     #[test]
-    fn a_reconnected_client_keeps_its_presence_when_the_old_socket_closes() {
+    fn another_connections_live_id_is_dropped_until_its_owner_goes_quiet() {
         let mut presence = Presence::default();
-        presence.apply(1, vec![live(10, 1, "{}")]);
-        presence.apply(2, vec![live(10, 2, "{}")]);
+        presence
+            .apply(1, vec![live(10, 1, r#"{"a":1}"#)], NOW, false)
+            .unwrap();
+        // The same client on a new socket while the old one is half-open: dropped, no close.
+        let reconnected = presence.apply(2, vec![live(10, 2, r#"{"b":2}"#)], NOW + 1000, false);
+        assert_eq!(reconnected, Ok(vec![]));
+        // So is a stock client's timeout removal of a peer it has not heard from.
+        assert_eq!(
+            presence.apply(3, vec![gone(10, 1)], NOW + 1000, false),
+            Ok(vec![])
+        );
+        assert_eq!(presence.live(), vec![live(10, 1, r#"{"a":1}"#)]);
+
+        // The owner renews; another connection still cannot take it just before the timeout.
+        presence
+            .apply(1, vec![live(10, 3, r#"{"a":1}"#)], NOW + 5000, false)
+            .unwrap();
+        let early = NOW + 5000 + OUTDATED_MS - 1;
+        assert_eq!(
+            presence.apply(2, vec![live(10, 4, "{}")], early, false),
+            Ok(vec![])
+        );
+        // At the timeout it may, and the old socket's close no longer removes it.
+        let late = NOW + 5000 + OUTDATED_MS;
+        assert_eq!(
+            presence.apply(2, vec![live(10, 4, r#"{"b":2}"#)], late, false),
+            Ok(vec![live(10, 4, r#"{"b":2}"#)])
+        );
         assert!(presence.remove_connection(1).is_empty());
-        assert_eq!(presence.live().len(), 1);
+        assert_eq!(presence.owned_by(2), vec![live(10, 4, r#"{"b":2}"#)]);
+        assert_totals(&presence);
     }
 
     #[test]
-    fn one_connection_cannot_flood_ids() {
+    fn a_gone_id_nobody_owns_may_be_introduced_again_but_not_removed_again() {
         let mut presence = Presence::default();
-        let flood: Vec<_> = (0..100).map(|c| live(c, 1, "{}")).collect();
-        assert_eq!(presence.apply(1, flood).len(), MAX_IDS_PER_CONNECTION);
+        presence
+            .apply(1, vec![live(10, 1, "{}")], NOW, false)
+            .unwrap();
+        presence.remove_connection(1);
+        assert_eq!(presence.apply(2, vec![gone(10, 9)], NOW, false), Ok(vec![]));
+        assert_eq!(
+            presence.apply(2, vec![gone(11, 9)], NOW, false),
+            Ok(vec![]),
+            "unknown id"
+        );
+        assert_eq!(
+            presence.apply(2, vec![live(10, 2, "{}")], NOW, false),
+            Ok(vec![]),
+            "the tombstone's clock still wins"
+        );
+        assert_eq!(
+            presence
+                .apply(2, vec![live(10, 3, "{}")], NOW, false)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(ids(&presence.owned_by(2)), vec![10]);
+        assert_totals(&presence);
+    }
+
+    #[test]
+    fn a_hijack_at_the_last_clocks_leaves_the_victim_alone() {
+        let mut presence = Presence::default();
+        let victim = live(10, 5, r#"{"user":"victim"}"#);
+        presence.apply(1, vec![victim.clone()], NOW, false).unwrap();
+        for attack in [
+            vec![live(10, u32::MAX - 1, r#"{"user":"mallory"}"#)],
+            vec![gone(10, u32::MAX - 1)],
+            vec![live(10, 6, "{}"), gone(10, 7)],
+        ] {
+            assert_eq!(presence.apply(2, attack, NOW + 1, false), Ok(vec![]));
+        }
+        assert_eq!(presence.live(), vec![victim]);
+        // Its own id at the last clock is fine, and the removal on close keeps that clock
+        // (clients send it back, and must not be refused for it) rather than wrap.
+        presence
+            .apply(2, vec![live(20, u32::MAX - 1, "{}")], NOW, false)
+            .unwrap();
+        assert_eq!(presence.remove_connection(2), vec![gone(20, u32::MAX - 1)]);
+        assert!(decode(&encode([gone(20, u32::MAX - 1)].iter())).is_ok());
+    }
+
+    #[test]
+    fn budgets_refuse_the_whole_update_and_change_nothing() {
+        let mut presence = Presence::default();
+        let four: Vec<_> = (0..4).map(|c| live(c, 1, "{}")).collect();
+        assert_eq!(presence.apply(1, four, NOW, false).unwrap().len(), 4);
+        let before = presence.owned_by(1);
+        // A fifth id, even alongside changes that would have been fine.
+        let fifth = vec![live(0, 2, r#"{"x":1}"#), live(99, 1, "{}")];
+        assert_eq!(
+            presence.apply(1, fifth, NOW, false),
+            Err(CloseReason::PresenceOverBudget(OverBudget::TooManyIds {
+                limit: 4
+            }))
+        );
+        assert_eq!(presence.owned_by(1), before);
+        // Swapping one id for another in one update stays within four.
+        let swap = vec![gone(3, 1), live(99, 1, "{}")];
+        assert_eq!(presence.apply(1, swap, NOW, false).unwrap().len(), 2);
+        assert_totals(&presence);
+
+        let state = |n: usize| format!("\"{}\"", "y".repeat(n - 2));
+        let mut presence = Presence::default();
+        let big = state(MAX_STATE_BYTES);
+        let two = vec![live(1, 1, &big), live(2, 1, &big)];
+        assert_eq!(presence.apply(1, two, NOW, false).unwrap().len(), 2);
+        assert_eq!(
+            presence.apply(1, vec![live(3, 1, "1")], NOW, false),
+            Err(CloseReason::PresenceOverBudget(
+                OverBudget::ConnectionBytes {
+                    limit: MAX_BYTES_PER_CONNECTION
+                }
+            ))
+        );
+        // Shrinking is always allowed.
+        assert!(presence
+            .apply(1, vec![live(1, 2, "{}")], NOW, false)
+            .is_ok());
+        assert_totals(&presence);
+
+        let mut presence = Presence::default();
+        let per_conn = MAX_BYTES_PER_CONNECTION / MAX_STATE_BYTES;
+        let conns = MAX_ROOM_BYTES / MAX_BYTES_PER_CONNECTION;
+        for conn in 0..conns as u64 {
+            let mine: Vec<_> = (0..per_conn as u64)
+                .map(|i| live(conn * 10 + i, 1, &big))
+                .collect();
+            assert!(
+                presence.apply(conn, mine, NOW, false).is_ok(),
+                "conn {conn}"
+            );
+        }
+        assert_eq!(presence.live_bytes, MAX_ROOM_BYTES);
+        assert_eq!(
+            presence.apply(9999, vec![live(99_999, 1, "1")], NOW, false),
+            Err(CloseReason::PresenceOverBudget(OverBudget::RoomBytes {
+                limit: MAX_ROOM_BYTES
+            }))
+        );
+        assert!(presence.owned_by(9999).is_empty());
+        assert_totals(&presence);
     }
 
     #[test]
@@ -364,9 +842,96 @@ mod tests {
     }
 
     #[test]
-    fn restore_keeps_ownership_for_removal() {
+    fn restore_keeps_ownership_for_removal_and_counts_as_renewed_at_the_next_frame() {
         let mut presence = Presence::default();
         presence.restore(7, vec![live(10, 4, "{}"), gone(11, 1)]);
-        assert_eq!(presence.remove_connection(7).len(), 2);
+        assert_eq!(ids(&presence.live()), vec![10]);
+        assert_totals(&presence);
+        // Long after the last renewal before hibernation, but the wake is what counts.
+        let wake = NOW + 10 * OUTDATED_MS;
+        assert_eq!(
+            presence.apply(8, vec![live(10, 5, "{}")], wake, false),
+            Ok(vec![])
+        );
+        let later = wake + OUTDATED_MS;
+        assert_eq!(
+            presence
+                .apply(8, vec![live(10, 5, "{}")], later, false)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(presence.remove_connection(7), vec![gone(11, 2)]);
+        assert_totals(&presence);
+
+        // Two attachments naming one id: the higher clock owns it, in either order.
+        for order in [[(1, 3), (2, 5)], [(2, 5), (1, 3)]] {
+            let mut presence = Presence::default();
+            for (conn, clock) in order {
+                presence.restore(conn, vec![live(10, clock, "{}")]);
+            }
+            assert_eq!(ids(&presence.owned_by(2)), vec![10]);
+            assert!(presence.owned_by(1).is_empty());
+            assert_totals(&presence);
+        }
+    }
+
+    #[test]
+    fn a_viewers_states_are_stamped_and_what_it_may_not_apply_is_not_read() {
+        let mut presence = Presence::default();
+        presence
+            .apply(1, vec![live(10, 1, "7")], NOW, false)
+            .unwrap();
+        // The viewer echoes the editor's state (not an object): dropped unread, not refused.
+        let echo = vec![live(10, 1, "7"), live(20, 1, r#"{"name":"v"}"#)];
+        let accepted = presence.apply(2, echo, NOW, true).unwrap();
+        assert_eq!(accepted, vec![live(20, 1, r#"{"role":"view","name":"v"}"#)]);
+        assert_eq!(presence.owned_by(2), accepted);
+        // Its own state must be an object; the refusal changes nothing.
+        let bad = vec![live(20, 2, r#"{"name":"w"}"#), live(21, 1, "[]")];
+        assert_eq!(
+            presence.apply(2, bad, NOW, true),
+            Err(CloseReason::InvalidAwareness(AwarenessError::NotAnObject(
+                21
+            )))
+        );
+        assert_eq!(presence.owned_by(2), accepted);
+        assert_totals(&presence);
+    }
+
+    #[test]
+    fn viewer_states_are_stamped_in_order() {
+        let stamp = |s: &str| stamp_viewer(1, s).map(|s| s.to_string());
+        assert_eq!(stamp("{}").unwrap(), r#"{"role":"view"}"#);
+        assert_eq!(
+            stamp(r#" { "user" : {"name":"ada", "color":"red"}, "role":"edit", "cursor":null } "#)
+                .unwrap(),
+            r#"{"role":"view","user":{"name":"ada", "color":"red"},"cursor":null}"#
+        );
+        // Escaped spellings of the key and duplicates are caught too.
+        assert_eq!(
+            stamp(r#"{"r\u006fle":"edit","a":1,"a":2,"role":3}"#).unwrap(),
+            r#"{"role":"view","a":1,"a":2}"#
+        );
+        assert_eq!(
+            stamp(r#"{"k\"ey":"v"}"#).unwrap(),
+            r#"{"role":"view","k\"ey":"v"}"#
+        );
+        for not_object in ["[]", "1", "\"s\"", "true"] {
+            assert_eq!(stamp(not_object), Err(AwarenessError::NotAnObject(1)));
+        }
+        // The stamp counts against the size limit: every client echoes the stamped state.
+        let fits = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_STATE_BYTES - 24));
+        assert!(stamp(&fits).is_ok());
+        let over = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_STATE_BYTES - 8));
+        assert!(decode(&encode([live(1, 1, &over)].iter())).is_ok());
+        assert!(matches!(
+            stamp(&over),
+            Err(AwarenessError::StateTooLarge { client: 1, .. })
+        ));
+        let stamped = stamp(r#"{"user":{"name":"ada"}}"#).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&stamped).unwrap();
+        assert_eq!(value["role"], "view");
+        assert_eq!(value["user"]["name"], "ada");
     }
 }

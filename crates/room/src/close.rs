@@ -1,12 +1,14 @@
 //! Why a socket is closed, and the one place that maps each reason to a WebSocket close code.
 
-use crate::awareness::AwarenessError;
+use crate::awareness::{AwarenessError, OverBudget};
 use crate::protocol::DecodeError;
 
 /// Close code: the endpoint received a type of data it cannot accept.
 pub const UNSUPPORTED_DATA: u16 = 1003;
 /// Close code: the payload was inconsistent with its type.
 pub const INVALID_PAYLOAD: u16 = 1007;
+/// Close code: the message breaks a rule of the room (a role, a link, a budget).
+pub const POLICY_VIOLATION: u16 = 1008;
 /// Close code: the message is too big to process.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 
@@ -28,9 +30,19 @@ pub enum CloseReason {
     /// A sync message carried an update that is not valid Yjs v1.
     #[error("invalid update: {0}")]
     InvalidUpdate(String),
-    /// An awareness message was malformed or carried invalid JSON.
+    /// An awareness message was malformed, carried invalid JSON, a clock out of range, a
+    /// state over the size limit, or (from a viewer) a state that is not a JSON object.
     #[error("invalid awareness update: {0}")]
     InvalidAwareness(#[from] AwarenessError),
+    /// An awareness message would take its sender or the room over a presence budget.
+    #[error("{0}")]
+    PresenceOverBudget(#[from] OverBudget),
+    /// A viewer sent an update that would change the document.
+    #[error("read-only")]
+    ReadOnly,
+    /// The room's links were rotated: the socket was opened with a link that no longer works.
+    #[error("link rotated")]
+    LinkRotated,
     /// A client sent a message only servers send.
     #[error("auth messages are sent by the server only")]
     ServerOnlyMessage,
@@ -58,10 +70,14 @@ impl CloseReason {
             CloseReason::Malformed(
                 DecodeError::UnknownMessageType(_) | DecodeError::UnknownSyncType(_),
             ) => UNSUPPORTED_DATA,
+            CloseReason::InvalidAwareness(AwarenessError::StateTooLarge { .. }) => MESSAGE_TOO_BIG,
             CloseReason::Malformed(_)
             | CloseReason::InvalidStateVector(_)
             | CloseReason::InvalidUpdate(_)
             | CloseReason::InvalidAwareness(_) => INVALID_PAYLOAD,
+            CloseReason::PresenceOverBudget(_)
+            | CloseReason::ReadOnly
+            | CloseReason::LinkRotated => POLICY_VIOLATION,
             CloseReason::FrameTooLarge { .. } | CloseReason::RoomFull { .. } => MESSAGE_TOO_BIG,
         }
     }
@@ -94,6 +110,35 @@ mod tests {
         assert_eq!(CloseReason::Malformed(DecodeError::Empty).code(), 1007);
         assert_eq!(CloseReason::InvalidUpdate("x".into()).code(), 1007);
         assert_eq!(CloseReason::RoomFull { limit: 1 }.code(), 1009);
+        let too_large = AwarenessError::StateTooLarge {
+            client: 1,
+            size: 2,
+            limit: 1,
+        };
+        assert_eq!(CloseReason::InvalidAwareness(too_large).code(), 1009);
+        assert_eq!(
+            CloseReason::InvalidAwareness(AwarenessError::ClockOutOfRange(1)).code(),
+            1007
+        );
+        assert_eq!(
+            CloseReason::InvalidAwareness(AwarenessError::NotAnObject(1)).code(),
+            1007
+        );
+        for over in [
+            OverBudget::TooManyIds { limit: 1 },
+            OverBudget::ConnectionBytes { limit: 1 },
+            OverBudget::RoomBytes { limit: 1 },
+        ] {
+            assert_eq!(CloseReason::PresenceOverBudget(over).code(), 1008);
+        }
+    }
+
+    #[test]
+    fn roles_and_rotation_close_with_1008_and_their_exact_reasons() {
+        assert_eq!(CloseReason::ReadOnly.code(), 1008);
+        assert_eq!(CloseReason::ReadOnly.reason(), "read-only");
+        assert_eq!(CloseReason::LinkRotated.code(), 1008);
+        assert_eq!(CloseReason::LinkRotated.reason(), "link rotated");
     }
 
     #[test]

@@ -5,17 +5,33 @@
 //! decides everything about a room; the Durable Object in `edge/` only moves bytes:
 //!
 //! ```text
-//!   socket frame ──> Room::receive(conn, bytes) ──> Effects { store, reply, broadcast, close }
-//!                                                      │
-//!   runtime: 1. make every StoreOp durable (SQLite)  <─┘
+//!   socket opens ──> Room::join(conn, role) ──> greeting frames (after a wake: Room::rejoin)
+//!   socket frame ──> Room::receive(conn, bytes, now_ms) ──> Effects { store, reply, broadcast, close }
+//!                                                              │
+//!   runtime: 1. make every StoreOp durable (SQLite)          <─┘
 //!            2. send `reply` to the sender, `broadcast` to every other socket
 //!            3. close the sender if asked (the room and the others carry on)
+//!   socket closes ──> Room::disconnect(conn) ──> Effects (its presence, announced gone)
 //! ```
 //!
+//! Every socket joins with a [`Role`]: an editor changes the document, a viewer only reads it
+//! (and a socket that never joined counts as a viewer). Clients are not trusted: every frame is
+//! checked before it costs the room anything (see [`protocol`] for the rules, in one place).
+//! The defences, by module:
+//! - updates and state vectors are walked before yrs sees them (`update_check`): declared
+//!   counts must fit the bytes, `Any` values nest boundedly, ids and clocks stay in range;
+//! - a viewer's change closes it (`read-only`) and changes nothing; its presence is stamped
+//!   `"role":"view"` ([`room`], [`awareness`]);
+//! - presence: a connection changes only the client ids it owns, within size budgets
+//!   ([`awareness`]);
+//! - updates that wait for a gap are held within caps and go with their socket ([`room`]);
+//! - the document's size is bounded from above without rewriting storage ([`room`]).
+//!
 //! Modules:
-//! - [`protocol`]: the y-protocols frame format, explained once, with its decoder and encoder.
-//! - [`awareness`]: presence states and which connection introduced each client id.
-//! - [`room`]: [`Room`], the document and the rules: sync, relay, limits.
+//! - [`protocol`]: the y-protocols frame format and the room's rules, explained once.
+//! - [`awareness`]: presence states, which connection owns each client id, and the budgets.
+//! - [`room`]: [`Room`], the document and the rules: roles, sync, relay, held updates, limits.
+//! - `update_check`: the walk of Yjs v1 updates and state vectors, with their layout.
 //! - [`storage`]: the update log and snapshots a runtime keeps, and when to compact.
 //! - [`name`]: which room names are valid.
 //! - [`close`]: [`CloseReason`], each mapped to its WebSocket close code in one place.
@@ -29,9 +45,11 @@ pub mod name;
 pub mod protocol;
 pub mod room;
 pub mod storage;
+pub(crate) mod update_check;
 
 pub use awareness::AwarenessEntry;
 pub use close::CloseReason;
+pub use codebox_access::Role;
 pub use name::is_valid_room_name;
 pub use protocol::Message;
 pub use room::{Effects, Limits, LoadError, Room};

@@ -26,11 +26,62 @@
 //! 2. Each side answers a SyncStep1 with a SyncStep2 holding the diff. S answers only the asker.
 //! 3. From then on each edit travels as an Update. S applies it, stores it, and relays it to
 //!    every other socket in the room (never back to its author). A SyncStep2 from a client is
-//!    treated the same way: it may hold edits made offline that the others lack.
+//!    treated the same way: it may hold edits made offline that the others lack. An update
+//!    that skips clocks (sent before the SyncStep2 that fills the gap) waits in S until the
+//!    gap is filled.
 //! 4. Awareness updates are applied and relayed to everyone, the sender included (its own
 //!    entries are no-ops for it, and they keep the stock client's 30-second liveness check
 //!    fed when it is alone). When a socket goes away, S tells the others that the awareness
-//!    clients it introduced are gone.
+//!    clients it owned are gone (at their clock plus one, short of `u32::MAX`).
+//!
+//! # Roles
+//!
+//! Each socket joins as an editor or a viewer (its link decides; a socket S does not know is a
+//! viewer). A viewer may send SyncStep1, awareness and query-awareness. Its Update or SyncStep2
+//! is compared with the document without applying it: one that would change the document (an
+//! insertion S has neither integrated nor pending, or a deletion of something not deleted)
+//! closes it with 1008 `read-only`; one that changes nothing (the stock client's empty
+//! SyncStep2, a re-send of known content) is ignored. A viewer's awareness state must be a JSON
+//! object; S rewrites it with `"role":"view"` first (whatever the client put there), keeping
+//! the other keys in their order, and relays, keeps and saves it that way. Editors' states are
+//! relayed byte for byte. When the room's links are rotated, the runtime closes every socket
+//! opened with an old link with 1008 `link rotated`.
+//!
+//! # Awareness ownership
+//!
+//! An entry wins by clock as in y-protocols (higher, or equal when it removes a live state),
+//! and only for a client id the sender owns, or one it introduces (never seen, or gone and
+//! owned by nobody). An entry for an id another socket owns is dropped without a word (a
+//! client that reconnected while its old socket is half-open sends exactly that), unless the
+//! owner has not renewed it for [`OUTDATED_MS`], y-protocols' own timeout, when the sender
+//! takes it over. A removal of an id nobody owns changes nothing and is dropped.
+//!
+//! # Limits
+//!
+//! Anything over a limit closes only its sender, and nothing of it is applied or relayed:
+//!
+//! | what | limit | close |
+//! |------|-------|-------|
+//! | a frame | [`max_frame_bytes`] | 1009 |
+//! | the encoded document (estimated from above) | [`max_document_bytes`] | 1009, room full |
+//! | an update or state vector: a count past its bytes, `Any` values or embedded JSON nested too deep, a client id over 53 bits, a clock past `u32::MAX` | see `update_check` | 1007 |
+//! | one awareness state (its JSON) | [`MAX_STATE_BYTES`] | 1009 |
+//! | an awareness clock | below `u32::MAX` | 1007 |
+//! | awareness ids one socket owns | [`MAX_IDS_PER_CONNECTION`] | 1008 |
+//! | awareness state bytes one socket owns | [`MAX_BYTES_PER_CONNECTION`] | 1008 |
+//! | live awareness state bytes in the room | [`MAX_ROOM_BYTES`] | 1008 |
+//!
+//! [`OUTDATED_MS`]: crate::awareness::OUTDATED_MS
+//! [`max_frame_bytes`]: crate::Limits::max_frame_bytes
+//! [`max_document_bytes`]: crate::Limits::max_document_bytes
+//! [`MAX_STATE_BYTES`]: crate::awareness::MAX_STATE_BYTES
+//! [`MAX_IDS_PER_CONNECTION`]: crate::awareness::MAX_IDS_PER_CONNECTION
+//! [`MAX_BYTES_PER_CONNECTION`]: crate::awareness::MAX_BYTES_PER_CONNECTION
+//! [`MAX_ROOM_BYTES`]: crate::awareness::MAX_ROOM_BYTES
+//!
+//! Updates waiting for a gap are held within caps, per room (entries, and the frame limit in
+//! bytes) and per socket (entries), and dropped when their socket closes; past a cap the
+//! oldest of whoever holds most is dropped (its author's SyncStep2 re-sends it).
 //!
 //! Strictness: a frame must hold one whole message and nothing after it. Anything else is a
 //! protocol violation that closes only the offending socket (see [`crate::CloseReason`]).

@@ -1,10 +1,9 @@
-//! Property tests: convergence under any delivery order, and no panic on any input.
+//! Property tests: convergence under any delivery order, no panic on any input, a viewer never
+//! changes the document, and a renewed presence is never taken over.
 
 mod common;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use codebox_room::{Limits, Message, Room};
+use codebox_room::{CloseReason, Limits, Message, Role, Room};
 use common::*;
 use proptest::prelude::*;
 
@@ -154,7 +153,7 @@ proptest! {
 
 /// A room with some content from two authors, and its stored form.
 fn populated() -> (Room, Stored) {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
@@ -169,13 +168,13 @@ fn populated() -> (Room, Stored) {
         } else {
             me.insert(me.len() / 2, &format!("[{n}]"))
         };
-        let effects = room.receive(1 + n as u64 % 2, &frame);
+        let effects = room.receive(1 + n as u64 % 2, &frame, NOW);
         stored.apply(&effects.store);
         for f in &effects.broadcast {
             other.receive(f);
         }
     }
-    room.receive(1, &ada.announce(1, Some(r#"{"user":"ada"}"#)));
+    room.receive(1, &ada.announce(1, Some(r#"{"user":"ada"}"#)), NOW);
     (room, stored)
 }
 
@@ -212,35 +211,19 @@ fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// yrs 0.28.1 `debug_assert!`s that every client id it decodes fits in 53 bits
-/// (`ClientID::new`, block.rs:93). Builds with debug assertions (the dev/test profile) panic
-/// there on hostile input; release builds (the shipped wasm) do not assert and mask the id.
-/// This is the only panic tolerated below, and only when debug assertions are on; set
-/// `CODEBOX_ROOM_STRICT_FUZZ=1` to tolerate nothing.
-fn is_yrs_client_id_debug_assert(payload: &(dyn std::any::Any + Send)) -> bool {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    std::env::var_os("CODEBOX_ROOM_STRICT_FUZZ").is_none()
-        && cfg!(debug_assertions)
-        && message.contains("value & Self::MASK == 0")
-}
-
-/// Feeds `frame` to a populated room from a stranger's socket: it must not panic, storage and
-/// memory must agree afterwards, and a normal client must still be able to sync and edit.
+/// Feeds `frame` to a populated room from a stranger's editor socket: it must not panic,
+/// storage and memory must agree afterwards, and a normal client must still be able to sync
+/// and edit.
 fn survives(frame: &[u8]) -> Result<(), TestCaseError> {
     let (mut room, mut stored) = populated();
-    let outcome = catch_unwind(AssertUnwindSafe(|| room.receive(66, frame)));
-    let effects = match outcome {
-        Ok(effects) => effects,
-        Err(payload) if is_yrs_client_id_debug_assert(&*payload) => return Ok(()),
-        Err(payload) => std::panic::resume_unwind(payload),
-    };
+    room.join(66, Role::Edit);
+    let effects = room.receive(66, frame, NOW);
     check_effects(&effects);
     if let Some(reason) = &effects.close {
-        prop_assert!(matches!(reason.code(), 1003 | 1007 | 1009), "{reason}");
+        prop_assert!(
+            matches!(reason.code(), 1003 | 1007 | 1008 | 1009),
+            "{reason}"
+        );
         room.disconnect(66);
     }
     stored.apply(&effects.store);
@@ -252,13 +235,13 @@ fn survives(frame: &[u8]) -> Result<(), TestCaseError> {
 
     // A normal client syncs the whole document and its edits are accepted and relayed.
     let mut carol = Client::new(400);
-    let effects = room.receive(7, &carol.sync_step1());
+    let effects = room.receive(7, &carol.sync_step1(), NOW);
     prop_assert!(effects.close.is_none());
     for reply in &effects.reply {
         carol.receive(reply);
     }
     prop_assert_eq!(carol.text(), room_text(&room));
-    let effects = room.receive(7, &carol.insert(0, "still here"));
+    let effects = room.receive(7, &carol.insert(0, "still here"), NOW);
     prop_assert!(effects.close.is_none(), "{:?}", effects.close);
     prop_assert_eq!(kinds(&effects.broadcast), vec![Kind::Update]);
     prop_assert_eq!(carol.text(), room_text(&room));
@@ -384,27 +367,159 @@ proptest! {
     }
 }
 
-/// The one input class on which yrs panics, pinned so that it is visible, not hidden: with
-/// debug assertions on, a state vector or update naming a client id of 2^53 or more trips
-/// `debug_assert!(value & Self::MASK == 0)` in yrs' `ClientID::new`. Release builds (the edge's
-/// wasm) have no debug assertions; see `client_ids_over_53_bits_do_not_panic_without_debug_assertions`.
+/// A state vector or update naming a client id of 2^53 or more: yrs `debug_assert!`s on it
+/// and masks it in release builds (so it would alias another client). The room refuses it
+/// before yrs sees it, in every build.
 #[test]
-#[cfg(debug_assertions)]
-#[should_panic(expected = "value & Self::MASK == 0")]
-fn yrs_debug_asserts_on_client_ids_over_53_bits() {
+fn client_ids_over_53_bits_are_refused_before_yrs_sees_them() {
     let (mut room, _) = populated();
-    // SyncStep1 with a state vector of one entry: client 2^53, clock 0.
+    room.join(66, Role::Edit);
     let mut sv = vec![1];
     sv.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
     sv.push(0);
-    room.receive(66, &Message::SyncStep1(&sv).encode());
+    let effects = room.receive(66, &Message::SyncStep1(&sv).encode(), NOW);
+    assert!(matches!(
+        effects.close,
+        Some(CloseReason::InvalidStateVector(_))
+    ));
+    let mut update = vec![1, 1];
+    update.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
+    update.extend([0, 0, 1, 0]);
+    let effects = room.receive(66, &Message::Update(&update).encode(), NOW);
+    assert!(matches!(effects.close, Some(CloseReason::InvalidUpdate(_))));
+    survives(&Message::SyncStep1(&sv).encode()).unwrap();
 }
 
-#[test]
-#[cfg(not(debug_assertions))]
-fn client_ids_over_53_bits_do_not_panic_without_debug_assertions() {
-    let mut sv = vec![1];
-    sv.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
-    sv.push(0);
-    survives(&Message::SyncStep1(&sv).encode()).unwrap();
+// ---------------------------------------------------------------------------------------------
+// (c) A viewer changes nothing
+
+/// Feeds `frame` to a populated room from a viewer's socket: the document and what is stored
+/// stay exactly as they were; at most the viewer is closed.
+fn viewer_changes_nothing(frame: &[u8]) -> Result<(), TestCaseError> {
+    let (mut room, _) = populated();
+    room.join(66, Role::View);
+    let before = room.snapshot();
+    let effects = room.receive(66, frame, NOW);
+    check_effects(&effects);
+    prop_assert!(effects.store.is_empty(), "{:?}", effects.store);
+    prop_assert!(!kinds(&effects.broadcast).contains(&Kind::Update));
+    prop_assert_eq!(room.snapshot(), before);
+    if let Some(reason) = &effects.close {
+        prop_assert!(
+            matches!(reason.code(), 1003 | 1007 | 1008 | 1009),
+            "{reason}"
+        );
+    }
+    Ok(())
+}
+
+/// What a viewer synced with the populated room sends after some edits of its own: its last
+/// edit, or everything it has as a SyncStep2.
+fn viewer_frame(edits: &[(bool, u32, u32)], everything: bool) -> Vec<u8> {
+    let (room, _) = populated();
+    let mut viewer = Client::new(400);
+    viewer.receive(&Message::SyncStep2(&room.snapshot()).encode());
+    let mut last = Message::SyncStep2(&[0, 0]).encode();
+    for &(insert, at, len) in edits {
+        let total = viewer.len();
+        last = if insert || total == 0 {
+            viewer.insert(at % (total + 1), "v")
+        } else {
+            let at = at % total;
+            viewer.delete(at, len.clamp(1, total - at))
+        };
+    }
+    if everything {
+        Message::SyncStep2(&viewer.full_state()).encode()
+    } else {
+        last
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_viewers_edits_never_change_the_document(
+        edits in prop::collection::vec((any::<bool>(), any::<u32>(), 1..4u32), 0..6),
+        everything in any::<bool>(),
+        mutations in prop::collection::vec(mutation(), 0..3),
+    ) {
+        let frame = viewer_frame(&edits, everything);
+        let frame = if mutations.is_empty() {
+            frame
+        } else {
+            let Ok(Message::SyncStep2(payload) | Message::Update(payload)) = Message::decode(&frame) else {
+                unreachable!("viewer_frame makes sync frames");
+            };
+            Message::Update(&mutate(payload.to_vec(), &mutations)).encode()
+        };
+        viewer_changes_nothing(&frame)?;
+    }
+
+    #[test]
+    fn a_viewers_arbitrary_frames_never_change_the_document(
+        envelope in envelope(),
+        payload in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        viewer_changes_nothing(&wrap(envelope, &payload))?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) Nobody takes over a live presence
+
+/// Awareness entries another connection sends: the victim's id (100), its own ids, or others;
+/// any clock (the last ones included); a state or a removal.
+fn hostile_entries() -> impl Strategy<Value = Vec<(u64, u32, bool)>> {
+    let client = prop_oneof![Just(100u64), 200..206u64, any::<u64>()];
+    let clock = prop_oneof![0..8u32, (u32::MAX - 3)..=u32::MAX, any::<u32>()];
+    prop::collection::vec((client, clock, any::<bool>()), 1..7)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    /// A victim renewing its presence at least every 15 seconds keeps it, whatever other
+    /// connections (editors and viewers) send; no connection ever owns more than four ids.
+    #[test]
+    fn a_renewed_presence_is_never_taken_over(
+        steps in prop::collection::vec((0..20_000u64, 2..6u64, hostile_entries()), 1..40),
+    ) {
+        const VICTIM: &str = r#"{"user":{"name":"victim"}}"#;
+        let mut room = editors_room(Limits::default());
+        for conn in [4, 5] {
+            room.join(conn, Role::View);
+        }
+        let mut now = NOW;
+        let (mut clock, mut renewed) = (5u32, now);
+        let effects = room.receive(1, &awareness_frame(&[entry(100, clock, Some(VICTIM))]), now);
+        prop_assert!(effects.close.is_none());
+        for (wait, conn, entries) in steps {
+            now += wait;
+            if now - renewed >= 15_000 {
+                clock += 1;
+                renewed = now;
+                let renewal = awareness_frame(&[entry(100, clock, Some(VICTIM))]);
+                let effects = room.receive(1, &renewal, now);
+                prop_assert_eq!(decode_awareness(&effects.broadcast[0]), vec![entry(100, clock, Some(VICTIM))]);
+            }
+            let entries: Vec<_> = entries
+                .into_iter()
+                .map(|(client, clock, live)| entry(client, clock, live.then_some(r#"{"x":1}"#)))
+                .collect();
+            let effects = room.receive(conn, &awareness_frame(&entries), now);
+            for frame in &effects.broadcast {
+                prop_assert!(decode_awareness(frame).iter().all(|e| e.client != 100));
+            }
+            if effects.close.is_some() {
+                room.disconnect(conn);
+                room.join(conn, if conn >= 4 { Role::View } else { Role::Edit });
+            }
+            prop_assert_eq!(room.presence_of(1), vec![entry(100, clock, Some(VICTIM))]);
+            for conn in 2..6 {
+                prop_assert!(room.presence_of(conn).len() <= 4);
+            }
+        }
+    }
 }

@@ -5,7 +5,7 @@ mod common;
 use codebox_room::close::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, UNSUPPORTED_DATA};
 use codebox_room::storage::Compaction;
 use codebox_room::{
-    AwarenessEntry, CloseReason, Effects, Limits, LoadError, Message, Room, StoreOp,
+    AwarenessEntry, CloseReason, Effects, Limits, LoadError, Message, Role, Room, StoreOp,
 };
 use common::*;
 use yrs::updates::decoder::Decode;
@@ -23,8 +23,8 @@ fn sv_of(frame: &[u8]) -> StateVector {
 
 #[test]
 fn greeting_is_sync_step1_plus_awareness_only_when_someone_is_present() {
-    let mut room = Room::new(Limits::default());
-    let greeting = room.greeting();
+    let mut room = editors_room(Limits::default());
+    let greeting = room.join(201, Role::View);
     assert_eq!(
         kinds(&greeting),
         [Kind::SyncStep1],
@@ -33,8 +33,8 @@ fn greeting_is_sync_step1_plus_awareness_only_when_someone_is_present() {
     assert_eq!(sv_of(&greeting[0]), StateVector::default());
 
     let mut ada = Client::new(100);
-    room.receive(1, &ada.insert(0, "fn main() {}"));
-    let greeting = room.greeting();
+    room.receive(1, &ada.insert(0, "fn main() {}"), NOW);
+    let greeting = room.join(202, Role::View);
     assert_eq!(
         kinds(&greeting),
         [Kind::SyncStep1],
@@ -45,8 +45,9 @@ fn greeting_is_sync_step1_plus_awareness_only_when_someone_is_present() {
     room.receive(
         1,
         &ada.awareness_frame(1, Some(r#"{"user":{"name":"ada"}}"#)),
+        NOW,
     );
-    let greeting = room.greeting();
+    let greeting = room.join(203, Role::View);
     assert_eq!(kinds(&greeting), [Kind::SyncStep1, Kind::Awareness]);
     assert_eq!(
         decode_awareness(&greeting[1]),
@@ -55,7 +56,7 @@ fn greeting_is_sync_step1_plus_awareness_only_when_someone_is_present() {
 
     room.disconnect(1);
     assert_eq!(
-        kinds(&room.greeting()),
+        kinds(&room.join(204, Role::View)),
         [Kind::SyncStep1],
         "nobody left: no awareness frame"
     );
@@ -63,13 +64,13 @@ fn greeting_is_sync_step1_plus_awareness_only_when_someone_is_present() {
 
 #[test]
 fn sync_step1_is_answered_with_sync_step2_to_the_sender_only() {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let mut ada = Client::new(100);
-    room.receive(1, &ada.insert(0, "hello"));
-    room.receive(1, &ada.insert(5, " world"));
+    room.receive(1, &ada.insert(0, "hello"), NOW);
+    room.receive(1, &ada.insert(5, " world"), NOW);
 
     let mut bob = Client::new(101);
-    let effects = room.receive(2, &bob.sync_step1());
+    let effects = room.receive(2, &bob.sync_step1(), NOW);
     check_effects(&effects);
     assert_eq!(kinds(&effects.reply), [Kind::SyncStep2]);
     assert!(
@@ -83,7 +84,7 @@ fn sync_step1_is_answered_with_sync_step2_to_the_sender_only() {
     assert_eq!(bob.text(), "hello world");
 
     // An up-to-date client still gets its (empty) SyncStep2, and nothing else happens.
-    let effects = room.receive(2, &bob.sync_step1());
+    let effects = room.receive(2, &bob.sync_step1(), NOW);
     assert_eq!(kinds(&effects.reply), [Kind::SyncStep2]);
     assert!(effects.broadcast.is_empty() && effects.store.is_empty());
 }
@@ -114,11 +115,11 @@ fn the_servers_sync_step1_is_answered_by_a_client_with_its_offline_edits() {
 
 #[test]
 fn an_update_is_stored_before_it_is_relayed_and_never_echoed() {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
     let frame = ada.insert(0, "x");
-    let effects = room.receive(1, &frame);
+    let effects = room.receive(1, &frame, NOW);
     check_effects(&effects);
     assert!(effects.reply.is_empty(), "no echo");
     assert_eq!(kinds(&effects.broadcast), [Kind::Update]);
@@ -142,38 +143,38 @@ fn an_update_is_stored_before_it_is_relayed_and_never_echoed() {
 
 #[test]
 fn a_duplicate_update_stores_and_relays_nothing() {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let mut ada = Client::new(100);
     let frame = ada.insert(0, "once");
-    assert!(!room.receive(1, &frame).broadcast.is_empty());
+    assert!(!room.receive(1, &frame, NOW).broadcast.is_empty());
     assert_eq!(
-        room.receive(1, &frame),
+        room.receive(1, &frame, NOW),
         Effects::default(),
         "same socket again"
     );
     assert_eq!(
-        room.receive(2, &frame),
+        room.receive(2, &frame, NOW),
         Effects::default(),
         "another socket relaying it"
     );
     // A full-state SyncStep2 of an already-known document is a duplicate too.
     let full = Message::SyncStep2(&ada.full_state()).encode();
-    assert_eq!(room.receive(3, &full), Effects::default());
+    assert_eq!(room.receive(3, &full, NOW), Effects::default());
     assert_eq!(room_text(&room), "once");
     assert_eq!(room.stored_size().log_entries, 1);
 }
 
 #[test]
 fn an_update_with_missing_dependencies_waits_and_is_relayed_once_complete() {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let mut ada = Client::new(100);
     let first = ada.insert(0, "ab");
     let second = ada.insert(2, "cd");
     // The second arrives first (e.g. via a different socket of the same user).
-    let effects = room.receive(1, &second);
+    let effects = room.receive(1, &second, NOW);
     check_effects(&effects);
     assert!(effects.close.is_none());
-    let effects = room.receive(1, &first);
+    let effects = room.receive(1, &first, NOW);
     check_effects(&effects);
     assert_eq!(room_text(&room), "abcd");
     let mut bob = Client::new(101);
@@ -186,7 +187,7 @@ fn an_update_with_missing_dependencies_waits_and_is_relayed_once_complete() {
         "abcd",
         "the relayed change carries the integrated pending part"
     );
-    for reply in room.receive(2, &bob.sync_step1()).reply {
+    for reply in room.receive(2, &bob.sync_step1(), NOW).reply {
         bob.receive(&reply);
     }
     assert_eq!(bob.text(), "abcd");
@@ -228,11 +229,11 @@ fn edits_sent_on_reconnect_before_the_handshake_wait_for_the_offline_edits() {
 
 #[test]
 fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
-    let effects = room.receive(1, &ada.insert(0, "hello"));
+    let effects = room.receive(1, &ada.insert(0, "hello"), NOW);
     stored.apply(&effects.store);
     for f in &effects.broadcast {
         bob.receive(f);
@@ -241,11 +242,11 @@ fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
     let bang = ada.insert(11, "!");
     let wave = ada.insert(0, "~");
     // Out of order, over two sockets (a reconnecting client): the later ones wait.
-    assert_eq!(room.receive(2, &wave), Effects::default());
-    assert_eq!(room.receive(1, &bang), Effects::default());
+    assert_eq!(room.receive(2, &wave, NOW), Effects::default());
+    assert_eq!(room.receive(1, &bang, NOW), Effects::default());
     assert_eq!(room_text(&room), "hello");
 
-    let effects = room.receive(2, &world);
+    let effects = room.receive(2, &world, NOW);
     check_effects(&effects);
     assert!(effects.close.is_none());
     stored.apply(&effects.store);
@@ -268,12 +269,12 @@ fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
     let mut ghost = Client::new(500);
     let _never_sent = ghost.insert(0, "lost");
     assert_eq!(
-        room.receive(3, &ghost.insert(0, "ahead")),
+        room.receive(3, &ghost.insert(0, "ahead"), NOW),
         Effects::default()
     );
     assert_eq!(room_text(&room), "~hello world!");
     let mut carol = Client::new(102);
-    for reply in room.receive(4, &carol.sync_step1()).reply {
+    for reply in room.receive(4, &carol.sync_step1(), NOW).reply {
         carol.receive(&reply);
     }
     assert_eq!(
@@ -345,13 +346,14 @@ fn three_clients_editing_concurrently_converge_and_a_late_joiner_gets_everything
 
 #[test]
 fn awareness_is_relayed_and_only_the_closed_sockets_ids_are_removed() {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let ada = Client::new(100);
     let bob = Client::new(101);
 
     let effects = room.receive(
         1,
         &ada.awareness_frame(3, Some(r#"{"user":{"name":"ada"}}"#)),
+        NOW,
     );
     check_effects(&effects);
     assert!(effects.presence_changed);
@@ -367,9 +369,10 @@ fn awareness_is_relayed_and_only_the_closed_sockets_ids_are_removed() {
     room.receive(
         2,
         &bob.awareness_frame(1, Some(r#"{"user":{"name":"bob"}}"#)),
+        NOW,
     );
     // A stale state is dropped: nothing relayed, nothing changed.
-    let stale = room.receive(1, &ada.awareness_frame(2, Some(r#"{"old":true}"#)));
+    let stale = room.receive(1, &ada.awareness_frame(2, Some(r#"{"old":true}"#)), NOW);
     assert_eq!(stale, Effects::default());
 
     let effects = room.disconnect(1);
@@ -386,7 +389,7 @@ fn awareness_is_relayed_and_only_the_closed_sockets_ids_are_removed() {
         "a second close says nothing"
     );
 
-    let greeting = room.greeting();
+    let greeting = room.join(205, Role::View);
     assert_eq!(
         decode_awareness(&greeting[1]),
         [entry(101, 1, Some(r#"{"user":{"name":"bob"}}"#))]
@@ -419,10 +422,10 @@ fn peers_see_each_other_come_and_go() {
 
 #[test]
 fn a_client_that_leaves_explicitly_is_not_removed_twice() {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let ada = Client::new(100);
-    room.receive(1, &ada.awareness_frame(1, Some("{}")));
-    let effects = room.receive(1, &ada.awareness_frame(2, None));
+    room.receive(1, &ada.awareness_frame(1, Some("{}")), NOW);
+    let effects = room.receive(1, &ada.awareness_frame(2, None), NOW);
     assert_eq!(
         decode_awareness(&effects.broadcast[0]),
         [entry(100, 2, None)]
@@ -432,17 +435,25 @@ fn a_client_that_leaves_explicitly_is_not_removed_twice() {
 
 #[test]
 fn query_awareness_returns_the_live_states_to_the_asker_only() {
-    let mut room = Room::new(Limits::default());
+    let mut room = editors_room(Limits::default());
     let query = Message::QueryAwareness.encode();
-    let effects = room.receive(9, &query);
+    let effects = room.receive(9, &query, NOW);
     assert_eq!(kinds(&effects.reply), [Kind::Awareness]);
     assert!(decode_awareness(&effects.reply[0]).is_empty());
 
-    room.receive(1, &Client::new(100).awareness_frame(1, Some(r#"{"a":1}"#)));
-    room.receive(2, &Client::new(101).awareness_frame(5, Some(r#"{"b":2}"#)));
-    room.receive(3, &Client::new(102).awareness_frame(1, Some("{}")));
+    room.receive(
+        1,
+        &Client::new(100).awareness_frame(1, Some(r#"{"a":1}"#)),
+        NOW,
+    );
+    room.receive(
+        2,
+        &Client::new(101).awareness_frame(5, Some(r#"{"b":2}"#)),
+        NOW,
+    );
+    room.receive(3, &Client::new(102).awareness_frame(1, Some("{}")), NOW);
     room.disconnect(3);
-    let effects = room.receive(9, &query);
+    let effects = room.receive(9, &query, NOW);
     check_effects(&effects);
     assert!(effects.broadcast.is_empty() && effects.store.is_empty() && effects.close.is_none());
     assert_eq!(
@@ -634,12 +645,12 @@ fn a_frame_over_the_limit_is_refused_with_1009() {
     );
 
     // A frame of exactly the limit is accepted: find an insert whose frame is 1024 bytes.
-    let mut room = Room::new(limits);
+    let mut room = editors_room(limits);
     let exact = (900..1100)
         .map(|n| Client::new(7).insert(0, &"y".repeat(n)))
         .find(|f| f.len() == 1024)
         .expect("some insert encodes to exactly 1024 bytes");
-    let effects = room.receive(1, &exact);
+    let effects = room.receive(1, &exact, NOW);
     assert!(effects.close.is_none(), "{:?}", effects.close);
     assert_eq!(kinds(&effects.broadcast), [Kind::Update]);
 }
@@ -722,7 +733,7 @@ fn replaying_the_store_ops_rebuilds_a_byte_identical_room() {
     let text = world.assert_converged();
     assert!(!world.stored.log.is_empty());
 
-    let reloaded = world.stored.load(Limits::default());
+    let mut reloaded = world.stored.load(Limits::default());
     assert_eq!(
         reloaded.snapshot(),
         world.room.snapshot(),
@@ -731,26 +742,27 @@ fn replaying_the_store_ops_rebuilds_a_byte_identical_room() {
     assert_eq!(room_text(&reloaded), text);
     assert_eq!(reloaded.stored_size().log_entries, world.stored.log.len());
     assert_eq!(
-        reloaded.greeting()[0],
-        world.room.greeting()[0],
+        reloaded.join(206, Role::View)[0],
+        world.room.join(207, Role::View)[0],
         "same state vector"
     );
 
     // The reloaded room carries on where the old one stopped.
     let mut room = reloaded;
     let mut late = Client::new(200);
-    for reply in room.receive(9, &late.sync_step1()).reply {
+    room.join(9, Role::Edit);
+    for reply in room.receive(9, &late.sync_step1(), NOW).reply {
         late.receive(&reply);
     }
     assert_eq!(late.text(), text);
-    let effects = room.receive(9, &late.insert(0, "!"));
+    let effects = room.receive(9, &late.insert(0, "!"), NOW);
     assert_eq!(kinds(&effects.broadcast), [Kind::Update]);
 }
 
 #[test]
 fn compaction_keeps_the_log_bounded_over_many_small_updates() {
     let limits = Limits::default();
-    let mut room = Room::new(limits);
+    let mut room = editors_room(limits);
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
     for n in 0..10_000u32 {
@@ -760,7 +772,7 @@ fn compaction_keeps_the_log_bounded_over_many_small_updates() {
         } else {
             ada.insert(len / 2, "k")
         };
-        let effects = room.receive(1, &frame);
+        let effects = room.receive(1, &frame, NOW);
         check_effects(&effects);
         assert!(effects.close.is_none());
         assert!(!effects.store.is_empty(), "update {n} was not stored");
@@ -789,11 +801,11 @@ fn compaction_by_bytes_folds_a_log_as_big_as_the_snapshot() {
         },
         ..Limits::default()
     };
-    let mut room = Room::new(limits);
+    let mut room = editors_room(limits);
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
     for n in 0..400u32 {
-        let effects = room.receive(1, &ada.insert(n, "0123456789"));
+        let effects = room.receive(1, &ada.insert(n, "0123456789"), NOW);
         stored.apply(&effects.store);
         let log_bytes: usize = stored.log.iter().map(Vec::len).sum();
         assert!(
@@ -808,7 +820,7 @@ fn compaction_by_bytes_folds_a_log_as_big_as_the_snapshot() {
 #[test]
 fn a_document_of_many_megabytes_survives_store_and_load() {
     let limits = Limits::default();
-    let mut room = Room::new(limits);
+    let mut room = editors_room(limits);
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
@@ -823,7 +835,7 @@ fn a_document_of_many_megabytes_survives_store_and_load() {
         let at = me.len() / 2;
         let frame = me.insert(at, &mega(c));
         assert!(frame.len() < limits.max_frame_bytes);
-        let effects = room.receive(1 + n as u64 % 2, &frame);
+        let effects = room.receive(1 + n as u64 % 2, &frame, NOW);
         check_effects(&effects);
         assert!(effects.close.is_none(), "{:?}", effects.close);
         stored.apply(&effects.store);
@@ -904,16 +916,16 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
     let mut room = world.stored.load(Limits::default());
     assert_eq!(room_text(&room), "doc");
     assert_eq!(
-        kinds(&room.greeting()),
+        kinds(&room.join(208, Role::View)),
         [Kind::SyncStep1],
         "presence is not stored with the doc"
     );
     let restored0: Vec<AwarenessEntry> = serde_json::from_str(&saved0).unwrap();
     let restored1: Vec<AwarenessEntry> = serde_json::from_str(&saved1).unwrap();
-    room.restore_presence(conn0, restored0);
-    room.restore_presence(conn1, restored1);
+    room.rejoin(conn0, Role::Edit, restored0);
+    room.rejoin(conn1, Role::Edit, restored1);
     assert_eq!(room.presence_of(conn0), world.room.presence_of(conn0));
-    let greeting = room.greeting();
+    let greeting = room.join(209, Role::View);
     assert_eq!(decode_awareness(&greeting[1]).len(), 2);
 
     let effects = room.disconnect(conn0);
@@ -922,14 +934,14 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
         [entry(100, 5, None)]
     );
     assert_eq!(
-        decode_awareness(&room.greeting()[1]),
+        decode_awareness(&room.join(210, Role::View)[1]),
         [entry(101, 2, Some(r#"{"cursor":null}"#))]
     );
 
     // A state saved without its JSON (it did not fit the attachment) is still announced gone.
     let mut room = world.stored.load(Limits::default());
-    room.restore_presence(conn0, vec![entry(100, 4, None)]);
-    assert_eq!(kinds(&room.greeting()), [Kind::SyncStep1]);
+    room.rejoin(conn0, Role::Edit, vec![entry(100, 4, None)]);
+    assert_eq!(kinds(&room.join(211, Role::View)), [Kind::SyncStep1]);
     let effects = room.disconnect(conn0);
     assert_eq!(
         decode_awareness(&effects.broadcast[0]),

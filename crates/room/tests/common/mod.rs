@@ -7,13 +7,27 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use codebox_room::storage::{chunks, CHUNK_BYTES};
-use codebox_room::{awareness, AwarenessEntry, ConnId, Effects, Limits, Message, Room, StoreOp};
+use codebox_room::{
+    awareness, AwarenessEntry, ConnId, Effects, Limits, Message, Role, Room, StoreOp,
+};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, TextRef, Transact, Update};
 
 /// The shared text's name, as the IDE's y-codemirror binding uses it.
 pub const TEXT: &str = "codemirror";
+
+/// The runtime's clock in tests that do not move it (Unix milliseconds).
+pub const NOW: u64 = 1_700_000_000_000;
+
+/// A room in which sockets 1 to 9 joined as editors.
+pub fn editors_room(limits: Limits) -> Room {
+    let mut room = Room::new(limits);
+    for conn in 1..=9 {
+        room.join(conn, Role::Edit);
+    }
+    room
+}
 
 /// One editor: a yrs document with a text, plus the awareness states it has seen.
 pub struct Client {
@@ -311,6 +325,8 @@ pub struct Peer {
     pub outbox: VecDeque<Vec<u8>>,
     /// Why the room last closed this peer's socket, if it did.
     pub closed: Option<codebox_room::CloseReason>,
+    /// The role its sockets join with.
+    pub role: Role,
 }
 
 /// A room, its storage and its peers, with frames moving only when a test says so.
@@ -319,6 +335,8 @@ pub struct World {
     pub stored: Stored,
     pub limits: Limits,
     pub peers: Vec<Peer>,
+    /// The runtime's clock; tests move it by hand.
+    pub now_ms: u64,
     next_conn: ConnId,
 }
 
@@ -335,8 +353,10 @@ impl World {
                     inbox: VecDeque::new(),
                     outbox: VecDeque::new(),
                     closed: None,
+                    role: Role::Edit,
                 })
                 .collect(),
+            now_ms: NOW,
             next_conn: 1,
         }
     }
@@ -347,7 +367,7 @@ impl World {
         assert!(self.peers[i].conn.is_none());
         let conn = self.next_conn;
         self.next_conn += 1;
-        let greeting = self.room.greeting();
+        let greeting = self.room.join(conn, self.peers[i].role);
         let peer = &mut self.peers[i];
         peer.conn = Some(conn);
         peer.inbox.extend(greeting);
@@ -384,7 +404,7 @@ impl World {
     /// The room reads `frame` from peer `i` right away (bypassing the outbox).
     pub fn send_now(&mut self, i: usize, frame: &[u8]) -> Effects {
         let conn = self.conn(i);
-        let effects = self.room.receive(conn, frame);
+        let effects = self.room.receive(conn, frame, self.now_ms);
         check_effects(&effects);
         self.stored.apply(&effects.store);
         self.peers[i].inbox.extend(effects.reply.iter().cloned());
