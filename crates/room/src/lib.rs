@@ -33,7 +33,6 @@
 //! - [`room`]: [`Room`], the document and the rules: roles, sync, relay, held updates, limits.
 //! - `update_check`: the walk of Yjs v1 updates and state vectors, with their layout.
 //! - [`storage`]: the update log and snapshots a runtime keeps, and when to compact.
-//! - [`name`]: which room names are valid.
 //! - [`close`]: [`CloseReason`], each mapped to its WebSocket close code in one place.
 //!
 //! Because nothing here awaits, the same code runs natively in tests and benchmarks and as
@@ -41,7 +40,6 @@
 
 pub mod awareness;
 pub mod close;
-pub mod name;
 pub mod protocol;
 pub mod room;
 pub mod storage;
@@ -50,7 +48,6 @@ pub(crate) mod update_check;
 pub use awareness::AwarenessEntry;
 pub use close::CloseReason;
 pub use codebox_access::Role;
-pub use name::is_valid_room_name;
 pub use protocol::Message;
 pub use room::{Effects, Limits, LoadError, Room};
 pub use storage::{StoreOp, StoredSize};
