@@ -7,8 +7,11 @@
 // - Edge: `wrangler dev --local` on a free port with its own --persist-to dir; start, stop
 //   (the whole process group: wrangler and its workerd), kill (SIGKILL), restart on the same
 //   persist dir, and its captured log.
+// - Rooms: edge.createRoom() (POST /rooms, from a client address of its own, so the per-client
+//   limit on room creation never trips other tests) returns {name, editToken, viewToken, ...}.
 // - Clients: provider() (stock WebsocketProvider), RawClient (records every frame and the close),
-//   frame encoders/decoders (lib0 encoding + y-protocols), waitFor(predicate, timeoutMs).
+//   frame encoders/decoders (lib0 encoding + y-protocols), waitFor(predicate, timeoutMs). Both
+//   connect with the room's edit token unless given another (`token`).
 //
 // Used by the *.test.mjs files next to it; run them with `node --test e2e/`.
 // CODEBOX_E2E_KEEP=1 keeps the temp dirs (persist dir, wrangler log) for inspection.
@@ -18,6 +21,7 @@ import { after, afterEach, before } from 'node:test';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import crypto from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -69,12 +73,20 @@ export function withTimeout(promise, timeoutMs, what) {
 // ---------------------------------------------------------------------------------------------
 // Names and randomness
 
-let roomCounter = 0;
-/** A room name unique to this process and call, valid per Contract 1 (<= 64 of [A-Za-z0-9_-]). */
-export function uniqueRoom(label) {
-  roomCounter += 1;
-  const suffix = `${process.pid}-${roomCounter}-${Math.random().toString(36).slice(2, 8)}`;
-  return `${label.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${suffix}`;
+let clientCounter = 0;
+/**
+ * A client address of its own (in 198.18.0.0/15, the benchmarking range). `wrangler dev` passes
+ * a client's `CF-Connecting-IP` through (Cloudflare overwrites it), so tests can be many clients.
+ */
+export function uniqueClientIp() {
+  clientCounter += 1;
+  const n = (process.pid * 1000 + clientCounter) % 131072;
+  return `198.${18 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
+}
+
+/** A fresh room's token secret for one wrangler (ROOM_TOKEN_SECRET in its .dev.vars). */
+function randomSecret() {
+  return crypto.randomBytes(32).toString('hex');
 }
 
 /** A small seeded PRNG (mulberry32), so "random" tests replay identically. */
@@ -256,9 +268,10 @@ process.on('exit', () => {
 
 /** One `wrangler dev` serving the edge, with its own persist dir. */
 export class Edge {
-  constructor(runDir, configPath) {
+  constructor(runDir, configPath, vars = {}) {
     this.runDir = runDir;
     this.configPath = configPath;
+    this.vars = vars;
     this.persistDir = path.join(runDir, 'persist');
     this.logPath = path.join(runDir, 'wrangler.log');
     this.logText = '';
@@ -267,10 +280,14 @@ export class Edge {
     this.starts = 0;
   }
 
-  /** Builds/freezes the edge and starts wrangler on a fresh persist dir. */
-  static async launch() {
+  /**
+   * Builds/freezes the edge and starts wrangler on a fresh persist dir, with a token secret of
+   * its own (`.dev.vars` next to its config, as `make dev` keeps one) and `vars` as `--var`s.
+   */
+  static async launch({ vars = {} } = {}) {
     const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'codebox-e2e-'));
-    const edge = new Edge(runDir, prepareEdge(runDir));
+    const edge = new Edge(runDir, prepareEdge(runDir), vars);
+    fs.writeFileSync(path.join(runDir, '.dev.vars'), `ROOM_TOKEN_SECRET=${randomSecret()}\n`);
     await edge.start();
     return edge;
   }
@@ -295,6 +312,7 @@ export class Edge {
       'dev', '--config', this.configPath, '--local', '--ip', '127.0.0.1', '--port', String(port),
       '--inspector-port', String(inspectorPort), '--persist-to', this.persistDir,
       '--show-interactive-dev-session=false',
+      ...Object.entries(this.vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
     ];
     const proc = spawn(WRANGLER, args, {
       cwd: this.runDir,
@@ -332,9 +350,10 @@ export class Edge {
     try {
       await waitFor(async () => {
         if (exited) throw Object.assign(new Error('wrangler exited during startup'), { fatal: true });
+        // A tokenless request is refused (401) once the Worker runs with its secret.
         const response = await fetch(`${this.httpBase}/rooms/ready-probe`, { signal: AbortSignal.timeout(2000) });
         await response.arrayBuffer();
-        return response.status === 426;
+        return response.status === 401;
       }, timeoutMs, `wrangler dev to answer on port ${port}`, 100);
     } catch (error) {
       await this.stop({ signal: 'SIGKILL' });
@@ -399,12 +418,29 @@ export class Edge {
     return this.logText.split('\n').slice(-lines).join('\n');
   }
 
+  /**
+   * A new room (POST /rooms) made from a client address of its own: {name, editToken,
+   * viewToken, editUrl, viewUrl}. `body` is sent as the JSON body when given.
+   */
+  async createRoom({ body, clientIp = uniqueClientIp() } = {}) {
+    const response = await fetch(`${this.httpBase}/rooms`, {
+      method: 'POST',
+      headers: { 'cf-connecting-ip': clientIp, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await response.text();
+    if (response.status !== 201) throw new Error(`POST /rooms: HTTP ${response.status}: ${text}`);
+    return roomOf(JSON.parse(text));
+  }
+
   /** The whole document of `room` as one Yjs v1 update (GET /rooms/{room}/snapshot). */
-  async snapshot(room) {
-    const response = await fetch(`${this.httpBase}/rooms/${room}/snapshot`);
+  async snapshot(room, token = room.editToken) {
+    const response = await fetch(`${this.httpBase}/rooms/${room.name}/snapshot`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     const body = new Uint8Array(await response.arrayBuffer());
     if (response.status !== 200) {
-      throw new Error(`snapshot of ${room}: HTTP ${response.status}: ${Buffer.from(body).toString()}`);
+      throw new Error(`snapshot of ${room.name}: HTTP ${response.status}: ${Buffer.from(body).toString()}`);
     }
     return body;
   }
@@ -424,12 +460,86 @@ export class Edge {
   }
 }
 
+/** A room handle from the body of POST /rooms, /links or /rotate. */
+export function roomOf(body) {
+  return { name: body.room, editToken: body.edit_token, viewToken: body.view_token, editUrl: body.edit_url, viewUrl: body.view_url };
+}
+
 function portIsFree(port) {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/** The native cargo target folder `make test` builds into (scripts/lib.sh native_target_dir). */
+function nativeTargetDir() {
+  return execFileSync('bash', ['-c', 'source scripts/lib.sh && native_target_dir'], { cwd: REPO, encoding: 'utf8' }).trim();
+}
+
+/**
+ * The exec API (exec-lambda, the local server over the embedded SQLite queue and store), with
+ * no fleet: what it accepts stays `queued`. Several may share one database (`db`).
+ */
+export class ExecApi {
+  constructor(proc, port, logPath, db) {
+    this.proc = proc;
+    this.port = port;
+    this.logPath = logPath;
+    this.db = db;
+  }
+
+  /** The job messages waiting in the queue (read with python3's sqlite3). */
+  queuedJobs() {
+    const script = 'import json, sqlite3, sys\nprint(json.dumps([r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT body FROM jobs ORDER BY seq")]))';
+    return JSON.parse(execFileSync('python3', ['-c', script, this.db], { encoding: 'utf8' })).map((body) => JSON.parse(body));
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Builds the binary (debug, as `cargo test` leaves it: a no-op then) and starts it. */
+  static async start({ db, env = {} }) {
+    const target = nativeTargetDir();
+    const binary = path.join(target, 'debug', 'exec-lambda');
+    withBuildLock(() => execFileSync('cargo', ['build', '-q', '-p', 'exec-lambda'], {
+      cwd: REPO, stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: target },
+    }));
+    const port = await freePort();
+    const logPath = `${db}.${port}.log`;
+    const log = fs.openSync(logPath, 'a');
+    const proc = spawn(binary, [], {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: {
+        ...process.env,
+        CODEBOX_BACKEND: 'embedded',
+        CODEBOX_DB: db,
+        CODEBOX_EXEC_LISTEN: `127.0.0.1:${port}`,
+        RUST_LOG: 'warn',
+        ...env,
+      },
+    });
+    liveGroups.add(proc.pid);
+    const api = new ExecApi(proc, port, logPath, db);
+    await waitFor(async () => {
+      if (proc.exitCode !== null) throw Object.assign(new Error(`exec-lambda exited: ${fs.readFileSync(logPath, 'utf8')}`), { fatal: true });
+      const response = await fetch(`${api.url}/v1/languages`, { signal: AbortSignal.timeout(2000) });
+      await response.arrayBuffer();
+      return response.ok;
+    }, 60_000, 'the exec API to answer', 100);
+    return api;
+  }
+
+  async stop() {
+    try {
+      process.kill(-this.proc.pid, 'SIGTERM');
+    } catch {}
+    await waitFor(() => groupPids(this.proc.pid).length === 0, 15_000, 'exec-lambda to exit', 25);
+    liveGroups.delete(this.proc.pid);
+  }
 }
 
 /**
@@ -643,10 +753,15 @@ export class RawClient {
     openClients.add(this);
   }
 
+  /** The URL of `room`'s socket with `token` (the room's edit token by default). */
+  static url(edge, room, token = room.editToken) {
+    return `${edge.wsBase}/rooms/${room.name}?token=${encodeURIComponent(token)}`;
+  }
+
   /** Opens a raw socket to `room` and waits for the server's greeting (its SyncStep1). */
-  static async connect(edge, room, { timeoutMs = 10_000 } = {}) {
-    const client = new RawClient(`${edge.wsBase}/rooms/${room}`);
-    await withTimeout(client.opened, timeoutMs, `socket to ${room} to open`);
+  static async connect(edge, room, { timeoutMs = 10_000, token = room.editToken } = {}) {
+    const client = new RawClient(RawClient.url(edge, room, token));
+    await withTimeout(client.opened, timeoutMs, `socket to ${room.name} to open`);
     await client.waitFrame((f) => f.type === 'sync' && f.kind === 'step1', timeoutMs, 'the greeting SyncStep1');
     return client;
   }
@@ -708,13 +823,15 @@ export class RawClient {
 
 /**
  * The stock y-websocket provider on `room`, as a browser would use it
- * (`new WebsocketProvider('ws://HOST/rooms', room, doc)`). BroadcastChannel is disabled: Node
- * has one, and providers in one process would otherwise sync around the server.
+ * (`new WebsocketProvider('ws://HOST/rooms', room, doc, { params: { token } })`), with the
+ * room's edit token unless given `token`. BroadcastChannel is disabled: Node has one, and
+ * providers in one process would otherwise sync around the server.
  */
-export function provider(edge, room, { doc = new Y.Doc(), ...options } = {}) {
-  const p = new WebsocketProvider(`${edge.wsBase}/rooms`, room, doc, {
+export function provider(edge, room, { doc = new Y.Doc(), token = room.editToken, ...options } = {}) {
+  const p = new WebsocketProvider(`${edge.wsBase}/rooms`, room.name, doc, {
     WebSocketPolyfill: WebSocket,
     disableBc: true,
+    params: { token },
     ...options,
   });
   const entry = { shutdown: () => { p.destroy(); doc.destroy(); openClients.delete(entry); } };
@@ -726,7 +843,7 @@ export function provider(edge, room, { doc = new Y.Doc(), ...options } = {}) {
 /** A provider that has completed its first sync with the server. */
 export async function syncedProvider(edge, room, options, timeoutMs = 15_000) {
   const p = provider(edge, room, options);
-  await waitFor(() => p.synced, timeoutMs, `provider on ${room} to sync`);
+  await waitFor(() => p.synced, timeoutMs, `provider on ${room.name} to sync`);
   return p;
 }
 
@@ -761,10 +878,10 @@ export function withEdgeLog(getEdge, body) {
  * clients closed after each, disposed at the end. Returns the wrapper that adds the wrangler
  * log to a failing test's message.
  */
-export function useEdge(onLaunch) {
+export function useEdge(onLaunch, options) {
   let edge;
   before(async () => {
-    edge = await Edge.launch();
+    edge = await Edge.launch(options);
     onLaunch(edge);
   }, { timeout: 20 * 60_000 }); // may have to build the edge first
   after(async () => {

@@ -8,14 +8,20 @@
 // sockets as before, keep syncing with each other. An update that would take a document past
 // 32 MiB is refused with 1009 "room is full", and that room carries on.
 //
+// Hostile clients (each closes only the offender; the room keeps syncing for the others):
+// count bombs in a 7-byte update and in a state vector (1007); an awareness state over 4 KiB
+// and four 1 MiB states in one frame (1009, never relayed: a newcomer's greeting stays small);
+// more ids than one connection may own (1008); clock 0xFFFFFFFF (1007); and a hijack of another
+// person's presence (their id at clock 0xFFFFFFFE, then `null`) changes nothing for anyone.
+//
 // Run: `node --test e2e/` (all end-to-end tests) or `node --test e2e/malformed.test.mjs`, from the repo root.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  RawClient, useEdge, Y, syncedProvider, waitFor, uniqueRoom, rng,
-  recordUpdates, updateFrame, authFrame, awarenessFrame, textOf,
+  RawClient, useEdge, Y, syncedProvider, waitFor, rng,
+  recordUpdates, updateFrame, authFrame, awarenessFrame, textOf, MSG_SYNC,
 } from './harness.mjs';
 
 let edge;
@@ -23,7 +29,7 @@ const e2e = useEdge((launched) => { edge = launched; });
 
 /** A fresh room with two synced stock providers; remembers the sockets they opened. */
 async function roomWithProviders(label) {
-  const room = uniqueRoom(label);
+  const room = await edge.createRoom();
   const p1 = await syncedProvider(edge, room);
   const p2 = await syncedProvider(edge, room);
   return { room, p1, p2, sockets: [p1.ws, p2.ws], marks: 0 };
@@ -112,6 +118,62 @@ test('awareness with invalid JSON closes only that socket (1007) and is not rela
   assert.ok(!setup.p2.awareness.getStates().has(BAD_ID), 'the bad state never reached p2');
 }));
 
+test('count bombs: an update and a state vector declaring 2^31 entries close only that socket (1007)', { timeout: 60_000 }, e2e(async () => {
+  const setup = await roomWithProviders('count-bombs');
+  // An update of 2^31 clients, in 7 bytes: [numClients varuint] and nothing else.
+  const clients = Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x08, 0, 0);
+  await expectClosed(setup, 'update declaring 2^31 clients', (raw) => raw.send(updateFrame(clients)), [1007]);
+  // One client with 2^31 structs.
+  const structs = Uint8Array.of(1, 0x80, 0x80, 0x80, 0x80, 0x08, 7);
+  await expectClosed(setup, 'update declaring 2^31 structs', (raw) => raw.send(updateFrame(structs)), [1007]);
+  // A SyncStep1 whose state vector declares 2^31 entries.
+  const stateVector = Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x08);
+  const step1 = Uint8Array.of(MSG_SYNC, 0, stateVector.length, ...stateVector);
+  await expectClosed(setup, 'state vector declaring 2^31 entries', (raw) => raw.send(step1), [1007]);
+}));
+
+test('awareness over its size limits closes only that socket and is never relayed', { timeout: 90_000 }, e2e(async () => {
+  const setup = await roomWithProviders('awareness-size');
+  const big = (n) => JSON.stringify({ user: { name: 'm'.repeat(n) } });
+  const { reason } = await expectClosed(setup, 'one state over 4 KiB', (raw) => raw.send(awarenessFrame([{ client: 880001, clock: 1, json: big(5000) }])), [1009]);
+  assert.ok(reason.length > 0);
+  // Four states of 1 MiB in one frame (the attack that made every later greeting 4 MiB).
+  const four = [1, 2, 3, 4].map((i) => ({ client: 880010 + i, clock: 1, json: big(1024 * 1024) }));
+  await expectClosed(setup, 'four 1 MiB states', (raw) => raw.send(awarenessFrame(four)), [1009]);
+  // More ids than one connection may keep.
+  const many = Array.from({ length: 5 }, (_, i) => ({ client: 880100 + i, clock: 1, state: { user: { name: `sock${i}` } } }));
+  await expectClosed(setup, 'five ids from one socket', (raw) => raw.send(awarenessFrame(many)), [1008]);
+  for (const p of [setup.p1, setup.p2]) {
+    for (const id of [880001, 880011, 880012, 880013, 880014, 880100]) assert.ok(!p.awareness.getStates().has(id), `state ${id} never relayed`);
+  }
+  const newcomer = await RawClient.connect(edge, setup.room);
+  const greeting = await newcomer.waitFrame((f) => f.type === 'awareness', 10_000, 'greeting awareness');
+  assert.ok(greeting.bytes.length < 4096, `the greeting holds only the two providers (${greeting.bytes.length} bytes)`);
+}));
+
+test('a hijack of another person\'s presence changes nothing; clock 0xFFFFFFFF closes the hijacker (1007)', { timeout: 60_000 }, e2e(async () => {
+  const setup = await roomWithProviders('hijack');
+  const victim = setup.p1.awareness.clientID;
+  setup.p1.awareness.setLocalStateField('user', { name: 'victim' });
+  await waitFor(() => setup.p2.awareness.getStates().get(victim)?.user?.name === 'victim', 10_000, 'p2 to see the victim');
+  const attacker = await RawClient.connect(edge, setup.room);
+  // The victim's id with a winning clock, then "gone" at an equal one: dropped, not relayed.
+  attacker.send(awarenessFrame([{ client: victim, clock: 0xfffffffe, state: { user: { name: 'mallory' } } }]));
+  attacker.send(awarenessFrame([{ client: victim, clock: 0xfffffffe, state: null }]));
+  await attacker.barrier();
+  assert.equal(attacker.close, null, 'an entry for an id another socket owns is dropped, not a violation');
+  // The clock that would wrap: refused outright.
+  attacker.send(awarenessFrame([{ client: victim, clock: 0xffffffff, state: null }]));
+  const { code } = await attacker.waitClose(10_000);
+  assert.equal(code, 1007);
+  await providersStillSync(setup, 'hijack attempt');
+  assert.equal(setup.p2.awareness.getStates().get(victim)?.user?.name, 'victim', 'p2 still sees the victim as themselves');
+  const newcomer = await RawClient.connect(edge, setup.room);
+  const greeting = await newcomer.waitFrame((f) => f.type === 'awareness', 10_000, 'greeting awareness');
+  const entry = greeting.entries.find((e) => e.client === victim);
+  assert.equal(entry?.state?.user?.name, 'victim', 'a newcomer sees the victim');
+}));
+
 test('a frame over 8 MiB closes that socket with 1009 and the room carries on', { timeout: 90_000 }, e2e(async () => {
   const setup = await roomWithProviders('oversize');
   // A valid Yjs update, so size alone is why it is refused.
@@ -129,7 +191,7 @@ test('a frame over 8 MiB closes that socket with 1009 and the room carries on', 
 }));
 
 test('an update that would take the document past 32 MiB is refused with 1009 "room is full"', { timeout: 120_000 }, e2e(async () => {
-  const fullRoom = uniqueRoom('full');
+  const fullRoom = await edge.createRoom();
   const doc = new Y.Doc();
   const updates = recordUpdates(doc);
   const text = doc.getText('code');

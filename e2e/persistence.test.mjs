@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  RawClient, useEdge, Y, syncedProvider, closeAllClients, waitFor, uniqueRoom, rng,
+  RawClient, useEdge, Y, syncedProvider, closeAllClients, waitFor, rng,
   recordUpdates, updateFrame, textOf, inspectSqlite,
 } from './harness.mjs';
 
@@ -26,7 +26,7 @@ let edge;
 const e2e = useEdge((launched) => { edge = launched; });
 
 test('edits survive a wrangler dev restart', { timeout: 120_000 }, e2e(async () => {
-  const room = uniqueRoom('restart');
+  const room = await edge.createRoom();
   const writer = await syncedProvider(edge, room);
   const reader = await syncedProvider(edge, room);
   const text = writer.doc.getText('code');
@@ -46,7 +46,7 @@ test('edits survive a wrangler dev restart', { timeout: 120_000 }, e2e(async () 
 }));
 
 test('a document over 5 MB persists across a restart, /snapshot byte-identical', { timeout: 180_000 }, e2e(async () => {
-  const room = uniqueRoom('big-doc');
+  const room = await edge.createRoom();
   const doc = new Y.Doc();
   const updates = recordUpdates(doc);
   const text = doc.getText('code');
@@ -82,7 +82,7 @@ test('a document over 5 MB persists across a restart, /snapshot byte-identical',
 }));
 
 test('10,000 small updates keep the SQLite log <= 512 rows and the snapshot small', { timeout: 180_000 }, e2e(async () => {
-  const room = uniqueRoom('bounded');
+  const room = await edge.createRoom();
   const doc = new Y.Doc();
   const updates = recordUpdates(doc);
   const text = doc.getText('code');
@@ -136,7 +136,7 @@ test('10,000 small updates keep the SQLite log <= 512 rows and the snapshot smal
 }));
 
 test('no acknowledged edit is lost when wrangler is killed with SIGKILL', { timeout: 120_000 }, e2e(async () => {
-  const room = uniqueRoom('sigkill');
+  const room = await edge.createRoom();
   const N = 300;
   const doc = new Y.Doc();
   const updates = recordUpdates(doc);

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 
 import {
   RawClient, useEdge, Y, WebSocket, syncedProvider, waitFor, withTimeout,
-  uniqueRoom, rng, recordUpdates, updateFrame, syncStep1Frame, awarenessFrameOf, awarenessProtocol, textOf,
+  rng, recordUpdates, updateFrame, syncStep1Frame, awarenessFrameOf, awarenessProtocol, textOf,
 } from './harness.mjs';
 
 let edge;
@@ -27,7 +27,7 @@ const e2e = useEdge((launched) => { edge = launched; });
 const sameVector = (a, b) => Buffer.from(Y.encodeStateVector(a)).equals(Buffer.from(Y.encodeStateVector(b)));
 
 test('three providers editing concurrently converge; late joiner and /snapshot see the same text', { timeout: 90_000 }, e2e(async () => {
-  const room = uniqueRoom('converge');
+  const room = await edge.createRoom();
   const clients = await Promise.all([0, 1, 2].map(() => syncedProvider(edge, room)));
   const texts = clients.map((p) => p.doc.getText('code'));
   const random = rng(0xc0deb0c5);
@@ -76,7 +76,7 @@ test('three providers editing concurrently converge; late joiner and /snapshot s
 }));
 
 test('an Update is relayed to others but never echoed; SyncStep2 goes only to the asker', { timeout: 60_000 }, e2e(async () => {
-  const room = uniqueRoom('no-echo');
+  const room = await edge.createRoom();
   const a = await RawClient.connect(edge, room);
   const b = await RawClient.connect(edge, room);
 
@@ -115,7 +115,7 @@ test('an Update is relayed to others but never echoed; SyncStep2 goes only to th
 }));
 
 test('awareness reaches the others; a terminated socket\'s ids are removed, nobody else\'s', { timeout: 60_000 }, e2e(async (t) => {
-  const room = uniqueRoom('awareness');
+  const room = await edge.createRoom();
   const p1 = await syncedProvider(edge, room);
   p1.awareness.setLocalStateField('user', { name: 'ada' });
   const p2 = await syncedProvider(edge, room);
@@ -169,16 +169,17 @@ test('awareness reaches the others; a terminated socket\'s ids are removed, nobo
 }));
 
 test('room names: 400 for invalid ones, 426 without Upgrade, empty snapshot for a new room', { timeout: 60_000 }, e2e(async () => {
+  const room = await edge.createRoom();
   const invalid = ['a.b', 'x'.repeat(65), 'a%20b', ''];
   for (const name of invalid) {
     for (const suffix of ['', '/snapshot']) {
-      const response = await fetch(`${edge.httpBase}/rooms/${name}${suffix}`);
+      const response = await fetch(`${edge.httpBase}/rooms/${name}${suffix}?token=${room.editToken}`);
       const body = await response.text();
       assert.equal(response.status, 400, `GET /rooms/${name}${suffix} -> ${response.status} ${body}`);
       assert.equal(JSON.parse(body).error.code, 'invalid_room_name');
     }
     // The same name with a real WebSocket upgrade is refused with 400 too.
-    const ws = new WebSocket(`${edge.wsBase}/rooms/${name}`);
+    const ws = new WebSocket(`${edge.wsBase}/rooms/${name}?token=${room.editToken}`);
     const status = await withTimeout(new Promise((resolve) => {
       ws.once('unexpected-response', (_req, res) => { resolve(res.statusCode); res.resume(); ws.terminate(); });
       ws.once('open', () => { resolve('opened'); ws.terminate(); });
@@ -187,17 +188,15 @@ test('room names: 400 for invalid ones, 426 without Upgrade, empty snapshot for 
     assert.equal(status, 400, `upgrade to /rooms/${name}`);
   }
 
-  // 64 characters is still a valid name.
-  const longest = await RawClient.connect(edge, 'y'.repeat(64));
-  assert.equal(longest.close, null);
-  longest.shutdown();
+  // The edge names rooms with 128 random bits: 22 URL-safe characters.
+  assert.match(room.name, /^[A-Za-z0-9_-]{22}$/);
 
-  const plain = await fetch(`${edge.httpBase}/rooms/x`);
+  // A valid token without Upgrade: 426.
+  const plain = await fetch(`${edge.httpBase}/rooms/${room.name}?token=${room.editToken}`);
   assert.equal(plain.status, 426);
   assert.equal((await plain.json()).error.code, 'upgrade_required');
 
-  const room = uniqueRoom('fresh');
-  const response = await fetch(`${edge.httpBase}/rooms/${room}/snapshot`);
+  const response = await fetch(`${edge.httpBase}/rooms/${room.name}/snapshot?token=${room.viewToken}`);
   assert.equal(response.status, 200);
   assert.equal(response.headers.get('content-type'), 'application/octet-stream');
   const snapshot = new Uint8Array(await response.arrayBuffer());

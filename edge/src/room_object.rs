@@ -16,7 +16,7 @@ use std::cell::RefCell;
 
 use codebox_access::{Claims, Role};
 use codebox_room::awareness::fit_budget;
-use codebox_room::{AwarenessEntry, CloseReason, ConnId, Effects, Limits};
+use codebox_room::{AwarenessEntry, CloseReason, ConnId, Effects, Limits, Message};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use worker::worker_sys::WebSocketRequestResponsePair;
@@ -231,14 +231,21 @@ impl Room {
             .ok_or_else(|| EdgeError::Storage("link generations exhausted".into()))?;
         loaded.store.set_generation(next)?;
         loaded.generation = next;
-        let stale: Vec<(WebSocket, SocketState)> = loaded
-            .sockets
-            .iter()
-            .filter_map(|(_, ws)| socket_state(ws).map(|state| (ws.clone(), state)))
+        let stale: Vec<(WebSocket, SocketState)> = self
+            .state
+            .get_websockets()
+            .into_iter()
+            .filter_map(|ws| socket_state(&ws).map(|state| (ws, state)))
             .filter(|(_, state)| state.generation < next)
             .collect();
+        let reason = CloseReason::LinkRotated;
+        // workerd finishes closing a socket outside of that socket's own event only ~10 s
+        // later (measured under wrangler dev): the y-protocols "permission denied" message
+        // tells the client at once.
+        let denied = Message::PermissionDenied(&reason.reason()).encode();
         for (ws, state) in &stale {
-            close_socket(loaded, ws, state, &CloseReason::LinkRotated);
+            let _ = ws.send_with_bytes(&denied);
+            close_socket(loaded, ws, state, &reason);
         }
         info!(room = %call.room, generation = next, closed = stale.len(), "links rotated");
         generation_response(next)
