@@ -501,7 +501,7 @@ export class ExecApi {
   }
 
   /** Builds the binary (debug, as `cargo test` leaves it: a no-op then) and starts it. */
-  static async start({ db, env = {} }) {
+  static async start({ db, env = {}, host = '127.0.0.1' }) {
     const target = nativeTargetDir();
     const binary = path.join(target, 'debug', 'exec-lambda');
     withBuildLock(() => execFileSync('cargo', ['build', '-q', '-p', 'exec-lambda'], {
@@ -517,7 +517,7 @@ export class ExecApi {
         ...process.env,
         CODEBOX_BACKEND: 'embedded',
         CODEBOX_DB: db,
-        CODEBOX_EXEC_LISTEN: `127.0.0.1:${port}`,
+        CODEBOX_EXEC_LISTEN: `${host}:${port}`,
         RUST_LOG: 'warn',
         ...env,
       },
@@ -528,7 +528,8 @@ export class ExecApi {
       if (proc.exitCode !== null) throw Object.assign(new Error(`exec-lambda exited: ${fs.readFileSync(logPath, 'utf8')}`), { fatal: true });
       const response = await fetch(`${api.url}/v1/languages`, { signal: AbortSignal.timeout(2000) });
       await response.arrayBuffer();
-      return response.ok;
+      // 401 is an answer too: a process started with an edge secret refuses this probe.
+      return response.ok || response.status === 401;
     }, 60_000, 'the exec API to answer', 100);
     return api;
   }

@@ -15,6 +15,11 @@
 #   CODEBOX_EXEC_PORT [8788]     the exec API's port
 #   CODEBOX_DEV_STATE [.dev]     folder for the queue/store and, when set, the edge's room state
 #   CODEBOX_DEV_READY_TIMEOUT [180]  seconds to wait for the stack to answer
+#   CODEBOX_ROOM_RATE_LIMIT, CODEBOX_RUN_RATE_LIMIT ["30/600", "30/60"]  per-client limits
+#                                on room creation and on runs at the edge, as "COUNT/SECONDS"
+#
+# Room links are signed with ROOM_TOKEN_SECRET: the first run writes a random one into
+# .dev.vars (ignored by git; wrangler dev reads it), so links keep working across restarts.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -94,11 +99,19 @@ start() { # NAME COMMAND...: runs COMMAND in its own process group, its output p
   names+=("$name")
 }
 
+if ! grep -qs '^ROOM_TOKEN_SECRET=' .dev.vars; then
+  say "writing a development ROOM_TOKEN_SECRET into .dev.vars (ignored by git)"
+  (umask 077 && echo "ROOM_TOKEN_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> .dev.vars)
+fi
+edge_vars=(--var "EXEC_API_URL:http://127.0.0.1:$exec_port")
+[ -n "${CODEBOX_ROOM_RATE_LIMIT:-}" ] && edge_vars+=(--var "ROOM_RATE_LIMIT:$CODEBOX_ROOM_RATE_LIMIT")
+[ -n "${CODEBOX_RUN_RATE_LIMIT:-}" ] && edge_vars+=(--var "RUN_RATE_LIMIT:$CODEBOX_RUN_RATE_LIMIT")
+
 step 6 "starting the exec API, the fleet and the edge"
 start exec-api "$bin/exec-lambda"
 start fleet "$bin/exec-fleet"
 start edge node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$edge_port" \
-  --var "EXEC_API_URL:http://127.0.0.1:$exec_port" "${wrangler_state[@]}" --show-interactive-dev-session=false
+  "${edge_vars[@]}" "${wrangler_state[@]}" --show-interactive-dev-session=false
 
 # Ready when the IDE and the exec API answer through the edge (wrangler's build step may run first).
 deadline=$((SECONDS + ready_timeout))
