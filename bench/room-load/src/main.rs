@@ -10,14 +10,20 @@
 //! Latency = receive time - send time, both from this process's monotonic clock.
 //!
 //! ```text
-//! room-load --url ws://127.0.0.1:8787/rooms --room NAME --readers 49 --rate 50 \
-//!           --seconds 20 [--warmup 2] [--server-pid PID]... [--server-tree PID]...
+//! room-load --url ws://127.0.0.1:8787/rooms --room ROOM --token EDIT_TOKEN --readers 49 \
+//!           --rate 50 --seconds 20 [--warmup 2] [--server-pid PID]... [--server-tree PID]...
 //! ```
 //!
-//! The room URL is `{url}/{room}`, so the same tool drives the edge (`ws://host/rooms`) and
-//! `@y/websocket-server` (`ws://host:port`). Ticks use `MissedTickBehavior::Burst`: a tick
-//! that falls behind is sent as soon as possible, so the offered load stays at `rate`
-//! edits/s on average; how late sends were against their schedule is printed too.
+//! The room URL is `{url}/{room}?token={token}`, so the same tool drives the edge
+//! (`ws://host/rooms`) and `@y/websocket-server` (`ws://host:port`, no token: it ignores the
+//! query). The edge opens only rooms it created, to holders of their tokens (DESIGN.md,
+//! Contract 3): make the room first with `curl -s -X POST http://host/rooms` and pass its
+//! `room` and `edit_token`. Every socket sends the one token given; the writer needs an edit
+//! token (readers send nothing, so a view token would serve them too).
+//!
+//! Ticks use `MissedTickBehavior::Burst`: a tick that falls behind is sent as soon as
+//! possible, so the offered load stays at `rate` edits/s on average; how late sends were
+//! against their schedule is printed too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,10 +43,13 @@ use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const USAGE: &str = "usage: room-load --url ws://HOST:PORT/rooms --room NAME [--readers 49] [--rate 50] \
+const USAGE: &str = "usage: room-load --url ws://HOST:PORT/rooms --room NAME [--token T] [--readers 49] [--rate 50] \
 [--seconds 20] [--warmup 2] [--drain 5] [--threads 1] [--label TEXT] [--server-pid PID]... [--server-tree PID]...
 
-  --url          base URL; the room URL is {url}/{room}
+  --url          base URL; the room URL is {url}/{room}?token={token}
+  --room         the room: for the edge, the `room` of `POST /rooms`
+  --token        the room's token, sent by every socket (for the edge, the `edit_token` of
+                 `POST /rooms`); none by default
   --readers      reader sockets (default 49); plus one writer
   --rate         writer edits per second (default 50)
   --seconds      measured seconds (default 20), after --warmup seconds (default 2) not counted
@@ -54,6 +63,7 @@ const USAGE: &str = "usage: room-load --url ws://HOST:PORT/rooms --room NAME [--
 struct Args {
     url: String,
     room: String,
+    token: Option<String>,
     readers: usize,
     rate: f64,
     seconds: f64,
@@ -69,6 +79,7 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         url: String::new(),
         room: String::new(),
+        token: None,
         readers: 49,
         rate: 50.0,
         seconds: 20.0,
@@ -98,6 +109,7 @@ fn parse_args() -> Result<Args> {
         match name.as_str() {
             "--url" => args.url = value()?,
             "--room" => args.room = value()?,
+            "--token" => args.token = Some(value()?),
             "--readers" => args.readers = value()?.parse().context("--readers")?,
             "--rate" => args.rate = value()?.parse().context("--rate")?,
             "--seconds" => args.seconds = value()?.parse().context("--seconds")?,
@@ -249,19 +261,40 @@ struct ReaderLog {
     ended_early: Option<String>,
 }
 
-fn room_url(base: &str, room: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), room)
+/// The URL every socket opens, with the token as the query (`?token=`, as the stock
+/// y-websocket provider's `params: { token }` sends it).
+fn room_url(base: &str, room: &str, token: Option<&str>) -> String {
+    let url = format!("{}/{}", base.trim_end_matches('/'), room);
+    match token {
+        Some(token) => format!("{url}?token={}", query_escape(token)),
+        None => url,
+    }
 }
 
-async fn connect(url: &str) -> Result<Ws> {
+/// Percent-encodes everything but URL-safe characters (room tokens are URL-safe already).
+fn query_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Opens `url`; errors name it as `shown` (without the token).
+async fn connect(url: &str, shown: &str) -> Result<Ws> {
     // Nagle off: a 30-byte frame must not wait for the previous one's ACK.
     let (ws, _) = timeout(
         Duration::from_secs(10),
         tokio_tungstenite::connect_async_with_config(url, None, true),
     )
     .await
-    .map_err(|_| anyhow!("connecting to {url} timed out"))?
-    .with_context(|| format!("connecting to {url}"))?;
+    .map_err(|_| anyhow!("connecting to {shown} timed out"))?
+    .with_context(|| format!("connecting to {shown}"))?;
     Ok(ws)
 }
 
@@ -516,7 +549,12 @@ fn server_procs(args: &Args) -> Vec<ServerProc> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let url = room_url(&args.url, &args.room);
+    let url = room_url(&args.url, &args.room, args.token.as_deref());
+    // What the report shows: the URL without the token (tokens are never printed).
+    let shown_url = match &args.token {
+        Some(_) => format!("{}?token=<token>", room_url(&args.url, &args.room, None)),
+        None => url.clone(),
+    };
     let period = Duration::from_secs_f64(1.0 / args.rate);
     let warmup_edits = (args.warmup * args.rate).round() as u64;
     let measured_edits = (args.seconds * args.rate).round() as u64;
@@ -529,7 +567,9 @@ async fn run(args: Args) -> Result<()> {
     let received = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::with_capacity(args.readers);
     for i in 0..args.readers {
-        let mut ws = connect(&url).await.with_context(|| format!("reader {i}"))?;
+        let mut ws = connect(&url, &shown_url)
+            .await
+            .with_context(|| format!("reader {i}"))?;
         let mut log = ReaderLog {
             updates: Vec::with_capacity(edits as usize),
             ..Default::default()
@@ -544,7 +584,7 @@ async fn run(args: Args) -> Result<()> {
             stop_rx.clone(),
         )));
     }
-    let mut writer_ws = connect(&url).await.context("writer")?;
+    let mut writer_ws = connect(&url, &shown_url).await.context("writer")?;
     let mut writer_greeting = ReaderLog::default();
     let server_sv = await_sync_step1(&mut writer_ws, &mut writer_greeting)
         .await
@@ -625,9 +665,9 @@ async fn run(args: Args) -> Result<()> {
 
     let window = (measure_end - measure_start).as_secs_f64();
     let send_span = (last_send - measure_start).as_secs_f64();
-    let title = args.label.clone().unwrap_or_else(|| url.clone());
+    let title = args.label.clone().unwrap_or_else(|| shown_url.clone());
     println!("== {title}");
-    println!("url                 {url}");
+    println!("url                 {shown_url}");
     println!(
         "sockets             1 writer + {} readers (connected and greeted in {:.0} ms)",
         logs.len(),
@@ -751,4 +791,22 @@ async fn run(args: Args) -> Result<()> {
     }
     println!("RESULT              ok");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_in_the_query() {
+        assert_eq!(room_url("ws://h/rooms/", "r1", None), "ws://h/rooms/r1");
+        assert_eq!(
+            room_url("ws://h/rooms", "r1", Some("aB-_9")),
+            "ws://h/rooms/r1?token=aB-_9"
+        );
+        assert_eq!(
+            room_url("ws://h", "r", Some("a+b/=")),
+            "ws://h/r?token=a%2Bb%2F%3D"
+        );
+    }
 }
