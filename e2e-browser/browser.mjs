@@ -14,11 +14,11 @@ export function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
 }
 
-let roomCounter = 0;
-/** A room name unique to this run. */
-export function uniqueRoom(label) {
-  roomCounter += 1;
-  return `${label}-${process.pid}-${roomCounter}-${Math.random().toString(36).slice(2, 7)}`;
+/** A new room on the edge at `base` (POST /rooms): `{room, edit_token, view_token, edit_url, view_url}`. */
+export async function newRoom(base) {
+  const response = await fetch(`${base}/rooms`, { method: 'POST' });
+  if (response.status !== 201) throw new Error(`POST /rooms answered ${response.status}: ${await response.text()}`);
+  return response.json();
 }
 
 /**
@@ -36,8 +36,9 @@ export async function person(browser, { name, color, viewport = { width: 1280, h
   return { name, color, context, page, errors };
 }
 
-export async function openRoom(who, base, room) {
-  await who.page.goto(`${base}/r/${room}`);
+/** Opens `room` (from newRoom) with its edit link, or its view link, and waits until synced. */
+export async function openRoom(who, room, role = 'edit') {
+  await who.page.goto(role === 'edit' ? room.edit_url : room.view_url);
   await connected(who);
 }
 

@@ -14,7 +14,7 @@ import * as Y from 'yjs';
 
 import {
   connected, connectionState, cursorNames, editorReady, editorText, inputText, launchBrowser, openRoom, peopleNames,
-  person, recordStatuses, recordedStatuses, setInput, setProgram, shownRun, uniqueRoom, waitForRun,
+  person, recordStatuses, recordedStatuses, setInput, setProgram, shownRun, newRoom, waitForRun,
 } from './browser.mjs';
 import { DevStack, LoneEdge, REPO, alive, freePort, portOpen, sleep, waitFor } from './stack.mjs';
 
@@ -59,9 +59,16 @@ const e2e = (body) => async (t) => {
   }
 };
 
-/** The room's document as the edge stores it (GET /rooms/{room}/snapshot). */
+/** The room's document as the edge stores it (GET /rooms/{room}/snapshot, with its view token). */
+/** The link the open Share menu shows for `role`, once loaded. */
+async function linkShown(who, role) {
+  const field = `[data-testid=share-${role}-link]`;
+  await waitFor(async () => /#(edit|view)=/.test(await who.page.inputValue(field)), 10_000, `${who.name}'s ${role} link`);
+  return who.page.inputValue(field);
+}
+
 async function serverDoc(room) {
-  const response = await fetch(`${stack.url}/rooms/${room}/snapshot`);
+  const response = await fetch(`${stack.url}/rooms/${room.room}/snapshot`, { headers: { authorization: `Bearer ${room.view_token}` } });
   assert.equal(response.status, 200);
   const doc = new Y.Doc();
   Y.applyUpdate(doc, new Uint8Array(await response.arrayBuffer()));
@@ -85,15 +92,19 @@ test('the edge serves the IDE (SPA fallback for /r/{room}) and proxies /api to t
   assert.equal(languages.status, 200);
   const ids = (await languages.json()).languages.map((l) => l.id).sort();
   assert.deepEqual(ids, ['c', 'cpp', 'go', 'javascript', 'python', 'rust']);
-  // Method, body and content type reach the exec API; its errors come back as they are.
-  const rejected = await fetch(`${stack.url}/api/v1/submissions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ language: 'cobol', source: 'x' }),
+  // A run needs the room's edit token; method, body and content type reach the exec API and
+  // its errors come back as they are.
+  const room = await newRoom(stack.url);
+  const submit = (body, token = room.edit_token) => fetch(`${stack.url}/api/v1/submissions`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body),
   });
+  const viewer = await submit({ language: 'python', source: 'print(1)' }, room.view_token);
+  assert.equal(viewer.status, 403);
+  assert.equal((await viewer.json()).error.code, 'view_only');
+  const rejected = await submit({ language: 'cobol', source: 'x' });
   assert.equal(rejected.status, 422);
   assert.equal((await rejected.json()).error.code, 'unknown_language');
-  const accepted = await fetch(`${stack.url}/api/v1/submissions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ language: 'python', source: 'print(6*7)' }),
-  });
+  const accepted = await submit({ language: 'python', source: 'print(6*7)' });
   assert.equal(accepted.status, 202);
   const { id } = await accepted.json();
   const record = await waitFor(async () => {
@@ -104,25 +115,33 @@ test('the edge serves the IDE (SPA fallback for /r/{room}) and proxies /api to t
   const missing = await fetch(`${stack.url}/api/v1/submissions/nope`);
   assert.equal(missing.status, 404);
   // The Worker's own paths still win over the assets.
-  assert.equal((await fetch(`${stack.url}/rooms/x`)).status, 426);
+  assert.equal((await fetch(`${stack.url}/rooms/x`)).status, 401);
 }));
 
-test('landing page: create a room, its link is the share link, and joining by name opens it', { timeout: 60_000 }, e2e(async ({ join }) => {
+test('landing page: create a room, share its edit link, and the link opens it for someone else', { timeout: 60_000 }, e2e(async ({ join }) => {
   const ada = await join(ADA);
   await ada.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.url });
   await ada.page.goto(`${stack.url}/`);
   await ada.page.click('[data-testid=create-room]');
-  await ada.page.waitForURL(/\/r\/[a-z]+-[a-z]+-\d{2}$/);
+  await ada.page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}$/); // 128 random bits; the token left the address bar
   const room = new URL(ada.page.url()).pathname.split('/')[2];
   await connected(ada);
   assert.equal(await ada.page.textContent('[data-testid=room-name]'), room);
-  await ada.page.click('[data-testid=copy-link]');
-  await ada.page.waitForSelector('[data-testid=copy-link]:has-text("Link copied")');
-  assert.equal(await ada.page.evaluate(() => navigator.clipboard.readText()), `${stack.url}/r/${room}`);
+  await ada.page.click('[data-testid=share]');
+  const editLink = await linkShown(ada, 'edit');
+  assert.match(editLink, new RegExp(`^${stack.url}/r/${room}#edit=[A-Za-z0-9_-]+$`));
+  assert.match(await linkShown(ada, 'view'), new RegExp(`^${stack.url}/r/${room}#view=[A-Za-z0-9_-]+$`));
+  await ada.page.click('[data-testid=copy-edit-link]');
+  await ada.page.waitForSelector('[data-testid=copy-edit-link]:has-text("Copied")');
+  assert.equal(await ada.page.evaluate(() => navigator.clipboard.readText()), editLink);
 
   const grace = await join(GRACE);
   await grace.page.goto(`${stack.url}/`);
-  await grace.page.fill('[data-testid=join-input]', `${stack.url}/r/${room}`); // a pasted link works
+  // A bare room name is not enough: the link carries the key.
+  await grace.page.fill('[data-testid=join-input]', room);
+  await grace.page.click('[data-testid=join-room]');
+  await grace.page.waitForSelector('.form-error:has-text("whole link")');
+  await grace.page.fill('[data-testid=join-input]', editLink); // a pasted link works
   await grace.page.click('[data-testid=join-room]');
   await grace.page.waitForURL(`${stack.url}/r/${room}`);
   await connected(grace);
@@ -133,12 +152,91 @@ test('landing page: create a room, its link is the share link, and joining by na
   await grace.page.keyboard.press('Enter');
   await waitFor(async () => (await peopleNames(ada)).includes('Rear Admiral Hopper'), 10_000, 'Ada to see the new name');
   assert.equal(JSON.parse(await grace.page.evaluate(() => localStorage.getItem('codebox.user'))).name, 'Rear Admiral Hopper');
+  // The room is among Grace's recent rooms, and opens from there.
+  await grace.page.goto(`${stack.url}/`);
+  await grace.page.click(`[data-testid=recent-room]:has-text("${room}")`);
+  await connected(grace);
+  // Without its link, a room does not open.
+  const linus = await join(LINUS);
+  await linus.page.goto(`${stack.url}/r/${room}`);
+  await linus.page.waitForSelector('.form-error:has-text("opens only with its link")');
+}));
+
+test('a viewer follows live but cannot type or run; rotating the links locks the old ones out with a message', { timeout: 120_000 }, e2e(async ({ join }) => {
+  const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
+  const room = await newRoom(stack.url);
+  await openRoom(ada, room);
+  await editorReady(ada);
+  await setProgram(ada, 'print("shown to viewers")\n');
+  await ada.page.click('[data-testid=share]');
+  const viewLink = await linkShown(ada, 'view');
+  await ada.page.keyboard.press('Escape');
+
+  await grace.page.goto(viewLink);
+  await connected(grace);
+  await waitFor(async () => (await editorText(grace)) === 'print("shown to viewers")\n', 10_000, 'Grace to see the program');
+  const stdin = await inputText(ada);
+  assert.equal(await inputText(grace), stdin);
+  assert.equal(await grace.page.isVisible('[data-testid=view-only]'), true, 'the view-only badge');
+  assert.equal(await grace.page.$('[data-testid=run]'), null, 'no Run button');
+  assert.equal(await grace.page.isDisabled('[data-testid=language]'), true, 'no language switch');
+  await grace.page.click('[data-testid=share]');
+  assert.equal(await grace.page.$('[data-testid=share-edit-link]'), null, 'a viewer has no edit link to give');
+  await grace.page.keyboard.press('Escape');
+  // Typing, pasting, undo and Ctrl-Enter change nothing, anywhere.
+  await grace.page.click('[data-testid=code]');
+  await grace.page.keyboard.type('x = 1');
+  await grace.page.keyboard.insertText('pasted');
+  await grace.page.keyboard.press('ControlOrMeta+z');
+  await grace.page.keyboard.press('ControlOrMeta+Enter');
+  await grace.page.click('[data-testid=stdin]');
+  await grace.page.keyboard.type('input');
+  await sleep(1000);
+  assert.equal(await editorText(grace), 'print("shown to viewers")\n');
+  assert.equal(await inputText(grace), stdin);
+  assert.equal((await serverDoc(room)).getText('source:python').toString(), 'print("shown to viewers")\n', 'the room did not change');
+  assert.equal((await serverDoc(room)).getArray('runs').length, 0, 'nothing ran');
+  assert.equal(await connectionState(grace), 'connected', 'and the viewer was not disconnected');
+  // Ada sees Grace as a viewer, and her edits reach Grace live.
+  await waitFor(async () => (await ada.page.$$eval('[data-testid=person][data-role=view] .person-name', (els) => els.map((el) => el.textContent))).includes(GRACE.name),
+    10_000, 'Ada to see Grace as viewing');
+  await setProgram(ada, 'print("edited live")\n');
+  await waitFor(async () => (await editorText(grace)) === 'print("edited live")\n', 10_000, 'Grace to see the edit');
+
+  // Ada rotates the links (after a confirmation).
+  await ada.page.click('[data-testid=share]');
+  const oldEdit = await linkShown(ada, 'edit');
+  await ada.page.click('[data-testid=rotate-links]');
+  await ada.page.click('[data-testid=confirm-rotate]');
+  await ada.page.waitForSelector('[data-testid=share-note]:has-text("New links made")');
+  const [newEdit, newView] = [await linkShown(ada, 'edit'), await linkShown(ada, 'view')];
+  assert.notEqual(newEdit, oldEdit);
+  assert.notEqual(newView, viewLink);
+  // Grace is told at once, and stops reconnecting; Ada carries on with the new link.
+  await grace.page.waitForSelector('[data-testid=lockout]', { timeout: 8_000 });
+  assert.match(await grace.page.textContent('[data-testid=lockout-message]'), /replaced by a newer one/);
+  assert.equal(await connectionState(grace), 'locked');
+  await connected(ada);
+  await setProgram(ada, 'print("after rotation")\n');
+  await waitFor(async () => (await serverDoc({ ...room, view_token: new URL(newView).hash.split('=')[1] })).getText('source:python').toString() === 'print("after rotation")\n',
+    10_000, 'Ada\'s edit after the rotation to reach the room');
+  // The old link, opened again, explains itself instead of spinning.
+  await grace.page.goto(viewLink);
+  await grace.page.waitForSelector('[data-testid=lockout]', { timeout: 15_000 });
+  assert.match(await grace.page.textContent('[data-testid=lockout-message]'), /replaced by a newer one/);
+  // The new view link works; Ada's reload keeps her (new) edit access.
+  await grace.page.goto(newView);
+  await connected(grace);
+  await waitFor(async () => (await editorText(grace)) === 'print("after rotation")\n', 10_000, 'Grace to see the room again');
+  await ada.page.reload();
+  await connected(ada);
+  assert.equal(await ada.page.isVisible('[data-testid=run]'), true, 'Ada can still run after a reload');
 }));
 
 test('two people type at the same time, end with identical text, and see each other\'s name and cursor', { timeout: 90_000 }, e2e(async ({ join }) => {
-  const room = uniqueRoom('together');
+  const room = await newRoom(stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
-  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await Promise.all([editorReady(ada), editorReady(grace)]);
   const starter = await editorText(ada);
   assert.match(starter, /sys\.stdin/, 'a new room shows the Python starter, which reads stdin');
@@ -185,9 +283,9 @@ test('two people type at the same time, end with identical text, and see each ot
 }));
 
 test('a Python run reading stdin: both people see the same status and output, live', { timeout: 120_000 }, e2e(async ({ join }) => {
-  const room = uniqueRoom('run');
+  const room = await newRoom(stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
-  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await Promise.all([editorReady(ada), editorReady(grace)]);
   // The stdin box is shared: Grace fills it, Ada's shows it.
   await setInput(grace, 'Alan\nBarbara\n');
@@ -228,9 +326,9 @@ test('a Python run reading stdin: both people see the same status and output, li
 }));
 
 test('after a reload the program and the run history are still there', { timeout: 120_000 }, e2e(async ({ join }) => {
-  const room = uniqueRoom('reload');
+  const room = await newRoom(stack.url);
   const ada = await join(ADA);
-  await openRoom(ada, stack.url, room);
+  await openRoom(ada, room);
   await editorReady(ada);
   await setProgram(ada, 'print("kept across reloads")\n');
   await ada.page.click('[data-testid=run]');
@@ -241,6 +339,7 @@ test('after a reload the program and the run history are still there', { timeout
   assert.match(before.stderr, /ZeroDivisionError/);
   assert.match(before.detail, /exited with code 1/);
 
+  assert.equal(new URL(ada.page.url()).hash, '', 'the token left the address bar: the browser remembers it');
   await ada.page.reload();
   await connected(ada);
   await waitFor(async () => (await editorText(ada)) === 'print("second")\nprint(1/0)\n', 10_000, 'the program after the reload');
@@ -249,7 +348,7 @@ test('after a reload the program and the run history are still there', { timeout
   assert.deepEqual(after.history, ['runtime_error', 'ok'], 'the history, newest first');
   // Someone arriving later gets it all too, and can open the older run.
   const linus = await join(LINUS);
-  await openRoom(linus, stack.url, room);
+  await openRoom(linus, room);
   await waitFor(async () => (await editorText(linus)) === 'print("second")\nprint(1/0)\n', 10_000, 'Linus to see the program');
   await linus.page.click('[data-testid=history-item][data-status=ok]');
   const older = await waitForRun(linus, 'ok', 5_000);
@@ -257,9 +356,9 @@ test('after a reload the program and the run history are still there', { timeout
 }));
 
 test('a person who goes offline keeps editing, and converges with the others on reconnecting', { timeout: 90_000 }, e2e(async ({ join }) => {
-  const room = uniqueRoom('offline');
+  const room = await newRoom(stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
-  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await Promise.all([editorReady(ada), editorReady(grace)]);
   await waitFor(async () => (await peopleNames(grace)).includes(ADA.name), 10_000, 'Grace to see Ada');
 
@@ -288,9 +387,9 @@ test('a person who goes offline keeps editing, and converges with the others on 
 }));
 
 test('a C compile error shows the compiler output; an endless loop is stopped at the named time limit', { timeout: 150_000 }, e2e(async ({ join }) => {
-  const room = uniqueRoom('limits');
+  const room = await newRoom(stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
-  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await ada.page.selectOption('[data-testid=language]', 'c');
   await waitFor(async () => (await editorText(ada))?.includes('#include <stdio.h>'), 10_000, 'the C starter');
   await setProgram(ada, 'int main(void) {\n    return undefined_thing;\n}\n');
@@ -313,9 +412,9 @@ test('a C compile error shows the compiler output; an endless loop is stopped at
 }));
 
 test('a run the exec API refuses shows its error code and message', { timeout: 60_000 }, e2e(async ({ join }) => {
-  const room = uniqueRoom('refused');
+  const room = await newRoom(stack.url);
   const ada = await join(ADA);
-  await openRoom(ada, stack.url, room);
+  await openRoom(ada, room);
   await editorReady(ada);
   await setProgram(ada, `print("big")\n#${'x'.repeat(70 * 1024)}\n`);
   await ada.page.click('[data-testid=run]');
@@ -326,9 +425,9 @@ test('a run the exec API refuses shows its error code and message', { timeout: 6
 }));
 
 test('when a runner leaves mid-run, someone still in the room finishes following it', { timeout: 90_000 }, e2e(async ({ join }) => {
-  const room = uniqueRoom('handover');
+  const room = await newRoom(stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
-  await Promise.all([openRoom(ada, stack.url, room), openRoom(grace, stack.url, room)]);
+  await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await editorReady(ada);
   await setProgram(ada, 'import time\ntime.sleep(2)\nprint("finished without Ada")\n');
   await ada.page.keyboard.press('ControlOrMeta+Enter');
@@ -339,9 +438,9 @@ test('when a runner leaves mid-run, someone still in the room finishes following
 }));
 
 test('narrow window: the output comes right below the editor; wide: beside it', { timeout: 60_000 }, e2e(async ({ join }) => {
-  const room = uniqueRoom('narrow');
+  const room = await newRoom(stack.url);
   const ada = await join({ ...ADA, viewport: { width: 420, height: 860 } });
-  await openRoom(ada, stack.url, room);
+  await openRoom(ada, room);
   await editorReady(ada);
   const box = (sel) => ada.page.$eval(sel, (el) => { const r = el.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height, bottom: r.bottom, right: r.right }; });
   const editor = await box('[data-testid=editor]');
@@ -360,45 +459,54 @@ test('narrow window: the output comes right below the editor; wide: beside it', 
   assert.ok(wideOutput.x >= wideEditor.right - 1, 'output beside the editor on a laptop screen');
 }));
 
-test('the /api proxy strips /api, forwards method, body, content type, the client address and the edge secret; a hung, dead or oversized request gets an edge error', { timeout: 120_000 }, e2e(async () => {
+test('runs through the edge: the room\'s edit token, then the exec API gets the body, the room, the client address and the edge secret; a hung, dead or oversized request gets an edge error', { timeout: 120_000 }, e2e(async () => {
   const seen = [];
   const upstream = http.createServer((req, res) => {
     let body = '';
     req.on('data', (chunk) => { body += chunk; });
     req.on('end', () => {
       seen.push({ method: req.method, url: req.url, headers: req.headers, body });
-      if (req.url.startsWith('/v1/hang')) return; // never answers
+      if (req.url.startsWith('/v1/languages') && upstream.hang) return; // never answers
       res.writeHead(201, { 'content-type': 'application/json', 'retry-after': '7' });
       res.end(JSON.stringify({ error: { code: 'teapot', message: 'from upstream' } }));
     });
   });
   const upstreamPort = await freePort();
   await new Promise((resolve) => upstream.listen(upstreamPort, '127.0.0.1', resolve));
-  const edge = await LoneEdge.start({ execApiUrl: `http://127.0.0.1:${upstreamPort}/`, vars: { EXEC_API_EDGE_SECRET: 'edge-secret-for-tests' } });
+  const secret = 'an-edge-secret-of-at-least-32-bytes-for-tests';
+  const edge = await LoneEdge.start({ execApiUrl: `http://127.0.0.1:${upstreamPort}/`, vars: { CODEBOX_EDGE_SECRET: secret } });
   try {
-    const response = await fetch(`${edge.url}/api/v1/submissions?x=1`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json; charset=utf-8', 'x-forwarded-for': '203.0.113.9', 'x-codebox-edge-secret': 'forged', cookie: 'session=secret' },
-      body: '{"language":"python"}',
+    const room = await newRoom(edge.url);
+    const submit = (headers, body = '{"language":"python"}') => fetch(`${edge.url}/api/v1/submissions`, {
+      method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8', ...headers }, body,
+    });
+    assert.equal((await submit({})).status, 401, 'no token');
+    assert.equal((await submit({ authorization: `Bearer ${room.view_token}` })).status, 403, 'a view token');
+    assert.equal(seen.length, 0, 'refused runs never reach the exec API');
+    const response = await submit({
+      authorization: `Bearer ${room.edit_token}`, 'x-forwarded-for': '203.0.113.9', 'x-codebox-edge-secret': 'forged', 'x-codebox-room': 'another-room', cookie: 'session=secret',
     });
     assert.equal(response.status, 201, 'the upstream status comes back');
     assert.equal(response.headers.get('retry-after'), '7', 'and its headers');
     assert.deepEqual(await response.json(), { error: { code: 'teapot', message: 'from upstream' } });
     const request = seen.at(-1);
     assert.equal(request.method, 'POST');
-    assert.equal(request.url, '/v1/submissions?x=1');
+    assert.equal(request.url, '/v1/submissions');
     assert.equal(request.body, '{"language":"python"}');
-    assert.equal(request.headers['content-type'], 'application/json; charset=utf-8');
+    assert.equal(request.headers['content-type'], 'application/json');
     assert.equal(request.headers['x-forwarded-for'], '127.0.0.1', 'X-Forwarded-For is the client address, not what the client claims');
+    assert.equal(request.headers['x-codebox-room'], room.room, 'the room the token names, not the one the client claims');
     assert.equal(request.headers.cookie, undefined, 'cookies stay at the edge');
-    assert.equal(request.headers['x-codebox-edge-secret'], 'edge-secret-for-tests', 'the edge proves itself; a client cannot');
+    assert.equal(request.headers.authorization, undefined, 'the room token stays at the edge');
+    assert.equal(request.headers['x-codebox-edge-secret'], secret, 'the edge proves itself; a client cannot');
 
-    const tooBig = await fetch(`${edge.url}/api/v1/submissions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(2 * 1024 * 1024) });
+    const tooBig = await submit({ authorization: `Bearer ${room.edit_token}` }, 'x'.repeat(2 * 1024 * 1024));
     assert.equal(tooBig.status, 413);
     assert.equal((await tooBig.json()).error.code, 'payload_too_large');
 
+    upstream.hang = true;
     const started = Date.now();
-    const hung = await fetch(`${edge.url}/api/v1/hang`);
+    const hung = await fetch(`${edge.url}/api/v1/languages`);
     assert.equal(hung.status, 504);
     assert.equal((await hung.json()).error.code, 'exec_api_timeout');
     assert.ok(Date.now() - started < 20_000, 'the edge gives up on a hung exec API');
@@ -421,7 +529,7 @@ test('an unreachable exec API is reported at once, with its error code, instead 
   const dead = await LoneEdge.withDeadExecApi();
   try {
     const ada = await join(ADA);
-    await openRoom(ada, dead.url, uniqueRoom('dead'));
+    await openRoom(ada, await newRoom(dead.url));
     await editorReady(ada);
     const started = Date.now();
     await ada.page.click('[data-testid=run]');

@@ -6,6 +6,7 @@
 // CODEBOX_E2E_KEEP=1 keeps the temp folders (logs, state) for inspection.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -149,6 +150,9 @@ export class DevStack {
         // Small pools: the machine is shared with other suites.
         FLEET_POOL_SIZE: '1',
         FLEET_CONCURRENCY: '2',
+        // Every page here comes from one address: the per-client limits are tested in e2e/.
+        CODEBOX_ROOM_RATE_LIMIT: '10000/60',
+        CODEBOX_RUN_RATE_LIMIT: '10000/60',
       },
     });
     try {
@@ -201,7 +205,8 @@ export class LoneEdge {
     const edge = new LoneEdge();
     edge.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'codebox-browser-e2e-edge-'));
     edge.port = await freePort();
-    const varArgs = Object.entries({ EXEC_API_URL: execApiUrl, ...vars }).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
+    const tokenSecret = crypto.randomBytes(32).toString('hex');
+    const varArgs = Object.entries({ EXEC_API_URL: execApiUrl, ROOM_TOKEN_SECRET: tokenSecret, ...vars }).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
     edge.child = new Child('edge', path.join(REPO, 'node_modules', '.bin', 'wrangler'), [
       'dev', '--local', '--ip', '127.0.0.1', '--port', String(edge.port), ...varArgs,
       '--persist-to', path.join(edge.dir, 'state'), '--show-interactive-dev-session=false',

@@ -1,5 +1,6 @@
-// The exec API through the edge's /api proxy (Contract 2). Every call has a timeout, and every
-// failure becomes an ApiError with a code and a message a person can act on.
+// Calls to the edge: the exec API through its /api proxy (Contract 2) here, the room calls in
+// access.ts. Every call has a timeout, and every failure becomes an ApiError with a code and a
+// message a person can act on.
 
 import type { LanguageId } from './languages';
 
@@ -40,10 +41,11 @@ export interface LanguageVersion {
 
 const API = '/api/v1';
 
-async function request<T>(path: string, init: RequestInit, timeoutMs: number): Promise<T> {
+/** Fetches `path` on this origin and reads its JSON answer; refusals become ApiErrors. */
+export async function request<T>(path: string, init: RequestInit, timeoutMs: number): Promise<T> {
   let response: Response;
   try {
-    response = await fetch(`${API}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs), cache: 'no-store' });
+    response = await fetch(path, { ...init, signal: AbortSignal.timeout(timeoutMs), cache: 'no-store' });
   } catch (error) {
     if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
       throw new ApiError('timeout', `No answer from the server within ${Math.round(timeoutMs / 1000)} s.`);
@@ -68,18 +70,19 @@ async function request<T>(path: string, init: RequestInit, timeoutMs: number): P
   return body as T;
 }
 
-export function submit(language: LanguageId, source: string, stdin: string): Promise<{ id: string; status: string }> {
-  return request('/submissions', {
+/** Starts a run; the edge takes it only with the room's edit token. */
+export function submit(language: LanguageId, source: string, stdin: string, editToken: string): Promise<{ id: string; status: string }> {
+  return request(`${API}/submissions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${editToken}` },
     body: JSON.stringify({ language, source, stdin }),
   }, 15_000);
 }
 
 export function submission(id: string): Promise<Submission> {
-  return request(`/submissions/${encodeURIComponent(id)}`, {}, 8_000);
+  return request(`${API}/submissions/${encodeURIComponent(id)}`, {}, 8_000);
 }
 
 export function languages(): Promise<{ languages: LanguageVersion[] }> {
-  return request('/languages', {}, 8_000);
+  return request(`${API}/languages`, {}, 8_000);
 }

@@ -1,4 +1,7 @@
-// A small DOM helper instead of a framework: h('div', { class: 'x', onclick }, children...).
+// A small DOM helper instead of a framework: h('div', { class: 'x', onclick }, children...),
+// inline icons, and the few widgets every page uses (logo, avatar, panel heading, popover, copy).
+
+import { initials } from './identity';
 
 type Child = Node | string | number | null | undefined | false;
 type Props = {
@@ -61,10 +64,98 @@ const ICONS: Record<string, string> = {
   terminal: '<rect x="1.5" y="2.5" width="13" height="11" rx="1.5"/><path d="M4.5 6l2 2-2 2"/><path d="M8 10.5h3.5"/>',
   input: '<path d="M2.5 10.5v2a1 1 0 0 0 1 1h9a1 1 0 0 0 1-1v-2"/><path d="M8 2.5v7"/><path d="M5 6.5l3 3 3-3"/>',
   arrow: '<path d="M3 8h10"/><path d="M9 4l4 4-4 4"/>',
+  eye: '<path d="M1.5 8s2.4-4.5 6.5-4.5S14.5 8 14.5 8s-2.4 4.5-6.5 4.5S1.5 8 1.5 8z"/><circle cx="8" cy="8" r="2"/>',
+  rotate: '<path d="M13.5 8a5.5 5.5 0 1 1-1.6-3.9"/><path d="M13.5 2.5v2.5H11"/>',
+  lock: '<rect x="3" y="7" width="10" height="7" rx="1.5"/><path d="M5.5 7V5a2.5 2.5 0 0 1 5 0v2"/>',
 };
 
 export function icon(name: keyof typeof ICONS | string, cls = ''): SVGSVGElement {
   const wrap = document.createElement('span');
   wrap.innerHTML = `<svg class="icon ${cls}" viewBox="0 0 16 16" width="16" height="16" fill="none" stroke="currentColor" stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">${ICONS[name] ?? ''}</svg>`;
   return wrap.firstChild as SVGSVGElement;
+}
+
+export function logo(): SVGSVGElement {
+  const wrap = document.createElement('span');
+  wrap.innerHTML = '<svg class="logo" viewBox="0 0 24 24" width="22" height="22" aria-hidden="true"><rect x="1" y="1" width="22" height="22" rx="6" fill="#5b6cff"/><path d="M9.5 8l-4 4 4 4M14.5 8l4 4-4 4" fill="none" stroke="#fff" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/></svg>';
+  return wrap.firstChild as SVGSVGElement;
+}
+
+export function avatar(name: string, color: string, title?: string): HTMLElement {
+  return h('span', { class: 'avatar', style: `background:${color}`, title: title ?? null }, initials(name));
+}
+
+/** A side panel's heading: icon, title, and maybe a count or hint. */
+export function panelHead(iconName: string, title: string, extra?: Node): HTMLElement {
+  return h('div', { class: 'panel-head' }, icon(iconName, 'dim'), h('h2', null, title), extra ?? null);
+}
+
+/** A popover under the top bar, opened and closed by `toggle`; a click outside both, or Escape,
+ * closes it. `build` makes its content each time it opens. */
+export function popover(host: HTMLElement, toggle: HTMLElement, build: (close: () => void) => HTMLElement): { close(): void } {
+  let open: HTMLElement | null = null;
+  const close = () => {
+    open?.remove();
+    open = null;
+    toggle.setAttribute('aria-expanded', 'false');
+    document.removeEventListener('mousedown', outside, true);
+    document.removeEventListener('keydown', escape, true);
+  };
+  const outside = (event: Event) => {
+    if (open && !open.contains(event.target as Node) && !toggle.contains(event.target as Node)) close();
+  };
+  const escape = (event: KeyboardEvent) => {
+    if (event.key === 'Escape') {
+      close();
+      toggle.focus();
+    }
+  };
+  toggle.setAttribute('aria-expanded', 'false');
+  toggle.addEventListener('click', () => {
+    if (open) return close();
+    open = build(close);
+    host.appendChild(open);
+    toggle.setAttribute('aria-expanded', 'true');
+    document.addEventListener('mousedown', outside, true);
+    document.addEventListener('keydown', escape, true);
+  });
+  return { close };
+}
+
+/** Copies `text` to the clipboard (with the old fallback where the Clipboard API is refused). */
+export async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const field = h('textarea', { style: 'position:fixed;opacity:0' });
+    field.value = text;
+    document.body.appendChild(field);
+    field.select();
+    const ok = document.execCommand('copy');
+    field.remove();
+    return ok;
+  }
+}
+
+/** A button whose label says "Copied" (or "Copy failed") for a moment after it copies. */
+export function copyButton(label: string, text: () => string | null, props: { class?: string; testid: string }): HTMLButtonElement {
+  const labelEl = h('span', null, label);
+  const button = h('button', { class: props.class ?? 'btn', type: 'button', dataset: { testid: props.testid } }, icon('copy'), labelEl);
+  let timer = 0;
+  button.addEventListener('click', async () => {
+    const value = text();
+    if (value === null) return;
+    const ok = await copyText(value);
+    labelEl.textContent = ok ? 'Copied' : 'Copy failed';
+    button.replaceChild(icon(ok ? 'check' : 'alert'), button.firstChild as Node);
+    button.classList.toggle('done', ok);
+    clearTimeout(timer);
+    timer = window.setTimeout(() => {
+      labelEl.textContent = label;
+      button.replaceChild(icon('copy'), button.firstChild as Node);
+      button.classList.remove('done');
+    }, 1800);
+  });
+  return button;
 }

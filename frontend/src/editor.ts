@@ -82,10 +82,15 @@ export interface CodeEditor {
   destroy(): void;
 }
 
-/** The program editor for `ytext`, with `language`'s indentation; the mode is set when loaded. */
-export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, language: Language, onRun: () => void): CodeEditor {
+/** What a viewer's editors get: the text follows the room, but no keystroke changes it (undo
+ * included: it writes to the Y.Text directly). The caret and selection stay, to copy from. */
+const readOnly: Extension = [EditorState.readOnly.of(true), EditorView.contentAttributes.of({ 'aria-readonly': 'true' })];
+
+/** The program editor for `ytext`, with `language`'s indentation; the mode is set when loaded.
+ * `editable` false: a viewer's editor (see `readOnly`). */
+export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, language: Language, onRun: () => void, editable: boolean): CodeEditor {
   const mode = new Compartment();
-  const undoManager = new Y.UndoManager(ytext);
+  const undoManager = editable ? new Y.UndoManager(ytext) : null;
   const view = new EditorView({
     parent,
     state: EditorState.create({
@@ -106,8 +111,10 @@ export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: 
         EditorState.tabSize.of(4),
         mode.of([]),
         runKey(onRun),
-        keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...searchKeymap, ...completionKeymap, ...yUndoManagerKeymap, indentWithTab]),
-        yCollab(ytext, awareness, { undoManager }),
+        editable
+          ? keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...searchKeymap, ...completionKeymap, ...yUndoManagerKeymap, indentWithTab])
+          : [keymap.of([...defaultKeymap, ...searchKeymap]), readOnly],
+        yCollab(ytext, awareness, { undoManager: undoManager ?? false }),
         EditorView.contentAttributes.of({ 'aria-label': `${language.name} program`, 'data-testid': 'code' }),
       ],
     }),
@@ -117,14 +124,14 @@ export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: 
     setMode: (ext) => view.dispatch({ effects: mode.reconfigure(ext) }),
     destroy: () => {
       view.destroy();
-      undoManager.destroy();
+      undoManager?.destroy();
     },
   };
 }
 
-/** The stdin box: plain text, shared like the program. */
-export function createInputEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, onRun: () => void): EditorView {
-  const undoManager = new Y.UndoManager(ytext);
+/** The stdin box: plain text, shared like the program (read-only for a viewer). */
+export function createInputEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, onRun: () => void, editable: boolean): EditorView {
+  const undoManager = editable ? new Y.UndoManager(ytext) : false;
   return new EditorView({
     parent,
     state: EditorState.create({
@@ -132,9 +139,9 @@ export function createInputEditor(parent: HTMLElement, ytext: Y.Text, awareness:
       extensions: [
         base,
         EditorView.lineWrapping,
-        placeholder('Input for the program (stdin)'),
+        placeholder(editable ? 'Input for the program (stdin)' : 'No input'),
         runKey(onRun),
-        keymap.of([...defaultKeymap, ...yUndoManagerKeymap]),
+        editable ? keymap.of([...defaultKeymap, ...yUndoManagerKeymap]) : [keymap.of(defaultKeymap), readOnly],
         yCollab(ytext, awareness, { undoManager }),
         EditorView.contentAttributes.of({ 'aria-label': 'Program input (stdin)', 'data-testid': 'stdin' }),
       ],

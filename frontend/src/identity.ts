@@ -1,4 +1,4 @@
-// Who you are (name and colour, kept in localStorage) and room names.
+// Who you are: a name and a colour, kept in localStorage.
 
 export interface User {
   name: string;
@@ -9,7 +9,6 @@ export interface User {
 export const COLORS = ['#e5484d', '#f76b15', '#d6a100', '#30a46c', '#12a594', '#0090ff', '#6e56cf', '#ab4aba', '#d6409f'];
 
 const USER_KEY = 'codebox.user';
-const RECENT_KEY = 'codebox.recentRooms';
 
 const ADJECTIVES = [
   'brave', 'calm', 'clever', 'cosmic', 'eager', 'fancy', 'gentle', 'happy', 'jolly', 'keen', 'lively', 'lucky',
@@ -22,22 +21,6 @@ const ANIMALS = [
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)];
 const capitalize = (word: string) => word.charAt(0).toUpperCase() + word.slice(1);
-
-/** Room names as Contract 1 allows them: 1-64 of [A-Za-z0-9_-]. */
-export const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** A readable random room name such as "brave-otter-42". */
-export function randomRoomName(): string {
-  return `${pick(ADJECTIVES)}-${pick(ANIMALS)}-${10 + Math.floor(Math.random() * 90)}`;
-}
-
-/** A room name from what someone typed: a name, a /r/{room} path or a full share link. */
-export function parseRoomInput(input: string): string | null {
-  const text = input.trim();
-  const fromPath = /\/r\/([^/?#]+)/.exec(text);
-  const name = fromPath ? decodeURIComponent(fromPath[1]) : text;
-  return ROOM_NAME.test(name) ? name : null;
-}
 
 function read<T>(key: string): T | null {
   try {
@@ -86,13 +69,4 @@ export function initials(name: string): string {
   const parts = name.trim().split(/\s+/).filter(Boolean);
   const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] ?? '?').slice(0, 2);
   return letters.toUpperCase();
-}
-
-export function recentRooms(): string[] {
-  const rooms = read<unknown>(RECENT_KEY);
-  return Array.isArray(rooms) ? rooms.filter((r): r is string => typeof r === 'string' && ROOM_NAME.test(r)) : [];
-}
-
-export function rememberRoom(room: string): void {
-  write(RECENT_KEY, [room, ...recentRooms().filter((r) => r !== room)].slice(0, 6));
 }

@@ -1,9 +1,12 @@
-// The landing page: create a room or join one, and say who you are.
+// The landing page: create a room (POST /rooms) or open one from a pasted link, reopen a recent
+// one, and say who you are.
 
-import { h, icon, setChildren } from './dom';
-import { COLORS, MAX_NAME, cleanName, parseRoomInput, randomRoomName, recentRooms, saveUser, type User } from './identity';
+import { createRoom, parseRoomInput, recentRooms, rememberAccess, rememberLinks, savedAccess } from './access';
+import { ApiError } from './api';
+import { avatar, h, icon, logo, setChildren } from './dom';
+import type { User } from './identity';
 import { LANGUAGES } from './languages';
-import { avatar, logo } from './room';
+import { identityFields } from './profile';
 
 export function mountLanding(root: HTMLElement, user: User, problem: string | null = null): void {
   document.title = 'CodeBox · code together';
@@ -11,35 +14,48 @@ export function mountLanding(root: HTMLElement, user: User, problem: string | nu
 
   const preview = h('span', { class: 'avatar-slot' });
   const showPreview = () => setChildren(preview, avatar(user.name, user.color));
-  const nameInput = h('input', { class: 'input', value: user.name, maxlength: MAX_NAME, 'aria-label': 'Your name', dataset: { testid: 'landing-name' } });
-  nameInput.addEventListener('input', () => {
-    const name = cleanName(nameInput.value);
-    if (name) {
-      user.name = name;
-      saveUser(user);
-      showPreview();
-    }
-  });
-  const swatches = h('div', { class: 'swatches' }, COLORS.map((color) => {
-    const swatch = h('button', { class: `swatch${color === user.color ? ' selected' : ''}`, type: 'button', style: `background:${color}`, 'aria-label': `Colour ${color}`,
-      onclick: () => {
-        user.color = color;
-        saveUser(user);
-        for (const s of swatches.children) s.classList.toggle('selected', s === swatch);
-        showPreview();
-      } });
-    return swatch;
-  }));
+  const { nameInput, swatches } = identityFields(user, showPreview, 'landing-name');
   showPreview();
 
-  const joinInput = h('input', { class: 'input', placeholder: 'Room name or link', 'aria-label': 'Room name or link', dataset: { testid: 'join-input' } });
+  const joinInput = h('input', { class: 'input', placeholder: 'Paste a room link', 'aria-label': 'Room link', dataset: { testid: 'join-input' } });
   const joinError = h('p', { class: 'form-error', role: 'alert' }, problem ?? '');
   const join = (event: Event) => {
     event.preventDefault();
-    const room = parseRoomInput(joinInput.value);
-    if (room) go(room);
-    else joinError.textContent = 'Room names are 1–64 letters, digits, “-” or “_” (or paste a room link).';
+    const found = parseRoomInput(joinInput.value);
+    if (!found) {
+      joinError.textContent = 'That is not a room link: paste the link someone shared with you.';
+    } else if (found.role && found.token) {
+      rememberAccess({ room: found.room, role: found.role, token: found.token });
+      go(found.room);
+    } else if (savedAccess(found.room)) {
+      go(found.room);
+    } else {
+      joinError.textContent = 'A room opens only with its whole link (the part after “#” is its key): paste the link as it was shared.';
+    }
   };
+  const createLabel = h('span', null, 'Create a room');
+  const createButton = h('button', { class: 'btn primary wide', type: 'button', dataset: { testid: 'create-room' } }, createLabel, icon('arrow'));
+  createButton.addEventListener('click', async () => {
+    createButton.disabled = true;
+    createLabel.textContent = 'Creating…';
+    joinError.textContent = '';
+    try {
+      const links = await createRoom();
+      if (!rememberLinks(links)) {
+        // Nothing can be remembered here (storage off): the link itself carries the key.
+        location.assign(links.edit_url);
+        return;
+      }
+      go(links.room);
+    } catch (error) {
+      createButton.disabled = false;
+      createLabel.textContent = 'Create a room';
+      const e = error instanceof ApiError ? error : new ApiError('error', String(error));
+      joinError.textContent = e.code === 'rate_limited'
+        ? 'You have created many rooms in a short time: try again in a few minutes.'
+        : `The room could not be created: ${e.message}`;
+    }
+  });
   const recent = recentRooms();
 
   setChildren(root, h('div', { class: 'landing' },
@@ -55,15 +71,15 @@ export function mountLanding(root: HTMLElement, user: User, problem: string | nu
           h('div', { class: 'name-row' }, preview, nameInput),
           h('label', { class: 'field-label' }, 'Your colour'),
           swatches),
-        h('button', { class: 'btn primary wide', type: 'button', dataset: { testid: 'create-room' }, onclick: () => go(randomRoomName()) },
-          'Create a room', icon('arrow')),
-        h('div', { class: 'divider' }, h('span', null, 'or join one')),
+        createButton,
+        h('div', { class: 'divider' }, h('span', null, 'or open a link')),
         h('form', { class: 'join', onsubmit: join },
           joinInput,
           h('button', { class: 'btn', type: 'submit', dataset: { testid: 'join-room' } }, 'Join')),
         joinError,
         recent.length ? h('div', { class: 'recent' },
           h('div', { class: 'field-label' }, 'Recent rooms'),
-          h('div', { class: 'recent-list' }, recent.map((room) => h('a', { class: 'chip', href: `/r/${encodeURIComponent(room)}` }, room)))) : null)),
+          h('div', { class: 'recent-list' }, recent.map((r) => h('a', { class: 'chip', href: `/r/${encodeURIComponent(r.room)}`, title: r.role === 'edit' ? 'You can edit' : 'You can view', dataset: { testid: 'recent-room' } },
+            r.room, r.role === 'view' ? h('span', { class: 'chip-role' }, 'view') : null)))) : null)),
     h('footer', { class: 'landing-foot' }, 'Programs run with no network, 5 s of time and 256 MiB of memory.')));
 }

@@ -46,7 +46,9 @@ export interface Runner {
   destroy(): void;
 }
 
-export function createRunner(room: RoomDoc, awareness: Awareness, isOnline: () => boolean): Runner {
+/** A runner for a client with edit access (`editToken`: the room's current edit token; viewers
+ * have no runner: they neither run nor take runs over, since both write to the document). */
+export function createRunner(room: RoomDoc, awareness: Awareness, isOnline: () => boolean, editToken: () => string): Runner {
   const me = room.doc.clientID;
   const polling = new Set<string>(); // keys this client is polling
   const missingSince = new Map<string, number>(); // run key -> when its poller was first seen gone
@@ -109,7 +111,7 @@ export function createRunner(room: RoomDoc, awareness: Awareness, isOnline: () =
     }, ORIGIN);
     let accepted: { id: string; status: string };
     try {
-      accepted = await submit(language, source, stdin);
+      accepted = await submit(language, source, stdin, editToken());
     } catch (error) {
       const e = error instanceof ApiError ? error : new ApiError('error', String(error));
       fail(map, e.code, e.message);
