@@ -5,7 +5,7 @@
 
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
-import { forgetAccess, rememberLinks, type RoomAccess, type RoomLinks } from './access';
+import { forgetAccess, rememberLinks, rotateLinks, type RoomAccess } from './access';
 import { languages as fetchLanguages } from './api';
 import { watchConnection } from './connection';
 import { h, icon, logo, panelHead, setChildren } from './dom';
@@ -57,18 +57,21 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
     publishUser();
     schedule();
   });
-  const share = createShareMenu(topbar, () => access, (links) => connection.rotating(reconnectWith(links)));
+  const share = createShareMenu(topbar, () => access, () => connection.rotating(rotate()));
   const output = createOutput(room,
     canEdit ? h('span', null, 'Press ', h('b', null, 'Run'), ' or ', h('kbd', null, `${MOD} ↵`), '. Everyone here sees the output.') : null,
     () => schedule());
 
-  /** After this page rotated the links: remember the new ones, reconnect with the new edit token. */
-  async function reconnectWith(links: RoomLinks): Promise<void> {
+  /** Rotates the links, remembers the new ones and reconnects with the new edit token (the old
+   * socket is told "link rotated" meanwhile: `connection.rotating` keeps that from locking out). */
+  async function rotate() {
+    const links = await rotateLinks(access);
     rememberLinks(links);
     access = { room: roomName, role: 'edit', token: links.edit_token };
     provider.params = { token: access.token };
     provider.disconnect();
     provider.connect();
+    return links;
   }
 
   // --- layout ----------------------------------------------------------------------------------

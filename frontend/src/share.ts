@@ -3,13 +3,13 @@
 // rotate them: after a confirmation, the edge issues new links and closes every socket opened
 // with the old ones. A viewer sees only the view link it holds.
 
-import { fetchLinks, roomLink, rotateLinks, type RoomAccess, type RoomLinks } from './access';
+import { fetchLinks, roomLink, type RoomAccess, type RoomLinks } from './access';
 import { ApiError } from './api';
 import { copyButton, h, icon, popover, setChildren } from './dom';
 
-/** The Share button. `access()` is the current access; `onRotated` takes the new links (the
- * caller remembers them and reconnects with the new edit token) before the menu shows them. */
-export function createShareMenu(host: HTMLElement, access: () => RoomAccess, onRotated: (links: RoomLinks) => Promise<void>): HTMLElement {
+/** The Share button. `access()` is the current access; `rotate()` rotates the links (the caller
+ * also remembers the new ones and reconnects with the new edit token). */
+export function createShareMenu(host: HTMLElement, access: () => RoomAccess, rotate: () => Promise<RoomLinks>): HTMLElement {
   const button = h('button', { class: 'btn ghost share', type: 'button', title: 'Share this room', 'aria-haspopup': 'dialog', dataset: { testid: 'share' } },
     icon('link'), h('span', null, 'Share'));
   popover(host, button, () => {
@@ -56,8 +56,7 @@ export function createShareMenu(host: HTMLElement, access: () => RoomAccess, onR
       cancel.disabled = true;
       confirm.textContent = 'Rotating…';
       try {
-        const links = await rotateLinks(current);
-        await onRotated(links);
+        const links = await rotate();
         if (panel.isConnected) {
           showLinks(panel, access(), links, { note: 'New links made: the old ones no longer open this room. Send the new ones to the people who should keep access.' });
         }
