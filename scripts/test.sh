@@ -30,8 +30,9 @@ run "docker engine" bash scripts/docker.sh
 run "runner images" bash scripts/images.sh
 
 # One cargo invocation, so the workspace shares one feature set (and one build of the AWS SDK);
-# the features turn on the embedded and AWS adapter tests of codebox-submission.
-run "rust unit, protocol and adapter tests" cargo test --workspace --exclude codebox-edge \
+# the features turn on the embedded and AWS adapter tests of codebox-submission. The edge's
+# unit tests (its pure logic: routes, link expiry, run slots) run natively too.
+run "rust unit, protocol and adapter tests" cargo test --workspace \
   --features codebox-submission/embedded,codebox-submission/aws
 run "IDE typecheck (tsc)" node_modules/.bin/tsc -p frontend
 run "IDE build (esbuild)" bash scripts/build-frontend.sh

@@ -96,7 +96,11 @@ pub(crate) struct Upstream<'a> {
 impl Upstream<'_> {
     /// Sends it, with the edge secret, within [`UPSTREAM_TIMEOUT_MS`].
     pub async fn send(self, config: &Config) -> Result<Response, EdgeError> {
-        let target = format!("{}{}", config.exec_api_url()?.trim_end_matches('/'), self.path);
+        let target = format!(
+            "{}{}",
+            config.exec_api_url()?.trim_end_matches('/'),
+            self.path
+        );
         let headers = Headers::new();
         headers.set("accept", "application/json")?;
         if self.body.is_some() {
@@ -189,13 +193,26 @@ mod tests {
 
     #[test]
     fn only_the_exec_apis_routes_pass() {
-        assert_eq!(api_route(&Method::Post, "/api/v1/submissions").unwrap(), ApiRoute::Submit);
+        assert_eq!(
+            api_route(&Method::Post, "/api/v1/submissions").unwrap(),
+            ApiRoute::Submit
+        );
         assert_eq!(
             api_route(&Method::Get, "/api/v1/submissions/abc").unwrap(),
             ApiRoute::Submission("abc")
         );
-        assert_eq!(api_route(&Method::Get, "/api/v1/languages").unwrap(), ApiRoute::Languages);
-        for path in ["/api", "/api/", "/api/v1/submissions/", "/api/v1/submissions/a/b", "/api/v2/x", "/apix"] {
+        assert_eq!(
+            api_route(&Method::Get, "/api/v1/languages").unwrap(),
+            ApiRoute::Languages
+        );
+        for path in [
+            "/api",
+            "/api/",
+            "/api/v1/submissions/",
+            "/api/v1/submissions/a/b",
+            "/api/v2/x",
+            "/apix",
+        ] {
             assert!(api_route(&Method::Get, path).is_err(), "{path}");
         }
         assert!(matches!(

@@ -131,9 +131,12 @@ impl<'a> ToRoom<'a> {
         let mut init = RequestInit::new();
         init.with_method(self.call.method()).with_headers(headers);
         if let Some(body) = &self.body {
-            init.with_body(Some(worker::js_sys::Uint8Array::from(body.as_slice()).into()));
+            init.with_body(Some(
+                worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+            ));
         }
-        let request = Request::new_with_init(&format!("{INTERNAL_ORIGIN}{}", self.call.path()), &init)?;
+        let request =
+            Request::new_with_init(&format!("{INTERNAL_ORIGIN}{}", self.call.path()), &init)?;
         let stub = env
             .durable_object(ROOMS_BINDING)?
             .id_from_name(self.room)?

@@ -323,7 +323,9 @@ impl Room {
 }
 
 fn generation_response(generation: u32) -> Result<Response, EdgeError> {
-    Ok(Response::from_json(&serde_json::json!({ "generation": generation }))?)
+    Ok(Response::from_json(
+        &serde_json::json!({ "generation": generation }),
+    )?)
 }
 
 /// Sends what one step produced (storage is already durable) and closes the sender if asked.

@@ -105,7 +105,10 @@ async fn route(mut req: Request, env: &Env) -> Result<Response, EdgeError> {
         }
         Route::Links(room) => {
             let claims = claims_for(&req, &config.token_key, room, Role::Edit)?;
-            let answer = ToRoom::new(room, RoomCall::Links).claims(&claims).send(env).await?;
+            let answer = ToRoom::new(room, RoomCall::Links)
+                .claims(&claims)
+                .send(env)
+                .await?;
             match generation_of(answer).await? {
                 Ok(generation) => {
                     links_response(&req, &config, room, generation, claims.expires_at, 200)
@@ -116,7 +119,10 @@ async fn route(mut req: Request, env: &Env) -> Result<Response, EdgeError> {
         Route::Rotate(room) => {
             let claims = claims_for(&req, &config.token_key, room, Role::Edit)?;
             let options = LinkOptions::read(&mut req).await?;
-            let answer = ToRoom::new(room, RoomCall::Rotate).claims(&claims).send(env).await?;
+            let answer = ToRoom::new(room, RoomCall::Rotate)
+                .claims(&claims)
+                .send(env)
+                .await?;
             match generation_of(answer).await? {
                 Ok(generation) => {
                     let expires_at = earliest(claims.expires_at, options.expires_at());
@@ -156,7 +162,14 @@ async fn create_room(req: &mut Request, env: &Env, config: &Config) -> Result<Re
         match created.status_code() {
             201 => {
                 tracing::info!(room = %room, "room created");
-                return links_response(req, config, &room, FIRST_GENERATION, options.expires_at(), 201);
+                return links_response(
+                    req,
+                    config,
+                    &room,
+                    FIRST_GENERATION,
+                    options.expires_at(),
+                    201,
+                );
             }
             409 => continue,
             _ => return Ok(created),
@@ -275,16 +288,46 @@ mod tests {
 
     #[test]
     fn routes_and_their_methods() {
-        assert_eq!(parse_route(&Method::Post, "/rooms").unwrap(), Route::CreateRoom);
-        assert_eq!(parse_route(&Method::Get, "/rooms/abc").unwrap(), Route::Socket("abc"));
-        assert_eq!(parse_route(&Method::Get, "/rooms/abc/snapshot").unwrap(), Route::Snapshot("abc"));
-        assert_eq!(parse_route(&Method::Get, "/rooms/abc/links").unwrap(), Route::Links("abc"));
-        assert_eq!(parse_route(&Method::Post, "/rooms/abc/rotate").unwrap(), Route::Rotate("abc"));
-        assert!(matches!(parse_route(&Method::Get, "/rooms"), Err(EdgeError::MethodNotAllowed)));
-        assert!(matches!(parse_route(&Method::Get, "/rooms/abc/rotate"), Err(EdgeError::MethodNotAllowed)));
-        assert!(matches!(parse_route(&Method::Get, "/rooms/a.b"), Err(EdgeError::InvalidRoomName)));
-        assert!(matches!(parse_route(&Method::Get, "/rooms/abc/other"), Err(EdgeError::NotFound)));
-        assert!(matches!(parse_route(&Method::Get, "/elsewhere"), Err(EdgeError::NotFound)));
+        assert_eq!(
+            parse_route(&Method::Post, "/rooms").unwrap(),
+            Route::CreateRoom
+        );
+        assert_eq!(
+            parse_route(&Method::Get, "/rooms/abc").unwrap(),
+            Route::Socket("abc")
+        );
+        assert_eq!(
+            parse_route(&Method::Get, "/rooms/abc/snapshot").unwrap(),
+            Route::Snapshot("abc")
+        );
+        assert_eq!(
+            parse_route(&Method::Get, "/rooms/abc/links").unwrap(),
+            Route::Links("abc")
+        );
+        assert_eq!(
+            parse_route(&Method::Post, "/rooms/abc/rotate").unwrap(),
+            Route::Rotate("abc")
+        );
+        assert!(matches!(
+            parse_route(&Method::Get, "/rooms"),
+            Err(EdgeError::MethodNotAllowed)
+        ));
+        assert!(matches!(
+            parse_route(&Method::Get, "/rooms/abc/rotate"),
+            Err(EdgeError::MethodNotAllowed)
+        ));
+        assert!(matches!(
+            parse_route(&Method::Get, "/rooms/a.b"),
+            Err(EdgeError::InvalidRoomName)
+        ));
+        assert!(matches!(
+            parse_route(&Method::Get, "/rooms/abc/other"),
+            Err(EdgeError::NotFound)
+        ));
+        assert!(matches!(
+            parse_route(&Method::Get, "/elsewhere"),
+            Err(EdgeError::NotFound)
+        ));
     }
 
     #[test]

@@ -101,7 +101,11 @@ impl Slots {
     }
 
     fn release(&self, slot: i64) -> Result<(), EdgeError> {
-        exec(&self.sql, "DELETE FROM runs WHERE slot = ?", vec![int(slot)])
+        exec(
+            &self.sql,
+            "DELETE FROM runs WHERE slot = ?",
+            vec![int(slot)],
+        )
     }
 
     fn checked(&self, slot: i64, now: i64) -> Result<(), EdgeError> {
@@ -180,7 +184,9 @@ fn accepted_id(status: u16, answer: &[u8]) -> Option<String> {
     if !(200..300).contains(&status) {
         return None;
     }
-    serde_json::from_slice::<Accepted>(answer).ok().map(|a| a.id)
+    serde_json::from_slice::<Accepted>(answer)
+        .ok()
+        .map(|a| a.id)
 }
 
 /// Frees every slot whose run has ended, or whose reservation was abandoned.
@@ -216,7 +222,10 @@ mod tests {
             accepted_id(202, br#"{"id":"abc","status":"queued"}"#),
             Some("abc".into())
         );
-        assert_eq!(accepted_id(429, br#"{"error":{"code":"rate_limited"}}"#), None);
+        assert_eq!(
+            accepted_id(429, br#"{"error":{"code":"rate_limited"}}"#),
+            None
+        );
         assert_eq!(accepted_id(202, b"not json"), None);
     }
 }

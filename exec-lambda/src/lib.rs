@@ -30,8 +30,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Json, Router};
 use chrono::Utc;
-use codebox_access::RateLimit;
 use codebox_access::headers::ROOM_HEADER;
+use codebox_access::RateLimit;
 use codebox_submission::request::max_body_bytes;
 use codebox_submission::{
     parse_request, parse_room, Job, JobQueue, Language, Limits, RateCounter, RateHit, RequestError,

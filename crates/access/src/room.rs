@@ -44,7 +44,16 @@ mod tests {
         assert!(is_valid_room_name("a"));
         assert!(is_valid_room_name("Brave-Otter_42"));
         assert!(is_valid_room_name(&"x".repeat(64)));
-        for bad in ["", "a b", "a/b", "a.b", "%41", "é", "room?", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "a.b",
+            "%41",
+            "é",
+            "room?",
+            &"x".repeat(65),
+        ] {
             assert!(!is_valid_room_name(bad), "{bad:?}");
         }
     }
