@@ -28,8 +28,9 @@ export interface RoomLinks {
 /** Room names as Contract 1 allows them: 1-64 of [A-Za-z0-9_-]. */
 export const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** Tokens are URL-safe and at most 256 bytes (Contract 3). */
-const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
-const FRAGMENT = /^#?(edit|view)=([A-Za-z0-9_-]{1,256})$/;
+const TOKEN_PATTERN = '[A-Za-z0-9_-]{1,256}';
+const TOKEN = new RegExp(`^${TOKEN_PATTERN}$`);
+const FRAGMENT = new RegExp(`^#?(edit|view)=(${TOKEN_PATTERN})$`);
 
 const STORE_KEY = 'codebox.rooms';
 /** The rooms remembered; the oldest are forgotten first. */

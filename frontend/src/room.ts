@@ -38,6 +38,8 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
 
   // --- panels ----------------------------------------------------------------------------------
   const topbar = h('header', { class: 'topbar' });
+  const loading = h('div', { class: 'loading' }, h('span', { class: 'spinner' }), 'Loading room…');
+  setTimeout(() => { loading.hidden = true; }, 4000);
   const connection = watchConnection(provider, () => access, {
     synced() {
       if (canEdit) {
@@ -97,8 +99,6 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
       icon('play'), runLabel, h('kbd', null, `${MOD} ↵`))
     : null;
   const editorHost = h('div', { class: 'editor-host' });
-  const loading = h('div', { class: 'loading' }, h('span', { class: 'spinner' }), 'Loading room…');
-  setTimeout(() => { loading.hidden = true; }, 4000);
   const editorPane = h('section', { class: 'editor-pane' },
     h('div', { class: 'toolbar' },
       languageSelect,
