@@ -14,6 +14,14 @@
 //! not renewed for [`OUTDATED_MS`] may be taken over (stock clients renew every 15 seconds).
 //! So no connection can remove or overwrite another's live presence.
 //!
+//! Renewals: a stock client re-sends its unchanged state every 15 seconds so that peers, which
+//! drop a state not heard of for [`OUTDATED_MS`], keep it. Such an entry changes nothing the
+//! room keeps across hibernation, so it is not saved with the socket; and when many arrive at
+//! once (providers that joined together renew together) relaying each to every socket would
+//! send N² frames. So the first renewal after a quiet [`RENEWAL_WINDOW_MS`] is relayed at once
+//! and the ones that follow within the window wait and go out together, in one frame to every
+//! socket (the sender's own is its echo), when the window closes: [`Renewals`].
+//!
 //! Limits (a refused frame changes nothing and closes its sender): a state is valid JSON of at
 //! most [`MAX_STATE_BYTES`]; one connection owns at most [`MAX_IDS_PER_CONNECTION`] ids and
 //! [`MAX_BYTES_PER_CONNECTION`] of states; the room holds at most [`MAX_ROOM_BYTES`] of live
@@ -23,7 +31,7 @@
 //! `stamp_viewer`); everything the room keeps and relays stays within these limits, so that
 //! no client is closed for echoing it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -47,6 +55,9 @@ pub const MAX_ROOM_BYTES: usize = 1024 * 1024;
 /// How long an owner may go without renewing an id before another connection may take it
 /// over: y-protocols' `outdatedTimeout`, after which every peer drops the state anyway.
 pub const OUTDATED_MS: u64 = 30_000;
+/// Renewals that follow one another within this window are relayed together. Well within
+/// [`OUTDATED_MS`] less the 15-second renewal period, so no peer times a state out.
+pub const RENEWAL_WINDOW_MS: u64 = 1000;
 /// The highest clock a client may send, and the highest the room announces.
 const MAX_CLOCK: u32 = u32::MAX - 1;
 /// How many "gone" entries are remembered (to reject stale updates) before they are forgotten.
@@ -115,6 +126,62 @@ pub enum OverBudget {
         /// The limit.
         limit: usize,
     },
+}
+
+/// What [`Presence::apply`] accepted of an update.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Accepted {
+    /// Entries that changed a state (or removed one): relayed at once, saved with the socket.
+    pub(crate) changed: Vec<AwarenessEntry>,
+    /// Entries that renewed their owner's state unchanged, with a higher clock.
+    pub(crate) renewed: Vec<AwarenessEntry>,
+}
+
+/// Renewals waiting to be relayed together (see the module's explanation).
+#[derive(Debug, Default)]
+pub(crate) struct Renewals {
+    /// The latest waiting renewal of each client id.
+    waiting: BTreeMap<u64, AwarenessEntry>,
+    /// When renewals were last relayed.
+    relayed_at_ms: Option<u64>,
+}
+
+impl Renewals {
+    /// Queues renewals accepted at `now_ms`.
+    pub(crate) fn add(&mut self, entries: Vec<AwarenessEntry>, now_ms: u64) {
+        if entries.is_empty() {
+            return;
+        }
+        for entry in entries {
+            self.waiting.insert(entry.client, entry);
+        }
+        // The first renewal after a quiet window is due at once.
+        if self
+            .relayed_at_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) >= RENEWAL_WINDOW_MS)
+        {
+            self.relayed_at_ms = Some(now_ms.saturating_sub(RENEWAL_WINDOW_MS));
+        }
+    }
+
+    /// When the waiting renewals are due, if any wait.
+    pub(crate) fn deadline(&self) -> Option<u64> {
+        if self.waiting.is_empty() {
+            return None;
+        }
+        Some(self.relayed_at_ms.map_or(0, |at| at + RENEWAL_WINDOW_MS))
+    }
+
+    /// Whether renewals are due at `now_ms`.
+    pub(crate) fn is_due(&self, now_ms: u64) -> bool {
+        self.deadline().is_some_and(|at| at <= now_ms)
+    }
+
+    /// Takes the waiting renewals, relayed at `now_ms`.
+    pub(crate) fn take(&mut self, now_ms: u64) -> Vec<AwarenessEntry> {
+        self.relayed_at_ms = Some(now_ms);
+        std::mem::take(&mut self.waiting).into_values().collect()
+    }
 }
 
 /// Decodes an awareness update (the payload of a type-1 message).
@@ -301,7 +368,7 @@ pub(crate) struct Presence {
 
 impl Presence {
     /// Applies entries sent by `conn` at `now_ms`; returns the entries that were accepted (to
-    /// relay), or refuses the whole update, changing nothing, if it would pass a budget or, from
+    /// relay), split into changes and renewals, or refuses the whole update, changing nothing, if it would pass a budget or, from
     /// a viewer, carries a state it may apply that is not a JSON object. A viewer's states are
     /// stamped (see [`stamp_viewer`]); those of other clients it echoes, which it may not
     /// apply, are dropped unread.
@@ -314,11 +381,11 @@ impl Presence {
         entries: Vec<AwarenessEntry>,
         now_ms: u64,
         viewer: bool,
-    ) -> Result<Vec<AwarenessEntry>, CloseReason> {
+    ) -> Result<Accepted, CloseReason> {
         self.stamp_restored(now_ms);
         let before = self.usage(conn);
         let mut undo = Vec::new();
-        let mut accepted = Vec::new();
+        let mut accepted = Accepted::default();
         let mut outcome = Ok(());
         for mut entry in entries {
             if !self.may_apply(conn, &entry, now_ms) {
@@ -339,8 +406,16 @@ impl Presence {
                 owner: entry.state.as_ref().map(|_| conn),
                 renewed_at_ms: Some(now_ms),
             };
-            undo.push((entry.client, self.put(entry.client, Some(slot))));
-            accepted.push(entry);
+            let old = self.put(entry.client, Some(slot));
+            let renewal = old.as_ref().is_some_and(|old| {
+                old.owner == Some(conn) && old.state.is_some() && old.state == entry.state
+            });
+            undo.push((entry.client, old));
+            if renewal {
+                accepted.renewed.push(entry);
+            } else {
+                accepted.changed.push(entry);
+            }
         }
         if let Err(reason) = outcome.and_then(|()| Ok(self.within_budget(conn, before)?)) {
             for (client, old) in undo.into_iter().rev() {
@@ -383,6 +458,13 @@ impl Presence {
         removed.sort_by_key(|e| e.client);
         self.forget_tombstones_if_many();
         removed
+    }
+
+    /// Whether `entry` is still the live state of its client id (not changed or gone since).
+    pub(crate) fn is_current(&self, entry: &AwarenessEntry) -> bool {
+        self.slots
+            .get(&entry.client)
+            .is_some_and(|slot| slot.clock == entry.clock && slot.state.is_some())
     }
 
     /// Every live state, as entries, by client id.
@@ -554,6 +636,24 @@ mod tests {
 
     const NOW: u64 = 1_000_000;
 
+    impl Presence {
+        /// `apply`, with the changes and the renewals it accepted in one list.
+        fn apply_all(
+            &mut self,
+            conn: ConnId,
+            entries: Vec<AwarenessEntry>,
+            now_ms: u64,
+            viewer: bool,
+        ) -> Result<Vec<AwarenessEntry>, CloseReason> {
+            let accepted = self.apply(conn, entries, now_ms, viewer)?;
+            Ok(accepted
+                .changed
+                .into_iter()
+                .chain(accepted.renewed)
+                .collect())
+        }
+    }
+
     fn live(client: u64, clock: u32, json: &str) -> AwarenessEntry {
         AwarenessEntry {
             client,
@@ -602,6 +702,61 @@ mod tests {
     }
 
     #[test]
+    fn an_unchanged_state_with_a_higher_clock_is_a_renewal() {
+        let mut presence = Presence::default();
+        let first = presence.apply(1, vec![live(10, 1, r#"{"a":1}"#)], NOW, false);
+        assert_eq!(
+            first.map(|a| (a.changed.len(), a.renewed.len())),
+            Ok((1, 0))
+        );
+        let renewed = presence
+            .apply(1, vec![live(10, 2, r#"{"a":1}"#)], NOW + 15_000, false)
+            .unwrap();
+        assert_eq!(
+            (renewed.changed, renewed.renewed),
+            (vec![], vec![live(10, 2, r#"{"a":1}"#)])
+        );
+        let moved = presence
+            .apply(1, vec![live(10, 3, r#"{"a":2}"#)], NOW + 16_000, false)
+            .unwrap();
+        assert_eq!((moved.changed.len(), moved.renewed.len()), (1, 0));
+        let left = presence
+            .apply(1, vec![gone(10, 4)], NOW + 17_000, false)
+            .unwrap();
+        assert_eq!(
+            (left.changed.len(), left.renewed.len()),
+            (1, 0),
+            "a removal is a change"
+        );
+        assert!(!presence.is_current(&live(10, 3, r#"{"a":2}"#)));
+    }
+
+    #[test]
+    fn the_first_renewal_after_a_quiet_window_is_due_at_once_and_the_rest_wait_for_it() {
+        let mut renewals = Renewals::default();
+        assert_eq!(renewals.deadline(), None);
+        renewals.add(vec![live(1, 2, "{}")], NOW);
+        assert!(
+            renewals.is_due(NOW),
+            "nothing was relayed in the last window"
+        );
+        assert_eq!(ids(&renewals.take(NOW)), vec![1]);
+        renewals.add(vec![live(2, 2, "{}")], NOW + 10);
+        renewals.add(vec![live(3, 2, "{}"), live(2, 3, "{}")], NOW + 20);
+        assert_eq!(renewals.deadline(), Some(NOW + RENEWAL_WINDOW_MS));
+        assert!(!renewals.is_due(NOW + RENEWAL_WINDOW_MS - 1));
+        let together = renewals.take(NOW + RENEWAL_WINDOW_MS);
+        assert_eq!(
+            together,
+            vec![live(2, 3, "{}"), live(3, 2, "{}")],
+            "the latest of each id"
+        );
+        assert_eq!(renewals.deadline(), None);
+        renewals.add(vec![live(1, 3, "{}")], NOW + 3 * RENEWAL_WINDOW_MS);
+        assert!(renewals.is_due(NOW + 3 * RENEWAL_WINDOW_MS));
+    }
+
+    #[test]
     fn rejects_invalid_json_trailing_bytes_big_states_and_the_last_clock() {
         let bad = encode([live(5, 1, "{not json")].iter());
         assert_eq!(decode(&bad), Err(AwarenessError::InvalidJson(5)));
@@ -640,18 +795,18 @@ mod tests {
         let mut presence = Presence::default();
         assert_eq!(
             presence
-                .apply(1, vec![live(10, 2, "{}")], NOW, false)
+                .apply_all(1, vec![live(10, 2, "{}")], NOW, false)
                 .unwrap()
                 .len(),
             1
         );
         assert!(presence
-            .apply(1, vec![live(10, 1, "{\"old\":1}")], NOW, false)
+            .apply_all(1, vec![live(10, 1, "{\"old\":1}")], NOW, false)
             .unwrap()
             .is_empty());
         assert_eq!(
             presence
-                .apply(1, vec![gone(10, 2)], NOW, false)
+                .apply_all(1, vec![gone(10, 2)], NOW, false)
                 .unwrap()
                 .len(),
             1,
@@ -665,10 +820,10 @@ mod tests {
     fn closing_a_connection_removes_only_its_ids() {
         let mut presence = Presence::default();
         presence
-            .apply(1, vec![live(10, 1, "{}")], NOW, false)
+            .apply_all(1, vec![live(10, 1, "{}")], NOW, false)
             .unwrap();
         presence
-            .apply(2, vec![live(20, 1, "{}")], NOW, false)
+            .apply_all(2, vec![live(20, 1, "{}")], NOW, false)
             .unwrap();
         let removed = presence.remove_connection(1);
         assert_eq!(removed, vec![gone(10, 2)]);
@@ -684,31 +839,31 @@ mod tests {
     fn another_connections_live_id_is_dropped_until_its_owner_goes_quiet() {
         let mut presence = Presence::default();
         presence
-            .apply(1, vec![live(10, 1, r#"{"a":1}"#)], NOW, false)
+            .apply_all(1, vec![live(10, 1, r#"{"a":1}"#)], NOW, false)
             .unwrap();
         // The same client on a new socket while the old one is half-open: dropped, no close.
-        let reconnected = presence.apply(2, vec![live(10, 2, r#"{"b":2}"#)], NOW + 1000, false);
+        let reconnected = presence.apply_all(2, vec![live(10, 2, r#"{"b":2}"#)], NOW + 1000, false);
         assert_eq!(reconnected, Ok(vec![]));
         // So is a stock client's timeout removal of a peer it has not heard from.
         assert_eq!(
-            presence.apply(3, vec![gone(10, 1)], NOW + 1000, false),
+            presence.apply_all(3, vec![gone(10, 1)], NOW + 1000, false),
             Ok(vec![])
         );
         assert_eq!(presence.live(), vec![live(10, 1, r#"{"a":1}"#)]);
 
         // The owner renews; another connection still cannot take it just before the timeout.
         presence
-            .apply(1, vec![live(10, 3, r#"{"a":1}"#)], NOW + 5000, false)
+            .apply_all(1, vec![live(10, 3, r#"{"a":1}"#)], NOW + 5000, false)
             .unwrap();
         let early = NOW + 5000 + OUTDATED_MS - 1;
         assert_eq!(
-            presence.apply(2, vec![live(10, 4, "{}")], early, false),
+            presence.apply_all(2, vec![live(10, 4, "{}")], early, false),
             Ok(vec![])
         );
         // At the timeout it may, and the old socket's close no longer removes it.
         let late = NOW + 5000 + OUTDATED_MS;
         assert_eq!(
-            presence.apply(2, vec![live(10, 4, r#"{"b":2}"#)], late, false),
+            presence.apply_all(2, vec![live(10, 4, r#"{"b":2}"#)], late, false),
             Ok(vec![live(10, 4, r#"{"b":2}"#)])
         );
         assert!(presence.remove_connection(1).is_empty());
@@ -720,23 +875,26 @@ mod tests {
     fn a_gone_id_nobody_owns_may_be_introduced_again_but_not_removed_again() {
         let mut presence = Presence::default();
         presence
-            .apply(1, vec![live(10, 1, "{}")], NOW, false)
+            .apply_all(1, vec![live(10, 1, "{}")], NOW, false)
             .unwrap();
         presence.remove_connection(1);
-        assert_eq!(presence.apply(2, vec![gone(10, 9)], NOW, false), Ok(vec![]));
         assert_eq!(
-            presence.apply(2, vec![gone(11, 9)], NOW, false),
+            presence.apply_all(2, vec![gone(10, 9)], NOW, false),
+            Ok(vec![])
+        );
+        assert_eq!(
+            presence.apply_all(2, vec![gone(11, 9)], NOW, false),
             Ok(vec![]),
             "unknown id"
         );
         assert_eq!(
-            presence.apply(2, vec![live(10, 2, "{}")], NOW, false),
+            presence.apply_all(2, vec![live(10, 2, "{}")], NOW, false),
             Ok(vec![]),
             "the tombstone's clock still wins"
         );
         assert_eq!(
             presence
-                .apply(2, vec![live(10, 3, "{}")], NOW, false)
+                .apply_all(2, vec![live(10, 3, "{}")], NOW, false)
                 .unwrap()
                 .len(),
             1
@@ -749,19 +907,21 @@ mod tests {
     fn a_hijack_at_the_last_clocks_leaves_the_victim_alone() {
         let mut presence = Presence::default();
         let victim = live(10, 5, r#"{"user":"victim"}"#);
-        presence.apply(1, vec![victim.clone()], NOW, false).unwrap();
+        presence
+            .apply_all(1, vec![victim.clone()], NOW, false)
+            .unwrap();
         for attack in [
             vec![live(10, u32::MAX - 1, r#"{"user":"mallory"}"#)],
             vec![gone(10, u32::MAX - 1)],
             vec![live(10, 6, "{}"), gone(10, 7)],
         ] {
-            assert_eq!(presence.apply(2, attack, NOW + 1, false), Ok(vec![]));
+            assert_eq!(presence.apply_all(2, attack, NOW + 1, false), Ok(vec![]));
         }
         assert_eq!(presence.live(), vec![victim]);
         // Its own id at the last clock is fine, and the removal on close keeps that clock
         // (clients send it back, and must not be refused for it) rather than wrap.
         presence
-            .apply(2, vec![live(20, u32::MAX - 1, "{}")], NOW, false)
+            .apply_all(2, vec![live(20, u32::MAX - 1, "{}")], NOW, false)
             .unwrap();
         assert_eq!(presence.remove_connection(2), vec![gone(20, u32::MAX - 1)]);
         assert!(decode(&encode([gone(20, u32::MAX - 1)].iter())).is_ok());
@@ -771,12 +931,12 @@ mod tests {
     fn budgets_refuse_the_whole_update_and_change_nothing() {
         let mut presence = Presence::default();
         let four: Vec<_> = (0..4).map(|c| live(c, 1, "{}")).collect();
-        assert_eq!(presence.apply(1, four, NOW, false).unwrap().len(), 4);
+        assert_eq!(presence.apply_all(1, four, NOW, false).unwrap().len(), 4);
         let before = presence.owned_by(1);
         // A fifth id, even alongside changes that would have been fine.
         let fifth = vec![live(0, 2, r#"{"x":1}"#), live(99, 1, "{}")];
         assert_eq!(
-            presence.apply(1, fifth, NOW, false),
+            presence.apply_all(1, fifth, NOW, false),
             Err(CloseReason::PresenceOverBudget(OverBudget::TooManyIds {
                 limit: 4
             }))
@@ -784,16 +944,16 @@ mod tests {
         assert_eq!(presence.owned_by(1), before);
         // Swapping one id for another in one update stays within four.
         let swap = vec![gone(3, 1), live(99, 1, "{}")];
-        assert_eq!(presence.apply(1, swap, NOW, false).unwrap().len(), 2);
+        assert_eq!(presence.apply_all(1, swap, NOW, false).unwrap().len(), 2);
         assert_totals(&presence);
 
         let state = |n: usize| format!("\"{}\"", "y".repeat(n - 2));
         let mut presence = Presence::default();
         let big = state(MAX_STATE_BYTES);
         let two = vec![live(1, 1, &big), live(2, 1, &big)];
-        assert_eq!(presence.apply(1, two, NOW, false).unwrap().len(), 2);
+        assert_eq!(presence.apply_all(1, two, NOW, false).unwrap().len(), 2);
         assert_eq!(
-            presence.apply(1, vec![live(3, 1, "1")], NOW, false),
+            presence.apply_all(1, vec![live(3, 1, "1")], NOW, false),
             Err(CloseReason::PresenceOverBudget(
                 OverBudget::ConnectionBytes {
                     limit: MAX_BYTES_PER_CONNECTION
@@ -802,7 +962,7 @@ mod tests {
         );
         // Shrinking is always allowed.
         assert!(presence
-            .apply(1, vec![live(1, 2, "{}")], NOW, false)
+            .apply_all(1, vec![live(1, 2, "{}")], NOW, false)
             .is_ok());
         assert_totals(&presence);
 
@@ -814,13 +974,13 @@ mod tests {
                 .map(|i| live(conn * 10 + i, 1, &big))
                 .collect();
             assert!(
-                presence.apply(conn, mine, NOW, false).is_ok(),
+                presence.apply_all(conn, mine, NOW, false).is_ok(),
                 "conn {conn}"
             );
         }
         assert_eq!(presence.live_bytes, MAX_ROOM_BYTES);
         assert_eq!(
-            presence.apply(9999, vec![live(99_999, 1, "1")], NOW, false),
+            presence.apply_all(9999, vec![live(99_999, 1, "1")], NOW, false),
             Err(CloseReason::PresenceOverBudget(OverBudget::RoomBytes {
                 limit: MAX_ROOM_BYTES
             }))
@@ -850,13 +1010,13 @@ mod tests {
         // Long after the last renewal before hibernation, but the wake is what counts.
         let wake = NOW + 10 * OUTDATED_MS;
         assert_eq!(
-            presence.apply(8, vec![live(10, 5, "{}")], wake, false),
+            presence.apply_all(8, vec![live(10, 5, "{}")], wake, false),
             Ok(vec![])
         );
         let later = wake + OUTDATED_MS;
         assert_eq!(
             presence
-                .apply(8, vec![live(10, 5, "{}")], later, false)
+                .apply_all(8, vec![live(10, 5, "{}")], later, false)
                 .unwrap()
                 .len(),
             1
@@ -880,17 +1040,17 @@ mod tests {
     fn a_viewers_states_are_stamped_and_what_it_may_not_apply_is_not_read() {
         let mut presence = Presence::default();
         presence
-            .apply(1, vec![live(10, 1, "7")], NOW, false)
+            .apply_all(1, vec![live(10, 1, "7")], NOW, false)
             .unwrap();
         // The viewer echoes the editor's state (not an object): dropped unread, not refused.
         let echo = vec![live(10, 1, "7"), live(20, 1, r#"{"name":"v"}"#)];
-        let accepted = presence.apply(2, echo, NOW, true).unwrap();
+        let accepted = presence.apply_all(2, echo, NOW, true).unwrap();
         assert_eq!(accepted, vec![live(20, 1, r#"{"role":"view","name":"v"}"#)]);
         assert_eq!(presence.owned_by(2), accepted);
         // Its own state must be an object; the refusal changes nothing.
         let bad = vec![live(20, 2, r#"{"name":"w"}"#), live(21, 1, "[]")];
         assert_eq!(
-            presence.apply(2, bad, NOW, true),
+            presence.apply_all(2, bad, NOW, true),
             Err(CloseReason::InvalidAwareness(AwarenessError::NotAnObject(
                 21
             )))

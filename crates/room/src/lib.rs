@@ -6,13 +6,20 @@
 //!
 //! ```text
 //!   socket opens ──> Room::join(conn, role) ──> greeting frames (after a wake: Room::rejoin)
-//!   socket frame ──> Room::receive(conn, bytes, now_ms) ──> Effects { store, reply, broadcast, close }
-//!                                                              │
-//!   runtime: 1. make every StoreOp durable (SQLite)          <─┘
+//!   socket frame ──> Room::receive(conn, bytes, now_ms) ──> Effects { store, reply, broadcast,
+//!                                                              │         close, wake_at }
+//!   runtime: 1. write every StoreOp (SQLite)                 <─┘
 //!            2. send `reply` to the sender, `broadcast` to every other socket
 //!            3. close the sender if asked (the room and the others carry on)
-//!   socket closes ──> Room::disconnect(conn) ──> Effects (its presence, announced gone)
+//!            4. set a timer for `wake_at`
+//!   timer fires ──> Room::tick(now_ms) ──> Effects (due writes; renewals for every socket)
+//!   socket closes ──> Room::disconnect(conn) ──> Effects (its presence, announced gone; the
+//!                                                 pending writes, if it was the last)
 //! ```
+//!
+//! Updates are relayed at once and written within a commit window, together
+//! ([`storage`] states the durability this gives); awareness renewals that arrive together are
+//! relayed together ([`awareness`]).
 //!
 //! Every socket joins with a [`Role`]: an editor changes the document, a viewer only reads it
 //! (and a socket that never joined counts as a viewer). Clients are not trusted: every frame is

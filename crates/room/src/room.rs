@@ -8,9 +8,9 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, IdSet, ReadTxn, StateVector, Transact, Update};
 
-use crate::awareness::{self, AwarenessEntry, Presence};
+use crate::awareness::{self, AwarenessEntry, Presence, Renewals};
 use crate::protocol::Message;
-use crate::storage::{Compaction, StoreOp, StoredSize};
+use crate::storage::{CommitPolicy, Compaction, Pending, StoreOp, StoredSize};
 use crate::update_check::{self, Splits};
 use crate::{CloseReason, ConnId, Role};
 
@@ -38,6 +38,8 @@ pub struct Limits {
     pub max_document_bytes: usize,
     /// When the update log is folded into a snapshot.
     pub compaction: Compaction,
+    /// How long accepted updates wait in memory to be written together.
+    pub commit: CommitPolicy,
 }
 
 impl Default for Limits {
@@ -46,21 +48,25 @@ impl Default for Limits {
             max_frame_bytes: 8 * 1024 * 1024,
             max_document_bytes: 32 * 1024 * 1024,
             compaction: Compaction::default(),
+            commit: CommitPolicy::default(),
         }
     }
 }
 
 /// What one step of the room asks the runtime to do, in this order: make `store` durable,
 /// send `reply` to the sender and `broadcast` to every other socket, then close the sender
-/// if `close` is set.
+/// if `close` is set; and come back through [`Room::tick`] at `wake_at`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Effects {
-    /// Writes to make durable before anything is sent.
+    /// Writes to make durable (what is relayed need not wait for them: see [`crate::storage`]).
     pub store: Vec<StoreOp>,
     /// Frames for the socket that sent the frame.
     pub reply: Vec<Vec<u8>>,
-    /// Frames for every other socket in the room.
+    /// Frames for every other socket in the room (after a [`Room::tick`]: every socket).
     pub broadcast: Vec<Vec<u8>>,
+    /// Call [`Room::tick`] at this time (Unix ms) or soon after, unless a call is already due
+    /// earlier: updates wait to be written, or renewals to be relayed.
+    pub wake_at: Option<u64>,
     /// The sender's awareness ownership changed: re-save its per-socket state.
     pub presence_changed: bool,
     /// Close the sender with this code and reason.
@@ -99,6 +105,10 @@ pub struct Room {
     /// What viewers' updates are compared with; built when first needed, dropped whenever an
     /// update reaches the document.
     contents: Option<Contents>,
+    /// Accepted updates not yet written (group commit).
+    pending: Pending,
+    /// Awareness renewals waiting to be relayed together.
+    renewals: Renewals,
 }
 
 impl Room {
@@ -119,6 +129,8 @@ impl Room {
                 bytes: limits.max_frame_bytes,
             }),
             contents: None,
+            pending: Pending::default(),
+            renewals: Renewals::default(),
         }
     }
 
@@ -182,7 +194,37 @@ impl Room {
         if let Err(reason) = self.dispatch(conn, frame, now_ms, &mut effects) {
             effects.close = Some(reason);
         }
+        if let Some(frame) = self.due_work(now_ms, &mut effects.store) {
+            // Renewals go to every socket: the sender's own is its echo.
+            effects.reply.push(frame.clone());
+            effects.broadcast.push(frame);
+        }
+        effects.wake_at = self.wake_at();
         effects
+    }
+
+    /// Does what is due at `now_ms` (the runtime's timer, asked for by `Effects::wake_at`):
+    /// writes pending updates whose window has passed, relays renewals whose window has.
+    /// Here `broadcast` is for every socket.
+    pub fn tick(&mut self, now_ms: u64) -> Effects {
+        let mut effects = Effects::default();
+        effects
+            .broadcast
+            .extend(self.due_work(now_ms, &mut effects.store));
+        effects.wake_at = self.wake_at();
+        effects
+    }
+
+    /// Writes everything pending now, due or not (before the runtime lets the room go).
+    pub fn commit(&mut self) -> Vec<StoreOp> {
+        let mut store = Vec::new();
+        self.commit_into(&mut store);
+        store
+    }
+
+    /// Whether accepted updates wait to be written.
+    pub fn has_pending_writes(&self) -> bool {
+        self.pending.deadline(&self.limits.commit).is_some()
     }
 
     /// Handles a text frame from `conn`: the protocol is binary only.
@@ -205,6 +247,12 @@ impl Room {
                 .broadcast
                 .push(Message::Awareness(&awareness::encode(removed.iter())).encode());
         }
+        if self.roles.is_empty() {
+            // Nobody is left to re-send what a crash would lose: write it now.
+            self.commit_into(&mut effects.store);
+            self.renewals = Renewals::default();
+        }
+        effects.wake_at = self.wake_at();
         effects
     }
 
@@ -263,7 +311,7 @@ impl Room {
                 let decoded = Update::decode_v1(update).map_err(|e| invalid(e.to_string()))?;
                 match self.role_of(conn) {
                     Role::Edit => {
-                        self.apply_client_update(conn, update, splits, decoded, effects)?
+                        self.apply_client_update(conn, update, splits, decoded, now_ms, effects)?
                     }
                     Role::View if self.would_change(&decoded) => return Err(CloseReason::ReadOnly),
                     Role::View => {}
@@ -273,8 +321,9 @@ impl Room {
                 let entries = awareness::decode(payload)?;
                 let viewer = self.role_of(conn) == Role::View;
                 let accepted = self.presence.apply(conn, entries, now_ms, viewer)?;
-                if !accepted.is_empty() {
-                    let frame = Message::Awareness(&awareness::encode(accepted.iter())).encode();
+                if !accepted.changed.is_empty() {
+                    let frame =
+                        Message::Awareness(&awareness::encode(accepted.changed.iter())).encode();
                     // Echoed to the sender too, as y-websocket's server does: the stock
                     // provider drops a connection that hears nothing for 30 s, and a client
                     // alone in a room hears only its own 15-second awareness renewals.
@@ -282,6 +331,9 @@ impl Room {
                     effects.broadcast.push(frame);
                     effects.presence_changed = true;
                 }
+                // A renewal changes no state: it is not saved with the socket, and it is
+                // relayed with the others of its window (see `Renewals`).
+                self.renewals.add(accepted.renewed, now_ms);
             }
             Message::QueryAwareness => {
                 let live = self.presence.live();
@@ -304,6 +356,7 @@ impl Room {
         update: &[u8],
         splits: Splits,
         decoded: Update,
+        now_ms: u64,
         effects: &mut Effects,
     ) -> Result<(), CloseReason> {
         let growth = growth_bound(update.len(), splits);
@@ -318,7 +371,7 @@ impl Room {
             return Ok(());
         }
         let mut ready = VecDeque::new();
-        let applied = self.integrate(decoded, growth, effects, &mut ready);
+        let applied = self.integrate(decoded, growth, now_ms, effects, &mut ready);
         // Updates the integration unblocked, walked again against what the room holds now.
         // Their senders may be gone, so a refusal drops the update rather than closing a
         // bystander.
@@ -329,7 +382,7 @@ impl Room {
             let growth = growth_bound(update.len(), splits);
             if self.make_room_for(growth).is_ok() {
                 if let Ok(decoded) = Update::decode_v1(&update) {
-                    let _ = self.integrate(decoded, growth, effects, &mut ready);
+                    let _ = self.integrate(decoded, growth, now_ms, effects, &mut ready);
                 }
             }
         }
@@ -402,6 +455,7 @@ impl Room {
         &mut self,
         decoded: Update,
         growth: usize,
+        now_ms: u64,
         effects: &mut Effects,
         ready: &mut VecDeque<Vec<u8>>,
     ) -> Result<(), CloseReason> {
@@ -433,29 +487,66 @@ impl Room {
             self.size.accepted = self.size.accepted.saturating_add(growth);
         }
         if let Some(delta) = delta {
-            self.stored.log_entries += 1;
-            self.stored.log_bytes += delta.len();
             effects.broadcast.push(Message::Update(&delta).encode());
-            if self.stored.should_compact(&self.limits.compaction) {
-                let snapshot = self.snapshot();
-                self.compact_into(snapshot, effects);
-            } else {
-                effects.store.push(StoreOp::Append(delta));
-            }
+            self.pending.push(delta, now_ms);
         }
         applied.map_err(|e| CloseReason::InvalidUpdate(e.to_string()))
     }
 
-    fn compact_into(&mut self, snapshot: Vec<u8>, effects: &mut Effects) {
+    /// Writes what is due at `now_ms` into `store`; returns the frame of renewals due.
+    fn due_work(&mut self, now_ms: u64, store: &mut Vec<StoreOp>) -> Option<Vec<u8>> {
+        if self.pending.is_due(&self.limits.commit, now_ms) {
+            self.commit_into(store);
+        }
+        if !self.renewals.is_due(now_ms) {
+            return None;
+        }
+        let current: Vec<AwarenessEntry> = self
+            .renewals
+            .take(now_ms)
+            .into_iter()
+            .filter(|entry| self.presence.is_current(entry))
+            .collect();
+        (!current.is_empty())
+            .then(|| Message::Awareness(&awareness::encode(current.iter())).encode())
+    }
+
+    /// When [`Room::tick`] has work next.
+    fn wake_at(&self) -> Option<u64> {
+        let commit = self.pending.deadline(&self.limits.commit);
+        let relay = self.renewals.deadline();
+        commit.into_iter().chain(relay).min()
+    }
+
+    /// Writes the pending updates as one log entry, or folds everything into a new snapshot
+    /// when the log has grown enough.
+    fn commit_into(&mut self, store: &mut Vec<StoreOp>) {
+        let updates = self.pending.take();
+        if updates.is_empty() {
+            return;
+        }
+        for update in updates {
+            self.stored.log_entries += 1;
+            self.stored.log_bytes += update.len();
+            store.push(StoreOp::Append(update));
+        }
+        if self.stored.should_compact(&self.limits.compaction) {
+            let snapshot = self.snapshot();
+            self.compact_into(snapshot, store);
+        }
+    }
+
+    fn compact_into(&mut self, snapshot: Vec<u8>, store: &mut Vec<StoreOp>) {
         self.stored = StoredSize {
             snapshot_bytes: snapshot.len(),
             log_entries: 0,
             log_bytes: 0,
         };
         self.size = DocSize::measured(snapshot.len());
-        // A compaction replaces everything stored so far, including appends of this step.
-        effects.store.retain(|op| !matches!(op, StoreOp::Append(_)));
-        effects.store.push(StoreOp::Compact(snapshot));
+        // A compaction replaces everything stored so far, including appends of this commit.
+        self.pending.clear();
+        store.retain(|op| !matches!(op, StoreOp::Append(_)));
+        store.push(StoreOp::Compact(snapshot));
     }
 
     fn apply_stored(&mut self, update: &[u8]) -> Result<(), String> {

@@ -93,7 +93,7 @@ fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
 fn room() -> Room {
     let mut room = editors_room(Limits {
         max_document_bytes: usize::MAX / 2,
-        ..Limits::default()
+        ..immediate()
     });
     let mut ada = Client::new(100);
     for n in 0..20u32 {

@@ -16,7 +16,7 @@ use yrs::{ReadTxn, StateVector, Transact};
 /// A world with an editor (0) who typed and deleted, and a viewer (1), both connected and
 /// synced; peer 2 is a second editor, not connected.
 fn world_with_a_viewer() -> World {
-    let mut world = World::new(Limits::default(), 3);
+    let mut world = World::new(immediate(), 3);
     world.peers[1].role = Role::View;
     world.connect(0);
     for (at, chunk) in [(0, "fn main() {\n"), (12, "}\n"), (12, "    let x = 1;\n")] {
@@ -43,7 +43,7 @@ fn update_payload(frame: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_viewer_receives_everything_and_its_handshake_changes_nothing() {
-    let mut world = World::new(Limits::default(), 2);
+    let mut world = World::new(immediate(), 2);
     world.peers[1].role = Role::View;
     world.connect(0);
     let f = world.peers[0].client.insert(0, "hello world");
@@ -176,7 +176,7 @@ fn content_the_room_keeps_pending_does_not_count_as_a_viewers_change() {
     // Bob edits on top of Ada's text, which reached him but not the room: the room keeps his
     // edit pending inside the document and serves it to newcomers, whose SyncStep2 then
     // carries it back.
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
     let unsent = ada.insert(0, "ada");
@@ -200,7 +200,7 @@ fn content_the_room_keeps_pending_does_not_count_as_a_viewers_change() {
 
 #[test]
 fn an_insertion_the_room_holds_but_has_not_applied_is_a_change() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let mut ada = Client::new(100);
     let _first = ada.insert(0, "a");
     let held = ada.insert(1, "b");
@@ -214,7 +214,7 @@ fn an_insertion_the_room_holds_but_has_not_applied_is_a_change() {
 fn roles_survive_hibernation() {
     let mut world = world_with_a_viewer();
     let (editor, viewer) = (world.conn(0), world.conn(1));
-    let mut room = world.stored.load(Limits::default());
+    let mut room = world.stored.load(immediate());
     room.rejoin(editor, Role::Edit, vec![]);
     room.rejoin(viewer, Role::View, vec![]);
     let effects = room.receive(viewer, &world.peers[1].client.insert(0, "no"), NOW);
@@ -272,7 +272,7 @@ fn a_viewers_presence_is_stamped_read_only_and_an_editors_is_relayed_as_sent() {
 /// A room where socket 1 (the victim) owns client 100 with a live state, and socket 2 is an
 /// attacker; both editors.
 fn victim_room() -> Room {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let effects = room.receive(1, &awareness_frame(&[entry(100, 5, Some(VICTIM))]), NOW);
     assert!(effects.close.is_none());
     room
@@ -342,7 +342,7 @@ fn a_presence_at_the_last_clock_is_announced_gone_at_it_and_its_echo_closes_nobo
 
 #[test]
 fn a_reconnected_client_takes_its_id_back_once_the_old_socket_goes_quiet_or_closes() {
-    let mut world = World::new(Limits::default(), 2);
+    let mut world = World::new(immediate(), 2);
     world.connect(0);
     world.connect(1);
     let f = world.peers[0].client.announce(1, Some(r#"{"v":1}"#));
@@ -418,7 +418,7 @@ fn presence_over_a_budget_closes_its_sender_and_is_never_relayed() {
     }
 
     // The whole room's live states: 1008 for whoever would pass the budget.
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let conns = (MAX_ROOM_BYTES / MAX_BYTES_PER_CONNECTION) as u64;
     for conn in 0..conns {
         room.join(100 + conn, Role::Edit);
@@ -440,7 +440,7 @@ fn presence_over_a_budget_closes_its_sender_and_is_never_relayed() {
 
 #[test]
 fn held_updates_go_with_their_socket() {
-    let mut world = World::new(Limits::default(), 2);
+    let mut world = World::new(immediate(), 2);
     world.connect(0);
     world.connect(1);
     world.settle();
@@ -475,7 +475,7 @@ fn a_nearly_full_room_refuses_growth_without_rewriting_its_snapshot() {
         let limits = Limits {
             max_document_bytes: LIMIT,
             compaction,
-            ..Limits::default()
+            ..immediate()
         };
         let mut world = World::new(limits, 3);
         for i in 0..3 {
@@ -595,13 +595,13 @@ fn the_deepest_values_the_walk_lets_through_fit_a_small_stack() {
     let outcome = std::thread::Builder::new()
         .stack_size(512 * 1024)
         .spawn(move || {
-            let mut room = editors_room(Limits::default());
+            let mut room = editors_room(immediate());
             let closes: Vec<_> = frames
                 .iter()
                 .map(|frame| room.receive(1, frame, NOW).close)
                 .collect();
             let snapshot = room.snapshot();
-            let mut copy = editors_room(Limits::default());
+            let mut copy = editors_room(immediate());
             let reloaded = copy.receive(2, &Message::SyncStep2(&snapshot).encode(), NOW);
             drop((room, copy));
             (closes, reloaded.close, snapshot.len())

@@ -3,7 +3,7 @@
 
 mod common;
 
-use codebox_room::{CloseReason, Limits, Message, Role, Room};
+use codebox_room::{CloseReason, Message, Role, Room};
 use common::*;
 use proptest::prelude::*;
 
@@ -63,7 +63,7 @@ fn batch(world: &mut World, i: usize) {
 
 fn run(peers: usize, actions: &[Action]) -> Result<(), TestCaseError> {
     // A small compaction policy so that compaction happens within a short scenario too.
-    let mut limits = Limits::default();
+    let mut limits = immediate();
     limits.compaction.max_log_entries = 16;
     let mut world = World::new(limits, peers);
     for i in 0..peers {
@@ -153,7 +153,7 @@ proptest! {
 
 /// A room with some content from two authors, and its stored form.
 fn populated() -> (Room, Stored) {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
@@ -229,7 +229,7 @@ fn survives(frame: &[u8]) -> Result<(), TestCaseError> {
     stored.apply(&effects.store);
 
     // Storage and memory agree, even if the garbage was (partly) a valid update.
-    let reloaded = stored.load(Limits::default());
+    let reloaded = stored.load(immediate());
     prop_assert_eq!(room_text(&reloaded), room_text(&room));
     assert_same_document(&reloaded, &room);
 
@@ -487,7 +487,7 @@ proptest! {
         steps in prop::collection::vec((0..20_000u64, 2..6u64, hostile_entries()), 1..40),
     ) {
         const VICTIM: &str = r#"{"user":{"name":"victim"}}"#;
-        let mut room = editors_room(Limits::default());
+        let mut room = editors_room(immediate());
         for conn in [4, 5] {
             room.join(conn, Role::View);
         }
@@ -502,15 +502,17 @@ proptest! {
                 renewed = now;
                 let renewal = awareness_frame(&[entry(100, clock, Some(VICTIM))]);
                 let effects = room.receive(1, &renewal, now);
-                prop_assert_eq!(decode_awareness(&effects.broadcast[0]), vec![entry(100, clock, Some(VICTIM))]);
+                prop_assert!(effects.close.is_none());
             }
+            // Renewals wait to be relayed together: the victim's own may go out in any step.
+            let own = entry(100, clock, Some(VICTIM));
             let entries: Vec<_> = entries
                 .into_iter()
                 .map(|(client, clock, live)| entry(client, clock, live.then_some(r#"{"x":1}"#)))
                 .collect();
             let effects = room.receive(conn, &awareness_frame(&entries), now);
             for frame in &effects.broadcast {
-                prop_assert!(decode_awareness(frame).iter().all(|e| e.client != 100));
+                prop_assert!(decode_awareness(frame).iter().all(|e| e.client != 100 || *e == own));
             }
             if effects.close.is_some() {
                 room.disconnect(conn);

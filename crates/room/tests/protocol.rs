@@ -2,6 +2,7 @@
 
 mod common;
 
+use codebox_room::awareness::RENEWAL_WINDOW_MS;
 use codebox_room::close::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, UNSUPPORTED_DATA};
 use codebox_room::storage::Compaction;
 use codebox_room::{
@@ -23,7 +24,7 @@ fn sv_of(frame: &[u8]) -> StateVector {
 
 #[test]
 fn greeting_is_sync_step1_plus_awareness_only_when_someone_is_present() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let greeting = room.join(201, Role::View);
     assert_eq!(
         kinds(&greeting),
@@ -64,7 +65,7 @@ fn greeting_is_sync_step1_plus_awareness_only_when_someone_is_present() {
 
 #[test]
 fn sync_step1_is_answered_with_sync_step2_to_the_sender_only() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let mut ada = Client::new(100);
     room.receive(1, &ada.insert(0, "hello"), NOW);
     room.receive(1, &ada.insert(5, " world"), NOW);
@@ -91,7 +92,7 @@ fn sync_step1_is_answered_with_sync_step2_to_the_sender_only() {
 
 #[test]
 fn the_servers_sync_step1_is_answered_by_a_client_with_its_offline_edits() {
-    let mut world = World::new(Limits::default(), 2);
+    let mut world = World::new(immediate(), 2);
     // Peer 0 edits while offline, then connects: it answers the greeting's SyncStep1 with a
     // SyncStep2 holding those edits, which the room stores and relays as an Update.
     world.connect(1);
@@ -115,7 +116,7 @@ fn the_servers_sync_step1_is_answered_by_a_client_with_its_offline_edits() {
 
 #[test]
 fn an_update_is_stored_before_it_is_relayed_and_never_echoed() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
     let frame = ada.insert(0, "x");
@@ -143,7 +144,7 @@ fn an_update_is_stored_before_it_is_relayed_and_never_echoed() {
 
 #[test]
 fn a_duplicate_update_stores_and_relays_nothing() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let mut ada = Client::new(100);
     let frame = ada.insert(0, "once");
     assert!(!room.receive(1, &frame, NOW).broadcast.is_empty());
@@ -166,7 +167,7 @@ fn a_duplicate_update_stores_and_relays_nothing() {
 
 #[test]
 fn an_update_with_missing_dependencies_waits_and_is_relayed_once_complete() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let mut ada = Client::new(100);
     let first = ada.insert(0, "ab");
     let second = ada.insert(2, "cd");
@@ -198,7 +199,7 @@ fn edits_sent_on_reconnect_before_the_handshake_wait_for_the_offline_edits() {
     // The stock provider sends each edit as soon as its socket is open, before it answers the
     // room's SyncStep1 with the SyncStep2 holding what it typed while away. Until then those
     // edits skip clocks the room has not seen: the room holds them, then applies them in order.
-    let mut world = World::new(Limits::default(), 2);
+    let mut world = World::new(immediate(), 2);
     world.connect(0);
     world.connect(1);
     let f = world.peers[0].client.insert(0, "hello");
@@ -229,7 +230,7 @@ fn edits_sent_on_reconnect_before_the_handshake_wait_for_the_offline_edits() {
 
 #[test]
 fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
     let mut bob = Client::new(101);
@@ -252,8 +253,8 @@ fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
     stored.apply(&effects.store);
     assert_eq!(
         effects.store.len(),
-        3,
-        "each applied update is stored: {:?}",
+        1,
+        "the step's three updates are stored as one: {:?}",
         effects.store
     );
     assert_eq!(kinds(&effects.broadcast), [Kind::Update; 3]);
@@ -263,7 +264,7 @@ fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
     assert_eq!(room_text(&room), "~hello world!");
     assert_eq!(bob.text(), "~hello world!");
     assert_eq!(room_state_vector(&room), ada.state_vector());
-    assert_same_document(&stored.load(Limits::default()), &room);
+    assert_same_document(&stored.load(immediate()), &room);
 
     // An update whose gap is never filled changes nothing and closes nobody.
     let mut ghost = Client::new(500);
@@ -289,7 +290,7 @@ fn a_held_update_is_applied_stored_and_relayed_once_its_gap_is_filled() {
 
 #[test]
 fn three_clients_editing_concurrently_converge_and_a_late_joiner_gets_everything() {
-    let mut world = World::new(Limits::default(), 4);
+    let mut world = World::new(immediate(), 4);
     for i in 0..3 {
         world.connect(i);
     }
@@ -346,7 +347,7 @@ fn three_clients_editing_concurrently_converge_and_a_late_joiner_gets_everything
 
 #[test]
 fn awareness_is_relayed_and_only_the_closed_sockets_ids_are_removed() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let ada = Client::new(100);
     let bob = Client::new(101);
 
@@ -401,7 +402,7 @@ fn awareness_is_relayed_and_only_the_closed_sockets_ids_are_removed() {
 
 #[test]
 fn peers_see_each_other_come_and_go() {
-    let mut world = World::new(Limits::default(), 3);
+    let mut world = World::new(immediate(), 3);
     for i in 0..3 {
         world.connect(i);
         let frame = world.peers[i]
@@ -422,7 +423,7 @@ fn peers_see_each_other_come_and_go() {
 
 #[test]
 fn a_client_that_leaves_explicitly_is_not_removed_twice() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let ada = Client::new(100);
     room.receive(1, &ada.awareness_frame(1, Some("{}")), NOW);
     let effects = room.receive(1, &ada.awareness_frame(2, None), NOW);
@@ -435,7 +436,7 @@ fn a_client_that_leaves_explicitly_is_not_removed_twice() {
 
 #[test]
 fn query_awareness_returns_the_live_states_to_the_asker_only() {
-    let mut room = editors_room(Limits::default());
+    let mut room = editors_room(immediate());
     let query = Message::QueryAwareness.encode();
     let effects = room.receive(9, &query, NOW);
     assert_eq!(kinds(&effects.reply), [Kind::Awareness]);
@@ -579,12 +580,12 @@ fn malformed_frames_close_only_their_socket_with_the_right_code() {
     cases.push(("update that is not Yjs v1", garbage_update, INVALID_PAYLOAD));
 
     for (what, frame, code) in cases {
-        let mut world = world_with_a_bad_peer(Limits::default());
+        let mut world = world_with_a_bad_peer(immediate());
         let effects = world.send_now(2, &frame);
         assert_only_the_sender_is_closed(&mut world, &effects, code, what);
     }
 
-    let mut world = world_with_a_bad_peer(Limits::default());
+    let mut world = world_with_a_bad_peer(immediate());
     let conn = world.conn(2);
     let effects = world.room.receive_text(conn);
     assert_eq!(effects.close, Some(CloseReason::TextFrame));
@@ -610,7 +611,7 @@ fn random_bytes_close_the_sender_with_1003_or_1007() {
         if let Ok(Message::QueryAwareness | Message::SyncStep1(_)) = Message::decode(&frame) {
             frame.push(0xff);
         }
-        let mut world = world_with_a_bad_peer(Limits::default());
+        let mut world = world_with_a_bad_peer(immediate());
         let effects = world.send_now(2, &frame);
         let code = effects.close.as_ref().map(CloseReason::code);
         assert!(
@@ -626,7 +627,7 @@ fn random_bytes_close_the_sender_with_1003_or_1007() {
 fn a_frame_over_the_limit_is_refused_with_1009() {
     let limits = Limits {
         max_frame_bytes: 1024,
-        ..Limits::default()
+        ..immediate()
     };
     let mut world = world_with_a_bad_peer(limits);
     let big = world.peers[2].client.insert(0, &"x".repeat(2000));
@@ -660,7 +661,7 @@ fn an_update_that_would_pass_the_document_limit_is_refused_and_changes_nothing()
     const LIMIT: usize = 64 * 1024;
     let limits = Limits {
         max_document_bytes: LIMIT,
-        ..Limits::default()
+        ..immediate()
     };
     let mut world = world_with_a_bad_peer(limits);
     let chunk = "0123456789abcdef".repeat(512); // 8 KiB
@@ -710,7 +711,7 @@ fn an_update_that_would_pass_the_document_limit_is_refused_and_changes_nothing()
 
 #[test]
 fn replaying_the_store_ops_rebuilds_a_byte_identical_room() {
-    let mut world = World::new(Limits::default(), 3);
+    let mut world = World::new(immediate(), 3);
     for i in 0..3 {
         world.connect(i);
     }
@@ -733,7 +734,7 @@ fn replaying_the_store_ops_rebuilds_a_byte_identical_room() {
     let text = world.assert_converged();
     assert!(!world.stored.log.is_empty());
 
-    let mut reloaded = world.stored.load(Limits::default());
+    let mut reloaded = world.stored.load(immediate());
     assert_eq!(
         reloaded.snapshot(),
         world.room.snapshot(),
@@ -761,7 +762,7 @@ fn replaying_the_store_ops_rebuilds_a_byte_identical_room() {
 
 #[test]
 fn compaction_keeps_the_log_bounded_over_many_small_updates() {
-    let limits = Limits::default();
+    let limits = immediate();
     let mut room = editors_room(limits);
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
@@ -799,7 +800,7 @@ fn compaction_by_bytes_folds_a_log_as_big_as_the_snapshot() {
             min_log_bytes: 4096,
             snapshot_bytes_per_entry: usize::MAX,
         },
-        ..Limits::default()
+        ..immediate()
     };
     let mut room = editors_room(limits);
     let mut stored = Stored::default();
@@ -819,7 +820,7 @@ fn compaction_by_bytes_folds_a_log_as_big_as_the_snapshot() {
 
 #[test]
 fn a_document_of_many_megabytes_survives_store_and_load() {
-    let limits = Limits::default();
+    let limits = immediate();
     let mut room = editors_room(limits);
     let mut stored = Stored::default();
     let mut ada = Client::new(100);
@@ -871,14 +872,14 @@ fn corrupt_storage_is_reported_not_loaded() {
         unreachable!()
     };
     assert!(
-        Room::load(Limits::default(), &[], Vec::<Vec<u8>>::new()).is_ok(),
+        Room::load(immediate(), &[], Vec::<Vec<u8>>::new()).is_ok(),
         "an empty room loads"
     );
     assert!(matches!(
-        Room::load(Limits::default(), &[7, 7, 7], [&good]),
+        Room::load(immediate(), &[7, 7, 7], [&good]),
         Err(LoadError::Snapshot(_))
     ));
-    let loaded = Room::load(Limits::default(), good, [&[0u8, 0][..], &[3, 1, 2, 3][..]]);
+    let loaded = Room::load(immediate(), good, [&[0u8, 0][..], &[3, 1, 2, 3][..]]);
     assert!(
         matches!(loaded, Err(LoadError::LogEntry { index: 1, .. })),
         "{:?}",
@@ -888,7 +889,7 @@ fn corrupt_storage_is_reported_not_loaded() {
 
 #[test]
 fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
-    let mut world = World::new(Limits::default(), 2);
+    let mut world = World::new(immediate(), 2);
     world.connect(0);
     world.connect(1);
     let f = world.peers[0].client.insert(0, "doc");
@@ -913,7 +914,7 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
     );
 
     // ... hibernates, and wakes with a room rebuilt from storage.
-    let mut room = world.stored.load(Limits::default());
+    let mut room = world.stored.load(immediate());
     assert_eq!(room_text(&room), "doc");
     assert_eq!(
         kinds(&room.join(208, Role::View)),
@@ -939,7 +940,7 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
     );
 
     // A state saved without its JSON (it did not fit the attachment) is still announced gone.
-    let mut room = world.stored.load(Limits::default());
+    let mut room = world.stored.load(immediate());
     room.rejoin(conn0, Role::Edit, vec![entry(100, 4, None)]);
     assert_eq!(kinds(&room.join(211, Role::View)), [Kind::SyncStep1]);
     let effects = room.disconnect(conn0);
@@ -947,4 +948,159 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
         decode_awareness(&effects.broadcast[0]),
         [entry(100, 5, None)]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group commit and coalesced renewals
+
+#[test]
+fn updates_are_relayed_at_once_and_written_together_when_the_window_closes() {
+    let limits = Limits::default();
+    let window = limits.commit.window_ms;
+    let mut room = editors_room(limits);
+    let mut stored = Stored::default();
+    let mut ada = Client::new(100);
+    let mut bob = Client::new(101);
+    // Ten keystrokes a second.
+    for n in 0..10u32 {
+        let effects = room.receive(1, &ada.insert(n, "x"), NOW + 100 * u64::from(n));
+        assert!(
+            effects.store.is_empty(),
+            "keystroke {n} waits to be written"
+        );
+        assert_eq!(
+            kinds(&effects.broadcast),
+            [Kind::Update],
+            "but is relayed at once"
+        );
+        assert_eq!(effects.wake_at, Some(NOW + window));
+        bob.receive(&effects.broadcast[0]);
+    }
+    assert!(room.has_pending_writes());
+    assert_eq!(
+        room.tick(NOW + window - 1),
+        Effects {
+            wake_at: Some(NOW + window),
+            ..Effects::default()
+        }
+    );
+    let effects = room.tick(NOW + window);
+    assert!(
+        matches!(effects.store.as_slice(), [StoreOp::Append(_)]),
+        "{:?}",
+        effects.store
+    );
+    assert!(effects.broadcast.is_empty() && effects.wake_at.is_none());
+    assert!(!room.has_pending_writes());
+    stored.apply(&effects.store);
+    assert_eq!(stored.log.len(), 1, "ten keystrokes, one log entry");
+    assert_same_document(&stored.load(limits), &room);
+    assert_eq!(bob.text(), "xxxxxxxxxx");
+
+    // A frame that finds the window elapsed writes without waiting for the timer.
+    let later = NOW + 10 * window;
+    room.receive(1, &ada.insert(0, "a"), later);
+    let effects = room.receive(1, &ada.insert(0, "b"), later + window);
+    stored.apply(&effects.store);
+    assert_eq!(stored.log.len(), 2);
+    assert_eq!(effects.wake_at, None);
+    assert_same_document(&stored.load(limits), &room);
+}
+
+#[test]
+fn the_last_socket_to_leave_takes_nothing_unwritten_with_it() {
+    let mut room = Room::new(Limits::default());
+    let mut stored = Stored::default();
+    let mut ada = Client::new(100);
+    room.join(1, Role::Edit);
+    room.join(2, Role::View);
+    assert!(room
+        .receive(1, &ada.insert(0, "kept"), NOW)
+        .store
+        .is_empty());
+    let effects = room.disconnect(2);
+    assert!(
+        effects.store.is_empty(),
+        "someone who has the update is still here"
+    );
+    let effects = room.disconnect(1);
+    stored.apply(&effects.store);
+    assert_eq!(effects.wake_at, None);
+    assert_eq!(room_text(&stored.load(Limits::default())), "kept");
+}
+
+#[test]
+fn pending_bytes_past_the_limit_are_written_at_once() {
+    let limits = Limits::default();
+    let mut room = editors_room(limits);
+    let mut ada = Client::new(100);
+    let big = "y".repeat(limits.commit.max_pending_bytes);
+    let effects = room.receive(1, &ada.insert(0, &big), NOW);
+    assert!(
+        !effects.store.is_empty(),
+        "written (here, compacted) at once"
+    );
+    assert_eq!(effects.wake_at, None);
+}
+
+#[test]
+fn renewals_that_arrive_together_are_relayed_together_and_change_no_saved_state() {
+    let mut room = editors_room(Limits::default());
+    let clients: Vec<Client> = (0..4).map(|i| Client::new(100 + i)).collect();
+    let state = |i: usize| format!(r#"{{"user":{{"name":"p{i}"}}}}"#);
+    for (i, client) in clients.iter().enumerate() {
+        let effects = room.receive(
+            1 + i as u64,
+            &client.awareness_frame(1, Some(&state(i))),
+            NOW,
+        );
+        assert!(effects.presence_changed);
+    }
+    // Fifteen seconds later every provider renews, within a few milliseconds of the others.
+    let at = NOW + 15_000;
+    let first = room.receive(1, &clients[0].awareness_frame(2, Some(&state(0))), at);
+    assert!(
+        !first.presence_changed,
+        "a renewal is not saved with the socket"
+    );
+    assert_eq!(
+        decode_awareness(&first.broadcast[0]),
+        [entry(100, 2, Some(&state(0)))]
+    );
+    assert_eq!(
+        first.reply, first.broadcast,
+        "relayed at once after a quiet window, echo included"
+    );
+    for i in 1..4 {
+        let effects = room.receive(
+            1 + i as u64,
+            &clients[i].awareness_frame(2, Some(&state(i))),
+            at + i as u64,
+        );
+        assert!(
+            effects.broadcast.is_empty() && effects.reply.is_empty() && !effects.presence_changed
+        );
+        assert_eq!(effects.wake_at, Some(at + RENEWAL_WINDOW_MS));
+    }
+    // One changes its state meanwhile: that goes out at once, and its renewal is dropped.
+    let moved = room.receive(
+        4,
+        &clients[3].awareness_frame(3, Some(r#"{"moved":1}"#)),
+        at + 5,
+    );
+    assert!(moved.presence_changed);
+    assert_eq!(
+        decode_awareness(&moved.broadcast[0]),
+        [entry(103, 3, Some(r#"{"moved":1}"#))]
+    );
+    let effects = room.tick(at + RENEWAL_WINDOW_MS);
+    assert_eq!(effects.broadcast.len(), 1, "one frame, for every socket");
+    assert_eq!(
+        decode_awareness(&effects.broadcast[0]),
+        [
+            entry(101, 2, Some(&state(1))),
+            entry(102, 2, Some(&state(2)))
+        ]
+    );
+    assert!(effects.store.is_empty() && effects.wake_at.is_none());
 }
