@@ -558,18 +558,26 @@ import base64, json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
 out = {"tables": tables}
-if "log" in tables and "snapshot" in tables:
-    out["log_rows"] = db.execute("SELECT COUNT(*) FROM log").fetchone()[0]
-    out["log_entries"] = db.execute("SELECT COUNT(DISTINCT seq) FROM log").fetchone()[0]
-    out["log_bytes"] = db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM log").fetchone()[0]
+if "updates" in tables and "snapshot" in tables:
+    # The log is the rows of the room's current epoch (edge/src/store.rs); older epochs' rows
+    # wait to be overwritten.
+    epoch = db.execute("SELECT epoch FROM room WHERE id = 0").fetchone()[0]
+    live = "FROM updates WHERE epoch = %d" % epoch
+    out["log_rows"] = db.execute("SELECT COUNT(*) " + live).fetchone()[0]
+    out["log_entries"] = db.execute("SELECT COUNT(*) " + live + " AND last = 1").fetchone()[0]
+    out["log_bytes"] = db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) " + live).fetchone()[0]
+    out["updates_rows"] = db.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
     out["snapshot_rows"] = db.execute("SELECT COUNT(*) FROM snapshot").fetchone()[0]
     out["snapshot_bytes"] = db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM snapshot").fetchone()[0]
     if sys.argv[2] == "1":
         out["snapshot"] = base64.b64encode(b"".join(bytes(r[0]) for r in db.execute("SELECT data FROM snapshot ORDER BY part"))).decode()
-        entries = {}
-        for seq, data in db.execute("SELECT seq, data FROM log ORDER BY seq, part"):
-            entries.setdefault(seq, []).append(bytes(data))
-        out["log"] = [base64.b64encode(b"".join(parts)).decode() for _, parts in sorted(entries.items())]
+        entries, current = [], []
+        for last, data in db.execute("SELECT last, data " + live + " ORDER BY slot"):
+            current.append(bytes(data))
+            if last:
+                entries.append(base64.b64encode(b"".join(current)).decode())
+                current = []
+        out["log"] = entries
 print(json.dumps(out))
 `;
     const stdout = execFileSync('python3', ['-c', script, path.join(copyDir, 'db.sqlite'), withData ? '1' : '0'], {

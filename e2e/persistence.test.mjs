@@ -5,11 +5,15 @@
 // - edits survive a wrangler dev restart;
 // - a document of more than 5 MB (sent as a few updates, each under 8 MiB) persists across a
 //   restart, and /snapshot is byte-identical before and after;
-// - 10,000 small updates (one frame each) leave the Durable Object's SQLite `log` at <= 512
+// - 10,000 small updates (one frame each) leave the Durable Object's SQLite log at <= 512
 //   rows and `snapshot` small (read with python3's sqlite3 while wrangler is stopped), and the
 //   text is all there after the restart;
-// - no acknowledged edit is lost: once a client's last update has been relayed to another
-//   client, wrangler is killed with SIGKILL and restarted, and every edit is in the snapshot.
+// - the durability promise of group commit (updates relayed at once, written within 1 s): a
+//   crash (SIGKILL to wrangler and workerd) inside the window loses nothing while a client is
+//   connected, since it sends the edits again when it reconnects; with every client gone, what
+//   is older than the window survives; the last client to leave has its edits written at once;
+// - storage cost: typing at 10 keystrokes/s writes at most 0.25 rows per keystroke (rows
+//   written as the object's SQLite counts them, from the edge's log, plus alarms set).
 //
 // The tests of this file share one wrangler and run in order (each restarts it).
 // Run: `node --test e2e/` (all end-to-end tests) or `node --test e2e/persistence.test.mjs`, from the repo root.
@@ -33,8 +37,9 @@ test('edits survive a wrangler dev restart', { timeout: 120_000 }, e2e(async () 
   text.insert(0, 'fn main() {\n}\n');
   text.insert(12, '    println!("persisted");\n');
   const expected = text.toString();
-  // Relayed to the reader means accepted, and accepted means stored.
+  // Relayed to the reader means accepted, and accepted means written within the commit window.
   await waitFor(() => reader.doc.getText('code').toString() === expected, 10_000, 'the reader to get the edits');
+  await waitFor(() => roomLog(room, 'room committed').length > 0, 10_000, 'the commit');
   closeAllClients();
 
   await edge.restart();
@@ -111,7 +116,7 @@ test('10,000 small updates keep the SQLite log <= 512 rows and the snapshot smal
   assert.ok(files.length > 0, `no *.sqlite under ${edge.persistDir}`);
   const stores = files.map((file) => inspectSqlite(file));
   const rebuilt = (store) => {
-    if (!store.tables.includes('log')) return null;
+    if (!store.tables.includes('updates')) return null;
     const d = new Y.Doc();
     if (store.snapshot.length) Y.applyUpdate(d, store.snapshot);
     for (const entry of store.log) Y.applyUpdate(d, entry);
@@ -122,10 +127,11 @@ test('10,000 small updates keep the SQLite log <= 512 rows and the snapshot smal
   const store = mine[0];
   assert.ok(store.log_rows <= 512, `log has ${store.log_rows} rows (<= 512)`);
   assert.ok(store.log_entries <= 512, `log has ${store.log_entries} entries (<= 512)`);
-  assert.ok(store.snapshot_rows >= 1 && store.snapshot_rows <= 2, `snapshot has ${store.snapshot_rows} rows`);
+  // Group commit may have written them as so few entries that nothing was compacted yet.
+  assert.ok(store.snapshot_rows <= 2, `snapshot has ${store.snapshot_rows} rows`);
   assert.ok(store.snapshot_bytes < 64 * 1024, `snapshot is ${store.snapshot_bytes} bytes (a 10,000-char text)`);
   // Every room database of this run stays bounded, not only this one.
-  for (const s of stores.filter((s) => s.tables.includes('log'))) {
+  for (const s of stores.filter((s) => s.tables.includes('updates'))) {
     assert.ok(s.log_entries <= 512, `${s.file}: ${s.log_entries} log entries`);
   }
 
@@ -135,7 +141,51 @@ test('10,000 small updates keep the SQLite log <= 512 rows and the snapshot smal
   closeAllClients();
 }));
 
-test('no acknowledged edit is lost when wrangler is killed with SIGKILL', { timeout: 120_000 }, e2e(async () => {
+/** This room's structured log lines (the edge logs one JSON object per line) with `message`. */
+function roomLog(room, message) {
+  return edge.logText.split('\n').flatMap((line) => {
+    const start = line.indexOf('{');
+    if (start < 0) return [];
+    try {
+      const event = JSON.parse(line.slice(start));
+      return event.fields?.message === message && event.fields.room === room.name ? [event.fields] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Resolves once the room's snapshot holds `expected` (the server may still be catching up). */
+async function snapshotHolds(room, expected, timeoutMs = 30_000) {
+  let last = '';
+  await waitFor(async () => (last = textOf(await edge.snapshot(room))) === expected, timeoutMs,
+    'the snapshot to hold every edit', 100).catch((error) => {
+    error.message += `\nsnapshot: ${JSON.stringify(last.slice(0, 200))}`;
+    throw error;
+  });
+}
+
+// DESIGN.md, Contract 1: accepted updates are relayed at once and written within the commit
+// window (1 s); a crash inside it loses them on the server only.
+
+test('a crash inside the commit window loses nothing while a client is connected: it sends the edits again', { timeout: 120_000 }, e2e(async () => {
+  const room = await edge.createRoom();
+  const writer = await syncedProvider(edge, room);
+  const witness = await syncedProvider(edge, room);
+  const text = writer.doc.getText('code');
+  for (let i = 0; i < 50; i++) text.insert(text.length, `e${i};`);
+  const expected = text.toString();
+  await waitFor(() => witness.doc.getText('code').toString() === expected, 10_000, 'the witness to get every edit');
+
+  await edge.kill(); // at once: the edits are relayed, and (almost surely) not yet written
+  await edge.start(); // the same port: both providers reconnect by themselves
+
+  await waitFor(() => writer.synced && witness.synced, 30_000, 'the providers to reconnect and sync');
+  await snapshotHolds(room, expected);
+  closeAllClients();
+}));
+
+test('with every client gone, what is older than the commit window survives a crash', { timeout: 120_000 }, e2e(async () => {
   const room = await edge.createRoom();
   const N = 300;
   const doc = new Y.Doc();
@@ -147,15 +197,59 @@ test('no acknowledged edit is lost when wrangler is killed with SIGKILL', { time
   const writer = await RawClient.connect(edge, room);
   const witness = await RawClient.connect(edge, room);
   for (const update of updates) writer.send(updateFrame(update));
-  // The last update reached another client: the room accepted (and so stored) all N.
   await waitFor(() => witness.syncFrames('update').length === N, 30_000, `the witness to get all ${N} updates`);
-  assert.ok(witness.receivedDoc().getText('code').toString().endsWith(`e${N - 1};`));
-
-  await edge.kill(); // SIGKILL to wrangler and workerd at once, no graceful anything
+  // Past the 1 s window the alarm has written them; these clients never come back.
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  await edge.kill();
   closeAllClients();
   await edge.start();
+  assert.equal(textOf(await edge.snapshot(room)), expected);
+}));
 
-  const restored = textOf(await edge.snapshot(room));
-  for (let i = 0; i < N; i++) assert.ok(restored.includes(`e${i};`), `edit ${i} survived`);
-  assert.equal(restored, expected);
+test('the last client to leave takes nothing unwritten with it', { timeout: 120_000 }, e2e(async () => {
+  const room = await edge.createRoom();
+  const writer = await syncedProvider(edge, room);
+  writer.doc.getText('code').insert(0, 'written as the room empties');
+  const expected = writer.doc.getText('code').toString();
+  await snapshotHolds(room, expected, 10_000); // accepted (the snapshot reads memory)
+  const commitsBefore = roomLog(room, 'room committed').length;
+  closeAllClients();
+  await waitFor(() => roomLog(room, 'room committed').length > commitsBefore, 10_000, 'the commit on the last close');
+  await edge.kill();
+  await edge.start();
+  assert.equal(textOf(await edge.snapshot(room)), expected);
+}));
+
+test('typing at 10 keystrokes/s writes at most 0.25 rows per keystroke', { timeout: 120_000 }, e2e(async () => {
+  const room = await edge.createRoom();
+  const typist = await syncedProvider(edge, room);
+  const reader = await syncedProvider(edge, room);
+  // Awareness on, as the IDE runs it: a cursor with every keystroke.
+  typist.awareness.setLocalStateField('user', { name: 'typist', color: '#e5484d' });
+  const KEYSTROKES = 150;
+  const text = typist.doc.getText('code');
+  for (let i = 0; i < KEYSTROKES; i++) {
+    text.insert(text.length, String.fromCharCode(97 + (i % 26)));
+    typist.awareness.setLocalStateField('cursor', { index: text.length });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const expected = text.toString();
+  await waitFor(() => reader.doc.getText('code').toString() === expected, 10_000, 'the reader to get every keystroke');
+  // The last commit happens within the window; everyone is still connected.
+  const writtenOut = () => roomLog(room, 'room committed').reduce((n, c) => n + c.bytes, 0);
+  let settled = -1;
+  await waitFor(() => { const now = writtenOut(); const done = now === settled; settled = now; return done && now > 0; },
+    10_000, 'the commits to settle', 1_500);
+
+  const commits = roomLog(room, 'room committed');
+  const rows = commits.reduce((n, c) => n + c.rows_written, 0);
+  // An alarm set is billed as a row written too.
+  const alarms = roomLog(room, 'alarm set').length;
+  const perKeystroke = (rows + alarms) / KEYSTROKES;
+  console.log(`# ${KEYSTROKES} keystrokes at 10/s: ${commits.length} commits, ${rows} rows written + ${alarms} alarms set = ${(perKeystroke).toFixed(3)} rows per keystroke`);
+  assert.ok(perKeystroke <= 0.25, `${rows} rows + ${alarms} alarms for ${KEYSTROKES} keystrokes`);
+  assert.ok(rows >= 1 && commits.every((c) => c.rows_written >= 1), 'every commit wrote its row');
+  closeAllClients();
+  await edge.restart();
+  assert.equal(textOf(await edge.snapshot(room)), expected);
 }));

@@ -5,24 +5,31 @@
 //! survive that lives outside the object's memory: the document and the link generation in
 //! SQLite (see [`crate::store`]) and, per socket, a [`SocketState`] attachment (its connection
 //! id, its role and link generation, and the awareness entries it owns). The in-memory
-//! [`Loaded`] state is rebuilt from those on the first event after a wake. No timers or alarms
-//! run, so an idle room costs nothing.
+//! [`Loaded`] state is rebuilt from those on the first event after a wake.
+//!
+//! The one timer is the object's alarm, set only while the room has work waiting
+//! (`Effects::wake_at`: accepted updates to write within the commit window, renewals to relay
+//! together), so an idle room runs nothing. Before it fires the object is not idle and is
+//! not evicted, so what waits in memory is written; a crash loses it on the server, and the
+//! clients, whose sockets the crash closes, send it again when they reconnect.
 //!
 //! The Worker has already checked each caller's token (signature, room, role, expiry); this
 //! object checks what only it knows: that the room exists and that the token is of its
 //! current link generation ([`crate::internal`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use codebox_access::{Claims, Role};
 use codebox_room::awareness::fit_budget;
 use codebox_room::{AwarenessEntry, CloseReason, ConnId, Effects, Limits, Message};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
+use worker::js_sys::{self, Uint8Array};
+use worker::wasm_bindgen::JsValue;
 use worker::worker_sys::WebSocketRequestResponsePair;
 use worker::{
-    durable_object, Date, DurableObject, Env, Request, Response, Result, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair,
+    durable_object, Date, DurableObject, Env, Request, Response, Result, ScheduledTime, State,
+    WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
 use crate::auth::now_s;
@@ -49,6 +56,8 @@ struct SocketState {
 
 /// The room as it lives in memory between hibernations.
 pub(crate) struct Loaded {
+    /// The room's name, for logs.
+    name: String,
     room: codebox_room::Room,
     store: RoomStore,
     generation: u32,
@@ -62,6 +71,8 @@ pub struct Room {
     state: State,
     env: Env,
     loaded: RefCell<Option<Loaded>>,
+    /// When the alarm this object set will fire, if it set one since it was created.
+    alarm_at: Cell<Option<u64>>,
 }
 
 impl DurableObject for Room {
@@ -71,6 +82,7 @@ impl DurableObject for Room {
             state,
             env,
             loaded: RefCell::new(None),
+            alarm_at: Cell::new(None),
         }
     }
 
@@ -91,38 +103,63 @@ impl DurableObject for Room {
             let _ = ws.close(Some(INTERNAL_ERROR), Some("lost socket state"));
             return Ok(());
         };
-        let mut guard = self.loaded.borrow_mut();
-        let loaded = match self.ensure_loaded(&mut guard) {
-            Ok(loaded) => loaded,
-            Err(error) => {
-                warn!(room = %socket.room, %error, "room failed to load");
-                let _ = ws.close(Some(INTERNAL_ERROR), Some("room storage failed"));
+        let wake_at = {
+            let mut guard = self.loaded.borrow_mut();
+            let loaded = match self.ensure_loaded(&mut guard, &socket.room) {
+                Ok(loaded) => loaded,
+                Err(error) => {
+                    warn!(room = %socket.room, %error, "room failed to load");
+                    let _ = ws.close(Some(INTERNAL_ERROR), Some("room storage failed"));
+                    return Ok(());
+                }
+            };
+            if socket.generation != loaded.generation {
+                // Rotation closes these at once; one whose close was lost is closed here.
+                close_socket(loaded, &ws, &socket, &CloseReason::LinkRotated);
                 return Ok(());
             }
-        };
-        if socket.generation != loaded.generation {
-            // Rotation closes these at once; one whose close was lost is closed here.
-            close_socket(loaded, &ws, &socket, &CloseReason::LinkRotated);
-            return Ok(());
-        }
-        let effects = match &message {
-            WebSocketIncomingMessage::Binary(frame) => {
-                loaded
-                    .room
-                    .receive(socket.conn, frame, Date::now().as_millis())
+            let effects = match &message {
+                WebSocketIncomingMessage::Binary(frame) => {
+                    loaded
+                        .room
+                        .receive(socket.conn, frame, Date::now().as_millis())
+                }
+                WebSocketIncomingMessage::String(_) => loaded.room.receive_text(socket.conn),
+            };
+            if !write(&mut guard, &effects.store) {
+                return Ok(());
             }
-            WebSocketIncomingMessage::String(_) => loaded.room.receive_text(socket.conn),
+            let Some(loaded) = guard.as_mut() else {
+                return Ok(());
+            };
+            let wake_at = effects.wake_at;
+            run_effects(loaded, &ws, socket, effects);
+            wake_at
         };
-        if let Err(error) = loaded.store.apply(&effects.store) {
-            // Memory is now ahead of storage: forget it and reload on the next event. The
-            // sender re-sends its state when it reconnects, so nothing acknowledged is lost.
-            warn!(room = %socket.room, conn = socket.conn, %error, "storing an update failed");
-            *guard = None;
-            let _ = ws.close(Some(INTERNAL_ERROR), Some("room storage failed"));
-            return Ok(());
-        }
-        run_effects(loaded, &ws, socket, effects);
+        self.wake_at(wake_at).await;
         Ok(())
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.alarm_at.set(None);
+        let wake_at = {
+            let mut guard = self.loaded.borrow_mut();
+            // Not in memory: evicted with nothing waiting (see the module's explanation).
+            let Some(loaded) = guard.as_mut() else {
+                return Response::empty();
+            };
+            let effects = loaded.room.tick(Date::now().as_millis());
+            if !write(&mut guard, &effects.store) {
+                return Response::empty();
+            }
+            let Some(loaded) = guard.as_mut() else {
+                return Response::empty();
+            };
+            broadcast(loaded, None, &effects.broadcast);
+            effects.wake_at
+        };
+        self.wake_at(wake_at).await;
+        Response::empty()
     }
 
     async fn websocket_close(
@@ -132,14 +169,16 @@ impl DurableObject for Room {
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        self.forget_socket(&ws);
+        let wake_at = self.forget_socket(&ws);
         // Complete the closing handshake; the socket may already be gone.
         let _ = ws.close(Some(1000), Some("bye"));
+        self.wake_at(wake_at).await;
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        self.forget_socket(&ws);
+        let wake_at = self.forget_socket(&ws);
+        self.wake_at(wake_at).await;
         Ok(())
     }
 }
@@ -257,7 +296,7 @@ impl Room {
         slot: &'a mut Option<Loaded>,
         claims: &Claims,
     ) -> Result<&'a mut Loaded, EdgeError> {
-        let loaded = self.ensure_loaded(slot)?;
+        let loaded = self.ensure_loaded(slot, &claims.room)?;
         claims.check_generation(loaded.generation)?;
         Ok(loaded)
     }
@@ -274,8 +313,13 @@ impl Room {
         self.state.storage().sql()
     }
 
-    /// The room in memory, loading it from storage and the sockets' attachments after a wake.
-    fn ensure_loaded<'a>(&self, slot: &'a mut Option<Loaded>) -> Result<&'a mut Loaded, EdgeError> {
+    /// The room (named `name`) in memory, loading it from storage and the sockets'
+    /// attachments after a wake.
+    fn ensure_loaded<'a>(
+        &self,
+        slot: &'a mut Option<Loaded>,
+        name: &str,
+    ) -> Result<&'a mut Loaded, EdgeError> {
         if slot.is_none() {
             let (store, stored) =
                 RoomStore::open(self.state.storage().sql())?.ok_or(EdgeError::RoomNotFound)?;
@@ -291,6 +335,7 @@ impl Room {
             }
             let next_conn = sockets.iter().map(|(conn, _)| conn + 1).max().unwrap_or(1);
             info!(
+                room = name,
                 snapshot_bytes = stored.snapshot.len(),
                 log_entries = stored.log.len(),
                 sockets = sockets.len(),
@@ -298,6 +343,7 @@ impl Room {
                 "room loaded"
             );
             *slot = Some(Loaded {
+                name: name.to_owned(),
                 room,
                 store,
                 generation: stored.generation,
@@ -309,16 +355,42 @@ impl Room {
             .ok_or_else(|| EdgeError::Storage("room failed to load".into()))
     }
 
-    fn forget_socket(&self, ws: &WebSocket) {
-        let Some(socket) = socket_state(ws) else {
+    /// Drops a closed socket from the room; returns when the room next has work.
+    fn forget_socket(&self, ws: &WebSocket) -> Option<u64> {
+        let socket = socket_state(ws)?;
+        let mut guard = self.loaded.borrow_mut();
+        info!(room = %socket.room, conn = socket.conn, "socket closed");
+        match self.ensure_loaded(&mut guard, &socket.room) {
+            Ok(loaded) => disconnect(loaded, socket.conn),
+            Err(error) => {
+                warn!(room = %socket.room, %error, "room failed to load on close");
+                None
+            }
+        }
+    }
+
+    /// Makes sure the alarm fires by `at`: an alarm set is a storage write, so one already
+    /// due earlier is kept.
+    async fn wake_at(&self, at: Option<u64>) {
+        let Some(at) = at else {
             return;
         };
-        let mut guard = self.loaded.borrow_mut();
-        match self.ensure_loaded(&mut guard) {
-            Ok(loaded) => disconnect(loaded, socket.conn),
-            Err(error) => warn!(room = %socket.room, %error, "room failed to load on close"),
+        if self.alarm_at.get().is_some_and(|set| set <= at) {
+            return;
         }
-        info!(room = %socket.room, conn = socket.conn, "socket closed");
+        let time = ScheduledTime::new(js_sys::Date::new(&JsValue::from_f64(at as f64)));
+        let room = self
+            .loaded
+            .borrow()
+            .as_ref()
+            .map(|loaded| loaded.name.clone());
+        match self.state.storage().set_alarm(time).await {
+            Ok(()) => {
+                self.alarm_at.set(Some(at));
+                info!(room, at, "alarm set");
+            }
+            Err(error) => warn!(room, %error, "setting the alarm failed"),
+        }
     }
 }
 
@@ -335,7 +407,7 @@ fn run_effects(loaded: &mut Loaded, ws: &WebSocket, mut socket: SocketState, eff
             warn!(room = %socket.room, conn = socket.conn, %error, "reply failed");
         }
     }
-    broadcast(loaded, socket.conn, &effects.broadcast);
+    broadcast(loaded, Some(socket.conn), &effects.broadcast);
     if effects.presence_changed {
         socket.presence = loaded.room.presence_of(socket.conn);
         fit_budget(&mut socket.presence, PRESENCE_BUDGET);
@@ -346,26 +418,66 @@ fn run_effects(loaded: &mut Loaded, ws: &WebSocket, mut socket: SocketState, eff
     }
 }
 
-/// Closes one socket for `reason` and drops it from the room.
+/// Closes one socket for `reason` and drops it from the room. A close the room decides is
+/// followed by the socket's close event, which finds it gone; what the room must write is
+/// written there, or at its next tick.
 fn close_socket(loaded: &mut Loaded, ws: &WebSocket, socket: &SocketState, reason: &CloseReason) {
     info!(room = %socket.room, conn = socket.conn, code = reason.code(), %reason, "closing socket");
     let _ = ws.close(Some(reason.code()), Some(reason.reason()));
     disconnect(loaded, socket.conn);
 }
 
-/// Drops `conn` from the room and tells the others its awareness clients are gone.
-fn disconnect(loaded: &mut Loaded, conn: ConnId) {
+/// Drops `conn` from the room and tells the others its awareness clients are gone; if it was
+/// the last, writes what waited. Returns when the room next has work.
+fn disconnect(loaded: &mut Loaded, conn: ConnId) -> Option<u64> {
     loaded.sockets.retain(|(c, _)| *c != conn);
     let effects = loaded.room.disconnect(conn);
-    broadcast(loaded, conn, &effects.broadcast);
+    broadcast(loaded, Some(conn), &effects.broadcast);
+    if let Err(error) = commit(loaded, &effects.store) {
+        warn!(room = %loaded.name, %error, "writing the room as its last socket left failed");
+    }
+    effects.wake_at
 }
 
-fn broadcast(loaded: &Loaded, sender: ConnId, frames: &[Vec<u8>]) {
+/// Writes one step's store operations; logs what a write costs (rows written, as billed).
+fn commit(loaded: &mut Loaded, ops: &[codebox_room::StoreOp]) -> Result<(), EdgeError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let rows_written = loaded.store.apply(ops)?;
+    let bytes: usize = ops.iter().map(|op| op.bytes()).sum();
+    info!(room = %loaded.name, ops = ops.len(), bytes, rows_written, "room committed");
+    Ok(())
+}
+
+/// Writes `ops`; on failure the room in memory is ahead of storage, so it is dropped (and
+/// reloaded on the next event) and every socket is closed: each client reconnects and sends
+/// what storage lacks in its sync step. Returns whether the write succeeded.
+fn write(slot: &mut Option<Loaded>, ops: &[codebox_room::StoreOp]) -> bool {
+    let Some(loaded) = slot.as_mut() else {
+        return false;
+    };
+    let Err(error) = commit(loaded, ops) else {
+        return true;
+    };
+    warn!(room = %loaded.name, %error, "writing the room failed; closing its sockets");
+    for (_, ws) in &loaded.sockets {
+        let _ = ws.close(Some(INTERNAL_ERROR), Some("room storage failed"));
+    }
+    *slot = None;
+    false
+}
+
+/// Sends `frames` to every socket but `sender`'s. Each frame is copied out of wasm memory
+/// once, and that one buffer is handed to every socket (workerd keeps a reference to it).
+fn broadcast(loaded: &Loaded, sender: Option<ConnId>, frames: &[Vec<u8>]) {
     for frame in frames {
+        let buffer = Uint8Array::from(frame.as_slice()).buffer();
         for (conn, other) in &loaded.sockets {
-            if *conn != sender {
+            if Some(*conn) != sender {
                 // A socket that is closing may refuse; its close event cleans it up.
-                let _ = other.send_with_bytes(frame);
+                let socket: &worker::web_sys::WebSocket = other.as_ref();
+                let _ = socket.send_with_array_buffer(&buffer);
             }
         }
     }

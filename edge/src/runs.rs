@@ -98,6 +98,7 @@ impl Slots {
             "UPDATE runs SET submission = ? WHERE slot = ?",
             vec![text(submission), int(slot)],
         )
+        .map(drop)
     }
 
     fn release(&self, slot: i64) -> Result<(), EdgeError> {
@@ -106,6 +107,7 @@ impl Slots {
             "DELETE FROM runs WHERE slot = ?",
             vec![int(slot)],
         )
+        .map(drop)
     }
 
     fn checked(&self, slot: i64, now: i64) -> Result<(), EdgeError> {
@@ -114,6 +116,7 @@ impl Slots {
             "UPDATE runs SET checked_at = ? WHERE slot = ?",
             vec![int(now), int(slot)],
         )
+        .map(drop)
     }
 }
 

@@ -27,10 +27,15 @@ pub(crate) fn bytes(data: &[u8]) -> JsValue {
     Uint8Array::from(data).buffer().into()
 }
 
-/// Runs a statement that returns no rows.
-pub(crate) fn exec(sql: &SqlStorage, query: &str, bindings: Vec<JsValue>) -> Result<(), EdgeError> {
+/// Runs a statement that returns no rows; returns the rows it wrote (as billed: index rows
+/// included).
+pub(crate) fn exec(
+    sql: &SqlStorage,
+    query: &str,
+    bindings: Vec<JsValue>,
+) -> Result<usize, EdgeError> {
     sql.exec_raw(query, bindings)
-        .map(|_| ())
+        .map(|cursor| cursor.rows_written())
         .map_err(|e| EdgeError::Storage(format!("{query}: {e}")))
 }
 

@@ -1,16 +1,27 @@
 //! The room's SQLite tables in Durable Object storage, laid out as `codebox_room::storage` says.
 //!
 //! ```sql
-//! room(id INTEGER PRIMARY KEY CHECK (id = 0), generation INTEGER, created_at INTEGER)
-//! snapshot(part INTEGER PRIMARY KEY, data BLOB)            -- the snapshot, in parts
-//! log(seq INTEGER, part INTEGER, data BLOB, PK(seq, part))   -- each logged update, in parts
+//! room(id INTEGER PRIMARY KEY CHECK (id = 0), generation INTEGER, created_at INTEGER,
+//!      epoch INTEGER)                                     -- the link generation, the log's epoch
+//! snapshot(part INTEGER PRIMARY KEY, data BLOB)           -- the snapshot, in parts
+//! updates(slot INTEGER PRIMARY KEY, epoch INTEGER, last INTEGER, data BLOB)
+//!                                                         -- the log: one commit per run of slots
 //! ```
 //!
 //! `room` exists from `POST /rooms` on and holds the link generation; a room without it was
-//! never created, and reading one creates nothing. Every write of one room step runs
-//! synchronously with no await in between, so workerd commits it as one implicit transaction,
-//! and its output gate holds the step's outgoing frames until that commit is durable: nothing
-//! is relayed that storage could still lose.
+//! never created, and reading one creates nothing.
+//!
+//! Storage is billed per row written, index rows and deletions included, so the log is laid
+//! out to write one row per commit and nothing else: `slot` is the table's integer key (no
+//! second index), and a compaction deletes nothing. It writes the snapshot and moves the room
+//! to a new `epoch`; the log is the rows of the current epoch in slot order (a commit over
+//! [`codebox_room::storage::CHUNK_BYTES`] takes several slots, the last one marked), and the next commits overwrite
+//! the old epoch's rows from slot 0 in place. The table so keeps as many rows as the longest
+//! log ever held (bounded by the compaction policy), and a compaction costs the snapshot's
+//! rows plus one.
+//!
+//! Every write of one room step runs synchronously with no await in between, so workerd
+//! commits it as one implicit transaction: a compaction's snapshot and epoch land together.
 
 use codebox_room::storage::chunks;
 use codebox_room::StoreOp;
@@ -28,14 +39,16 @@ pub struct Stored {
     pub generation: u32,
     /// The snapshot, reassembled.
     pub snapshot: Vec<u8>,
-    /// The logged updates in order, each reassembled.
+    /// The logged commits in order, each reassembled.
     pub log: Vec<Vec<u8>>,
 }
 
 /// A room's tables.
 pub struct RoomStore {
     sql: SqlStorage,
-    next_seq: i64,
+    epoch: i64,
+    next_slot: i64,
+    snapshot_parts: i64,
 }
 
 impl RoomStore {
@@ -47,7 +60,8 @@ impl RoomStore {
         exec(
             sql,
             "CREATE TABLE room (id INTEGER PRIMARY KEY CHECK (id = 0), \
-             generation INTEGER NOT NULL, created_at INTEGER NOT NULL)",
+             generation INTEGER NOT NULL, created_at INTEGER NOT NULL, \
+             epoch INTEGER NOT NULL DEFAULT 0)",
             vec![],
         )?;
         exec(
@@ -55,12 +69,7 @@ impl RoomStore {
             "CREATE TABLE snapshot (part INTEGER PRIMARY KEY, data BLOB NOT NULL)",
             vec![],
         )?;
-        exec(
-            sql,
-            "CREATE TABLE log (seq INTEGER NOT NULL, part INTEGER NOT NULL, \
-             data BLOB NOT NULL, PRIMARY KEY (seq, part))",
-            vec![],
-        )?;
+        create_updates_table(sql)?;
         exec(
             sql,
             "INSERT INTO room (id, generation, created_at) VALUES (0, ?, ?)",
@@ -74,30 +83,59 @@ impl RoomStore {
         if !table_exists(&sql, "room")? {
             return Ok(None);
         }
-        let generation = rows(&sql, "SELECT generation FROM room WHERE id = 0", vec![])?
-            .first()
-            .map(|row| integer(row, 0))
-            .transpose()?
-            .and_then(|g| u32::try_from(g).ok())
-            .ok_or_else(|| EdgeError::Storage("the room row is missing or corrupt".into()))?;
+        if table_exists(&sql, "log")? {
+            upgrade_log_layout(&sql)?;
+        }
+        let (generation, epoch) = rows(
+            &sql,
+            "SELECT generation, epoch FROM room WHERE id = 0",
+            vec![],
+        )?
+        .first()
+        .map(|row| Ok::<_, EdgeError>((integer(row, 0)?, integer(row, 1)?)))
+        .transpose()?
+        .and_then(|(g, e)| Some((u32::try_from(g).ok()?, e)))
+        .ok_or_else(|| EdgeError::Storage("the room row is missing or corrupt".into()))?;
         let mut snapshot = Vec::new();
+        let mut snapshot_parts = 0;
         for row in rows(&sql, "SELECT data FROM snapshot ORDER BY part", vec![])? {
             snapshot.extend_from_slice(&blob(&row, 0)?);
+            snapshot_parts += 1;
         }
         let mut log: Vec<Vec<u8>> = Vec::new();
-        let mut last_seq = None;
-        for row in rows(&sql, "SELECT seq, data FROM log ORDER BY seq, part", vec![])? {
-            let seq = integer(&row, 0)?;
-            let data = blob(&row, 1)?;
+        let mut open_entry = false;
+        let mut next_slot = 0;
+        for row in rows(
+            &sql,
+            "SELECT slot, last, data FROM updates WHERE epoch = ? ORDER BY slot",
+            vec![int(epoch)],
+        )? {
+            let slot = integer(&row, 0)?;
+            if slot != next_slot {
+                return Err(EdgeError::Storage(format!(
+                    "log slot {next_slot} of epoch {epoch} is missing"
+                )));
+            }
+            let data = blob(&row, 2)?;
             match log.last_mut() {
-                Some(entry) if last_seq == Some(seq) => entry.extend_from_slice(&data),
+                Some(entry) if open_entry => entry.extend_from_slice(&data),
                 _ => log.push(data),
             }
-            last_seq = Some(seq);
+            open_entry = integer(&row, 1)? == 0;
+            next_slot += 1;
         }
-        let next_seq = last_seq.map_or(0, |seq| seq + 1);
+        if open_entry {
+            return Err(EdgeError::Storage(format!(
+                "the last log entry of epoch {epoch} is incomplete"
+            )));
+        }
         Ok(Some((
-            RoomStore { sql, next_seq },
+            RoomStore {
+                sql,
+                epoch,
+                next_slot,
+                snapshot_parts,
+            },
             Stored {
                 generation,
                 snapshot,
@@ -106,35 +144,60 @@ impl RoomStore {
         )))
     }
 
-    /// Runs the writes of one room step, in order.
-    pub fn apply(&mut self, ops: &[StoreOp]) -> Result<(), EdgeError> {
+    /// Runs the writes of one room step, in order; returns the rows written.
+    pub fn apply(&mut self, ops: &[StoreOp]) -> Result<usize, EdgeError> {
+        let mut written = 0;
         for op in ops {
             match op {
                 StoreOp::Append(update) => {
-                    for (part, data) in chunks(update).enumerate() {
-                        exec(
+                    let parts: Vec<&[u8]> = chunks(update).collect();
+                    for (i, data) in parts.iter().enumerate() {
+                        let last = i + 1 == parts.len();
+                        written += exec(
                             &self.sql,
-                            "INSERT INTO log (seq, part, data) VALUES (?, ?, ?)",
-                            vec![int(self.next_seq), int(part as i64), bytes(data)],
+                            "INSERT INTO updates (slot, epoch, last, data) VALUES (?, ?, ?, ?) \
+                             ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, \
+                             last = excluded.last, data = excluded.data",
+                            vec![
+                                int(self.next_slot),
+                                int(self.epoch),
+                                int(last.into()),
+                                bytes(data),
+                            ],
                         )?;
+                        self.next_slot += 1;
                     }
-                    self.next_seq += 1;
                 }
                 StoreOp::Compact(snapshot) => {
-                    exec(&self.sql, "DELETE FROM log", vec![])?;
-                    exec(&self.sql, "DELETE FROM snapshot", vec![])?;
+                    let mut parts = 0;
                     for (part, data) in chunks(snapshot).enumerate() {
-                        exec(
+                        written += exec(
                             &self.sql,
-                            "INSERT INTO snapshot (part, data) VALUES (?, ?)",
+                            "INSERT INTO snapshot (part, data) VALUES (?, ?) \
+                             ON CONFLICT (part) DO UPDATE SET data = excluded.data",
                             vec![int(part as i64), bytes(data)],
                         )?;
+                        parts += 1;
                     }
-                    self.next_seq = 0;
+                    if parts < self.snapshot_parts {
+                        written += exec(
+                            &self.sql,
+                            "DELETE FROM snapshot WHERE part >= ?",
+                            vec![int(parts)],
+                        )?;
+                    }
+                    self.snapshot_parts = parts;
+                    self.epoch += 1;
+                    written += exec(
+                        &self.sql,
+                        "UPDATE room SET epoch = ? WHERE id = 0",
+                        vec![int(self.epoch)],
+                    )?;
+                    self.next_slot = 0;
                 }
             }
         }
-        Ok(())
+        Ok(written)
     }
 
     /// Records a new link generation.
@@ -144,5 +207,47 @@ impl RoomStore {
             "UPDATE room SET generation = ? WHERE id = 0",
             vec![int(generation.into())],
         )
+        .map(drop)
     }
+}
+
+fn create_updates_table(sql: &SqlStorage) -> Result<(), EdgeError> {
+    exec(
+        sql,
+        "CREATE TABLE updates (slot INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, \
+         last INTEGER NOT NULL, data BLOB NOT NULL)",
+        vec![],
+    )
+    .map(drop)
+}
+
+/// Moves a room stored by an earlier version (`log(seq, part, data)` keyed by both, and no
+/// epoch) to this layout, once: its log entries become epoch 0's slots, in order.
+fn upgrade_log_layout(sql: &SqlStorage) -> Result<(), EdgeError> {
+    exec(
+        sql,
+        "ALTER TABLE room ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+        vec![],
+    )?;
+    create_updates_table(sql)?;
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut last_seq = None;
+    for row in rows(sql, "SELECT seq, data FROM log ORDER BY seq, part", vec![])? {
+        let seq = integer(&row, 0)?;
+        let data = blob(&row, 1)?;
+        match entries.last_mut() {
+            Some(entry) if last_seq == Some(seq) => entry.extend_from_slice(&data),
+            _ => entries.push(data),
+        }
+        last_seq = Some(seq);
+    }
+    let mut store = RoomStore {
+        sql: sql.clone(),
+        epoch: 0,
+        next_slot: 0,
+        snapshot_parts: 0,
+    };
+    let appends: Vec<StoreOp> = entries.into_iter().map(StoreOp::Append).collect();
+    store.apply(&appends)?;
+    exec(sql, "DROP TABLE log", vec![]).map(drop)
 }

@@ -38,6 +38,16 @@ pub enum StoreOp {
     Compact(Vec<u8>),
 }
 
+impl StoreOp {
+    /// The bytes it writes.
+    pub fn bytes(&self) -> usize {
+        match self {
+            StoreOp::Append(update) => update.len(),
+            StoreOp::Compact(snapshot) => snapshot.len(),
+        }
+    }
+}
+
 /// How long accepted updates may wait in memory before they are written, and how much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitPolicy {
