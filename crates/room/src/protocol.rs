@@ -24,14 +24,16 @@
 //!    message with every known state. The stock `y-websocket` client sends its own SyncStep1
 //!    (and its awareness state) at the same time.
 //! 2. Each side answers a SyncStep1 with a SyncStep2 holding the diff. S answers only the asker.
-//! 3. From then on each edit travels as an Update. S applies it, stores it, and relays it to
-//!    every other socket in the room (never back to its author). A SyncStep2 from a client is
+//! 3. From then on each edit travels as an Update. S applies it, relays it to every other
+//!    socket in the room (never back to its author) and writes it within the commit window
+//!    (`storage`: a client that still has it sends it again after a crash). A SyncStep2 from a client is
 //!    treated the same way: it may hold edits made offline that the others lack. An update
 //!    that skips clocks (sent before the SyncStep2 that fills the gap) waits in S until the
 //!    gap is filled.
 //! 4. Awareness updates are applied and relayed to everyone, the sender included (its own
 //!    entries are no-ops for it, and they keep the stock client's 30-second liveness check
-//!    fed when it is alone). When a socket goes away, S tells the others that the awareness
+//!    fed when it is alone); renewals of an unchanged state that arrive together are relayed
+//!    together, within a second (`awareness`). When a socket goes away, S tells the others that the awareness
 //!    clients it owned are gone (at their clock plus one, short of `u32::MAX`).
 //!
 //! # Roles
