@@ -63,6 +63,17 @@ pub(crate) struct Loaded {
     generation: u32,
     sockets: Vec<(ConnId, WebSocket)>,
     next_conn: ConnId,
+    /// The document was read from storage (see [`Room::ensure_loaded`]).
+    document_loaded: bool,
+}
+
+/// What of the room a step needs in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Presence and the link generation.
+    Presence,
+    /// The document too.
+    Document,
 }
 
 /// The Durable Object behind `/rooms/{room}`.
@@ -105,7 +116,13 @@ impl DurableObject for Room {
         };
         let wake_at = {
             let mut guard = self.loaded.borrow_mut();
-            let loaded = match self.ensure_loaded(&mut guard, &socket.room) {
+            let part = match &message {
+                WebSocketIncomingMessage::Binary(frame) if Message::touches_document(frame) => {
+                    Part::Document
+                }
+                _ => Part::Presence,
+            };
+            let loaded = match self.ensure_loaded(&mut guard, &socket.room, part) {
                 Ok(loaded) => loaded,
                 Err(error) => {
                     warn!(room = %socket.room, %error, "room failed to load");
@@ -202,7 +219,7 @@ impl Room {
             RoomCall::Connect => self.open_socket(call),
             RoomCall::Snapshot => {
                 let mut guard = self.loaded.borrow_mut();
-                let loaded = self.admit(&mut guard, call.claims()?)?;
+                let loaded = self.admit(&mut guard, call.claims()?, Part::Document)?;
                 let mut response = Response::from_bytes(loaded.room.snapshot())?;
                 response
                     .headers_mut()
@@ -212,7 +229,7 @@ impl Room {
             }
             RoomCall::Links => {
                 let mut guard = self.loaded.borrow_mut();
-                let loaded = self.admit(&mut guard, call.claims()?)?;
+                let loaded = self.admit(&mut guard, call.claims()?, Part::Presence)?;
                 generation_response(loaded.generation)
             }
             RoomCall::Rotate => self.rotate(call),
@@ -231,7 +248,7 @@ impl Room {
     fn open_socket(&self, call: &FromWorker) -> Result<Response, EdgeError> {
         let claims = call.claims()?;
         let mut guard = self.loaded.borrow_mut();
-        let loaded = self.admit(&mut guard, claims)?;
+        let loaded = self.admit(&mut guard, claims, Part::Document)?;
         if !call.upgrade {
             return Err(EdgeError::UpgradeRequired);
         }
@@ -263,7 +280,7 @@ impl Room {
     /// A new link generation: every socket opened with an older one is closed at once.
     fn rotate(&self, call: &FromWorker) -> Result<Response, EdgeError> {
         let mut guard = self.loaded.borrow_mut();
-        let loaded = self.admit(&mut guard, call.claims()?)?;
+        let loaded = self.admit(&mut guard, call.claims()?, Part::Presence)?;
         let next = loaded
             .generation
             .checked_add(1)
@@ -290,13 +307,14 @@ impl Room {
         generation_response(next)
     }
 
-    /// The loaded room, if `claims` are of its current generation.
-    pub(crate) fn admit<'a>(
+    /// The loaded room (with `part` in memory), if `claims` are of its current generation.
+    fn admit<'a>(
         &self,
         slot: &'a mut Option<Loaded>,
         claims: &Claims,
+        part: Part,
     ) -> Result<&'a mut Loaded, EdgeError> {
-        let loaded = self.ensure_loaded(slot, &claims.room)?;
+        let loaded = self.ensure_loaded(slot, &claims.room, part)?;
         claims.check_generation(loaded.generation)?;
         Ok(loaded)
     }
@@ -305,7 +323,7 @@ impl Room {
     /// await).
     pub(crate) fn check(&self, claims: &Claims) -> Result<(), EdgeError> {
         let mut guard = self.loaded.borrow_mut();
-        self.admit(&mut guard, claims).map(|_| ())
+        self.admit(&mut guard, claims, Part::Presence).map(|_| ())
     }
 
     /// The room's SQLite storage.
@@ -313,19 +331,19 @@ impl Room {
         self.state.storage().sql()
     }
 
-    /// The room (named `name`) in memory, loading it from storage and the sockets'
-    /// attachments after a wake.
+    /// The room (named `name`) in memory: after a wake, its presence is rebuilt from the
+    /// sockets' attachments and its link generation read (one row); the document is read only
+    /// when `part` needs it, so a wake for an awareness renewal reads no document.
     fn ensure_loaded<'a>(
         &self,
         slot: &'a mut Option<Loaded>,
         name: &str,
+        part: Part,
     ) -> Result<&'a mut Loaded, EdgeError> {
         if slot.is_none() {
-            let (store, stored) =
+            let (store, generation) =
                 RoomStore::open(self.state.storage().sql())?.ok_or(EdgeError::RoomNotFound)?;
-            let mut room =
-                codebox_room::Room::load(Limits::default(), &stored.snapshot, &stored.log)
-                    .map_err(|e| EdgeError::Storage(e.to_string()))?;
+            let mut room = codebox_room::Room::new(Limits::default());
             let mut sockets = Vec::new();
             for ws in self.state.get_websockets() {
                 if let Some(state) = socket_state(&ws) {
@@ -336,23 +354,38 @@ impl Room {
             let next_conn = sockets.iter().map(|(conn, _)| conn + 1).max().unwrap_or(1);
             info!(
                 room = name,
-                snapshot_bytes = stored.snapshot.len(),
-                log_entries = stored.log.len(),
                 sockets = sockets.len(),
-                generation = stored.generation,
-                "room loaded"
+                generation,
+                "room woke"
             );
             *slot = Some(Loaded {
                 name: name.to_owned(),
                 room,
                 store,
-                generation: stored.generation,
+                generation,
                 sockets,
                 next_conn,
+                document_loaded: false,
             });
         }
-        slot.as_mut()
-            .ok_or_else(|| EdgeError::Storage("room failed to load".into()))
+        let loaded = slot
+            .as_mut()
+            .ok_or_else(|| EdgeError::Storage("room failed to load".into()))?;
+        if part == Part::Document && !loaded.document_loaded {
+            let document = loaded.store.read_document()?;
+            loaded
+                .room
+                .load_document(&document.snapshot, &document.log)
+                .map_err(|e| EdgeError::Storage(e.to_string()))?;
+            loaded.document_loaded = true;
+            info!(
+                room = name,
+                snapshot_bytes = document.snapshot.len(),
+                log_entries = document.log.len(),
+                "document loaded"
+            );
+        }
+        Ok(loaded)
     }
 
     /// Drops a closed socket from the room; returns when the room next has work.
@@ -360,7 +393,7 @@ impl Room {
         let socket = socket_state(ws)?;
         let mut guard = self.loaded.borrow_mut();
         info!(room = %socket.room, conn = socket.conn, "socket closed");
-        match self.ensure_loaded(&mut guard, &socket.room) {
+        match self.ensure_loaded(&mut guard, &socket.room, Part::Presence) {
             Ok(loaded) => disconnect(loaded, socket.conn),
             Err(error) => {
                 warn!(room = %socket.room, %error, "room failed to load on close");

@@ -33,10 +33,8 @@ use crate::sql::{blob, bytes, exec, int, integer, rows, table_exists};
 /// The link generation of a new room.
 pub const FIRST_GENERATION: u32 = 1;
 
-/// The stored form of a room, as read back.
-pub struct Stored {
-    /// The current link generation.
-    pub generation: u32,
+/// The stored document, as read back.
+pub struct StoredDocument {
     /// The snapshot, reassembled.
     pub snapshot: Vec<u8>,
     /// The logged commits in order, each reassembled.
@@ -47,6 +45,12 @@ pub struct Stored {
 pub struct RoomStore {
     sql: SqlStorage,
     epoch: i64,
+    /// Where the next commit goes, and the snapshot's parts: known once the document was read.
+    layout: Option<Layout>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Layout {
     next_slot: i64,
     snapshot_parts: i64,
 }
@@ -78,27 +82,41 @@ impl RoomStore {
         Ok(true)
     }
 
-    /// Reads everything stored; `None` for a room that was never created (nothing is written).
-    pub fn open(sql: SqlStorage) -> Result<Option<(Self, Stored)>, EdgeError> {
+    /// Opens the room's tables and reads its link generation (one row: the document waits for
+    /// [`RoomStore::read_document`]); `None` for a room that was never created (nothing is
+    /// written).
+    pub fn open(sql: SqlStorage) -> Result<Option<(Self, u32)>, EdgeError> {
         if !table_exists(&sql, "room")? {
             return Ok(None);
         }
         if table_exists(&sql, "log")? {
             upgrade_log_layout(&sql)?;
         }
-        let (generation, epoch) = rows(
+        let row = rows(
             &sql,
             "SELECT generation, epoch FROM room WHERE id = 0",
             vec![],
-        )?
-        .first()
-        .map(|row| Ok::<_, EdgeError>((integer(row, 0)?, integer(row, 1)?)))
-        .transpose()?
-        .and_then(|(g, e)| Some((u32::try_from(g).ok()?, e)))
-        .ok_or_else(|| EdgeError::Storage("the room row is missing or corrupt".into()))?;
+        )?;
+        let (generation, epoch) = row
+            .first()
+            .map(|row| Ok::<_, EdgeError>((integer(row, 0)?, integer(row, 1)?)))
+            .transpose()?
+            .and_then(|(g, e)| Some((u32::try_from(g).ok()?, e)))
+            .ok_or_else(|| EdgeError::Storage("the room row is missing or corrupt".into()))?;
+        let store = RoomStore {
+            sql,
+            epoch,
+            layout: None,
+        };
+        Ok(Some((store, generation)))
+    }
+
+    /// Reads the document: the snapshot and the current epoch's log.
+    pub fn read_document(&mut self) -> Result<StoredDocument, EdgeError> {
+        let (sql, epoch) = (&self.sql, self.epoch);
         let mut snapshot = Vec::new();
         let mut snapshot_parts = 0;
-        for row in rows(&sql, "SELECT data FROM snapshot ORDER BY part", vec![])? {
+        for row in rows(sql, "SELECT data FROM snapshot ORDER BY part", vec![])? {
             snapshot.extend_from_slice(&blob(&row, 0)?);
             snapshot_parts += 1;
         }
@@ -106,7 +124,7 @@ impl RoomStore {
         let mut open_entry = false;
         let mut next_slot = 0;
         for row in rows(
-            &sql,
+            sql,
             "SELECT slot, last, data FROM updates WHERE epoch = ? ORDER BY slot",
             vec![int(epoch)],
         )? {
@@ -129,23 +147,21 @@ impl RoomStore {
                 "the last log entry of epoch {epoch} is incomplete"
             )));
         }
-        Ok(Some((
-            RoomStore {
-                sql,
-                epoch,
-                next_slot,
-                snapshot_parts,
-            },
-            Stored {
-                generation,
-                snapshot,
-                log,
-            },
-        )))
+        self.layout = Some(Layout {
+            next_slot,
+            snapshot_parts,
+        });
+        Ok(StoredDocument { snapshot, log })
     }
 
-    /// Runs the writes of one room step, in order; returns the rows written.
+    /// Runs the writes of one room step, in order; returns the rows written. Only after
+    /// [`RoomStore::read_document`]: where a commit goes depends on what is there.
     pub fn apply(&mut self, ops: &[StoreOp]) -> Result<usize, EdgeError> {
+        let Some(mut layout) = self.layout else {
+            return Err(EdgeError::Storage(
+                "a write before the document was read".into(),
+            ));
+        };
         let mut written = 0;
         for op in ops {
             match op {
@@ -159,13 +175,13 @@ impl RoomStore {
                              ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, \
                              last = excluded.last, data = excluded.data",
                             vec![
-                                int(self.next_slot),
+                                int(layout.next_slot),
                                 int(self.epoch),
                                 int(last.into()),
                                 bytes(data),
                             ],
                         )?;
-                        self.next_slot += 1;
+                        layout.next_slot += 1;
                     }
                 }
                 StoreOp::Compact(snapshot) => {
@@ -179,23 +195,26 @@ impl RoomStore {
                         )?;
                         parts += 1;
                     }
-                    if parts < self.snapshot_parts {
+                    if parts < layout.snapshot_parts {
                         written += exec(
                             &self.sql,
                             "DELETE FROM snapshot WHERE part >= ?",
                             vec![int(parts)],
                         )?;
                     }
-                    self.snapshot_parts = parts;
                     self.epoch += 1;
                     written += exec(
                         &self.sql,
                         "UPDATE room SET epoch = ? WHERE id = 0",
                         vec![int(self.epoch)],
                     )?;
-                    self.next_slot = 0;
+                    layout = Layout {
+                        next_slot: 0,
+                        snapshot_parts: parts,
+                    };
                 }
             }
+            self.layout = Some(layout);
         }
         Ok(written)
     }
@@ -244,8 +263,10 @@ fn upgrade_log_layout(sql: &SqlStorage) -> Result<(), EdgeError> {
     let mut store = RoomStore {
         sql: sql.clone(),
         epoch: 0,
-        next_slot: 0,
-        snapshot_parts: 0,
+        layout: Some(Layout {
+            next_slot: 0,
+            snapshot_parts: 0,
+        }),
     };
     let appends: Vec<StoreOp> = entries.into_iter().map(StoreOp::Append).collect();
     store.apply(&appends)?;

@@ -145,6 +145,16 @@ pub enum DecodeError {
 }
 
 impl<'a> Message<'a> {
+    /// Whether handling `frame` may need the room's document: false only for awareness and
+    /// query-awareness messages (presence alone), which a runtime may handle before it loads
+    /// the document from storage. A frame that does not decode counts as needing it.
+    pub fn touches_document(frame: &[u8]) -> bool {
+        !matches!(
+            Message::decode(frame),
+            Ok(Message::Awareness(_) | Message::QueryAwareness)
+        )
+    }
+
     /// Decodes one message that must span the whole frame.
     pub fn decode(frame: &'a [u8]) -> Result<Self, DecodeError> {
         if frame.is_empty() {

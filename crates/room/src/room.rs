@@ -141,32 +141,44 @@ impl Room {
         B: AsRef<[u8]>,
     {
         let mut room = Room::new(limits);
+        room.load_document(snapshot, log)?;
+        Ok(room)
+    }
+
+    /// Loads the stored document into a room made with [`Room::new`] that has handled only
+    /// presence so far (see [`Message::touches_document`]): a runtime woken by an awareness
+    /// frame need not read the document.
+    pub fn load_document<L, B>(&mut self, snapshot: &[u8], log: L) -> Result<(), LoadError>
+    where
+        L: IntoIterator<Item = B>,
+        B: AsRef<[u8]>,
+    {
         if !snapshot.is_empty() {
-            room.apply_stored(snapshot).map_err(LoadError::Snapshot)?;
+            self.apply_stored(snapshot).map_err(LoadError::Snapshot)?;
         }
-        room.stored.snapshot_bytes = snapshot.len();
-        room.size.estimate = snapshot.len();
+        self.stored.snapshot_bytes = snapshot.len();
+        self.size.estimate = snapshot.len();
         for (index, entry) in log.into_iter().enumerate() {
             let entry = entry.as_ref();
-            room.apply_stored(entry)
+            self.apply_stored(entry)
                 .map_err(|detail| LoadError::LogEntry { index, detail })?;
-            room.stored.log_entries += 1;
-            room.stored.log_bytes += entry.len();
+            self.stored.log_entries += 1;
+            self.stored.log_bytes += entry.len();
             // From above: as if every block it names were split (stored entries passed the
             // walk when they arrived; should one not, as if every byte were a block).
             let splits = update_check::check_update(entry, &|_, _| true)
                 .unwrap_or(Splits(entry.len() as u64));
-            room.size.estimate = room
+            self.size.estimate = self
                 .size
                 .estimate
                 .saturating_add(growth_bound(entry.len(), splits));
         }
-        if room.stored.log_entries > 0 {
+        if self.stored.log_entries > 0 {
             // That estimate may run far ahead: allow one measurement as soon as it matters.
-            room.size.accepted = room.measure_step();
+            self.size.accepted = self.measure_step();
         }
-        room.known = room.doc.transact().state_vector();
-        Ok(room)
+        self.known = self.doc.transact().state_vector();
+        Ok(())
     }
 
     /// Registers a new socket with its role; returns its greeting: SyncStep1 and, if anyone is

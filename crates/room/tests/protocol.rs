@@ -1104,3 +1104,32 @@ fn renewals_that_arrive_together_are_relayed_together_and_change_no_saved_state(
     );
     assert!(effects.store.is_empty() && effects.wake_at.is_none());
 }
+
+#[test]
+fn presence_is_served_before_the_document_is_loaded() {
+    let mut world = World::new(immediate(), 1);
+    world.connect(0);
+    while world.send_one(0).is_some() {}
+    world.send_now(0, &Client::new(100).insert(0, "stored text"));
+    let ada = Client::new(100);
+    let renewal = ada.awareness_frame(1, Some("{}"));
+    assert!(!Message::touches_document(&renewal));
+    assert!(!Message::touches_document(
+        &Message::QueryAwareness.encode()
+    ));
+    assert!(Message::touches_document(&ada.sync_step1()));
+    assert!(
+        Message::touches_document(&[0xff]),
+        "what does not decode is not presence"
+    );
+
+    // A wake for an awareness frame: presence only, then the document when a frame needs it.
+    let mut room = Room::new(immediate());
+    room.rejoin(7, Role::Edit, Vec::new());
+    let effects = room.receive(7, &renewal, NOW);
+    assert_eq!(kinds(&effects.broadcast), [Kind::Awareness]);
+    room.load_document(&world.stored.snapshot(), &world.stored.log)
+        .expect("stored data loads");
+    assert_eq!(room_text(&room), "stored text");
+    assert_eq!(room.presence_of(7).len(), 1, "presence survives the load");
+}
