@@ -107,7 +107,9 @@ test('10,000 small updates keep the SQLite log <= 512 rows and the snapshot smal
   await waitFor(() => watcher.syncFrames('update').length === 10_000, 60_000, 'the watcher to get all 10,000 updates');
   assert.equal(watcher.receivedDoc().getText('code').toString(), expected, 'relayed in order, nothing lost');
   assert.equal(textOf(await edge.snapshot(room)), expected);
+  // The last socket to leave writes what waits in the commit window: let both closes land.
   closeAllClients();
+  await waitFor(() => roomLog(room, 'socket closed').length === 2, 10_000, 'both closes to reach the room');
 
   await edge.stop();
 

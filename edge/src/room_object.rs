@@ -392,14 +392,16 @@ impl Room {
     fn forget_socket(&self, ws: &WebSocket) -> Option<u64> {
         let socket = socket_state(ws)?;
         let mut guard = self.loaded.borrow_mut();
-        info!(room = %socket.room, conn = socket.conn, "socket closed");
-        match self.ensure_loaded(&mut guard, &socket.room, Part::Presence) {
+        let wake_at = match self.ensure_loaded(&mut guard, &socket.room, Part::Presence) {
             Ok(loaded) => disconnect(loaded, socket.conn),
             Err(error) => {
                 warn!(room = %socket.room, %error, "room failed to load on close");
                 None
             }
-        }
+        };
+        // After the room let it go (and wrote what waited, if it was the last).
+        info!(room = %socket.room, conn = socket.conn, "socket closed");
+        wake_at
     }
 
     /// Makes sure the alarm fires by `at`: an alarm set is a storage write, so one already

@@ -1133,3 +1133,19 @@ fn presence_is_served_before_the_document_is_loaded() {
     assert_eq!(room_text(&room), "stored text");
     assert_eq!(room.presence_of(7).len(), 1, "presence survives the load");
 }
+
+#[test]
+fn many_updates_in_one_window_are_written_as_one_that_loads_whole() {
+    let limits = Limits::default();
+    let mut room = editors_room(limits);
+    let mut stored = Stored::default();
+    let mut ada = Client::new(100);
+    for n in 0..10_000u32 {
+        let letter = char::from(b'a' + (n % 26) as u8).to_string();
+        let effects = room.receive(1, &ada.insert(n, &letter), NOW);
+        stored.apply(&effects.store);
+    }
+    stored.apply(&room.commit());
+    assert_eq!(room_text(&stored.load(limits)).len(), 10_000);
+    assert_same_document(&stored.load(limits), &room);
+}
