@@ -6,7 +6,8 @@
 //   someone else starts mid-run never reloads the Worker under a test.
 // - Edge: `wrangler dev --local` on a free port with its own --persist-to dir; start, stop
 //   (the whole process group: wrangler and its workerd), kill (SIGKILL), restart on the same
-//   persist dir, and its captured log.
+//   persist dir, and its captured log; edge.runtime() finds the runtime workerd's own port,
+//   behind wrangler's dev proxy (the production path).
 // - Rooms: edge.createRoom() (POST /rooms, from a client address of its own, so the per-client
 //   limit on room creation never trips other tests) returns {name, editToken, viewToken, ...}.
 // - Clients: provider() (stock WebsocketProvider), RawClient (records every frame and the close),
@@ -257,6 +258,31 @@ function workerdOnPort(port) {
   return pids;
 }
 
+/** TCP ports process `pid` listens on (IPv4 and IPv6), from /proc. */
+function listeningPorts(pid) {
+  const inodes = new Set();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.add(match[1]);
+    } catch {}
+  }
+  const ports = [];
+  for (const table of ['tcp', 'tcp6']) {
+    let text;
+    try {
+      text = fs.readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/); // sl local remote st ... uid timeout inode
+      if (f.length > 9 && f[3] === '0A' && inodes.has(f[9])) ports.push(parseInt(f[1].split(':')[1], 16));
+    }
+  }
+  return ports;
+}
+
 const liveGroups = new Set();
 process.on('exit', () => {
   for (const pgid of liveGroups) {
@@ -393,6 +419,43 @@ export class Edge {
   async restart(options) {
     await this.stop();
     await this.start(options);
+  }
+
+  /**
+   * The runtime workerd behind wrangler's dev proxy: `{pid, proxyPid, port, wsBase, httpBase}`.
+   * wrangler 4 runs two workerd: its dev proxy, which owns `this.port` and relays every request
+   * and WebSocket frame (a hop production does not have), and the runtime holding the Worker
+   * and its Durable Objects, which listens on loopback ports of its own; `port` is the one that
+   * answers a tokenless `/rooms/probe` with 401 (the Worker's entry). `wsBase`/`httpBase` make
+   * the result usable wherever an Edge is (RawClient.url, provider).
+   */
+  async runtime() {
+    if (!this.proc) throw new Error('edge not running');
+    let proxyPid;
+    const others = [];
+    for (const pid of groupPids(this.proc.pid)) {
+      let cmdline;
+      try {
+        cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      } catch {
+        continue;
+      }
+      if (!path.basename(cmdline[0]).startsWith('workerd')) continue;
+      if (cmdline.some((arg) => arg.endsWith(`=127.0.0.1:${this.port}`))) proxyPid = pid;
+      else others.push(pid);
+    }
+    for (const pid of others) {
+      for (const port of listeningPorts(pid)) {
+        try {
+          const response = await fetch(`http://127.0.0.1:${port}/rooms/probe`, { signal: AbortSignal.timeout(2000) });
+          await response.arrayBuffer();
+          if (response.status === 401) {
+            return { pid, proxyPid, port, wsBase: `ws://127.0.0.1:${port}`, httpBase: `http://127.0.0.1:${port}` };
+          }
+        } catch {}
+      }
+    }
+    throw new Error(`no runtime workerd port answering /rooms/probe with 401 (workerd pids ${others.join(', ') || 'none'})`);
   }
 
   /** Stops and removes the temp dir (kept with CODEBOX_E2E_KEEP=1 or after a failed test). */
@@ -733,7 +796,12 @@ export class RawClient {
     this.url = url;
     this.frames = [];
     this.close = null; // {code, reason, wasClean}
-    this.ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
+    this.upgradeHeaders = null; // the headers of the server's 101, once open
+    // perMessageDeflate: offer compression (ws's default made explicit), as browsers always do.
+    this.ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024, perMessageDeflate: true });
+    this.ws.once('upgrade', (res) => {
+      this.upgradeHeaders = res.headers;
+    });
     this.ws.binaryType = 'nodebuffer';
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', resolve);

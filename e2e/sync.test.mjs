@@ -9,7 +9,9 @@
 // - awareness: provider states reach the others; an abruptly terminated socket's awareness ids
 //   are removed for everyone, nobody else's;
 // - room names: 400 for invalid names, 426 without Upgrade, /snapshot of a new room is a valid
-//   empty update.
+//   empty update;
+// - no compression: a socket offering permessage-deflate (as browsers and `ws` do) is accepted
+//   without it, on wrangler's port and on the runtime workerd's own (the production path).
 //
 // Run: `node --test e2e/` (all end-to-end tests) or `node --test e2e/sync.test.mjs`, from the repo root.
 
@@ -232,4 +234,29 @@ test('a plain JSON object keeps its values but not its key order through the roo
     assert.notDeepEqual(Object.keys(got), keys, `the ${who} gets the keys in the server's order`);
   }
   assert.deepEqual(Object.keys(writer.doc.getMap('meta').get('settings')), keys, 'the writer keeps its own order');
+}));
+
+test('sockets offering permessage-deflate are accepted without it, on wrangler\'s port and the runtime\'s own', { timeout: 60_000 }, e2e(async () => {
+  // The edge refuses WebSocket compression (edge/src/routes.rs NO_EXTENSIONS; figures in
+  // docs/BENCHMARKS.md): in workerd it costs each socket a zlib deflate state (~230 KiB) and
+  // every relayed frame a deflate per recipient. RawClient offers `permessage-deflate;
+  // client_max_window_bits`, as `ws` does by default and browsers always do. wrangler's dev
+  // proxy is a hop of its own (it agrees with the client to what the runtime agreed with it),
+  // so both ports are checked.
+  const room = await edge.createRoom();
+  const runtime = await edge.runtime();
+  for (const [where, target] of [[`wrangler's port ${edge.port}`, edge], [`the runtime's port ${runtime.port}`, runtime]]) {
+    const client = await RawClient.connect(target, room);
+    assert.ok(client.upgradeHeaders, `${where}: the 101's headers were seen`);
+    assert.equal(client.upgradeHeaders['sec-websocket-extensions'], undefined, `${where}: no extension agreed`);
+    assert.equal(client.ws.extensions, '', `${where}: the client runs no extension`);
+    // The socket works: an Update reaches another socket opened on the same port.
+    const other = await RawClient.connect(target, room);
+    const doc = new Y.Doc();
+    const updates = recordUpdates(doc);
+    doc.getText('code').insert(0, `via ${where}`);
+    client.send(updateFrame(updates[0]));
+    const relayed = await other.waitFrame((f) => f.type === 'sync' && f.kind === 'update', 10_000, `the Update via ${where}`);
+    assert.equal(textOf(relayed.payload), `via ${where}`);
+  }
 }));

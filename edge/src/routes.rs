@@ -17,7 +17,7 @@
 use codebox_access::room::ROOM_ID_BYTES;
 use codebox_access::{is_valid_room_name, new_room_id, room_link, Claims, Role};
 use serde::{Deserialize, Serialize};
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use worker::{event, Context, Env, Headers, Method, Request, Response, Result};
 
 use crate::auth::{claims_for, client_ip, client_of, edit_claims, now_s};
 use crate::config::Config;
@@ -90,11 +90,12 @@ async fn route(mut req: Request, env: &Env) -> Result<Response, EdgeError> {
                 .headers()
                 .get("upgrade")?
                 .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-            ToRoom::new(room, RoomCall::Connect)
+            let answer = ToRoom::new(room, RoomCall::Connect)
                 .claims(&claims)
                 .upgrade(upgrade)
                 .send(env)
-                .await
+                .await?;
+            without_compression(answer)
         }
         Route::Snapshot(room) => {
             let claims = claims_for(&req, &config.token_key, room, Role::View)?;
@@ -146,6 +147,34 @@ async fn route(mut req: Request, env: &Env) -> Result<Response, EdgeError> {
             exec_proxy::forward_get(&req, &config, &client_ip(&req)?).await
         }
     }
+}
+
+/// The `Sec-WebSocket-Extensions` of every room socket's 101: no extension, so no
+/// permessage-deflate, whatever the client offers (browsers and `ws` always offer it).
+///
+/// workerd decides compression when the Worker's 101 is sent (`Response::send` in
+/// src/workerd/api/http.c++, flag `web_socket_compression`, on since 2023-08-15). Without this
+/// header it accepts the offer: each socket then holds a zlib deflate state and window (about
+/// 230 KiB more per socket in the runtime) and the runtime deflates every relayed frame once
+/// per recipient. With the header, workerd agrees to what both it and the offer allow, which is
+/// nothing here, and the 101 carries no extension (kj writes the agreed value in place of this
+/// one). Figures and the decision: docs/BENCHMARKS.md,
+/// "WebSocket compression". Two things that do not work: an empty value (kj's HttpHeaders take
+/// it for an absent one), and the `no_web_socket_compression` flag under `wrangler dev`
+/// (miniflare's entry Worker, on a compatibility date of its own, accepts the offer again in
+/// front of this Worker). e2e/sync.test.mjs checks wrangler's port and the runtime's own.
+const NO_EXTENSIONS: &str = "none";
+
+/// The room's answer to a socket request; a 101 is answered again with [`NO_EXTENSIONS`] (the
+/// Durable Object's response has immutable headers), anything else (a refusal) as it is.
+fn without_compression(answer: Response) -> Result<Response, EdgeError> {
+    if answer.status_code() != 101 {
+        return Ok(answer);
+    }
+    let headers = Headers::new();
+    headers.set("sec-websocket-extensions", NO_EXTENSIONS)?;
+    let (builder, body) = answer.into_parts();
+    Ok(builder.with_headers(headers).body(body))
 }
 
 /// `POST /rooms`: a new room with a 128-bit random id, at the first link generation.
