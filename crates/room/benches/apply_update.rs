@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use codebox_room::storage::Compaction;
+use codebox_room::storage::{CommitPolicy, Compaction};
 use codebox_room::{Limits, Message, Role, Room};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use yrs::updates::decoder::Decode;
@@ -144,8 +144,10 @@ fn timed<S>(
     total
 }
 
-/// The runtime's clock; no rule the benchmark reaches depends on it.
+/// The runtime's clock at the first keystroke.
 const NOW: u64 = 1_700_000_000_000;
+/// Milliseconds between keystrokes where the benchmark types at 10 keystrokes/s.
+const KEYSTROKE_MS: u64 = 100;
 
 /// A room loaded with `document`, with socket 1 joined as an editor.
 fn editor_room(limits: Limits, document: &[u8]) -> Room {
@@ -164,13 +166,18 @@ fn bare_doc(document: &[u8]) -> Doc {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply_update");
+    // Each keystroke written as it comes: the most storage work per keystroke.
+    let per_keystroke = Limits {
+        commit: CommitPolicy::IMMEDIATE,
+        ..Limits::default()
+    };
     let no_compaction = Limits {
         compaction: Compaction {
             max_log_entries: usize::MAX,
             min_log_bytes: usize::MAX,
             snapshot_bytes_per_entry: usize::MAX,
         },
-        ..Limits::default()
+        ..per_keystroke
     };
     for (label, target) in [("10KB", 10 * 1024), ("1MB", 1024 * 1024)] {
         let document = build_document(target);
@@ -187,12 +194,25 @@ fn bench(c: &mut Criterion) {
             mean(&frames)
         );
 
-        // Everything the room does per keystroke, compaction included (amortised).
+        // Everything the room does per keystroke, each written as it comes, compaction
+        // included (amortised).
         group.bench_function(BenchmarkId::new("room", label), |b| {
-            let setup = || editor_room(Limits::default(), &document);
+            let setup = || editor_room(per_keystroke, &document);
             b.iter_custom(|iters| {
                 timed(iters, &frames, setup, |room, frame| {
                     black_box(room.receive(1, frame, NOW));
+                })
+            })
+        });
+        // As built: typing at 10 keystrokes/s, written together once per 1 s window (each
+        // tenth keystroke finds the window elapsed and commits the merged ten).
+        group.bench_function(BenchmarkId::new("room_group_commit", label), |b| {
+            let setup = || editor_room(Limits::default(), &document);
+            b.iter_custom(|iters| {
+                let mut now = NOW;
+                timed(iters, &frames, setup, |room, frame| {
+                    now += KEYSTROKE_MS;
+                    black_box(room.receive(1, frame, now));
                 })
             })
         });
@@ -239,7 +259,7 @@ fn bench(c: &mut Criterion) {
         });
 
         // The room and a bare doc end in the same state after the same keystrokes.
-        let mut room = editor_room(Limits::default(), &document);
+        let mut room = editor_room(per_keystroke, &document);
         let doc = bare_doc(&document);
         for (frame, update) in frames.iter().zip(&updates) {
             let effects = room.receive(1, frame, NOW);
