@@ -177,7 +177,7 @@ export async function main(argv) {
     options.rejoin
       ? ['after restart ms', `first (cold room) ${ms(times[0])}; next ${next.length ? `median ${ms(percentile(next, 50))}, max ${ms(percentile(next, 100))}` : '-'}`]
       : ['cold join ms', `median ${ms(percentile(sorted, 50))}, max ${ms(percentile(sorted, 100))}`],
-    ['received per join', `${(joins.reduce((sum, j) => sum + j.bytes, 0) / joins.length / 1024).toFixed(0)} KiB on the socket (mean)`],
+    ['received per join', `${(joins.reduce((sum, j) => sum + j.bytes, 0) / joins.length / 1024).toFixed(0)} KiB of message payload (mean; after decompression, if the socket compresses)`],
     ['full text', `${joins.length - incomplete} of ${joins.length} joins got exactly the seeded text`],
     connectionLine(joins.map((j) => j.client)),
   ]);

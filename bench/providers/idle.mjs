@@ -7,7 +7,10 @@
 //      the cost of one more connection;
 //   4. every client leaves; after --idle s, the memory again: does it come back?
 // The default wait (15 s) is one awareness heartbeat period. Each client is an IDE-like
-// Client with a tiny Y.Doc of its own; they connect at --connect-rate.
+// Client with a tiny Y.Doc of its own; they connect at --connect-rate. Before step 1, one
+// client joins and leaves a room of its own (the server's one-time costs). A server may keep
+// what one layout freed and reuse it for the next: bench/run-room-bench.sh gives each layout
+// a freshly started server.
 
 import {
   Client, Report, allSynced, connectionLine, extensionsLine, frameCounts, framesText, growthText,
@@ -40,11 +43,26 @@ async function idleFor(options, seconds) {
   return measured.stop();
 }
 
+/**
+ * [pid, a room's own RSS in KiB] for each process: the growth per room with one connection
+ * (before -> oneEach, `rooms` rooms) less the growth per further connection (oneEach -> full,
+ * `more` connections).
+ */
+function roomAlone(before, oneEach, full, rooms, more) {
+  return full.map((sample, i) => [sample.pid, (oneEach[i].rss - before[i].rss) / rooms - (sample.rss - oneEach[i].rss) / more]);
+}
+
 async function measureLayout(options, { clients: count, rooms: roomCount }) {
   const report = new Report(options, `idle providers, ${count} in ${roomCount} rooms`);
   const rooms = [];
   for (let i = 0; i < roomCount; i++) rooms.push(await newRoom(options));
   const syncTimeout = (n) => 60_000 + (1000 * n) / options.connectRate;
+  // A client joins and leaves a room of its own first, so that what a server does once (its
+  // first room, its first socket) is not counted as the layout's.
+  const warmup = new Client(options, await newRoom(options), { index: count });
+  await allSynced([warmup], syncTimeout(1), 'the warm-up client');
+  warmup.close();
+  await sleep(1000);
   const before = sampleMemory(options);
 
   let started = performance.now();
@@ -79,6 +97,7 @@ async function measureLayout(options, { clients: count, rooms: roomCount }) {
     [`${roomCount} rooms × 1`, `${growthText(before, oneEach, roomCount, 'room')} (synced in ${(firstsMs / 1000).toFixed(1)} s, sampled ${options.idle} s later)`],
     [`+ ${count - roomCount} clients`, `${growthText(oneEach, full, count - roomCount, 'connection')} (synced in ${(restMs / 1000).toFixed(1)} s, sampled ${options.idle} s later)`],
     [`all ${count} clients`, growthText(before, full, count, 'connection')],
+    ['a room alone', `${roomAlone(before, oneEach, full, roomCount, count - roomCount).map(([pid, kib]) => `pid ${pid} RSS ${kib.toFixed(1)} KiB`).join('; ')} (per room with 1 connection − per more connection)`],
     ['memory with all', memoryText(full)],
     [`after they left`, `${growthText(before, after, count, 'connection')} compared with before (${options.idle} s after they left)`],
     ['frames while idle', `the ${count} clients received in ${idleCpu.seconds.toFixed(1)} s: ${framesDuringIdle}`],
@@ -93,6 +112,7 @@ async function measureLayout(options, { clients: count, rooms: roomCount }) {
   const kib = (grown, per) => ((grown) / per).toFixed(1);
   report.summary(`idle KiB per room with 1 connection (${roomCount} rooms)`, kib(rss(oneEach) - rss(before), roomCount));
   report.summary(`idle KiB per more connection (${count} in ${roomCount} rooms)`, kib(rss(full) - rss(oneEach), count - roomCount));
+  report.summary(`idle KiB per room alone (${roomCount} rooms; the two rows above subtracted)`, roomAlone(before, oneEach, full, roomCount, count - roomCount)[0][1].toFixed(1));
   report.summary(`KiB per connection still held after leaving (${count} in ${roomCount})`, kib(rss(after) - rss(before), count));
   if (idleCpu.servers.length) {
     report.summary(`idle server CPU, % of a core (${count} in ${roomCount})`, ((100 * idleCpu.serverTotal) / idleCpu.seconds).toFixed(1));
