@@ -185,14 +185,12 @@ export class Client {
       if (!this.leaving) this.closeCodes.push(event?.code ?? 'no frame in 30 s');
       this.bytesOfClosedSockets += provider.ws?.bytesReceived ?? 0;
     });
-    this.synced = new Promise((resolve) => {
-      if (this.provider.synced) resolve();
-      else this.provider.once('synced', resolve);
-    });
+    // The provider's first 'synced' event is its first sync (synced starts false).
+    this.synced = new Promise((resolve) => this.provider.once('synced', resolve));
   }
 
   get awareness() {
-    return this.provider?.awareness;
+    return this.provider.awareness;
   }
 
   /**
@@ -230,13 +228,14 @@ export function connectionLine(clients) {
   return ['connections', `${clients.length} providers; reconnects ${reconnects}; sockets closed before the end: ${closes}`];
 }
 
-/** Frames received by `clients` since `since` (a snapshot from frameCounts), by kind. */
+/** Frames received so far by all of `clients`: message type -> count. */
 export function frameCounts(clients) {
   const total = new Map();
   for (const client of clients) for (const [type, n] of client.frames) total.set(type, (total.get(type) ?? 0) + n);
   return total;
 }
 
+/** "sync 12, awareness 3": the frames of `counts` less those of an earlier `since`. */
 export function framesText(counts, since = new Map()) {
   const names = ['sync', 'awareness', 'auth', 'query awareness'];
   return [...counts].map(([type, n]) => `${names[type] ?? `type ${type}`} ${n - (since.get(type) ?? 0)}`).join(', ') || 'none';
@@ -251,7 +250,7 @@ export async function openStaggered(count, perSecond, make) {
   const started = performance.now();
   for (let i = 0; i < count; i++) {
     const due = started + (i * 1000) / perSecond;
-    if (due > performance.now()) await sleep(due - performance.now());
+    while (due > performance.now()) await sleep(due - performance.now());
     clients.push(make(i));
   }
   return clients;

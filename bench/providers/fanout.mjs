@@ -74,7 +74,7 @@ export async function main(argv) {
   const first = performance.now() + 100;
   for (let seq = 0; seq < total; seq++) {
     const due = first + seq * period;
-    if (due > performance.now()) await sleep(due - performance.now());
+    while (due > performance.now()) await sleep(due - performance.now());
     if (seq === warmupEdits) {
       measured.start();
       framesBefore = frameCounts(readers);
