@@ -15,8 +15,8 @@ import * as decoding from 'lib0/decoding';
 import * as syncProtocol from 'y-protocols/sync';
 
 import {
-  Client, Report, TEXT_NAME, Y, connectionLine, extensionsLine, growthText, memoryText, ms, newRoom,
-  parseOptions, percentile, roomUrl, sampleMemory, shownUrl, sleep, withTimeout,
+  Client, Report, TEXT_NAME, Y, allSynced, connectionLine, extensionsLine, growthText, memoryText, ms,
+  newRoom, parseOptions, percentile, roomUrl, sampleMemory, shownUrl, sleep, socketErrorText, withTimeout,
 } from './common.mjs';
 
 export const usage = 'usage: node bench/providers/main.mjs coldjoin --url WS [--rooms-api HTTP] [--edits 100000] [--joins 5] [--room-file FILE | --rejoin FILE] [--memory-pid PID]...';
@@ -88,7 +88,7 @@ function structsMissingOnServer(options, room, doc) {
 async function seed(options, room, doc) {
   const started = performance.now();
   const seeder = new Client(options, room, { doc });
-  await withTimeout(seeder.synced, options.joinTimeout * 1000, () => 'the seeding provider did not sync');
+  await allSynced([seeder], options.joinTimeout * 1000, 'seeding');
   const deadline = performance.now() + options.joinTimeout * 1000;
   let missing;
   while ((missing = await structsMissingOnServer(options, room, doc)) > 0) {
@@ -117,7 +117,7 @@ async function timeJoin(options, room, expected, index) {
   });
   try {
     const finished = await withTimeout(full, options.joinTimeout * 1000,
-      () => `join ${index} did not sync the full text (${client.text.length} of ${expected.length} characters)`);
+      () => `join ${index} did not sync the full text (${client.text.length} of ${expected.length} characters${socketErrorText([client])})`);
     return { ms: finished - started, bytes: client.bytesReceived, complete: sha256(client.text.toString()) === expected.sha256, client };
   } finally {
     client.close();

@@ -181,6 +181,10 @@ export class Client {
     this.provider.on('status', ({ status }) => {
       if (status === 'connected') this.connects += 1;
     });
+    // Why a socket could not open (refused, HTTP 401/403...): the provider retries silently.
+    this.provider.on('connection-error', (event) => {
+      this.lastError = event?.message || 'socket error';
+    });
     this.provider.on('connection-close', (event, provider) => {
       if (!this.leaving) this.closeCodes.push(event?.code ?? 'no frame in 30 s');
       this.bytesOfClosedSockets += provider.ws?.bytesReceived ?? 0;
@@ -256,11 +260,18 @@ export async function openStaggered(count, perSecond, make) {
   return clients;
 }
 
+/** "; last socket error: ..." if any of `clients` saw one, else "". */
+export function socketErrorText(clients) {
+  const failed = clients.find((client) => client.lastError);
+  return failed ? `; last socket error: ${failed.lastError}` : '';
+}
+
 /** Waits until every client has synced; fails naming how many did not within `timeoutMs`. */
 export async function allSynced(clients, timeoutMs, what) {
   let done = 0;
   const counted = clients.map((client) => client.synced.then(() => (done += 1)));
-  await withTimeout(Promise.all(counted), timeoutMs, () => `${what}: ${clients.length - done} of ${clients.length} providers not synced`);
+  await withTimeout(Promise.all(counted), timeoutMs,
+    () => `${what}: ${clients.length - done} of ${clients.length} providers not synced${socketErrorText(clients)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
