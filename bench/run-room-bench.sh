@@ -1,22 +1,40 @@
 #!/usr/bin/env bash
-# The room fan-out benchmark, side by side: the same load (bench/room-load: 1 writer,
-# READERS readers, RATE edits/s for DURATION s after WARMUP s) against
+# The room benchmark, side by side: the same loads against
 #   1. the CodeBox edge under `wrangler dev --local` (workerd, the Room Durable Object),
 #   1b. the same workerd runtime reached on its own port, without wrangler's dev proxy
 #       (skip with EDGE_DIRECT=0), and
 #   2. the baseline `@y/websocket-server` 0.1.1 (bench/peers/), one after the other.
-# Prints one result block per server, each with the server's CPU time (and the load
-# generator's, and the whole machine's). Exits non-zero if any run lost or added deliveries.
+# MODES picks the loads (default "light providers idle coldjoin"), each one block per server:
+#   light      bench/room-load: 1 writer + READERS light readers (no Y.Doc), RATE edits/s for
+#              DURATION s after WARMUP s; fan-out latency and server CPU.
+#   providers  bench/providers fanout: the same load with full clients as the IDE runs them
+#              (Y.Doc, stock WebsocketProvider, awareness), once per PROVIDER_AWARENESS setting
+#              ("on off"); latency and server CPU per edit, heartbeats included.
+#   idle       bench/providers idle: for each of IDLE_LAYOUTS ("1000/100,1000/10": clients/rooms),
+#              on a freshly started server, the server's memory per room and per idle
+#              connection, sampled IDLE_WAIT (15) s after joining, and again after they left.
+#   coldjoin   bench/providers coldjoin: a room seeded with a COLDJOIN_EDITS (100000)-edit
+#              document, COLDJOIN_JOINS (5) fresh clients timed to synced; then the server is
+#              restarted (the edge on the same --persist-to folder) and the joins are timed
+#              again, the first one meeting a cold room. The stock server keeps nothing without
+#              a database, so its cold joins run on a second instance with YPERSISTENCE
+#              (y-leveldb, installed with it in bench/peers).
+# Each block reports the server's CPU time (and the load generator's, and the whole machine's),
+# memory where it is measured; at the end a table puts the servers' key figures side by side.
+# Exits non-zero if any run lost or added deliveries, or a join missed text.
 # Stops every process it started (each runs in its own process group).
 #
 # The edge opens only rooms it created (DESIGN.md, Contract 3): each edge run first makes its
-# room with `POST /rooms` and every socket opens it with the edit token (`?token=`). This
+# rooms with `POST /rooms` and every socket opens one with the edit token (`?token=`). This
 # wrangler has a token secret of its own (ROOM_TOKEN_SECRET, random, in a .dev.vars in the
 # script's private temp folder) and per-client limits raised out of the way
-# (ROOM_RATE_LIMIT, RUN_RATE_LIMIT). The baseline has no tokens: it gets a made-up room name.
+# (ROOM_RATE_LIMIT, RUN_RATE_LIMIT). The baseline has no tokens: it gets made-up room names.
+# The edge's memory is its runtime workerd's (and, via wrangler, its dev proxy's, shown
+# beside it); the baseline's is its node process's.
 #
-#   bash bench/run-room-bench.sh            # 49 readers, 50 edits/s, 20 s (+2 s warm-up)
-#   READERS=9 RATE=20 DURATION=10 WARMUP=1 bash bench/run-room-bench.sh
+#   bash bench/run-room-bench.sh            # 49 readers, 50 edits/s, 20 s (+2 s warm-up), every mode
+#   READERS=9 RATE=20 DURATION=10 WARMUP=1 MODES=light bash bench/run-room-bench.sh
+#   MODES="providers idle" IDLE_LAYOUTS=100/10 IDLE_WAIT=3 bash bench/run-room-bench.sh
 #   SERVERS="baseline edge" WAIT_IDLE=300 bash bench/run-room-bench.sh   # order; wait for an idle machine
 #
 # wrangler runs with a copy of wrangler.toml minus its [build] section, in a temp folder: the
@@ -34,7 +52,18 @@ READERS="${READERS:-49}"
 RATE="${RATE:-50}"
 SECONDS_MEASURED="${DURATION:-20}" # not $SECONDS: bash keeps its own clock in that name
 WARMUP="${WARMUP:-2}"
-ROOM="bench-$(date +%s)" # the baseline's room; the edge names its own
+MODES="${MODES:-light providers idle coldjoin}"
+PROVIDER_AWARENESS="${PROVIDER_AWARENESS:-on off}"
+IDLE_LAYOUTS="${IDLE_LAYOUTS:-1000/100,1000/10}"
+IDLE_WAIT="${IDLE_WAIT:-15}"
+COLDJOIN_EDITS="${COLDJOIN_EDITS:-100000}"
+COLDJOIN_JOINS="${COLDJOIN_JOINS:-5}"
+for mode in $MODES; do
+  case "$mode" in light | providers | idle | coldjoin) ;; *) die "unknown mode '$mode' in MODES (light, providers, idle, coldjoin)" ;; esac
+done
+for awareness in $PROVIDER_AWARENESS; do
+  case "$awareness" in on | off) ;; *) die "PROVIDER_AWARENESS takes on and off, not '$awareness'" ;; esac
+done
 # Per-client limits for this wrangler, as LIMIT/SECONDS: every socket and request comes from
 # this one client.
 BENCH_RATE_LIMIT="1000000/60"
@@ -143,26 +172,38 @@ create_room() {
     || die "POST $1/rooms: no room and edit_token in the answer"
 }
 
+has_mode() { [[ " $MODES " == *" $1 "* ]]; }
+
 cd "$ROOT"
-say "building room-load (release)"
-lock_builds
-cargo build --release -p room-load >&2
-unlock_builds
+if has_mode light; then
+  say "building room-load (release)"
+  lock_builds
+  cargo build --release -p room-load >&2
+  unlock_builds
+fi
 LOAD="$CARGO_TARGET_DIR/release/room-load"
+PROVIDERS=(node bench/providers/main.mjs)
 if [ ! -d bench/peers/node_modules/@y/websocket-server ]; then
   say "installing bench/peers (npm ci)"
   (cd bench/peers && npm ci --no-audit --no-fund >&2)
 fi
+# 1000 idle clients are 1000 sockets here, and as many (twice, via wrangler's proxy) in a server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 load_args=(--readers "$READERS" --rate "$RATE" --seconds "$SECONDS_MEASURED" --warmup "$WARMUP")
+fanout_args=(--readers "$READERS" --rate "$RATE" --seconds "$SECONDS_MEASURED" --warmup "$WARMUP")
+MEASURED_EDITS="$(python3 -c "print(round($SECONDS_MEASURED * $RATE))")"
+SUMMARY="$TMP/summary.jsonl" # the key figures of every block, for the table at the end
 status=0
 
-echo "# room fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr)"
+echo "# room benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr)"
 echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- edge crates Cargo.toml Cargo.lock 2>/dev/null || echo ' (+ uncommitted changes in edge/ or crates/)'), node $(node --version), wrangler $(node_modules/.bin/wrangler --version 2>/dev/null | tail -1)"
 echo "# Durable Object storage in $TMP ($(df --output=fstype "$TMP" | tail -1))"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared; see each block's 'machine CPU' line)"
-echo "# load: 1 writer + $READERS readers, $RATE edits/s, ${SECONDS_MEASURED} s measured after ${WARMUP} s warm-up"
-echo "# rooms: the edge's made by POST /rooms (a new one per run; sockets send its edit token), the baseline's $ROOM"
+echo "# modes: $MODES"
+echo "# fan-out (light, providers): 1 writer + $READERS readers, $RATE edits/s, ${SECONDS_MEASURED} s measured after ${WARMUP} s warm-up; providers with awareness: $PROVIDER_AWARENESS"
+echo "# idle: clients/rooms $IDLE_LAYOUTS, memory sampled ${IDLE_WAIT} s after each step; cold join: ${COLDJOIN_EDITS}-edit document, $COLDJOIN_JOINS joins"
+echo "# rooms: the edge's made by POST /rooms (new ones for every block; sockets send the edit token), the baseline's made-up names"
 echo
 
 # A copy of wrangler.toml at $1 without its [build] section: its Worker is a snapshot of
@@ -225,97 +266,235 @@ prepare_edge() {
   die "could not take a stable copy of edge/build"
 }
 
-# --- the CodeBox edge under wrangler dev (and its runtime without the dev proxy) ----------
+# --- the servers ---------------------------------------------------------------------------
+# SERVER (edge or baseline) is the one running now; start_server, stop_server and
+# restart_server act on it, and set_target points the modes at one of its addresses.
+
+# The CodeBox edge under wrangler dev. Starts wrangler on a free port with the script's config,
+# token secret and --persist-to folder (a restart keeps the rooms). Sets SERVER_PID (wrangler),
+# EDGE_PORT, PROXY_PID (wrangler's dev proxy workerd), RUNTIME_PID (the runtime workerd: the
+# Worker and its Durable Objects) and DIRECT_PORT (the runtime's own port for the Worker, or ""
+# when not found or EDGE_DIRECT=0).
+start_wrangler() {
+  local p runtimes=""
+  EDGE_PORT="$(free_port)"
+  say "starting wrangler dev on 127.0.0.1:$EDGE_PORT"
+  WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
+    setsid node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$EDGE_PORT" \
+    -c "$EDGE_CONFIG" --persist-to "$TMP/wrangler-state" --env-file "$TMP/.dev.vars" \
+    --var "ROOM_RATE_LIMIT:$BENCH_RATE_LIMIT" --var "RUN_RATE_LIMIT:$BENCH_RATE_LIMIT" \
+    >>"$TMP/wrangler.log" 2>&1 </dev/null &
+  SERVER_PID=$!
+  STARTED+=("$SERVER_PID")
+  # A socket without a token is refused (401) once the Worker runs with its secret.
+  wait_http "http://127.0.0.1:$EDGE_PORT/rooms/probe" "$TMP/wrangler.log" "$SERVER_PID" 401
+  sleep 1 # let wrangler finish starting
+  # wrangler 4 starts two workerd: its dev proxy, which owns the public port and forwards
+  # every request and WebSocket frame, and the runtime holding the Worker and its Durable Objects.
+  PROXY_PID=""
+  for p in $(descendants "$SERVER_PID"); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = workerd ] || continue
+    if tr '\0' ' ' <"/proc/$p/cmdline" | grep -q "entry=127.0.0.1:$EDGE_PORT "; then
+      PROXY_PID="$p"
+    else
+      runtimes="$runtimes${runtimes:+,}$p"
+    fi
+  done
+  RUNTIME_PID="${runtimes%%,*}"
+  echo "# wrangler pid $SERVER_PID; workerd ${PROXY_PID:-?} = wrangler's dev proxy (owns port $EDGE_PORT, relays every frame);"
+  echo "# workerd ${runtimes:-?} = the Worker runtime (Room Durable Object). CPU is that of the whole tree."
+  [ -n "$PROXY_PID" ] && [ -n "$RUNTIME_PID" ] || die "could not tell wrangler's two workerd processes apart (see $TMP/wrangler.log)"
+
+  # The runtime workerd also listens on ephemeral loopback ports of its own; the one that
+  # answers /rooms/probe (no token) with 401 is the Worker's entry. Production has no such proxy hop.
+  DIRECT_PORT=""
+  if [ "${EDGE_DIRECT:-1}" = 1 ] && command -v ss >/dev/null; then
+    for p in $(ss -Htlnp | awk -v pid="$RUNTIME_PID" '$0 ~ "pid=" pid "," { n = split($4, h, ":"); print h[n] }'); do
+      if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$p/rooms/probe")" = 401 ]; then
+        DIRECT_PORT="$p"
+        break
+      fi
+    done
+    [ -n "$DIRECT_PORT" ] || echo "# (the runtime workerd's own port was not found; no runs without the dev proxy)"
+  fi
+}
+
+BASELINE_VERSION="$(node -p 'require("./bench/peers/node_modules/@y/websocket-server/package.json").version')"
+BASELINE_PERSISTENCE="" # a y-leveldb folder for YPERSISTENCE, or "" for none (the stock default)
+
+# The baseline, @y/websocket-server, on a free port (with YPERSISTENCE when
+# BASELINE_PERSISTENCE is set). Sets SERVER_PID and BASELINE_PORT.
+start_baseline() {
+  BASELINE_PORT="$(free_port)"
+  say "starting @y/websocket-server $BASELINE_VERSION on 127.0.0.1:$BASELINE_PORT${BASELINE_PERSISTENCE:+ (YPERSISTENCE=$BASELINE_PERSISTENCE)}"
+  # env -u: a YPERSISTENCE in the caller's environment must not turn persistence on.
+  env -u YPERSISTENCE HOST=127.0.0.1 PORT="$BASELINE_PORT" ${BASELINE_PERSISTENCE:+YPERSISTENCE="$BASELINE_PERSISTENCE"} \
+    setsid node bench/peers/node_modules/@y/websocket-server/src/server.js \
+    >>"$TMP/yws.log" 2>&1 </dev/null &
+  SERVER_PID=$!
+  STARTED+=("$SERVER_PID")
+  wait_http "http://127.0.0.1:$BASELINE_PORT/" "$TMP/yws.log" "$SERVER_PID"
+  echo "# @y/websocket-server $BASELINE_VERSION, node pid $SERVER_PID, port $BASELINE_PORT${BASELINE_PERSISTENCE:+, YPERSISTENCE (y-leveldb)} (it echoes each update to its sender too)"
+}
+
+start_server() {
+  case "$SERVER" in
+    edge) start_wrangler ;;
+    baseline) start_baseline ;;
+  esac
+}
+stop_server() { stop_group "$SERVER_PID"; }
+restart_server() {
+  stop_server
+  start_server
+}
+
+# Points the modes at target $1 of the running server: edge-wrangler (wrangler's port),
+# edge-direct (the runtime's own port) or baseline. Sets COLUMN (the summary's), LABEL, URL
+# (the rooms' WebSocket base), API (the edge's HTTP base for POST /rooms; "" for made-up
+# names), CPU_ARGS (--server-pid / --server-tree) and MEM_ARGS (--memory-pid: the edge's
+# runtime first). Fails when the target is not reachable now.
+set_target() {
+  case "$1" in
+    edge-wrangler)
+      COLUMN="edge via wrangler dev" LABEL="CodeBox edge: wrangler dev --local (workerd), Room Durable Object"
+      URL="ws://127.0.0.1:$EDGE_PORT/rooms" API="http://127.0.0.1:$EDGE_PORT"
+      CPU_ARGS=(--server-tree "$SERVER_PID") MEM_ARGS=(--memory-pid "$RUNTIME_PID" --memory-pid "$PROXY_PID")
+      ;;
+    edge-direct)
+      [ -n "$DIRECT_PORT" ] || return 1
+      COLUMN="edge, runtime port" LABEL="CodeBox edge: workerd runtime port, bypassing wrangler's dev proxy"
+      URL="ws://127.0.0.1:$DIRECT_PORT/rooms" API="http://127.0.0.1:$DIRECT_PORT"
+      CPU_ARGS=(--server-tree "$SERVER_PID") MEM_ARGS=(--memory-pid "$RUNTIME_PID")
+      ;;
+    baseline)
+      COLUMN="@y/websocket-server" LABEL="baseline: @y/websocket-server $BASELINE_VERSION (node $(node --version))${BASELINE_PERSISTENCE:+, YPERSISTENCE}"
+      URL="ws://127.0.0.1:$BASELINE_PORT" API=""
+      CPU_ARGS=(--server-pid "$SERVER_PID") MEM_ARGS=(--memory-pid "$SERVER_PID")
+      ;;
+  esac
+}
+
+# The arguments every bench/providers run of the current target takes.
+provider_args() {
+  PROVIDER_ARGS=(--url "$URL" --label "$LABEL" --summary "$SUMMARY" --server "$COLUMN" "${CPU_ARGS[@]}" "${MEM_ARGS[@]}")
+  [ -z "$API" ] || PROVIDER_ARGS+=(--rooms-api "$API")
+}
+
+# Runs the modes $1 against target $2 (see set_target) and adds their figures to the summary.
+# Each idle layout gets a freshly started server: memory a server keeps after one load would
+# otherwise be reused by the next and hide its cost. coldjoin keeps its room in
+# $TMP/coldjoin-TARGET.json for run_rejoin.
+run_modes() {
+  local modes="$1" target="$2" mode awareness layout room_args
+  for mode in $modes; do
+    set_target "$target" || { echo "# ($target is not reachable after the restart; $mode skipped)"; continue; }
+    provider_args
+    wait_idle
+    case "$mode" in
+      light)
+        room_args=(--room "bench-$(date +%s%N)")
+        if [ -n "$API" ]; then
+          create_room "$API"
+          room_args=(--room "$EDGE_ROOM" --token "$EDGE_TOKEN")
+        fi
+        "$LOAD" --url "$URL" "${room_args[@]}" "${load_args[@]}" --label "$LABEL: light readers (room-load)" \
+          "${CPU_ARGS[@]}" | tee "$TMP/room-load.out" || status=$?
+        node bench/providers/summary.mjs room-load "$SUMMARY" "$COLUMN" "$MEASURED_EDITS" <"$TMP/room-load.out"
+        echo
+        ;;
+      providers)
+        for awareness in $PROVIDER_AWARENESS; do
+          "${PROVIDERS[@]}" fanout "${PROVIDER_ARGS[@]}" "${fanout_args[@]}" \
+            $([ "$awareness" = on ] || echo --no-awareness) || status=$?
+        done
+        ;;
+      idle)
+        for layout in ${IDLE_LAYOUTS//,/ }; do
+          echo "# a freshly started server for the idle layout $layout"
+          restart_server
+          set_target "$target" || { echo "# ($target is not reachable after the restart; idle $layout skipped)"; continue; }
+          provider_args
+          "${PROVIDERS[@]}" idle "${PROVIDER_ARGS[@]}" --layouts "$layout" --idle "$IDLE_WAIT" || status=$?
+        done
+        ;;
+      coldjoin)
+        "${PROVIDERS[@]}" coldjoin "${PROVIDER_ARGS[@]}" --edits "$COLDJOIN_EDITS" \
+          --joins "$COLDJOIN_JOINS" --room-file "$TMP/coldjoin-$target.json" || status=$?
+        ;;
+    esac
+  done
+}
+
+# After a restart of the server: the cold joins again, to the room run_modes seeded for each
+# target of $@.
+run_rejoin() {
+  local target
+  for target in "$@"; do
+    if [ ! -f "$TMP/coldjoin-$target.json" ]; then
+      echo "# ($target: no seeded room to rejoin: its cold join did not run or failed)"
+      continue
+    fi
+    set_target "$target" || { echo "# ($target is not reachable after the restart; no rejoin)"; continue; }
+    provider_args
+    wait_idle
+    "${PROVIDERS[@]}" coldjoin "${PROVIDER_ARGS[@]}" --joins "$COLDJOIN_JOINS" \
+      --rejoin "$TMP/coldjoin-$target.json" || status=$?
+  done
+}
+
 run_edge() {
-  local port config built pid p proxy="" runtime="" direct_port=""
-  port="$(free_port)"
-  config="$ROOT/wrangler.toml"
-  built="edge/build"
+  local built="edge/build" targets=(edge-wrangler)
+  [ "${EDGE_DIRECT:-1}" = 1 ] && targets+=(edge-direct)
+  EDGE_CONFIG="$ROOT/wrangler.toml"
   if [ "${BENCH_REPO_CONFIG:-0}" != 1 ]; then
     prepare_edge
-    config="$TMP/wrangler.toml"
+    EDGE_CONFIG="$TMP/wrangler.toml"
     built="$TMP/snapshot/edge/build"
   fi
   echo "# edge build: inputs $(cat "$built/.inputs" 2>/dev/null || echo '?'), wasm $(stat -c %s "$built/index_bg.wasm" 2>/dev/null || echo '?') bytes"
   # This wrangler's own token secret, readable by this user only; --env-file makes wrangler
   # read it (and not a .dev.vars next to the config) with BENCH_REPO_CONFIG=1 too.
   (umask 077 && python3 -c 'import secrets; print("ROOM_TOKEN_SECRET=" + secrets.token_hex(32))' >"$TMP/.dev.vars")
-  say "starting wrangler dev on 127.0.0.1:$port"
-  WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
-    setsid node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$port" \
-    -c "$config" --persist-to "$TMP/wrangler-state" --env-file "$TMP/.dev.vars" \
-    --var "ROOM_RATE_LIMIT:$BENCH_RATE_LIMIT" --var "RUN_RATE_LIMIT:$BENCH_RATE_LIMIT" \
-    >"$TMP/wrangler.log" 2>&1 </dev/null &
-  pid=$!
-  STARTED+=("$pid")
-  # A socket without a token is refused (401) once the Worker runs with its secret.
-  wait_http "http://127.0.0.1:$port/rooms/probe" "$TMP/wrangler.log" "$pid" 401
-  sleep 1 # let wrangler finish starting
-  # wrangler 4 starts two workerd: its dev proxy, which owns the public port and forwards
-  # every request and WebSocket frame, and the runtime holding the Worker and its Durable Objects.
-  for p in $(descendants "$pid"); do
-    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = workerd ] || continue
-    if tr '\0' ' ' <"/proc/$p/cmdline" | grep -q "entry=127.0.0.1:$port "; then
-      proxy="$p"
-    else
-      runtime="$runtime${runtime:+,}$p"
-    fi
-  done
-  echo "# wrangler pid $pid; workerd ${proxy:-?} = wrangler's dev proxy (owns port $port, relays every frame);"
-  echo "# workerd ${runtime:-?} = the Worker runtime (Room Durable Object). room-load reports the CPU of the whole tree."
-  create_room "http://127.0.0.1:$port"
-  wait_idle
-  "$LOAD" --url "ws://127.0.0.1:$port/rooms" --room "$EDGE_ROOM" --token "$EDGE_TOKEN" "${load_args[@]}" \
-    --label "CodeBox edge: wrangler dev --local (workerd), Room Durable Object" \
-    --server-tree "$pid" || status=$?
-
-  # The runtime workerd also listens on ephemeral loopback ports of its own; the one that
-  # answers /rooms/probe (no token) with 401 is the Worker's entry. Production has no such proxy hop.
-  if [ "${EDGE_DIRECT:-1}" = 1 ] && [ -n "$runtime" ] && command -v ss >/dev/null; then
-    for p in $(ss -Htlnp | awk -v pids="$runtime" '
-        { split(pids, a, ","); for (i in a) if ($0 ~ "pid=" a[i] ",") { n = split($4, h, ":"); print h[n] } }'); do
-      if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$p/rooms/probe")" = 401 ]; then
-        direct_port="$p"
-        break
-      fi
-    done
-    echo
-    if [ -n "$direct_port" ]; then
-      echo "# the same wrangler dev instance, straight to the runtime workerd's own port $direct_port (no dev proxy)"
-      create_room "http://127.0.0.1:$direct_port"
-      wait_idle
-      "$LOAD" --url "ws://127.0.0.1:$direct_port/rooms" --room "$EDGE_ROOM" --token "$EDGE_TOKEN" "${load_args[@]}" \
-        --label "CodeBox edge: workerd runtime port, bypassing wrangler's dev proxy" \
-        --server-tree "$pid" || status=$?
-    else
-      echo "# (the runtime workerd's own port was not found; skipped the run without the dev proxy)"
-    fi
+  SERVER=edge
+  start_server
+  run_modes "$MODES" edge-wrangler
+  if [ "${EDGE_DIRECT:-1}" = 1 ]; then
+    echo "# the same wrangler dev instance, straight to the runtime workerd's own port (no dev proxy)"
+    run_modes "$MODES" edge-direct
+  fi
+  if has_mode coldjoin; then
+    echo "# restarting wrangler on the same --persist-to folder: each seeded room's first join meets a cold Durable Object"
+    restart_server
+    run_rejoin "${targets[@]}"
   fi
   if grep -qiE 'restarting build|error|panicked' "$TMP/wrangler.log"; then
     echo "# wrangler log (errors / rebuilds):"
     grep -iE 'restarting build|error|panicked' "$TMP/wrangler.log" | head -10 | sed 's/^/#   /'
   fi
-  stop_group "$pid"
+  stop_server
   echo
 }
 
-# --- the baseline: @y/websocket-server 0.1.1 ----------------------------------------------
 run_baseline() {
-  local port pid version
-  port="$(free_port)"
-  version="$(node -p 'require("./bench/peers/node_modules/@y/websocket-server/package.json").version')"
-  say "starting @y/websocket-server $version on 127.0.0.1:$port"
-  HOST=127.0.0.1 PORT="$port" setsid node bench/peers/node_modules/@y/websocket-server/src/server.js \
-    >"$TMP/yws.log" 2>&1 </dev/null &
-  pid=$!
-  STARTED+=("$pid")
-  wait_http "http://127.0.0.1:$port/" "$TMP/yws.log" "$pid"
-  echo "# @y/websocket-server $version, node pid $pid, port $port (it echoes each update to its sender too)"
-  wait_idle
-  "$LOAD" --url "ws://127.0.0.1:$port" --room "$ROOM" "${load_args[@]}" \
-    --label "baseline: @y/websocket-server $version (node $(node --version))" \
-    --server-pid "$pid" || status=$?
-  stop_group "$pid"
+  local in_memory_modes="${MODES/coldjoin/}"
+  SERVER=baseline
+  BASELINE_PERSISTENCE=""
+  if [ -n "${in_memory_modes// /}" ]; then
+    start_server
+    run_modes "$in_memory_modes" baseline
+    stop_server
+  fi
+  if has_mode coldjoin; then
+    echo "# cold joins: @y/websocket-server with YPERSISTENCE (y-leveldb $(node -p 'require("./bench/peers/node_modules/y-leveldb/package.json").version')); without it, it keeps no document across a restart"
+    BASELINE_PERSISTENCE="$TMP/yws-leveldb"
+    start_server
+    run_modes coldjoin baseline
+    echo "# restarting @y/websocket-server on the same y-leveldb folder"
+    restart_server
+    run_rejoin baseline
+    stop_server
+  fi
   echo
 }
 
@@ -326,5 +505,9 @@ for server in ${SERVERS:-edge baseline}; do
     *) die "unknown server '$server' in SERVERS (edge, baseline)" ;;
   esac
 done
+
+echo "# summary: the key figures of every block above, side by side"
+echo "# (the edge's memory is its runtime workerd's RSS; the baseline's cold joins ran with YPERSISTENCE)"
+if [ -s "$SUMMARY" ]; then node bench/providers/summary.mjs table "$SUMMARY"; else echo "# (no figures)"; fi
 
 exit "$status"
