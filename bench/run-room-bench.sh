@@ -4,7 +4,7 @@
 #   1b. the same workerd runtime reached on its own port, without wrangler's dev proxy
 #       (skip with EDGE_DIRECT=0), and
 #   2. the baseline `@y/websocket-server` 0.1.1 (bench/peers/), one after the other.
-# MODES picks the loads (default "light providers idle coldjoin"), each one block per server:
+# MODES picks the loads (default "light providers idle coldjoin wakes"), each one block per server:
 #   light      bench/room-load: 1 writer + READERS light readers (no Y.Doc), RATE edits/s for
 #              DURATION s after WARMUP s; fan-out latency and server CPU.
 #   providers  bench/providers fanout: the same load with full clients as the IDE runs them
@@ -19,6 +19,9 @@
 #              again, the first one meeting a cold room. The stock server keeps nothing without
 #              a database, so its cold joins run on a second instance with YPERSISTENCE
 #              (y-leveldb, installed with it in bench/peers).
+#   wakes      bench/providers wakes: WAKES_CLIENTS (10) providers join one room 1.5 s apart and
+#              stay idle for WAKES_IDLE (60) s: frames the server handles per minute, its CPU,
+#              and (the edge, from its log) wakes from hibernation and alarms set.
 # Each block reports the server's CPU time (and the load generator's, and the whole machine's),
 # memory where it is measured; at the end a table puts the servers' key figures side by side.
 # Exits non-zero if any run lost or added deliveries, or a join missed text.
@@ -52,14 +55,16 @@ READERS="${READERS:-49}"
 RATE="${RATE:-50}"
 SECONDS_MEASURED="${DURATION:-20}" # not $SECONDS: bash keeps its own clock in that name
 WARMUP="${WARMUP:-2}"
-MODES="${MODES:-light providers idle coldjoin}"
+MODES="${MODES:-light providers idle coldjoin wakes}"
 PROVIDER_AWARENESS="${PROVIDER_AWARENESS:-on off}"
 IDLE_LAYOUTS="${IDLE_LAYOUTS:-1000/100,1000/10}"
 IDLE_WAIT="${IDLE_WAIT:-15}"
 COLDJOIN_EDITS="${COLDJOIN_EDITS:-100000}"
 COLDJOIN_JOINS="${COLDJOIN_JOINS:-5}"
+WAKES_CLIENTS="${WAKES_CLIENTS:-10}"
+WAKES_IDLE="${WAKES_IDLE:-60}"
 for mode in $MODES; do
-  case "$mode" in light | providers | idle | coldjoin) ;; *) die "unknown mode '$mode' in MODES (light, providers, idle, coldjoin)" ;; esac
+  case "$mode" in light | providers | idle | coldjoin | wakes) ;; *) die "unknown mode '$mode' in MODES (light, providers, idle, coldjoin, wakes)" ;; esac
 done
 for awareness in $PROVIDER_AWARENESS; do
   case "$awareness" in on | off) ;; *) die "PROVIDER_AWARENESS takes on and off, not '$awareness'" ;; esac
@@ -421,6 +426,10 @@ run_modes() {
       coldjoin)
         "${PROVIDERS[@]}" coldjoin "${PROVIDER_ARGS[@]}" --edits "$COLDJOIN_EDITS" \
           --joins "$COLDJOIN_JOINS" --room-file "$TMP/coldjoin-$target.json" || status=$?
+        ;;
+      wakes)
+        "${PROVIDERS[@]}" wakes "${PROVIDER_ARGS[@]}" --clients "$WAKES_CLIENTS" --idle "$WAKES_IDLE" \
+          $([ "$SERVER" = edge ] && echo --log "$TMP/wrangler.log") || status=$?
         ;;
     esac
   done

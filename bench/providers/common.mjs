@@ -122,17 +122,23 @@ export function shownUrl(options, room) {
 // permessage-deflate by default, as browsers do, and the server decides.
 let negotiatedExtensions = null;
 
-/** The `ws` client with its defaults, counting what each socket receives. */
+/** The `ws` client with its defaults, counting what each socket receives and the frames it sends. */
 class CountingWebSocket extends WebSocket {
   constructor(url, protocols) {
     super(url, protocols);
     this.bytesReceived = 0;
+    this.framesSent = 0;
     this.once('upgrade', (response) => {
       negotiatedExtensions ??= response.headers['sec-websocket-extensions'] ?? 'none';
     });
     this.on('message', (data) => {
       this.bytesReceived += data.byteLength;
     });
+  }
+
+  send(data, ...rest) {
+    this.framesSent += 1;
+    return super.send(data, ...rest);
   }
 }
 
@@ -166,6 +172,7 @@ export class Client {
     this.closeCodes = [];
     this.frames = new Map(); // message type -> frames received
     this.bytesOfClosedSockets = 0;
+    this.framesOfClosedSockets = 0;
     this.provider = new WebsocketProvider(options.url, room.name, doc, {
       WebSocketPolyfill: CountingWebSocket,
       params: room.token ? { token: room.token } : {},
@@ -188,6 +195,7 @@ export class Client {
     this.provider.on('connection-close', (event, provider) => {
       if (!this.leaving) this.closeCodes.push(event?.code ?? 'no frame in 30 s');
       this.bytesOfClosedSockets += provider.ws?.bytesReceived ?? 0;
+      this.framesOfClosedSockets += provider.ws?.framesSent ?? 0;
     });
     // The provider's first 'synced' event is its first sync (synced starts false).
     this.synced = new Promise((resolve) => this.provider.once('synced', resolve));
@@ -213,6 +221,11 @@ export class Client {
   /** Bytes received on every socket this client opened. */
   get bytesReceived() {
     return this.bytesOfClosedSockets + (this.provider.ws?.bytesReceived ?? 0);
+  }
+
+  /** Frames sent on every socket this client opened. */
+  get framesSent() {
+    return this.framesOfClosedSockets + (this.provider.ws?.framesSent ?? 0);
   }
 
   /** Leaves as a closing tab does (the provider sends its awareness removal), then frees all. */

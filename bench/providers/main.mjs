@@ -12,6 +12,8 @@
 //   coldjoin  a room holding a 100,000-edit document (~460 KiB): the time from a fresh
 //             provider to synced with the full text; --rejoin times it again after the server
 //             was restarted (coldjoin.mjs).
+//   wakes     an idle room of N people joined over time: the events the server handles per
+//             minute and, from the edge's log, its wakes from hibernation and alarms (wakes.mjs).
 //
 //   node bench/providers/main.mjs MODE --url ws://127.0.0.1:8787/rooms --rooms-api http://127.0.0.1:8787 [options]
 //   node bench/providers/main.mjs MODE --help
@@ -25,6 +27,7 @@ const MODES = {
   fanout: () => import('./fanout.mjs'),
   idle: () => import('./idle.mjs'),
   coldjoin: () => import('./coldjoin.mjs'),
+  wakes: () => import('./wakes.mjs'),
 };
 
 const USAGE = `usage: node bench/providers/main.mjs ${Object.keys(MODES).join('|')} --url WS [options] (MODE --help for its options)`;
