@@ -207,8 +207,10 @@ impl Room {
             effects.close = Some(reason);
         }
         if let Some(frame) = self.due_work(now_ms, &mut effects.store) {
-            // Renewals go to every socket: the sender's own is its echo.
-            effects.reply.push(frame.clone());
+            // Renewals go to every socket (the sender's own is its echo), but one being closed.
+            if effects.close.is_none() {
+                effects.reply.push(frame.clone());
+            }
             effects.broadcast.push(frame);
         }
         effects.wake_at = self.wake_at();
