@@ -8,6 +8,9 @@
 //   only to the socket that sent SyncStep1;
 // - awareness: provider states reach the others; an abruptly terminated socket's awareness ids
 //   are removed for everyone, nobody else's;
+// - the IDE's presence rules (frontend/src/presence.ts) on stock providers: a page sends only its
+//   own awareness entry (a stock provider sends back every entry it receives), and renews its
+//   own when it hears a renewal and its own is half due (so an idle room's renewals line up);
 // - room names: 400 for invalid names, 426 without Upgrade, /snapshot of a new room is a valid
 //   empty update;
 // - no compression: a socket offering permessage-deflate (as browsers and `ws` do) is accepted
@@ -19,9 +22,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  RawClient, useEdge, Y, WebSocket, syncedProvider, waitFor, withTimeout,
+  RawClient, useEdge, Y, WebSocket, syncedProvider, waitFor, withTimeout, decodeFrame, provider,
   rng, recordUpdates, updateFrame, syncStep1Frame, awarenessFrameOf, awarenessProtocol, textOf,
 } from './harness.mjs';
+import { importIdeModule } from '../frontend/node-import.mjs';
+
+const presence = await importIdeModule('presence');
 
 let edge;
 const e2e = useEdge((launched) => { edge = launched; });
@@ -168,6 +174,62 @@ test('awareness reaches the others; a terminated socket\'s ids are removed, nobo
   const newcomer = await RawClient.connect(edge, room);
   const newcomerGreeting = await newcomer.waitFrame((f) => f.type === 'awareness', 10_000, 'newcomer greeting awareness');
   assert.deepEqual(new Set(newcomerGreeting.entries.filter((e) => e.state).map((e) => e.client)), new Set([id1, id2]));
+}));
+
+/** The `ws` client, keeping the awareness frames it sends (decoded) in `awarenessSent`. */
+class RecordingWebSocket extends WebSocket {
+  awarenessSent = [];
+
+  send(data, ...rest) {
+    const frame = decodeFrame(new Uint8Array(data));
+    if (frame.type === 'awareness') this.awarenessSent.push(frame);
+    return super.send(data, ...rest);
+  }
+}
+
+test('the IDE\'s presence: a page sends only its own awareness entry, and renews it in step', { timeout: 60_000 }, e2e(async () => {
+  const room = await edge.createRoom();
+  const join = async (name, ide) => {
+    const p = provider(edge, room, { WebSocketPolyfill: RecordingWebSocket });
+    if (ide) presence.quietPresence(p);
+    p.awareness.setLocalStateField('user', { name });
+    await waitFor(() => p.synced, 15_000, `${name} to sync`);
+    return p;
+  };
+  const ada = await join('ada', false);
+  const ide = await join('ide', true);
+  const stock = await join('stock', false);
+  const everyone = [ada, ide, stock];
+  const clientOf = (p) => p.awareness.clientID;
+  const clockOf = (seer, p) => seer.awareness.meta.get(clientOf(p))?.clock ?? -1;
+  await waitFor(() => everyone.every((seer) => everyone.every((p) => seer.awareness.getStates().has(clientOf(p)))), 10_000, 'everyone to see everyone');
+  const othersIn = (frames, p) => frames.flatMap((f) => f.entries).filter((e) => e.client !== clientOf(p));
+  const sentBefore = new Map(everyone.map((p) => [p, p.ws.awarenessSent.length]));
+  const sentSince = (p) => p.ws.awarenessSent.slice(sentBefore.get(p));
+
+  // ada changes her state: the stock provider sends it back to the server, the IDE's does not.
+  ada.awareness.setLocalStateField('user', { name: 'ada lovelace' });
+  const adaSeen = (p) => p.awareness.getStates().get(clientOf(ada))?.user?.name === 'ada lovelace';
+  await waitFor(() => adaSeen(ide) && adaSeen(stock), 10_000, 'ide and stock to see ada\'s change');
+  await waitFor(() => othersIn(sentSince(stock), stock).some((e) => e.client === clientOf(ada)), 5_000, 'the stock provider to send ada\'s entry back');
+  assert.deepEqual(othersIn(sentSince(ide), ide), [], 'the IDE page sent no one else\'s entry');
+
+  // Renewals in step: the IDE page's own state is made 8 s old (due in 7 s), the stock one's is
+  // fresh. ada renews (what y-protocols does every 15 s): the IDE page renews at once, the stock
+  // one does not.
+  const ownMeta = ide.awareness.meta.get(clientOf(ide));
+  ownMeta.lastUpdated -= 8_000;
+  const [ideClock, stockClock] = [clockOf(ada, ide), clockOf(ada, stock)];
+  ada.awareness.setLocalState(ada.awareness.getLocalState());
+  await waitFor(() => clockOf(ada, ide) > ideClock, 5_000, 'the IDE page to renew when ada\'s renewal arrives');
+  assert.equal(clockOf(ada, stock), stockClock, 'the stock provider did not renew early');
+  // Its renewal just made, the IDE page lets the next renewal pass.
+  const renewed = clockOf(ada, ide);
+  const adaClock = clockOf(ide, ada);
+  ada.awareness.setLocalState(ada.awareness.getLocalState());
+  await waitFor(() => clockOf(ide, ada) > adaClock && clockOf(stock, ada) > adaClock, 5_000, 'ada\'s second renewal to arrive');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(clockOf(ada, ide), renewed, 'a fresh state is not renewed');
 }));
 
 test('room names: 400 for invalid ones, 426 without Upgrade, empty snapshot for a new room', { timeout: 60_000 }, e2e(async () => {

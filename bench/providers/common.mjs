@@ -9,9 +9,13 @@ import WebSocket from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import { Awareness } from 'y-protocols/awareness';
 
+import { importIdeModule } from '../../frontend/node-import.mjs';
 import { processMemory, processStat } from './procfs.mjs';
 
 export { Y };
+
+// The IDE's presence rules, for --ide-presence: only its own awareness, renewals in step.
+const presence = await importIdeModule('presence');
 
 // The Y.Text the clients edit: the IDE keeps each language's source in `source:{language}`.
 export const TEXT_NAME = 'source:python';
@@ -24,6 +28,7 @@ const COMMON_OPTIONS = {
   url: { type: 'string', help: 'the rooms WebSocket base, e.g. ws://127.0.0.1:8787/rooms (the provider opens {url}/{room})' },
   'rooms-api': { type: 'string', help: 'make rooms with POST {rooms-api}/rooms and connect with their edit token (the edge); without it, rooms get made-up names (@y/websocket-server)' },
   'no-awareness': { type: 'boolean', help: 'clients publish no awareness state' },
+  'ide-presence': { type: 'boolean', help: "clients send only their own awareness and renew it in step, as the IDE does (frontend/src/presence.ts); without it, the stock provider's behaviour" },
   label: { type: 'string', help: 'the title of the report' },
   'server-pid': { type: 'string', multiple: true, help: 'a server process whose CPU is measured (repeatable)' },
   'server-tree': { type: 'string', multiple: true, help: 'a process and all its descendants, e.g. wrangler and its workerd (repeatable)' },
@@ -180,6 +185,7 @@ export class Client {
       disableBc: true,
       maxBackoffTime: 4000, // as the IDE
     });
+    if (options.awareness && options.idePresence) presence.quietPresence(this.provider);
     // The provider's own per-instance handler table: count each frame by message type.
     this.provider.messageHandlers = this.provider.messageHandlers.map((handle, type) => (...args) => {
       this.frames.set(type, (this.frames.get(type) ?? 0) + 1);

@@ -5,6 +5,8 @@
 // hibernated), the frames they received, the server's CPU; and, given the edge's log (--log, the
 // wrangler log the edge writes its JSON lines to), the room's wakes from hibernation (`room
 // woke`), document reads (`document loaded`) and alarms set (`alarm set`) in that window.
+// --ide-presence runs the clients with the IDE's presence rules (frontend/src/presence.ts:
+// renewals in step, only one's own entry sent) instead of the stock provider's.
 
 import fs from 'node:fs';
 
@@ -36,7 +38,8 @@ function framesSent(clients) {
 export async function main(argv) {
   const options = parseOptions(argv, usage, OPTIONS);
   const room = await newRoom(options);
-  const report = new Report(options, `an idle room of ${options.clients}, joined ${options.spread} s apart`);
+  const clientsAre = options.idePresence ? 'IDE presence' : 'stock providers';
+  const report = new Report(options, `an idle room of ${options.clients} (${clientsAre}), joined ${options.spread} s apart`);
   const clients = [];
   for (let i = 0; i < options.clients; i++) {
     clients.push(new Client(options, room, { index: i }));
@@ -49,7 +52,7 @@ export async function main(argv) {
   const receivedBefore = frameCounts(clients);
   const cpu = new CpuWindow({ pids: options.serverPid, trees: options.serverTree }).start();
   await sleep(options.idle * 1000);
-  const usage = cpu.stop();
+  const cpuUsage = cpu.stop();
   const perMinute = (n) => ((n * 60) / options.idle).toFixed(1);
   const sent = framesSent(clients) - sentBefore;
   report.lines([
@@ -58,14 +61,14 @@ export async function main(argv) {
     ['frames sent', `${sent} (${perMinute(sent)}/min): the events the server handled`],
     ['frames received', framesText(frameCounts(clients), receivedBefore)],
   ]);
-  report.summary(`idle room of ${options.clients}: frames in per minute`, perMinute(sent));
+  report.summary(`idle room of ${options.clients}, ${clientsAre}: frames in per minute`, perMinute(sent));
   if (options.log) {
     const text = fs.readFileSync(options.log, 'utf8').slice(logBefore);
     const [woke, loaded, alarms] = ['room woke', 'document loaded', 'alarm set'].map((m) => logged(text, room, m));
     report.line('edge log', `wakes from hibernation ${woke} (${perMinute(woke)}/min), document reads ${loaded}, alarms set ${alarms} (${perMinute(alarms)}/min)`);
-    report.summary(`idle room of ${options.clients}: wakes / alarms per minute`, `${perMinute(woke)} / ${perMinute(alarms)}`);
+    report.summary(`idle room of ${options.clients}, ${clientsAre}: wakes / alarms per minute`, `${perMinute(woke)} / ${perMinute(alarms)}`);
   }
-  report.lines(cpuLines(usage));
+  report.lines(cpuLines(cpuUsage));
   report.lines([connectionLine(clients)]);
   for (const client of clients) client.close();
   return 0;

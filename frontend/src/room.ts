@@ -1,7 +1,8 @@
 // A room: the shared editor and the toolbar (language, Run), composed with the panels that
 // render from the Y.Doc and awareness: people.ts, output.ts, share.ts, profile.ts, and the
-// connection (connection.ts). What this page may do follows its link's role: a viewer's editors
-// are read-only, and it never writes to the document (no Run, no seeding, no run take-over).
+// connection (connection.ts); presence.ts shapes the awareness traffic. What this page may do
+// follows its link's role: a viewer's editors are read-only, and it never writes to the document
+// (no Run, no seeding, no run take-over).
 
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
@@ -14,6 +15,7 @@ import { colorLight, type User } from './identity';
 import { LANGUAGES, languageById, type Language, type LanguageId } from './languages';
 import { createOutput } from './output';
 import { createPeople } from './people';
+import { quietPresence } from './presence';
 import { createProfile } from './profile';
 import { createRunner, type Runner } from './runner';
 import { createShareMenu } from './share';
@@ -32,6 +34,7 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
   const room = new RoomDoc(doc);
   const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rooms`;
   const provider = new WebsocketProvider(wsBase, roomName, doc, { maxBackoffTime: 4000, params: { token: access.token } });
+  quietPresence(provider);
   const awareness = provider.awareness;
   const publishUser = () => awareness.setLocalStateField('user', { name: user.name, color: user.color, colorLight: colorLight(user.color) });
   publishUser();
