@@ -3,7 +3,11 @@
 #   1. the CodeBox edge under `wrangler dev --local` (workerd, the Room Durable Object),
 #   1b. the same workerd runtime reached on its own port, without wrangler's dev proxy
 #       (skip with EDGE_DIRECT=0), and
-#   2. the baseline `@y/websocket-server` 0.1.1 (bench/peers/), one after the other.
+#   2. the baseline `@y/websocket-server` 0.1.1 (bench/peers/), and
+#   3. the floor: a minimal relay Durable Object in JavaScript (bench/peers/floor-room/) under
+#      the same wrangler and workerd, reached on the runtime's own port: what any room server
+#      in workerd pays per socket and per frame (light, providers and idle only),
+# one after the other (SERVERS, default "edge baseline floor").
 # MODES picks the loads (default "light providers idle coldjoin wakes"), each one block per server:
 #   light      bench/room-load: 1 writer + READERS light readers (no Y.Doc), RATE edits/s for
 #              DURATION s after WARMUP s; fan-out latency and server CPU.
@@ -21,7 +25,8 @@
 #              (y-leveldb, installed with it in bench/peers).
 #   wakes      bench/providers wakes: WAKES_CLIENTS (10) providers join one room 1.5 s apart and
 #              stay idle for WAKES_IDLE (60) s: frames the server handles per minute, its CPU,
-#              and (the edge, from its log) wakes from hibernation and alarms set.
+#              and (the edge, from its log) wakes from hibernation and alarms set; once per
+#              WAKES_PRESENCE ("stock ide"): stock providers, then with the IDE's presence rules.
 # Each block reports the server's CPU time (and the load generator's, and the whole machine's),
 # memory where it is measured; at the end a table puts the servers' key figures side by side.
 # Exits non-zero if any run lost or added deliveries, or a join missed text.
@@ -63,11 +68,15 @@ COLDJOIN_EDITS="${COLDJOIN_EDITS:-100000}"
 COLDJOIN_JOINS="${COLDJOIN_JOINS:-5}"
 WAKES_CLIENTS="${WAKES_CLIENTS:-10}"
 WAKES_IDLE="${WAKES_IDLE:-60}"
+WAKES_PRESENCE="${WAKES_PRESENCE:-stock ide}"
 for mode in $MODES; do
   case "$mode" in light | providers | idle | coldjoin | wakes) ;; *) die "unknown mode '$mode' in MODES (light, providers, idle, coldjoin, wakes)" ;; esac
 done
 for awareness in $PROVIDER_AWARENESS; do
   case "$awareness" in on | off) ;; *) die "PROVIDER_AWARENESS takes on and off, not '$awareness'" ;; esac
+done
+for presence in $WAKES_PRESENCE; do
+  case "$presence" in stock | ide) ;; *) die "WAKES_PRESENCE takes stock and ide, not '$presence'" ;; esac
 done
 # Per-client limits for this wrangler, as LIMIT/SECONDS: every socket and request comes from
 # this one client.
@@ -272,27 +281,27 @@ prepare_edge() {
 }
 
 # --- the servers ---------------------------------------------------------------------------
-# SERVER (edge or baseline) is the one running now; start_server, stop_server and
+# SERVER (edge, baseline or floor) is the one running now; start_server, stop_server and
 # restart_server act on it, and set_target points the modes at one of its addresses.
 
-# The CodeBox edge under wrangler dev. Starts wrangler on a free port with the script's config,
-# token secret and --persist-to folder (a restart keeps the rooms). Sets SERVER_PID (wrangler),
-# EDGE_PORT, PROXY_PID (wrangler's dev proxy workerd), RUNTIME_PID (the runtime workerd: the
-# Worker and its Durable Objects) and DIRECT_PORT (the runtime's own port for the Worker, or ""
-# when not found or EDGE_DIRECT=0).
+# A Worker under wrangler dev (the edge, or the floor room): wrangler on a free port with config
+# $1, its log in $TMP/$SERVER.log and its Durable Objects in $TMP/$SERVER-state (a restart keeps
+# the rooms); ready when /rooms/probe, a request without a token or an Upgrade, answers HTTP $2.
+# The rest of the arguments go to wrangler. Sets SERVER_PID (wrangler), EDGE_PORT, PROXY_PID
+# (wrangler's dev proxy workerd), RUNTIME_PID (the runtime workerd: the Worker and its Durable
+# Objects) and DIRECT_PORT (the runtime's own port for the Worker, or "" when not found or
+# EDGE_DIRECT=0).
 start_wrangler() {
-  local p runtimes=""
+  local config="$1" ready="$2" p runtimes=""
+  shift 2
   EDGE_PORT="$(free_port)"
-  say "starting wrangler dev on 127.0.0.1:$EDGE_PORT"
+  say "starting wrangler dev on 127.0.0.1:$EDGE_PORT ($SERVER)"
   WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
     setsid node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$EDGE_PORT" \
-    -c "$EDGE_CONFIG" --persist-to "$TMP/wrangler-state" --env-file "$TMP/.dev.vars" \
-    --var "ROOM_RATE_LIMIT:$BENCH_RATE_LIMIT" --var "RUN_RATE_LIMIT:$BENCH_RATE_LIMIT" \
-    >>"$TMP/wrangler.log" 2>&1 </dev/null &
+    -c "$config" --persist-to "$TMP/$SERVER-state" "$@" >>"$TMP/$SERVER.log" 2>&1 </dev/null &
   SERVER_PID=$!
   STARTED+=("$SERVER_PID")
-  # A socket without a token is refused (401) once the Worker runs with its secret.
-  wait_http "http://127.0.0.1:$EDGE_PORT/rooms/probe" "$TMP/wrangler.log" "$SERVER_PID" 401
+  wait_http "http://127.0.0.1:$EDGE_PORT/rooms/probe" "$TMP/$SERVER.log" "$SERVER_PID" "$ready"
   sleep 1 # let wrangler finish starting
   # wrangler 4 starts two workerd: its dev proxy, which owns the public port and forwards
   # every request and WebSocket frame, and the runtime holding the Worker and its Durable Objects.
@@ -307,15 +316,15 @@ start_wrangler() {
   done
   RUNTIME_PID="${runtimes%%,*}"
   echo "# wrangler pid $SERVER_PID; workerd ${PROXY_PID:-?} = wrangler's dev proxy (owns port $EDGE_PORT, relays every frame);"
-  echo "# workerd ${runtimes:-?} = the Worker runtime (Room Durable Object). CPU is that of the whole tree."
-  [ -n "$PROXY_PID" ] && [ -n "$RUNTIME_PID" ] || die "could not tell wrangler's two workerd processes apart (see $TMP/wrangler.log)"
+  echo "# workerd ${runtimes:-?} = the Worker runtime (its Durable Objects). CPU is that of the whole tree."
+  [ -n "$PROXY_PID" ] && [ -n "$RUNTIME_PID" ] || die "could not tell wrangler's two workerd processes apart (see $TMP/$SERVER.log)"
 
   # The runtime workerd also listens on ephemeral loopback ports of its own; the one that
-  # answers /rooms/probe (no token) with 401 is the Worker's entry. Production has no such proxy hop.
+  # answers /rooms/probe as wrangler's did is the Worker's entry. Production has no such proxy hop.
   DIRECT_PORT=""
   if [ "${EDGE_DIRECT:-1}" = 1 ] && command -v ss >/dev/null; then
     for p in $(ss -Htlnp | awk -v pid="$RUNTIME_PID" '$0 ~ "pid=" pid "," { n = split($4, h, ":"); print h[n] }'); do
-      if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$p/rooms/probe")" = 401 ]; then
+      if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$p/rooms/probe")" = "$ready" ]; then
         DIRECT_PORT="$p"
         break
       fi
@@ -344,7 +353,10 @@ start_baseline() {
 
 start_server() {
   case "$SERVER" in
-    edge) start_wrangler ;;
+    # A socket without a token is refused (401) once the edge runs with its secret.
+    edge) start_wrangler "$EDGE_CONFIG" 401 --env-file "$TMP/.dev.vars" \
+      --var "ROOM_RATE_LIMIT:$BENCH_RATE_LIMIT" --var "RUN_RATE_LIMIT:$BENCH_RATE_LIMIT" ;;
+    floor) start_wrangler "$ROOT/bench/peers/floor-room/wrangler.toml" 426 ;;
     baseline) start_baseline ;;
   esac
 }
@@ -355,7 +367,7 @@ restart_server() {
 }
 
 # Points the modes at target $1 of the running server: edge-wrangler (wrangler's port),
-# edge-direct (the runtime's own port) or baseline. Sets COLUMN (the summary's), LABEL, URL
+# edge-direct (the runtime's own port), floor or baseline. Sets COLUMN (the summary's), LABEL, URL
 # (the rooms' WebSocket base), API (the edge's HTTP base for POST /rooms; "" for made-up
 # names), CPU_ARGS (--server-pid / --server-tree) and MEM_ARGS (--memory-pid: the edge's
 # runtime first). Fails when the target is not reachable now.
@@ -370,6 +382,14 @@ set_target() {
       [ -n "$DIRECT_PORT" ] || return 1
       COLUMN="edge, runtime port" LABEL="CodeBox edge: workerd runtime port, bypassing wrangler's dev proxy"
       URL="ws://127.0.0.1:$DIRECT_PORT/rooms" API="http://127.0.0.1:$DIRECT_PORT"
+      CPU_ARGS=(--server-tree "$SERVER_PID") MEM_ARGS=(--memory-pid "$RUNTIME_PID")
+      ;;
+    floor)
+      # Its runtime's own port, beside the edge's; wrangler's when that port was not found.
+      COLUMN="floor (minimal DO), runtime port"
+      LABEL="floor: a minimal relay Durable Object in JavaScript (bench/peers/floor-room), workerd runtime port"
+      URL="ws://127.0.0.1:${DIRECT_PORT:-$EDGE_PORT}/rooms" API=""
+      [ -n "$DIRECT_PORT" ] || { COLUMN="floor (minimal DO) via wrangler dev" LABEL="${LABEL%, *}, via wrangler dev"; }
       CPU_ARGS=(--server-tree "$SERVER_PID") MEM_ARGS=(--memory-pid "$RUNTIME_PID")
       ;;
     baseline)
@@ -428,8 +448,11 @@ run_modes() {
           --joins "$COLDJOIN_JOINS" --room-file "$TMP/coldjoin-$target.json" || status=$?
         ;;
       wakes)
-        "${PROVIDERS[@]}" wakes "${PROVIDER_ARGS[@]}" --clients "$WAKES_CLIENTS" --idle "$WAKES_IDLE" \
-          $([ "$SERVER" = edge ] && echo --log "$TMP/wrangler.log") || status=$?
+        for presence in $WAKES_PRESENCE; do
+          "${PROVIDERS[@]}" wakes "${PROVIDER_ARGS[@]}" --clients "$WAKES_CLIENTS" --idle "$WAKES_IDLE" \
+            $([ "$presence" = ide ] && echo --ide-presence) \
+            $([ "$SERVER" = edge ] && echo --log "$TMP/edge.log") || status=$?
+        done
         ;;
     esac
   done
@@ -477,9 +500,9 @@ run_edge() {
     restart_server
     run_rejoin "${targets[@]}"
   fi
-  if grep -qiE 'restarting build|error|panicked' "$TMP/wrangler.log"; then
+  if grep -qiE 'restarting build|error|panicked' "$TMP/edge.log"; then
     echo "# wrangler log (errors / rebuilds):"
-    grep -iE 'restarting build|error|panicked' "$TMP/wrangler.log" | head -10 | sed 's/^/#   /'
+    grep -iE 'restarting build|error|panicked' "$TMP/edge.log" | head -10 | sed 's/^/#   /'
   fi
   stop_server
   echo
@@ -507,11 +530,24 @@ run_baseline() {
   echo
 }
 
-for server in ${SERVERS:-edge baseline}; do
+# The floor keeps no document and no awareness: the modes that need them are not run on it.
+run_floor() {
+  local modes="${MODES/coldjoin/}"
+  modes="${modes/wakes/}"
+  [ -n "${modes// /}" ] || return 0
+  SERVER=floor
+  start_server
+  run_modes "$modes" floor
+  stop_server
+  echo
+}
+
+for server in ${SERVERS:-edge baseline floor}; do
   case "$server" in
     edge) run_edge ;;
     baseline) run_baseline ;;
-    *) die "unknown server '$server' in SERVERS (edge, baseline)" ;;
+    floor) run_floor ;;
+    *) die "unknown server '$server' in SERVERS (edge, baseline, floor)" ;;
   esac
 done
 
