@@ -356,7 +356,9 @@ start_server() {
     # A socket without a token is refused (401) once the edge runs with its secret.
     edge) start_wrangler "$EDGE_CONFIG" 401 --env-file "$TMP/.dev.vars" \
       --var "ROOM_RATE_LIMIT:$BENCH_RATE_LIMIT" --var "RUN_RATE_LIMIT:$BENCH_RATE_LIMIT" ;;
-    floor) start_wrangler "$ROOT/bench/peers/floor-room/wrangler.toml" 426 ;;
+    # A copy, as for the edge: an edit to the original must not reload it mid-run.
+    floor) [ -d "$TMP/floor-room" ] || cp -r "$ROOT/bench/peers/floor-room" "$TMP/floor-room"
+      start_wrangler "$TMP/floor-room/wrangler.toml" 426 ;;
     baseline) start_baseline ;;
   esac
 }
