@@ -8,6 +8,9 @@
 //   only to the socket that sent SyncStep1;
 // - awareness: provider states reach the others; an abruptly terminated socket's awareness ids
 //   are removed for everyone, nobody else's;
+// - a presence renewed while the room slept (renewals are not saved) is still removed for
+//   everyone when its socket closes, and a client that comes back with the same id after its
+//   removal is told of it and shows again at once;
 // - the IDE's presence rules (frontend/src/presence.ts) on stock providers: a page sends only its
 //   own awareness entry (a stock provider sends back every entry it receives), and renews its
 //   own when it hears a renewal and its own is half due (so an idle room's renewals line up);
@@ -22,7 +25,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  RawClient, useEdge, Y, WebSocket, syncedProvider, waitFor, withTimeout, decodeFrame, provider,
+  RawClient, useEdge, Y, WebSocket, syncedProvider, waitFor, withTimeout, decodeFrame, provider, awarenessFrame,
   rng, recordUpdates, updateFrame, syncStep1Frame, awarenessFrameOf, awarenessProtocol, textOf,
 } from './harness.mjs';
 import { importIdeModule } from '../frontend/node-import.mjs';
@@ -174,6 +177,40 @@ test('awareness reaches the others; a terminated socket\'s ids are removed, nobo
   const newcomer = await RawClient.connect(edge, room);
   const newcomerGreeting = await newcomer.waitFrame((f) => f.type === 'awareness', 10_000, 'newcomer greeting awareness');
   assert.deepEqual(new Set(newcomerGreeting.entries.filter((e) => e.state).map((e) => e.client)), new Set([id1, id2]));
+}));
+
+test('a presence renewed before the room slept is removed for everyone on close, and its client comes back above the removal', { timeout: 60_000 }, e2e(async (t) => {
+  const room = await edge.createRoom();
+  const CLIENT = 4_242_424;
+  const state = { user: { name: 'ada' } };
+  const ada = await RawClient.connect(edge, room);
+  const observer = await RawClient.connect(edge, room);
+  const seen = (clock) => observer.waitFrame((f) => f.type === 'awareness' && f.entries.some((e) => e.client === CLIENT && e.clock === clock), 10_000, `the observer to see clock ${clock}`);
+  ada.send(awarenessFrame([{ client: CLIENT, clock: 1, state }]));
+  await seen(1);
+  // Renewals: the same state at higher clocks (relayed, not saved with the socket).
+  for (const clock of [2, 3, 4, 5]) {
+    ada.send(awarenessFrame([{ client: CLIENT, clock, state }]));
+    await seen(clock);
+  }
+  // Quiet long enough for workerd to hibernate the room (about 10 s here); then ada's socket dies.
+  const logBefore = edge.logText.length;
+  await new Promise((resolve) => setTimeout(resolve, 15_000));
+  ada.terminate();
+  const removal = await observer.waitFrame((f) => f.type === 'awareness' && f.entries.some((e) => e.client === CLIENT && e.state === null), 15_000, 'the removal');
+  const removedAt = removal.entries.find((e) => e.client === CLIENT).clock;
+  const slept = edge.logText.slice(logBefore).includes('"message":"room woke"');
+  t.diagnostic(`the room ${slept ? 'hibernated and woke' : 'did not hibernate'} before the close; removal at clock ${removedAt}`);
+  assert.ok(removedAt > 5, `the removal (clock ${removedAt}) beats the last renewal every peer holds (5)`);
+
+  // The same client on a new socket, at its own clock: the room tells it the removal, and it
+  // shows again once it announces itself past it (what y-protocols does on hearing that).
+  const back = await RawClient.connect(edge, room);
+  back.send(awarenessFrame([{ client: CLIENT, clock: 6, state }]));
+  const told = await back.waitFrame((f) => f.type === 'awareness' && f.entries.some((e) => e.client === CLIENT && e.state === null), 10_000, 'the returning client to be told of its removal');
+  assert.equal(told.entries.find((e) => e.client === CLIENT).clock, removedAt);
+  back.send(awarenessFrame([{ client: CLIENT, clock: removedAt + 1, state }]));
+  await seen(removedAt + 1);
 }));
 
 /** The `ws` client, keeping the awareness frames it sends (decoded) in `awarenessSent`. */

@@ -22,6 +22,17 @@
 //! and the ones that follow within the window wait and go out together, in one frame to every
 //! socket (the sender's own is its echo), when the window closes: [`Renewals`].
 //!
+//! Unsaved renewals leave a gap after a wake: a state restored from its socket's attachment
+//! carries the clock of its last change, and its client may have renewed it many times since.
+//! A removal announced at that clock plus one would lose to what every peer holds, and they
+//! would show a departed client until they time it out. So a restored state that its owner has
+//! not renewed since the wake is announced gone [`RESTORED_CLOCK_MARGIN`] past its clock. Should
+//! the client still be alive (it reconnected with the same id), its next entry loses to that
+//! removal; the room then tells it the removal ([`Accepted::contested`]), and the client, as
+//! y-protocols does when it hears itself removed, raises its clock past it and announces
+//! itself again. The same answer brings back at once a client that reconnects after an
+//! ordinary close, which stock servers show again only after two renewals.
+//!
 //! Limits (a refused frame changes nothing and closes its sender): a state is valid JSON of at
 //! most [`MAX_STATE_BYTES`]; one connection owns at most [`MAX_IDS_PER_CONNECTION`] ids and
 //! [`MAX_BYTES_PER_CONNECTION`] of states; the room holds at most [`MAX_ROOM_BYTES`] of live
@@ -58,6 +69,9 @@ pub const OUTDATED_MS: u64 = 30_000;
 /// Renewals that follow one another within this window are relayed together. Well within
 /// [`OUTDATED_MS`] less the 15-second renewal period, so no peer times a state out.
 pub const RENEWAL_WINDOW_MS: u64 = 1000;
+/// How far past a state's restored clock its removal is announced (see the module's
+/// explanation): more renewals than a client makes in 11 days at y-protocols' 15 s.
+pub const RESTORED_CLOCK_MARGIN: u32 = 1 << 16;
 /// The highest clock a client may send, and the highest the room announces.
 const MAX_CLOCK: u32 = u32::MAX - 1;
 /// How many "gone" entries are remembered (to reject stale updates) before they are forgotten.
@@ -135,6 +149,9 @@ pub(crate) struct Accepted {
     pub(crate) changed: Vec<AwarenessEntry>,
     /// Entries that renewed their owner's state unchanged, with a higher clock.
     pub(crate) renewed: Vec<AwarenessEntry>,
+    /// Removals that beat a state the sender claimed for a gone id: told to the sender alone,
+    /// so that a client still alive raises its clock past them.
+    pub(crate) contested: Vec<AwarenessEntry>,
 }
 
 /// Renewals waiting to be relayed together (see the module's explanation).
@@ -320,6 +337,9 @@ struct Slot {
     owner: Option<ConnId>,
     /// When its owner last renewed it; `None` until the first frame after a rejoin.
     renewed_at_ms: Option<u64>,
+    /// Restored from its socket's attachment and not sent by its owner since: its client's
+    /// clock may be ahead of this one by the renewals made since it was saved.
+    restored: bool,
 }
 
 /// What one slot adds to the room's and its owner's totals.
@@ -389,6 +409,7 @@ impl Presence {
         let mut outcome = Ok(());
         for mut entry in entries {
             if !self.may_apply(conn, &entry, now_ms) {
+                accepted.contested.extend(self.removal_beating(&entry));
                 continue;
             }
             if let (true, Some(state)) = (viewer, &entry.state) {
@@ -405,6 +426,7 @@ impl Presence {
                 state: entry.state.clone(),
                 owner: entry.state.as_ref().map(|_| conn),
                 renewed_at_ms: Some(now_ms),
+                restored: false,
             };
             let old = self.put(entry.client, Some(slot));
             let renewal = old.as_ref().is_some_and(|old| {
@@ -436,17 +458,21 @@ impl Presence {
             .unwrap_or_default();
         let mut removed = Vec::with_capacity(owned.len());
         for client in owned {
-            let Some(clock) = self.slots.get(&client).map(|slot| slot.clock) else {
+            let Some((clock, restored)) = self.slots.get(&client).map(|s| (s.clock, s.restored))
+            else {
                 continue;
             };
-            // One more, as far as a client may send: stock clients echo the removal back, and
-            // an equal clock removes a live state just as well. Never wraps.
-            let clock = clock.saturating_add(1).min(MAX_CLOCK);
+            // One more (past a restored clock, the margin), as far as a client may send: stock
+            // clients echo the removal back, and an equal clock removes a live state just as
+            // well. Never wraps.
+            let step = if restored { RESTORED_CLOCK_MARGIN } else { 1 };
+            let clock = clock.saturating_add(step).min(MAX_CLOCK);
             let gone = Slot {
                 clock,
                 state: None,
                 owner: None,
                 renewed_at_ms: None,
+                restored: false,
             };
             self.put(client, Some(gone));
             removed.push(AwarenessEntry {
@@ -506,6 +532,7 @@ impl Presence {
                     state: entry.state,
                     owner: Some(conn),
                     renewed_at_ms: None,
+                    restored: true,
                 };
                 self.put(entry.client, Some(slot));
                 self.unstamped = true;
@@ -528,6 +555,15 @@ impl Presence {
                 .is_some_and(|renewed| now_ms.saturating_sub(renewed) >= OUTDATED_MS),
             None => entry.state.is_some(),
         }
+    }
+
+    /// The room's removal of `entry`'s id, if `entry` claims a state for that gone id and
+    /// loses to the removal by clock.
+    fn removal_beating(&self, entry: &AwarenessEntry) -> Option<AwarenessEntry> {
+        let slot = self.slots.get(&entry.client)?;
+        let gone = slot.state.is_none() && slot.owner.is_none();
+        (gone && entry.state.is_some() && slot.clock >= entry.clock)
+            .then(|| self::entry(entry.client, slot))
     }
 
     /// Refuses the outcome of `conn`'s update if it grew `conn`'s holdings or the room's
@@ -1002,6 +1038,53 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_state_not_sent_since_the_wake_is_announced_gone_past_the_margin() {
+        let mut presence = Presence::default();
+        presence.restore(7, vec![live(10, 4, "{}")]);
+        presence.restore(8, vec![live(20, 4, "{}")]);
+        // 20's owner renews after the wake: its clock is known again.
+        presence
+            .apply_all(8, vec![live(20, 9, "{}")], NOW, false)
+            .unwrap();
+        assert_eq!(
+            presence.remove_connection(7),
+            vec![gone(10, 4 + RESTORED_CLOCK_MARGIN)]
+        );
+        assert_eq!(presence.remove_connection(8), vec![gone(20, 10)]);
+        assert_totals(&presence);
+    }
+
+    #[test]
+    fn a_gone_id_claimed_below_its_removal_gets_the_removal_back() {
+        let mut presence = Presence::default();
+        presence
+            .apply_all(1, vec![live(10, 4, "{}")], NOW, false)
+            .unwrap();
+        assert_eq!(presence.remove_connection(1), vec![gone(10, 5)]);
+        // Its client reconnects (conn 2) with its own clock, then an equal one: each loses and
+        // is answered with the removal; nothing is relayed.
+        for clock in [4, 5] {
+            let accepted = presence
+                .apply(2, vec![live(10, clock, "{}")], NOW, false)
+                .unwrap();
+            assert!(accepted.changed.is_empty() && accepted.renewed.is_empty());
+            assert_eq!(accepted.contested, vec![gone(10, 5)]);
+        }
+        // It raises its clock past the removal, as y-protocols does: back.
+        let accepted = presence
+            .apply(2, vec![live(10, 6, "{}")], NOW, false)
+            .unwrap();
+        assert_eq!(accepted.changed, vec![live(10, 6, "{}")]);
+        assert!(accepted.contested.is_empty());
+        // A live id of another connection, or a removal that loses, gets no answer.
+        for entry in [live(10, 6, "{}"), gone(10, 5)] {
+            let accepted = presence.apply(3, vec![entry], NOW, false).unwrap();
+            assert_eq!(accepted, Accepted::default());
+        }
+        assert_totals(&presence);
+    }
+
+    #[test]
     fn restore_keeps_ownership_for_removal_and_counts_as_renewed_at_the_next_frame() {
         let mut presence = Presence::default();
         presence.restore(7, vec![live(10, 4, "{}"), gone(11, 1)]);
@@ -1021,7 +1104,11 @@ mod tests {
                 .len(),
             1
         );
-        assert_eq!(presence.remove_connection(7), vec![gone(11, 2)]);
+        // 11 was not sent since the wake: its removal goes past the margin.
+        assert_eq!(
+            presence.remove_connection(7),
+            vec![gone(11, 1 + RESTORED_CLOCK_MARGIN)]
+        );
         assert_totals(&presence);
 
         // Two attachments naming one id: the higher clock owns it, in either order.

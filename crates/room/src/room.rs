@@ -348,6 +348,10 @@ impl Room {
                 // A renewal changes no state: it is not saved with the socket, and it is
                 // relayed with the others of its window (see `Renewals`).
                 self.renewals.add(accepted.renewed, now_ms);
+                if !accepted.contested.is_empty() {
+                    let removals = awareness::encode(accepted.contested.iter());
+                    effects.reply.push(Message::Awareness(&removals).encode());
+                }
             }
             Message::QueryAwareness => {
                 let live = self.presence.live();

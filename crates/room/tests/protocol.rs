@@ -2,11 +2,12 @@
 
 mod common;
 
-use codebox_room::awareness::RENEWAL_WINDOW_MS;
+use codebox_room::awareness::{RENEWAL_WINDOW_MS, RESTORED_CLOCK_MARGIN};
 use codebox_room::close::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, UNSUPPORTED_DATA};
 use codebox_room::storage::Compaction;
 use codebox_room::{
-    AwarenessEntry, CloseReason, Effects, Limits, LoadError, Message, Role, Room, StoreOp,
+    awareness, AwarenessEntry, CloseReason, Effects, Limits, LoadError, Message, Role, Room,
+    StoreOp,
 };
 use common::*;
 use yrs::updates::decoder::Decode;
@@ -929,10 +930,12 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
     let greeting = room.join(209, Role::View);
     assert_eq!(decode_awareness(&greeting[1]).len(), 2);
 
+    // Renewals are not saved, so the client's clock may be ahead of the saved one: its
+    // removal goes past the margin, where every peer takes it.
     let effects = room.disconnect(conn0);
     assert_eq!(
         decode_awareness(&effects.broadcast[0]),
-        [entry(100, 5, None)]
+        [entry(100, 4 + RESTORED_CLOCK_MARGIN, None)]
     );
     assert_eq!(
         decode_awareness(&room.join(210, Role::View)[1]),
@@ -946,8 +949,37 @@ fn presence_saved_across_hibernation_is_still_announced_gone_on_close() {
     let effects = room.disconnect(conn0);
     assert_eq!(
         decode_awareness(&effects.broadcast[0]),
-        [entry(100, 5, None)]
+        [entry(100, 4 + RESTORED_CLOCK_MARGIN, None)]
     );
+}
+
+#[test]
+fn a_client_that_reconnects_after_its_removal_is_told_it_and_comes_back_above_it() {
+    let mut room = Room::new(immediate());
+    room.join(1, Role::Edit);
+    room.join(2, Role::Edit);
+    let state = Some(r#"{"user":"ada"}"#);
+    let frame =
+        |clock| Message::Awareness(&awareness::encode([entry(100, clock, state)].iter())).encode();
+    room.receive(1, &frame(4), NOW);
+    let gone = room.disconnect(1);
+    assert_eq!(decode_awareness(&gone.broadcast[0]), [entry(100, 5, None)]);
+
+    // The same page on a new socket announces itself at its own clock: it loses to the
+    // removal, so the room answers with the removal and relays nothing.
+    room.join(3, Role::Edit);
+    let effects = room.receive(3, &frame(4), NOW);
+    assert!(effects.broadcast.is_empty());
+    assert_eq!(effects.reply.len(), 1);
+    assert_eq!(decode_awareness(&effects.reply[0]), [entry(100, 5, None)]);
+
+    // y-protocols, hearing itself removed while alive, announces itself past the removal.
+    let effects = room.receive(3, &frame(6), NOW);
+    assert_eq!(
+        decode_awareness(&effects.broadcast[0]),
+        [entry(100, 6, state)]
+    );
+    assert_eq!(room.presence_of(3), [entry(100, 6, state)]);
 }
 
 // ---------------------------------------------------------------------------------------------
