@@ -329,7 +329,7 @@ export class Edge {
   /** Starts wrangler (again) on the same persist dir, on the previous port when it is free. */
   async start({ timeoutMs = 90_000 } = {}) {
     if (this.proc) throw new Error('edge already running');
-    const port = this.port !== null && (await portIsFree(this.port)) ? this.port : await freePort();
+    const port = this.port !== null && (await portFreesUp(this.port)) ? this.port : await freePort();
     const inspectorPort = await freePort();
     this.port = port;
     this.starts += 1;
@@ -526,6 +526,19 @@ export class Edge {
 /** A room handle from the body of POST /rooms, /links or /rotate. */
 export function roomOf(body) {
   return { name: body.room, editToken: body.edit_token, viewToken: body.view_token, editUrl: body.edit_url, viewUrl: body.view_url };
+}
+
+/**
+ * Whether `port` can be listened on again within 5 s. Right after a kill, the clients that
+ * reconnect to it may hold it for a moment: the port is in the ephemeral range, and a connect
+ * whose own port happens to be the one it dials connects to itself until it gives up.
+ */
+async function portFreesUp(port) {
+  try {
+    return await waitFor(() => portIsFree(port), 5_000, `port ${port} to be free`, 100);
+  } catch {
+    return false;
+  }
 }
 
 function portIsFree(port) {
