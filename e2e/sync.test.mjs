@@ -10,7 +10,8 @@
 //   are removed for everyone, nobody else's;
 // - a presence renewed while the room slept (renewals are not saved) is still removed for
 //   everyone when its socket closes, and a client that comes back with the same id after its
-//   removal is told of it and shows again at once;
+//   removal is told of it and shows again at once; a text "ping" is answered "pong" by the
+//   runtime without waking the room;
 // - the IDE's presence rules (frontend/src/presence.ts) on stock providers: a page sends only its
 //   own awareness entry (a stock provider sends back every entry it receives), and renews its
 //   own when it hears a renewal and its own is half due (so an idle room's renewals line up);
@@ -179,7 +180,7 @@ test('awareness reaches the others; a terminated socket\'s ids are removed, nobo
   assert.deepEqual(new Set(newcomerGreeting.entries.filter((e) => e.state).map((e) => e.client)), new Set([id1, id2]));
 }));
 
-test('a presence renewed before the room slept is removed for everyone on close, and its client comes back above the removal', { timeout: 60_000 }, e2e(async (t) => {
+test('a presence renewed before the room slept is removed for everyone on close, and its client comes back above the removal; a ping does not wake it', { timeout: 60_000 }, e2e(async (t) => {
   const room = await edge.createRoom();
   const CLIENT = 4_242_424;
   const state = { user: { name: 'ada' } };
@@ -193,9 +194,13 @@ test('a presence renewed before the room slept is removed for everyone on close,
     ada.send(awarenessFrame([{ client: CLIENT, clock, state }]));
     await seen(clock);
   }
-  // Quiet long enough for workerd to hibernate the room (about 10 s here); then ada's socket dies.
+  // Quiet long enough for workerd to hibernate the room (about 10 s here). A text "ping" is
+  // answered "pong" by the runtime without waking it; then ada's socket dies.
   const logBefore = edge.logText.length;
   await new Promise((resolve) => setTimeout(resolve, 15_000));
+  observer.send('ping');
+  await observer.waitFrame((f) => f.type === 'text' && f.text === 'pong', 5_000, 'the runtime to answer "pong"');
+  assert.ok(!edge.logText.slice(logBefore).includes('"message":"room woke"'), 'the ping did not wake the room');
   ada.terminate();
   const removal = await observer.waitFrame((f) => f.type === 'awareness' && f.entries.some((e) => e.client === CLIENT && e.state === null), 15_000, 'the removal');
   const removedAt = removal.entries.find((e) => e.client === CLIENT).clock;

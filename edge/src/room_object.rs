@@ -43,6 +43,10 @@ use crate::store::RoomStore;
 const PRESENCE_BUDGET: usize = 12 * 1024;
 /// Close code for a failure on our side (RFC 6455 "internal error").
 const INTERNAL_ERROR: u16 = 1011;
+/// The text frame the runtime answers with [`KEEPALIVE_PONG`] while the object sleeps.
+const KEEPALIVE_PING: &str = "ping";
+/// The runtime's answer to [`KEEPALIVE_PING`].
+const KEEPALIVE_PONG: &str = "pong";
 
 /// What each socket carries across hibernation.
 #[derive(Debug, Serialize, Deserialize)]
@@ -89,6 +93,14 @@ pub struct Room {
 impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
         crate::log::init();
+        // A client may keep its socket alive with a text "ping": the runtime answers "pong"
+        // without waking the object (the protocol itself is binary; other text closes).
+        match WebSocketRequestResponsePair::new(KEEPALIVE_PING, KEEPALIVE_PONG) {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(error) => {
+                warn!(error = %worker::Error::from(error), "the ping auto-response could not be set")
+            }
+        }
         Room {
             state,
             env,
@@ -256,9 +268,6 @@ impl Room {
         let conn = loaded.next_conn;
         loaded.next_conn += 1;
         self.state.accept_web_socket(&pair.server);
-        let ping =
-            WebSocketRequestResponsePair::new("ping", "pong").map_err(worker::Error::from)?;
-        self.state.set_websocket_auto_response(&ping);
         save_socket_state(
             &pair.server,
             &SocketState {
