@@ -25,7 +25,7 @@ fleet-image: ## the exec fleet's container image (codebox-exec-fleet:latest)
 bench-core: ## the room core's cost per applied update (criterion)
 	@source scripts/lib.sh && CARGO_TARGET_DIR="$$(native_target_dir)" cargo bench -p codebox-room --bench apply_update
 
-bench-room: ## fan-out latency, 1 writer and 49 readers, against wrangler dev and a y-websocket baseline
+bench-room: ## rooms side by side (edge, @y/websocket-server, a minimal DO): fan-out, idle memory, cold join, wakes
 	@bash bench/run-room-bench.sh
 
 bench-exec: ## submit-to-result latency and throughput of the exec stack vs a bare process and docker run
