@@ -34,7 +34,9 @@ import * as decoding from 'lib0/decoding';
 import * as syncProtocol from 'y-protocols/sync';
 import * as awarenessProtocol from 'y-protocols/awareness';
 
-export { Y, WebSocket, WebsocketProvider, awarenessProtocol };
+import { rng } from './rng.mjs';
+
+export { Y, WebSocket, WebsocketProvider, awarenessProtocol, rng };
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WRANGLER = path.join(REPO, 'node_modules', '.bin', 'wrangler');
@@ -90,17 +92,6 @@ function randomSecret() {
   return crypto.randomBytes(32).toString('hex');
 }
 
-/** A small seeded PRNG (mulberry32), so "random" tests replay identically. */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Building and freezing the edge

@@ -18,6 +18,7 @@ import {
   Client, Report, TEXT_NAME, Y, allSynced, connectionLine, extensionsLine, growthText, memoryText, ms,
   newRoom, parseOptions, percentile, roomUrl, sampleMemory, shownUrl, sleep, socketErrorText, withTimeout,
 } from './common.mjs';
+import { rng } from '../../e2e/rng.mjs';
 
 export const usage = 'usage: node bench/providers/main.mjs coldjoin --url WS [--rooms-api HTTP] [--edits 100000] [--joins 5] [--room-file FILE | --rejoin FILE] [--memory-pid PID]...';
 
@@ -32,23 +33,11 @@ const OPTIONS = {
 // A keystroke moves the cursor to a random place with this probability, else types on.
 const JUMP_PROBABILITY = 1 / 8;
 
-/** mulberry32: a seeded PRNG, so every run types the same document. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The seeded document: `edits` single-character inserts, each its own transaction. */
 function typeDocument(edits) {
   const doc = new Y.Doc();
   const text = doc.getText(TEXT_NAME);
-  const random = prng(1);
+  const random = rng(1); // seeded: every run types the same document
   let cursor = 0;
   for (let i = 0; i < edits; i++) {
     if (random() < JUMP_PROBABILITY) cursor = Math.floor(random() * (text.length + 1));
