@@ -10,10 +10,13 @@
 #    $CODEBOX_CACHE/images/, so a re-import after `docker system prune` takes seconds.
 #    CODEBOX_RUNNER_BASE=debian:bookworm-slim (or any bookworm image present locally)
 #    skips it and builds the runners FROM that image instead.
-# 2. codebox-runner-LANG:latest from runners/LANG.Dockerfile (context runners/).
+# 2. codebox-supervisor: the static binary every runner runs (crates/sandbox), built with
+#    cargo into $CODEBOX_CACHE/target/supervisor-RUSTC.
+# 3. codebox-runner-LANG:latest from runners/LANG.Dockerfile (context: runners/ and the
+#    supervisor), labelled with the protocol the supervisor speaks (codebox.protocol).
 #
 # Every image carries the label codebox.inputs: a hash of what it is built from (for a
-# runner: its Dockerfile, the runners/codebox-* files and the base image id).
+# runner: its Dockerfile, the runners/codebox-* files, the supervisor and the base image id).
 # An image whose label matches is up to date and skipped. --force rebuilds the runners
 # without Docker's layer cache (fresh packages and security updates) and re-imports the base.
 set -euo pipefail
@@ -137,11 +140,27 @@ if [ -n "$base_only" ]; then
   exit 0
 fi
 
+# The supervisor: static, so it runs on any runner base. Its own target folder (the
+# static flag would otherwise rebuild the workspace's native one).
+host="$(rustc -vV | awk '/^host:/ { print $2 }')"
+supervisor_target="$CODEBOX_CACHE/target/supervisor-$(rustc -V | awk '{print $2}')"
+say "building codebox-supervisor (static, $host)"
+RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$supervisor_target" \
+  cargo build --quiet --locked --release -p codebox-sandbox --bin codebox-supervisor --target "$host" \
+  || die "building codebox-supervisor failed"
+supervisor="$supervisor_target/$host/release/codebox-supervisor"
+protocol="$("$supervisor" --protocol)" || die "$supervisor does not run"
+# The build context: runners/ and the supervisor.
+context="$(mktemp -d)"
+trap 'rm -rf "$context"' EXIT
+cp "$RUNNERS"/* "$context/"
+cp "$supervisor" "$context/codebox-supervisor"
+
 for lang in "${langs[@]}"; do
   image="codebox-runner-$lang:latest"
   dockerfile="$RUNNERS/$lang.Dockerfile"
   [ -f "$dockerfile" ] || die "missing $dockerfile"
-  hash="$(cat "$dockerfile" "$RUNNERS"/codebox-* <(echo "$base_id") | sha256sum | cut -c1-16)"
+  hash="$(cat "$dockerfile" "$RUNNERS"/codebox-* "$supervisor" <(echo "$base_id") | sha256sum | cut -c1-16)"
   if [ -z "$force" ] && [ "$(label_of "$image" codebox.inputs)" = "$hash" ]; then
     say "$image is up to date"
     continue
@@ -149,7 +168,7 @@ for lang in "${langs[@]}"; do
   say "building $image (FROM $base)"
   t=$(now_ms)
   docker build --pull=false ${force:+--no-cache} --build-arg "BASE=$base" --label "codebox.inputs=$hash" \
-    -f "$dockerfile" -t "$image" "$RUNNERS" 2>&1 \
+    --label "codebox.protocol=$protocol" -f "$dockerfile" -t "$image" "$context" 2>&1 \
     | sed -u -e '/^DEPRECATED: The legacy builder/d' -e '/^ *BuildKit is currently disabled/d' \
         -e '/^ *environment-variable\.$/d' -e "s/^/  [$lang] /" \
     || die "building $image failed"

@@ -3,76 +3,16 @@
 //! Needs a running engine (scripts/docker.sh) and the runner images (scripts/images.sh);
 //! without them every test fails and says so. Independent runs go in parallel, a few at a time.
 
+mod common;
+
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use codebox_exec_fleet::sandbox::{Sandbox, SandboxConfig};
-use codebox_submission::{Language, RunResult, Status};
+use codebox_exec_fleet::sandbox::SandboxConfig;
+use codebox_submission::{Language, Status};
 use futures_util::future::join_all;
-use tokio::runtime::Runtime;
 
-fn runtime() -> &'static Runtime {
-    static RT: OnceLock<Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
-            .with_test_writer()
-            .try_init();
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    })
-}
-
-/// Connects a sandbox, failing the test with the reason when the engine or images are missing.
-fn connect(config: SandboxConfig) -> Sandbox {
-    match runtime().block_on(Sandbox::connect(config)) {
-        Ok(sandbox) => sandbox,
-        Err(e) => panic!(
-            "the sandbox tests need a Docker engine and the runner images \
-             (scripts/docker.sh, then scripts/images.sh): {e}"
-        ),
-    }
-}
-
-/// The sandbox most tests share. No warm pool: a test binary has no teardown to drain one
-/// (the warm path has tests of its own, on instances they shut down).
-fn shared() -> &'static Sandbox {
-    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| {
-        connect(SandboxConfig {
-            pool_size: 0,
-            ..SandboxConfig::default()
-        })
-    })
-}
-
-fn run(language: Language, source: &str, stdin: &str) -> RunResult {
-    run_all(&[(language, source, stdin)]).remove(0)
-}
-
-/// Runs several programs at once on the shared sandbox, and waits until their containers
-/// are removed (so none is left when the test binary exits).
-fn run_all(runs: &[(Language, &str, &str)]) -> Vec<RunResult> {
-    let sandbox = shared();
-    runtime().block_on(async {
-        let results = join_all(
-            runs.iter()
-                .map(|&(l, src, stdin)| sandbox.run(l, src, stdin)),
-        )
-        .await;
-        sandbox.settle().await;
-        results
-    })
-}
-
-#[track_caller]
-fn expect(result: &RunResult, status: Status) {
-    assert_eq!(result.status, status, "unexpected result: {result:#?}");
-}
+use common::*;
 
 const HELLO: [(Language, &str); 6] = [
     (Language::Python, "print('hello')\n"),
@@ -448,7 +388,14 @@ except OSError as e:
     let result = run(Language::Python, source, "");
     expect(&result, Status::Ok);
     let out = &result.stdout;
-    assert!(out.contains("uid 65534 gid 65534\n"), "{out}");
+    // Unprivileged: a run user id of its own (not root, not a host account), group nogroup.
+    let uid: u32 = out
+        .split_once("uid ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|uid| uid.parse().ok())
+        .unwrap_or_else(|| panic!("no uid line: {out}"));
+    assert!(codebox_sandbox::spec::RUN_UIDS.contains(&uid), "{out}");
+    assert!(out.contains(&format!("uid {uid} gid 65534\n")), "{out}");
     assert!(
         out.contains("caps 0000000000000000 0000000000000000 0000000000000000\n"),
         "{out}"
@@ -470,85 +417,6 @@ except OSError as e:
         out.contains("dns refused") && !out.contains("RESOLVED"),
         "{out}"
     );
-}
-
-/// The seccomp profile (exec-fleet/src/sandbox/seccomp.rs) holds: each line is a call a
-/// program might try, and how the kernel answered it.
-#[test]
-fn system_calls_outside_the_profile_are_refused() {
-    let source = r#"
-#define _GNU_SOURCE
-#include <errno.h>
-#include <sched.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-static void report(const char *what, long r) {
-  if (r < 0) printf("%s: %s\n", what, strerrorname_np(errno));
-  else printf("%s: allowed\n", what);
-}
-
-int main(void) {
-  // Through the 32-bit ABI, in a child: getpid is call 20 there.
-  pid_t child = fork();
-  if (child == 0) {
-    long r;
-    __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory");
-    _exit(r == getpid() ? 42 : 43);
-  }
-  int status;
-  waitpid(child, &status, 0);
-  if (WIFEXITED(status)) printf("int 0x80: %s\n", WEXITSTATUS(status) == 42 ? "allowed" : "refused");
-  else printf("int 0x80: refused (signal %d)\n", WTERMSIG(status));
-  report("socket AF_ALG", socket(38, SOCK_SEQPACKET, 0));
-  report("socket AF_PACKET", socket(17, SOCK_RAW, 0));
-  report("socket AF_VSOCK", socket(40, SOCK_STREAM, 0));
-  report("socket AF_UNIX", socket(AF_UNIX, SOCK_STREAM, 0));
-  report("socket AF_INET", socket(AF_INET, SOCK_DGRAM, 0));
-  report("unshare user", unshare(CLONE_NEWUSER));
-  report("clone newns", syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0));
-  report("clone3", syscall(SYS_clone3, 0, 0));
-  report("io_uring_setup", syscall(SYS_io_uring_setup, 8, 0));
-  report("keyctl", syscall(SYS_keyctl, 0, 0, 0, 0, 0));
-  report("bpf", syscall(SYS_bpf, 0, 0, 0));
-  report("ptrace", syscall(SYS_ptrace, 0, 0, 0, 0));
-  report("personality", syscall(SYS_personality, 0x0040000));
-  report("mount", syscall(SYS_mount, "none", "/work", "tmpfs", 0, 0));
-  report("sync", syscall(SYS_sync));
-  fflush(stdout);
-  return 0;
-}
-"#;
-    let result = run(Language::C, source, "");
-    expect(&result, Status::Ok);
-    let out = &result.stdout;
-    for line in [
-        "socket AF_ALG: EPERM",
-        "socket AF_PACKET: EPERM",
-        "socket AF_VSOCK: EPERM",
-        "socket AF_UNIX: allowed",
-        "socket AF_INET: allowed",
-        "unshare user: EPERM",
-        "clone newns: EPERM",
-        "clone3: ENOSYS",
-        "io_uring_setup: EPERM",
-        "keyctl: EPERM",
-        "bpf: EPERM",
-        "ptrace: EPERM",
-        "personality: EPERM",
-        "mount: EPERM",
-        "sync: EPERM",
-    ] {
-        assert!(
-            out.contains(&format!("{line}\n")),
-            "{line:?} missing in:\n{out}"
-        );
-    }
-    assert!(out.starts_with("int 0x80: refused"), "{out}");
 }
 
 /// What language runtimes do on an ordinary day (threads, child processes, process pools,
@@ -639,246 +507,6 @@ fn main() {
     assert_eq!(results[3].stdout, "threads [0, 1, 4, 9] child 42\n");
 }
 
-/// Host processes whose command line mentions `token`.
-fn host_processes_with(token: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(token) {
-                found.push(format!(
-                    "{}: {cmdline}",
-                    entry.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    found
-}
-
-/// The 64-hex container id in a process's cgroup path (cgroup v1 "/docker/ID", v2 "docker-ID.scope").
-fn container_of(pid: &str) -> Option<String> {
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let bytes = cgroup.as_bytes();
-    let mut run = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        if b.is_ascii_hexdigit() && !b.is_ascii_uppercase() {
-            run += 1;
-            let ends = i + 1 == bytes.len() || !bytes[i + 1].is_ascii_hexdigit();
-            if run == 64 && ends {
-                return Some(cgroup[i + 1 - 64..=i].to_string());
-            }
-        } else {
-            run = 0;
-        }
-    }
-    None
-}
-
-/// Host processes still in the cgroup of a container that no longer exists.
-fn processes_of_removed_containers() -> Vec<String> {
-    let mut in_containers = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if pid.bytes().all(|b| b.is_ascii_digit()) {
-            if let Some(id) = container_of(&pid) {
-                in_containers.push((pid, id));
-            }
-        }
-    }
-    // Listed after the scan: a container made since is not a concern, one removed since is.
-    let output = Command::new("docker")
-        .args(["ps", "-a", "-q", "--no-trunc"])
-        .output()
-        .expect("docker CLI");
-    let existing: std::collections::HashSet<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    in_containers
-        .into_iter()
-        .filter(|(pid, id)| {
-            !existing.contains(id) && std::path::Path::new(&format!("/proc/{pid}")).exists()
-        })
-        .map(|(pid, id)| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            format!(
-                "pid {pid} of container {}: {}",
-                &id[..12],
-                String::from_utf8_lossy(&cmdline).replace('\0', " ")
-            )
-        })
-        .collect()
-}
-
-/// Containers (any state) with this label.
-fn containers_labelled(label: &str) -> Vec<String> {
-    let output = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label={label}"),
-            "--format",
-            "{{.ID}} {{.Status}}",
-        ])
-        .output()
-        .expect("docker CLI");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-#[test]
-fn hostile_programs_stay_contained() {
-    // Its own instance, so the end state (no containers, no processes) can be checked.
-    let sandbox = connect(SandboxConfig {
-        pool_size: 1,
-        pool_languages: vec![Language::Python],
-        ..SandboxConfig::default()
-    });
-    let token = format!("codebox-escapee-{}", std::process::id());
-    let sleeper = format!("['python3', '-c', 'import time; time.sleep(300)', '{token}']");
-    let double_fork = format!(
-        "import os, sys\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        os.execvp('python3', {sleeper})\n    os._exit(0)\nos.wait()\nprint('parent done')\n"
-    );
-    let nohup = format!(
-        "import subprocess\nsubprocess.Popen(['nohup'] + {sleeper}, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nprint('parent done')\n"
-    );
-    // Keeps the output pipes open after the parent is gone.
-    let holds_pipes =
-        format!("import subprocess\nsubprocess.Popen({sleeper})\nprint('parent done')\n");
-    let fork_bomb_c = "#include <unistd.h>\nint main(void) { for (;;) fork(); }\n";
-    let fork_bomb_py =
-        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n";
-    let memory_hog = "x = []\nwhile True:\n    x.append(' ' * (1 << 24) + str(len(x)))\n";
-    let flood = "import os\nwhile True:\n    os.write(1, b'A' * 65536)\n";
-    let egress = "import socket\nfor target in [('1.1.1.1', 53), ('8.8.8.8', 443), ('172.17.0.1', 2375)]:\n    try:\n        socket.create_connection(target, timeout=2)\n        print('CONNECTED', target)\n    except OSError:\n        pass\ntry:\n    socket.gethostbyname('deb.debian.org')\n    print('RESOLVED')\nexcept OSError:\n    pass\nprint('offline')\n";
-    let docker_socket = "import os\nprint([p for p in ['/var/run/docker.sock', '/run/docker.sock'] if os.path.exists(p)])\n";
-
-    let hello = (Language::Python, "print('still fine')\n");
-    let batches: Vec<Vec<Hostile>> = vec![
-        vec![
-            (
-                Language::Python,
-                double_fork.as_str(),
-                check(|r: &RunResult| {
-                    expect(r, Status::Ok);
-                    assert_eq!(r.stdout, "parent done\n");
-                    assert!(
-                        r.time_ms.unwrap_or(u64::MAX) < 3_000,
-                        "the run ended with its program: {r:?}"
-                    );
-                }),
-            ),
-            (
-                Language::Python,
-                nohup.as_str(),
-                check(|r: &RunResult| {
-                    expect(r, Status::Ok);
-                    assert!(r.time_ms.unwrap_or(u64::MAX) < 3_000, "{r:?}");
-                }),
-            ),
-            (
-                Language::Python,
-                holds_pipes.as_str(),
-                check(|r: &RunResult| {
-                    expect(r, Status::Ok);
-                    assert!(r.time_ms.unwrap_or(u64::MAX) < 3_000, "{r:?}");
-                }),
-            ),
-            (
-                Language::Python,
-                egress,
-                check(|r: &RunResult| {
-                    expect(r, Status::Ok);
-                    assert_eq!(r.stdout, "offline\n");
-                }),
-            ),
-            (
-                Language::Python,
-                docker_socket,
-                check(|r: &RunResult| {
-                    expect(r, Status::Ok);
-                    assert_eq!(r.stdout, "[]\n");
-                }),
-            ),
-        ],
-        vec![
-            (
-                Language::C,
-                fork_bomb_c,
-                check(|r: &RunResult| expect(r, Status::TimeLimitExceeded)),
-            ),
-            (
-                Language::Python,
-                fork_bomb_py,
-                check(|r: &RunResult| expect(r, Status::TimeLimitExceeded)),
-            ),
-            (
-                Language::Python,
-                memory_hog,
-                check(|r: &RunResult| expect(r, Status::MemoryLimitExceeded)),
-            ),
-            (
-                Language::Python,
-                flood,
-                check(|r: &RunResult| expect(r, Status::OutputLimitExceeded)),
-            ),
-        ],
-    ];
-    for batch in batches {
-        let results = runtime().block_on(join_all(
-            batch
-                .iter()
-                .map(|(language, source, _)| sandbox.run(*language, source, "")),
-        ));
-        for ((_, _, check), result) in batch.iter().zip(&results) {
-            check(result);
-        }
-        // The next run works normally.
-        let after = runtime().block_on(sandbox.run(hello.0, hello.1, ""));
-        expect(&after, Status::Ok);
-        assert_eq!(after.stdout, "still fine\n");
-    }
-
-    runtime().block_on(sandbox.shutdown());
-    let label = format!("codebox.sandbox.instance={}", sandbox.instance());
-    assert_eq!(
-        containers_labelled(&label),
-        Vec::<String>::new(),
-        "containers left behind"
-    );
-    // Container teardown is the engine's, asynchronous to its API answers: allow a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut left = host_processes_with(&token);
-        left.extend(processes_of_removed_containers());
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes outlived their runs: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn warm_pool_is_used_refilled_and_drained() {
     let sandbox = connect(SandboxConfig {
@@ -963,11 +591,4 @@ fn leftovers_of_a_crashed_fleet_are_removed_at_start() {
         Vec::<String>::new()
     );
     runtime().block_on(sandbox.shutdown());
-}
-
-/// A hostile program and what its result must be.
-type Hostile<'a> = (Language, &'a str, Box<dyn Fn(&RunResult)>);
-
-fn check(f: impl Fn(&RunResult) + 'static) -> Box<dyn Fn(&RunResult)> {
-    Box::new(f)
 }

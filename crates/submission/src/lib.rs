@@ -12,6 +12,7 @@
 //! Modules:
 //! - [`language`]: the languages, their runner images and versions.
 //! - [`limits`]: the resource limits of a run.
+//! - [`toolchain`]: how each language's runner compiles and runs a program.
 //! - [`request`]: validation of API requests, with one error per refusal.
 //! - [`job`]: the queue message.
 //! - [`record`]: the stored record ([`Submission`]) and a worker's [`RunResult`].
@@ -31,6 +32,7 @@ pub mod record;
 pub mod request;
 pub mod status;
 pub mod store;
+pub mod toolchain;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;

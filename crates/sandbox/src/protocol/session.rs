@@ -1,127 +1,7 @@
-//! The fleet's side of the supervisor protocol, without I/O.
-//!
-//! Every runner image runs `runners/codebox-run LANGUAGE` (the trusted supervisor) as the
-//! child of the container's init (tini). Protocol 2, the one definition on the Rust side
-//! (the script's header says the same; change both together and bump [`PROTOCOL`]):
-//!
-//! ```text
-//! stdin, fleet -> supervisor:
-//!   "<T> <L>\n"    T = the run's token (32 lowercase hex digits, new for every run),
-//!                  L = source length in bytes, decimal ASCII, at most 8 digits
-//!   <L bytes>      the source; the supervisor writes it to /work/main.<ext>
-//!   <rest>         the program's stdin, up to EOF (the fleet closes its end)
-//!
-//! stdout, supervisor -> fleet, ASCII lines starting "CODEBOX/2 ", in this order:
-//!   "CODEBOX/2 READY\n"                          started, about to read stdin
-//!   "CODEBOX/2 COMPILE\n"                        source in place, compile step starts
-//!                                                (a syntax check for python/javascript)
-//!   "CODEBOX/2 COMPILED <status> <n> <total>\n"  it ended with exit status <status>
-//!   <n bytes>                                    (128+N: signal N); its merged stdout+stderr
-//!                                                was <total> bytes, the first n (<= 64 KiB)
-//!                                                follow, length-framed
-//!   "CODEBOX/2 RUN\n"                            only after status 0; every later stdout
-//!                                                byte is the program's, up to END
-//!   "CODEBOX/2 END <T> <status> <ooms>\n"        the program (or a failed compile step)
-//!                                                ended with <status>; <ooms> = the
-//!                                                container's OOM kills so far, or "-";
-//!                                                not necessarily at a line start
-//!   before RUN, instead: "CODEBOX/2 FAIL <message>\n", exit 125 (a CodeBox fault)
-//!
-//! stderr: the program's alone, then "CODEBOX/2 END <T>\n".
-//! ```
-//!
-//! Why it cannot be forged: everything the supervisor says up to RUN is on stdout and
-//! written before the program exists, and markers are read only up to RUN. The compiler
-//! sees hostile input, so its output travels length-framed. END carries the token, which
-//! the program never sees, so no ordinary output ends a run early; a program that dug the
-//! token out of the supervisor's memory could only end its own run early with a status of
-//! its choosing, which exiting does too. The fleet trusts END only for a plain exit with no
-//! OOM kill reported; for anything else (SIGKILL, OOM kills, no END) it asks the engine.
-//! Docker delivers stdout and stderr as separate pipes with no relative order, so nothing
-//! here depends on interleaving: each stream has its own END after every program byte on
-//! it, and a stderr byte can only come from the program, so it means the program has
-//! started even if the RUN line is still in flight on stdout.
+//! The fleet's reader of the protocol: one run's output, fed in whatever chunks the
+//! container's streams deliver, split into markers, compile output and the program's bytes.
 
-use thiserror::Error;
-
-/// The protocol version, as in the markers and in the runner images' `codebox.protocol` label.
-pub const PROTOCOL: &str = "2";
-
-const PREFIX: &[u8] = b"CODEBOX/2 ";
-/// The longest marker line the supervisor writes (FAIL messages are short ASCII).
-const MAX_LINE: usize = 512;
-/// The supervisor's cap on compile output shown.
-pub const MAX_COMPILE_OUTPUT: usize = 64 * 1024;
-
-/// A new run token: 32 lowercase hex digits from a random UUID.
-pub fn new_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// What the fleet writes to the container's stdin.
-pub fn stdin_payload(token: &str, source: &[u8], stdin: &[u8]) -> Vec<u8> {
-    let header = format!("{token} {}\n", source.len());
-    let mut payload = Vec::with_capacity(header.len() + source.len() + stdin.len());
-    payload.extend_from_slice(header.as_bytes());
-    payload.extend_from_slice(source);
-    payload.extend_from_slice(stdin);
-    payload
-}
-
-/// The supervisor broke the protocol: a CodeBox fault (or a mismatched runner image).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("runner protocol violation: {0}")]
-pub struct ProtocolError(pub String);
-
-/// Something the fleet must act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The supervisor is up and waits for its program.
-    Ready,
-    /// The compile step started.
-    CompileStarted,
-    /// The compile step ended with this exit status.
-    Compiled { status: i64 },
-    /// The program started (RUN, or its first stderr byte): the run clock starts.
-    ProgramStarted,
-    /// The supervisor reported its own failure.
-    SupervisorFailed(String),
-    /// A stream passed the output cap: kill.
-    OutputExceeded,
-    /// END arrived on both streams: every byte of the program's output is in.
-    Ended(End),
-}
-
-/// How the supervisor said the program (or a failed compile step) ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct End {
-    /// Exit status (128+N for signal N).
-    pub status: i64,
-    /// The container's OOM kills so far, if the supervisor could read them.
-    pub ooms: Option<u64>,
-}
-
-impl End {
-    /// Whether this report alone settles the run: a plain exit with no OOM kill. A SIGKILL
-    /// (the OOM killer's signal) or a reported OOM kill needs the engine's word.
-    pub fn is_conclusive(&self) -> bool {
-        const SIGKILLED: i64 = 128 + 9;
-        self.status != SIGKILLED && self.ooms == Some(0)
-    }
-
-    /// Parses "<status> <ooms>".
-    fn parse(fields: &str) -> Option<End> {
-        let (status, ooms) = fields.split_once(' ')?;
-        let ooms = match ooms {
-            "-" => None,
-            n => Some(n.parse().ok()?),
-        };
-        Some(End {
-            status: status.parse().ok()?,
-            ooms,
-        })
-    }
-}
+use super::{End, Event, ProtocolError, MAX_COMPILE_OUTPUT, MAX_LINE, PREFIX};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -143,6 +23,24 @@ enum Stage {
     Ended,
     /// After FAIL: the supervisor says nothing more.
     Failed,
+}
+
+impl Stage {
+    /// What the session waits for in this stage, for error messages.
+    fn waiting_for(self) -> &'static str {
+        match self {
+            Stage::AwaitReady => "waiting for READY",
+            Stage::AwaitCompile => "waiting for COMPILE",
+            Stage::Compiling => "waiting for COMPILED",
+            Stage::CompileOutput { .. } => "reading compile output",
+            Stage::AwaitRun => "waiting for RUN",
+            Stage::Running => "running",
+            Stage::EndLine => "reading END",
+            Stage::AwaitEnd => "waiting for END",
+            Stage::Ended => "ended",
+            Stage::Failed => "failed",
+        }
+    }
 }
 
 /// One output stream of the program, kept up to a cap.
@@ -269,9 +167,9 @@ pub struct Session {
 
 impl Session {
     /// A session for a container whose supervisor has not said anything yet; `token` is the
-    /// run's (see [`new_token`]), sent with the program by [`stdin_payload`].
+    /// run's (see [`super::new_token`]), sent with the program by [`super::stdin_payload`].
     pub fn new(output_cap: usize, token: String) -> Self {
-        let prefix = String::from_utf8_lossy(PREFIX);
+        let prefix = PREFIX;
         Session {
             stdout_end: MarkerScan::new(format!("{prefix}END {token} ").into_bytes()),
             stderr_end: MarkerScan::new(format!("{prefix}END {token}\n").into_bytes()),
@@ -375,12 +273,7 @@ impl Session {
                     break;
                 }
                 Stage::Ended => break,
-                Stage::Failed => {
-                    return Err(ProtocolError(format!(
-                        "{} bytes on stdout after the supervisor's last word",
-                        data.len()
-                    )))
-                }
+                Stage::Failed => return Err(ProtocolError::AfterLastWord(data.len())),
                 Stage::CompileOutput { status, remaining } => {
                     let take = remaining.min(data.len());
                     self.compile_buf.extend_from_slice(&data[..take]);
@@ -439,10 +332,9 @@ impl Session {
         let newline = data.iter().position(|&b| b == b'\n');
         let end = newline.unwrap_or(data.len());
         if self.line.len() + end > MAX_LINE {
-            return Err(ProtocolError(format!(
-                "a marker line longer than {MAX_LINE} bytes: {:?}",
-                String::from_utf8_lossy(&self.line[..self.line.len().min(80)])
-            )));
+            return Err(ProtocolError::LineTooLong(
+                String::from_utf8_lossy(&self.line[..self.line.len().min(80)]).into_owned(),
+            ));
         }
         self.line.extend_from_slice(&data[..end]);
         Ok(newline.map(|i| (std::mem::take(&mut self.line), &data[i + 1..])))
@@ -452,8 +344,10 @@ impl Session {
     fn on_end_line(&mut self, data: &[u8], events: &mut Vec<Event>) -> Result<(), ProtocolError> {
         if let Some((line, _leftovers)) = self.read_line(data)? {
             let fields = String::from_utf8_lossy(&line);
-            let end = End::parse(&fields)
-                .ok_or_else(|| ProtocolError(format!("malformed END marker: {fields:?}")))?;
+            let end = End::parse(&fields).ok_or_else(|| ProtocolError::Malformed {
+                word: "END",
+                line: fields.into_owned(),
+            })?;
             self.reported = Some(end);
             self.stage = Stage::Ended;
             self.check_ended(events);
@@ -484,12 +378,11 @@ impl Session {
     fn on_line(&mut self, line: &[u8], events: &mut Vec<Event>) -> Result<(), ProtocolError> {
         let text = std::str::from_utf8(line)
             .ok()
-            .and_then(|l| l.strip_prefix(std::str::from_utf8(PREFIX).unwrap_or_default()))
+            .and_then(|l| l.strip_prefix(PREFIX))
             .ok_or_else(|| {
-                ProtocolError(format!(
-                    "expected a CODEBOX/{PROTOCOL} marker, got {:?}",
-                    String::from_utf8_lossy(&line[..line.len().min(80)])
-                ))
+                ProtocolError::NotAMarker(
+                    String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned(),
+                )
             })?;
         let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
         match (self.stage, word) {
@@ -515,7 +408,10 @@ impl Session {
                     .filter(|((_, shown), total)| {
                         *shown <= MAX_COMPILE_OUTPUT && *shown as u64 <= *total
                     })
-                    .ok_or_else(|| ProtocolError(format!("malformed COMPILED marker: {text:?}")))?;
+                    .ok_or_else(|| ProtocolError::Malformed {
+                        word: "COMPILED",
+                        line: text.to_string(),
+                    })?;
                 self.compile_total = total;
                 self.stage = Stage::CompileOutput {
                     status,
@@ -537,7 +433,10 @@ impl Session {
                     .split_once(' ')
                     .filter(|(token, _)| *token == self.token)
                     .and_then(|(_, fields)| End::parse(fields))
-                    .ok_or_else(|| ProtocolError(format!("malformed END marker: {text:?}")))?;
+                    .ok_or_else(|| ProtocolError::Malformed {
+                        word: "END",
+                        line: text.to_string(),
+                    })?;
                 self.reported = Some(end);
                 self.stage = Stage::Ended;
                 self.check_ended(events);
@@ -556,9 +455,10 @@ impl Session {
                 events.push(Event::SupervisorFailed(message.to_string()));
             }
             (stage, _) => {
-                return Err(ProtocolError(format!(
-                    "unexpected marker {text:?} while in {stage:?}"
-                )));
+                return Err(ProtocolError::Unexpected {
+                    marker: text.to_string(),
+                    stage: stage.waiting_for(),
+                });
             }
         }
         Ok(())
@@ -576,26 +476,6 @@ mod tests {
     }
 
     const OK_RUN: &[u8] = b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 5 5\nwarn\nCODEBOX/2 RUN\nhello\n";
-
-    #[test]
-    fn payload_is_length_prefixed() {
-        assert_eq!(
-            stdin_payload(TOKEN, b"print(1)", b"in\n"),
-            format!("{TOKEN} 8\nprint(1)in\n").as_bytes()
-        );
-        assert_eq!(
-            stdin_payload(TOKEN, b"", b""),
-            format!("{TOKEN} 0\n").as_bytes()
-        );
-        let token = new_token();
-        assert!(
-            token.len() == 32
-                && token
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        );
-        assert_ne!(token, new_token());
-    }
 
     #[test]
     fn a_whole_run_in_one_chunk() {

@@ -7,15 +7,22 @@ use chrono::{DateTime, Utc};
 use codebox_submission::status::split_exit_code;
 use codebox_submission::{Ending, Language, Limits, Phase, RunResult, Status};
 
-use super::protocol::Session;
+use crate::protocol::Session;
+
+/// Why the fleet killed a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kill {
+    /// A wall-clock limit passed.
+    TimeLimit,
+    /// A stream passed the output cap.
+    OutputLimit,
+}
 
 /// What the fleet saw of a container besides its output.
 #[derive(Debug, Clone, Default)]
-pub struct Observed {
-    /// The fleet killed it at a wall-clock limit.
-    pub timed_out: bool,
-    /// The fleet killed it for passing the output cap.
-    pub output_exceeded: bool,
+pub(crate) struct Observed {
+    /// Why the fleet killed it, if it did.
+    pub kill: Option<Kill>,
     /// The container's exit code (its init's: 128+N for death by signal N).
     pub exit_code: Option<i64>,
     /// The kernel's OOM killer struck in the container.
@@ -24,8 +31,27 @@ pub struct Observed {
     pub run_time: Option<Duration>,
 }
 
+impl Observed {
+    fn timed_out(&self) -> bool {
+        self.kill == Some(Kill::TimeLimit)
+    }
+
+    /// How the step ended, for the status mapping; `status` is its exit status if known.
+    fn ending(&self, phase: Phase, status: Option<i64>) -> Ending {
+        let (exit_code, signal) = status.map(split_exit_code).unwrap_or((None, None));
+        Ending {
+            phase,
+            exit_code,
+            signal,
+            timed_out: self.timed_out(),
+            oom_killed: self.oom_killed,
+            output_exceeded: phase == Phase::Run && self.kill == Some(Kill::OutputLimit),
+        }
+    }
+}
+
 /// The result of a run.
-pub fn run_result(
+pub(crate) fn run_result(
     language: Language,
     limits: &Limits,
     session: &Session,
@@ -41,15 +67,8 @@ pub fn run_result(
         let Some(code) = observed.exit_code else {
             return RunResult::internal_error("the program's exit status is unknown", now);
         };
-        let (exit_code, signal) = split_exit_code(code);
-        let ending = Ending {
-            phase: Phase::Run,
-            exit_code,
-            signal,
-            timed_out: observed.timed_out,
-            oom_killed: observed.oom_killed,
-            output_exceeded: observed.output_exceeded,
-        };
+        let ending = observed.ending(Phase::Run, Some(code));
+        let (exit_code, signal) = (ending.exit_code, ending.signal);
         let compile_output = session.compiled().and_then(|c| {
             let text = compile_text(&c.output, c.total, &[]);
             (compiled_language || !text.is_empty()).then_some(text)
@@ -77,7 +96,7 @@ pub fn run_result(
         "syntax check"
     };
     let mut notes = Vec::new();
-    if observed.timed_out {
+    if observed.timed_out() {
         notes.push(format!(
             "[the {step} passed its time limit ({} ms) and was killed]",
             limits.compile_ms
@@ -90,38 +109,16 @@ pub fn run_result(
         ));
     }
     let (ending, text) = match session.compiled() {
-        Some(compiled) => {
-            let (exit_code, signal) = split_exit_code(compiled.status);
-            let ending = Ending {
-                phase: Phase::Compile,
-                exit_code,
-                signal,
-                timed_out: observed.timed_out,
-                oom_killed: observed.oom_killed,
-                output_exceeded: false,
-            };
-            (
-                ending,
-                compile_text(&compiled.output, compiled.total, &notes),
-            )
-        }
-        None if session.compile_started() && (observed.timed_out || observed.oom_killed) => {
-            let (exit_code, signal) = observed
-                .exit_code
-                .map(split_exit_code)
-                .unwrap_or((None, None));
-            let ending = Ending {
-                phase: Phase::Compile,
-                exit_code,
-                signal,
-                timed_out: observed.timed_out,
-                oom_killed: observed.oom_killed,
-                output_exceeded: false,
-            };
-            (ending, notes.join("\n"))
-        }
+        Some(compiled) => (
+            observed.ending(Phase::Compile, Some(compiled.status)),
+            compile_text(&compiled.output, compiled.total, &notes),
+        ),
+        None if session.compile_started() && (observed.timed_out() || observed.oom_killed) => (
+            observed.ending(Phase::Compile, observed.exit_code),
+            notes.join("\n"),
+        ),
         None => {
-            let what = if observed.timed_out {
+            let what = if observed.timed_out() {
                 format!("did not start its {step} within {} ms", limits.compile_ms)
             } else if session.compile_started() {
                 format!("ended during its {step} without a report")
@@ -266,7 +263,7 @@ mod tests {
             Language::C,
             &s,
             Observed {
-                timed_out: true,
+                kill: Some(Kill::TimeLimit),
                 exit_code: Some(137),
                 ..base.clone()
             },
@@ -286,7 +283,7 @@ mod tests {
             Language::C,
             &s,
             Observed {
-                output_exceeded: true,
+                kill: Some(Kill::OutputLimit),
                 exit_code: Some(137),
                 ..base
             },
@@ -319,7 +316,7 @@ mod tests {
             Language::Rust,
             &s,
             Observed {
-                timed_out: true,
+                kill: Some(Kill::TimeLimit),
                 exit_code: Some(137),
                 ..Default::default()
             },

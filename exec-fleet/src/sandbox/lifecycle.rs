@@ -1,51 +1,40 @@
-//! What a sandbox container is (its create body: every isolation setting in one place),
-//! who owns it (labels), and the Docker calls that start, stop and remove it.
+//! A sandbox container's life on the engine: who owns it (labels), and the Docker calls that
+//! create, start, stop and remove it. What it is (its create body) is
+//! [`codebox_sandbox::spec`].
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions,
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     StartContainerOptions, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
-use codebox_submission::{Language, Limits};
+use codebox_sandbox::spec::{self, Placement, LABEL_SANDBOX};
+use codebox_submission::Language;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
+use tracing::{debug, error};
 
-/// Every sandbox container carries this label (value "1").
-pub const LABEL_SANDBOX: &str = "codebox.sandbox";
+use super::{lock, Inner, SandboxError};
+
 /// Which fleet process owns it: "<boot id>/<pid>/<process start time>".
-pub const LABEL_OWNER: &str = "codebox.sandbox.owner";
+pub(crate) const LABEL_OWNER: &str = "codebox.sandbox.owner";
 /// Which `Sandbox` instance made it.
-pub const LABEL_INSTANCE: &str = "codebox.sandbox.instance";
+pub(crate) const LABEL_INSTANCE: &str = "codebox.sandbox.instance";
 /// Its language.
-pub const LABEL_LANGUAGE: &str = "codebox.sandbox.language";
-
-/// The unprivileged user programs run as (nobody:nogroup).
-pub const SANDBOX_USER: &str = "65534:65534";
-/// The only writable place: a tmpfs, the program's cwd and HOME.
-pub const WORK_DIR: &str = "/work";
-/// The whole environment of a sandboxed process: nothing from the host, nothing else.
-pub const ENV: [&str; 4] = [
-    "PATH=/usr/local/bin:/usr/bin:/bin",
-    "HOME=/work",
-    "TMPDIR=/work/.tmp",
-    "LANG=C.UTF-8",
-];
-/// The supervisor in every runner image.
-pub const SUPERVISOR: &str = "/usr/local/bin/codebox-run";
-/// Extra tmpfs at /dev/shm (Docker mounts one anyway; this only bounds it).
-const SHM_BYTES: i64 = 16 << 20;
+pub(crate) const LABEL_LANGUAGE: &str = "codebox.sandbox.language";
 
 /// Who made a container: a sandbox instance in a fleet process.
 #[derive(Debug, Clone)]
-pub struct Owner {
+pub(crate) struct Owner {
     /// "<boot id>/<pid>/<start time>" of this process.
     pub process: String,
     /// A name for this `Sandbox` instance, unique on the host.
@@ -54,7 +43,7 @@ pub struct Owner {
 
 impl Owner {
     /// The owner label of this process, and a fresh instance name.
-    pub fn current(sequence: u64) -> Owner {
+    pub(crate) fn current(sequence: u64) -> Owner {
         let pid = std::process::id();
         let process = format!(
             "{}/{}/{}",
@@ -73,9 +62,8 @@ impl Owner {
     }
 
     /// The labels every container of this owner carries.
-    pub fn labels(&self, language: Language) -> HashMap<String, String> {
+    pub(crate) fn labels(&self, language: Language) -> HashMap<String, String> {
         HashMap::from([
-            (LABEL_SANDBOX.to_string(), "1".to_string()),
             (LABEL_OWNER.to_string(), self.process.clone()),
             (LABEL_INSTANCE.to_string(), self.instance.clone()),
             (LABEL_LANGUAGE.to_string(), language.id().to_string()),
@@ -101,7 +89,7 @@ fn process_start(pid: u32) -> Option<u64> {
 /// leftovers. A label from another boot is gone; one from this boot is gone unless a
 /// process with that pid and start time still runs. (This assumes the fleet and the
 /// engine share a host and pid namespace, as they do in every deployment of CodeBox.)
-pub fn owner_is_gone(label: Option<&str>) -> bool {
+pub(crate) fn owner_is_gone(label: Option<&str>) -> bool {
     let Some(label) = label else { return true };
     let mut parts = label.split('/');
     let (Some(boot), Some(pid), Some(start)) = (parts.next(), parts.next(), parts.next()) else {
@@ -116,107 +104,23 @@ pub fn owner_is_gone(label: Option<&str>) -> bool {
     process_start(pid).map(|s| s.to_string()) != Some(start.to_string())
 }
 
-/// The create body of a sandbox container. Everything that isolates a run is here.
-/// `runtime`: the engine's name of the OCI runtime to start it with (`None`: its default).
-pub fn create_body(
-    language: Language,
-    limits: &Limits,
-    owner: &Owner,
-    runtime: Option<&str>,
-) -> ContainerCreateBody {
-    let ulimit = |name: &str, value: u64| ResourcesUlimits {
-        name: Some(name.to_string()),
-        soft: Some(value as i64),
-        hard: Some(value as i64),
-    };
-    let host_config = HostConfig {
-        // No network at all: not even loopback to the host.
-        network_mode: Some("none".to_string()),
-        // Nothing from the host: no binds, no volumes, no devices, no Docker socket.
-        binds: None,
-        mounts: None,
-        devices: None,
-        privileged: Some(false),
-        // The image is read-only; /work is the one writable place (the program arrives over
-        // stdin, never through a host directory).
-        readonly_rootfs: Some(true),
-        tmpfs: Some(HashMap::from([(
-            WORK_DIR.to_string(),
-            format!(
-                "rw,exec,nosuid,nodev,size={},mode=1777",
-                limits.work_dir_bytes
-            ),
-        )])),
-        shm_size: Some(SHM_BYTES),
-        ipc_mode: Some("private".to_string()),
-        // No privilege: every capability dropped, no way to gain one back (setuid binaries).
-        cap_drop: Some(vec!["ALL".to_string()]),
-        cap_add: None,
-        // And only the system calls a program needs, through the native ABI (seccomp.rs).
-        security_opt: Some(vec![
-            "no-new-privileges".to_string(),
-            super::seccomp::security_opt().to_string(),
-        ]),
-        // Resources. Swap equal to memory: no swap. tmpfs pages count against memory too.
-        memory: Some(limits.memory_bytes as i64),
-        memory_swap: Some(limits.memory_bytes as i64),
-        pids_limit: Some(limits.pids),
-        nano_cpus: Some(limits.nano_cpus),
-        ulimits: Some(vec![
-            ulimit("nofile", limits.open_files),
-            ulimit("fsize", limits.file_size_bytes),
-            ulimit("core", 0),
-        ]),
-        // When the host runs short, take sandboxes first.
-        oom_score_adj: Some(500),
-        // tini as PID 1: reaps, and reports the program's death by signal N as 128+N. When
-        // the program (its direct child) ends, init ends and the kernel kills every process
-        // left in the container's pid namespace.
-        init: Some(true),
-        // Output goes to the attached fleet only, never into log files on the host.
-        log_config: Some(HostConfigLogConfig {
-            typ: Some("none".to_string()),
-            config: None,
-        }),
-        auto_remove: Some(false),
-        runtime: runtime.map(str::to_string),
-        ..Default::default()
-    };
-    ContainerCreateBody {
-        image: Some(language.image()),
-        cmd: Some(vec![SUPERVISOR.to_string(), language.id().to_string()]),
-        entrypoint: Some(vec![]),
-        user: Some(SANDBOX_USER.to_string()),
-        working_dir: Some(WORK_DIR.to_string()),
-        env: Some(ENV.iter().map(|e| e.to_string()).collect()),
-        hostname: Some("sandbox".to_string()),
-        network_disabled: Some(true),
-        attach_stdin: Some(true),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        open_stdin: Some(true),
-        stdin_once: Some(true),
-        tty: Some(false),
-        labels: Some(owner.labels(language)),
-        host_config: Some(host_config),
-        ..Default::default()
-    }
-}
-
 /// The container's output frames.
-pub type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, DockerError>> + Send>>;
+pub(crate) type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, DockerError>> + Send>>;
 /// The container's stdin.
-pub type Input = Pin<Box<dyn AsyncWrite + Send>>;
+pub(crate) type Input = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// A created container, attached (stdin, stdout, stderr) and started.
-pub struct Started {
+pub(crate) struct Started {
+    /// Its id.
     pub id: String,
+    /// Its stdout and stderr.
     pub output: Output,
+    /// Its stdin.
     pub input: Input,
 }
 
 /// Creates a sandbox container; returns its id.
-pub async fn create(
+pub(crate) async fn create(
     docker: &Docker,
     body: ContainerCreateBody,
     name: &str,
@@ -226,7 +130,10 @@ pub async fn create(
 }
 
 /// Attaches to a created container (before starting it, so no output is missed) and starts it.
-pub async fn attach_and_start(docker: &Docker, id: &str) -> Result<(Output, Input), DockerError> {
+pub(crate) async fn attach_and_start(
+    docker: &Docker,
+    id: &str,
+) -> Result<(Output, Input), DockerError> {
     let options = AttachContainerOptionsBuilder::new()
         .stdin(true)
         .stdout(true)
@@ -243,7 +150,7 @@ pub async fn attach_and_start(docker: &Docker, id: &str) -> Result<(Output, Inpu
 
 /// SIGKILL through the API (the container's init ignores SIGTERM). A container that is
 /// already gone or stopped is fine.
-pub async fn kill(docker: &Docker, id: &str) {
+pub(crate) async fn kill(docker: &Docker, id: &str) {
     let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
     match docker.kill_container(id, Some(options)).await {
         Ok(()) => {}
@@ -256,7 +163,7 @@ pub async fn kill(docker: &Docker, id: &str) {
 }
 
 /// Waits until the container is not running (any exit code counts as an exit).
-pub async fn wait_exit(docker: &Docker, id: &str) -> Result<(), DockerError> {
+pub(crate) async fn wait_exit(docker: &Docker, id: &str) -> Result<(), DockerError> {
     let options = WaitContainerOptionsBuilder::new()
         .condition("not-running")
         .build();
@@ -269,7 +176,10 @@ pub async fn wait_exit(docker: &Docker, id: &str) -> Result<(), DockerError> {
 }
 
 /// The container's exit code and whether the OOM killer struck in it.
-pub async fn exit_state(docker: &Docker, id: &str) -> Result<(Option<i64>, bool), DockerError> {
+pub(crate) async fn exit_state(
+    docker: &Docker,
+    id: &str,
+) -> Result<(Option<i64>, bool), DockerError> {
     let inspect = docker
         .inspect_container(id, None::<InspectContainerOptions>)
         .await?;
@@ -282,7 +192,7 @@ pub async fn exit_state(docker: &Docker, id: &str) -> Result<(Option<i64>, bool)
 
 /// Whether a container to remove may not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Existence {
+pub(crate) enum Existence {
     /// Created: "no such container" means it is gone.
     Created,
     /// Its create call was dropped in flight, and the engine may still be creating it:
@@ -297,7 +207,11 @@ pub enum Existence {
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Removes a container (killing it if it runs), retrying a few times. Gone already is fine.
-pub async fn remove(docker: &Docker, id: &str, existence: Existence) -> Result<(), DockerError> {
+pub(crate) async fn remove(
+    docker: &Docker,
+    id: &str,
+    existence: Existence,
+) -> Result<(), DockerError> {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)
@@ -331,7 +245,7 @@ pub async fn remove(docker: &Docker, id: &str, existence: Existence) -> Result<(
 }
 
 /// Sandbox containers on this engine, with their owner labels.
-pub async fn list_sandboxes(
+pub(crate) async fn list_sandboxes(
     docker: &Docker,
 ) -> Result<Vec<(String, HashMap<String, String>)>, DockerError> {
     let filters = HashMap::from([("label", vec![format!("{LABEL_SANDBOX}=1")])]);
@@ -346,45 +260,107 @@ pub async fn list_sandboxes(
         .collect())
 }
 
+/// Removes a container when dropped, unless disarmed: no return path can leak one. Its run
+/// user id is free again once the container is gone.
+pub(super) struct RemoveOnDrop {
+    inner: Arc<Inner>,
+    /// The container's id, or its name while the create call is in flight.
+    id: Option<String>,
+    pub(super) existence: Existence,
+    uid: u32,
+}
+
+impl RemoveOnDrop {
+    pub(super) fn new(inner: &Arc<Inner>, id: String, existence: Existence, uid: u32) -> Self {
+        RemoveOnDrop {
+            inner: inner.clone(),
+            id: Some(id),
+            existence,
+            uid,
+        }
+    }
+
+    /// Someone else removes the container now; returns its user id.
+    pub(super) fn disarm(&mut self) -> u32 {
+        self.id = None;
+        self.uid
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.inner.schedule_removal(id, self.existence, self.uid);
+        }
+    }
+}
+
+impl Inner {
+    /// Removes a container in the background; [`Sandbox::shutdown`] waits for it.
+    pub(super) fn remove_later(self: &Arc<Self>, id: String, uid: u32) {
+        self.schedule_removal(id, Existence::Created, uid);
+    }
+
+    fn schedule_removal(self: &Arc<Self>, id: String, existence: Existence, uid: u32) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            error!(container = %id, "no runtime to remove a sandbox container on; the next start removes it");
+            return;
+        };
+        self.removals.fetch_add(1, Ordering::SeqCst);
+        let inner = self.clone();
+        runtime.spawn(async move {
+            match remove(&inner.docker, &id, existence).await {
+                Ok(()) => {
+                    debug!(container = %id, "removed");
+                    lock(&inner.uids).release(uid);
+                }
+                // Its user id stays taken: the container may still run.
+                Err(e) => {
+                    error!(container = %id, uid, error = %e, "could not remove a sandbox container")
+                }
+            }
+            inner.removals.fetch_sub(1, Ordering::SeqCst);
+            inner.removed.notify_waiters();
+        });
+    }
+
+    fn container_name(&self, language: Language) -> String {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "codebox-sandbox-{}-{}-{n}",
+            self.owner.instance,
+            language.id()
+        )
+    }
+
+    /// Creates, attaches and starts a container; the guard removes it whatever happens next
+    /// (an error, or this future being dropped).
+    pub(super) async fn start(
+        self: &Arc<Self>,
+        language: Language,
+    ) -> Result<(Started, RemoveOnDrop), SandboxError> {
+        let uid = lock(&self.uids).allocate().ok_or(SandboxError::NoRunUser)?;
+        let name = self.container_name(language);
+        // Guard by name first: if this future is dropped while the create call is in
+        // flight, the container may exist without our knowing its id.
+        let mut guard = RemoveOnDrop::new(self, name.clone(), Existence::MaybePending, uid);
+        let placement = Placement {
+            labels: self.owner.labels(language),
+            runtime: self.runtime.as_deref(),
+            uid,
+        };
+        let body = spec::create_body(language, &self.config.limits, placement);
+        let id = create(&self.docker, body, &name).await?;
+        guard.id = Some(id.clone());
+        guard.existence = Existence::Created;
+        let (output, input) = attach_and_start(&self.docker, &id).await?;
+        Ok((Started { id, output, input }, guard))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_container_is_locked_down() {
-        let limits = Limits::default();
-        let owner = Owner::current(7);
-        let body = create_body(Language::Python, &limits, &owner, None);
-        let host = body.host_config.as_ref().unwrap();
-        assert_eq!(host.network_mode.as_deref(), Some("none"));
-        assert_eq!(body.network_disabled, Some(true));
-        assert_eq!(host.readonly_rootfs, Some(true));
-        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
-        let security = host.security_opt.as_ref().unwrap();
-        assert_eq!(security[0], "no-new-privileges");
-        assert!(security[1].starts_with("seccomp={"), "{}", security[1]);
-        assert_eq!(host.privileged, Some(false));
-        assert!(host.binds.is_none() && host.mounts.is_none() && host.devices.is_none());
-        assert_eq!(host.memory, Some(256 << 20));
-        assert_eq!(host.memory_swap, host.memory);
-        assert_eq!(host.pids_limit, Some(64));
-        assert_eq!(host.nano_cpus, Some(1_000_000_000));
-        assert_eq!(host.init, Some(true));
-        assert_eq!(
-            host.log_config.as_ref().unwrap().typ.as_deref(),
-            Some("none")
-        );
-        let tmpfs = &host.tmpfs.as_ref().unwrap()["/work"];
-        assert!(
-            tmpfs.contains("size=67108864") && tmpfs.contains(",exec,") && tmpfs.contains("nosuid")
-        );
-        assert_eq!(body.user.as_deref(), Some("65534:65534"));
-        assert_eq!(body.env.as_ref().unwrap().len(), ENV.len());
-        assert_eq!(body.image.as_deref(), Some("codebox-runner-python:latest"));
-        let labels = body.labels.as_ref().unwrap();
-        assert_eq!(labels[LABEL_SANDBOX], "1");
-        assert_eq!(labels[LABEL_INSTANCE], owner.instance);
-    }
 
     #[test]
     fn owners() {

@@ -5,9 +5,12 @@
 //!   the compat path behind a long line of kernel exploits, which no runner needs: a
 //!   program's call through another ABI fails like any call not listed.
 //! - A shorter list: nothing a runner does not use (kernel AIO, io_uring, fanotify, NUMA
-//!   policy, `sync`, keyrings, ...), sockets only of the families a program can use without
-//!   a network (Unix, IP on the loopback, netlink for libc's interface queries): not AF_ALG,
-//!   AF_PACKET, AF_VSOCK and the rest of the kernel's socket code.
+//!   policy, `sync`, keyrings, ...), and sockets only of the kinds a program can use without
+//!   a network, by family, type and protocol: Unix sockets; TCP and UDP over IPv4 and IPv6
+//!   (the loopback); netlink's NETLINK_ROUTE, for libc's interface queries. Not AF_ALG,
+//!   AF_PACKET, AF_VSOCK, SCTP, the other netlink protocols (audit, uevents, sock_diag, ...)
+//!   and the rest of the kernel's socket code. The type matters: `socket(AF_INET,
+//!   SOCK_SEQPACKET, 0)` is SCTP when that module is loaded.
 //! - The runtime compiles the profile into a BPF filter at every container start: libseccomp
 //!   alone takes ~1.7 ms for one ABI against ~9 ms for three (docs/BENCHMARKS.md).
 //!
@@ -40,8 +43,29 @@ const ENOSYS: u32 = 38;
 /// CLONE_NEWPID | CLONE_NEWNET: the `clone` flags that make namespaces.
 const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
 
-/// Socket families a program may open: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK.
-const SOCKET_FAMILIES: [u64; 4] = [1, 2, 10, 16];
+const AF_UNIX: u64 = 1;
+const AF_INET: u64 = 2;
+const AF_INET6: u64 = 10;
+const AF_NETLINK: u64 = 16;
+const SOCK_STREAM: u64 = 1;
+const SOCK_DGRAM: u64 = 2;
+/// The bits of `socket`'s type argument that name the type (the rest are SOCK_NONBLOCK and
+/// SOCK_CLOEXEC).
+const SOCK_TYPE_MASK: u64 = 0xf;
+const IPPROTO_TCP: u64 = 6;
+const IPPROTO_UDP: u64 = 17;
+const NETLINK_ROUTE: u64 = 0;
+
+/// The sockets a program may open, as (family, type, protocols): `None` for any type. A
+/// protocol of 0 is the type's default (TCP for a stream, UDP for a datagram).
+const SOCKETS: [(u64, Option<u64>, &[u64]); 6] = [
+    (AF_UNIX, None, &[0]),
+    (AF_INET, Some(SOCK_STREAM), &[0, IPPROTO_TCP]),
+    (AF_INET, Some(SOCK_DGRAM), &[0, IPPROTO_UDP]),
+    (AF_INET6, Some(SOCK_STREAM), &[0, IPPROTO_TCP]),
+    (AF_INET6, Some(SOCK_DGRAM), &[0, IPPROTO_UDP]),
+    (AF_NETLINK, None, &[NETLINK_ROUTE]),
+];
 
 /// `personality` arguments allowed: PER_LINUX (the default) and 0xffffffff (a query).
 const PERSONALITIES: [u64; 2] = [0, 0xffff_ffff];
@@ -110,12 +134,18 @@ pub fn profile() -> Value {
         "clone",
         json!([{ "index": 0, "value": CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ" }]),
     ));
-    // Several rules for one call: any of them allows it.
-    for family in SOCKET_FAMILIES {
-        rules.push(allow_if(
-            "socket",
-            json!([{ "index": 0, "value": family, "op": "SCMP_CMP_EQ" }]),
-        ));
+    // Several rules for one call: any of them allows it; a rule's conditions must all hold.
+    for (family, kind, protocols) in SOCKETS {
+        for protocol in protocols {
+            let mut args = vec![
+                json!({ "index": 0, "value": family, "op": "SCMP_CMP_EQ" }),
+                json!({ "index": 2, "value": protocol, "op": "SCMP_CMP_EQ" }),
+            ];
+            if let Some(kind) = kind {
+                args.push(json!({ "index": 1, "value": SOCK_TYPE_MASK, "valueTwo": kind, "op": "SCMP_CMP_MASKED_EQ" }));
+            }
+            rules.push(allow_if("socket", Value::Array(args)));
+        }
     }
     for persona in PERSONALITIES {
         rules.push(allow_if(
@@ -223,11 +253,47 @@ mod tests {
         assert_eq!(clone[0]["args"][0]["op"], "SCMP_CMP_MASKED_EQ");
         assert_eq!(clone[0]["args"][0]["value"], CLONE_NAMESPACE_FLAGS);
         assert_eq!(clone[0]["args"][0]["valueTwo"], 0);
-        let families: Vec<&Value> = for_name("socket")
+        // (family, type, protocol) of every socket rule.
+        let sockets: Vec<(u64, Option<u64>, u64)> = for_name("socket")
             .iter()
-            .map(|r| &r["args"][0]["value"])
+            .map(|r| {
+                let args = r["args"].as_array().unwrap();
+                let arg = |index: u64| args.iter().find(|a| a["index"] == index);
+                let family = arg(0).unwrap();
+                let protocol = arg(2).unwrap();
+                assert_eq!(
+                    (&family["op"], &protocol["op"]),
+                    (&json!("SCMP_CMP_EQ"), &json!("SCMP_CMP_EQ"))
+                );
+                let kind = arg(1).map(|k| {
+                    assert_eq!(
+                        (&k["op"], &k["value"]),
+                        (&json!("SCMP_CMP_MASKED_EQ"), &json!(0xf))
+                    );
+                    k["valueTwo"].as_u64().unwrap()
+                });
+                (
+                    family["value"].as_u64().unwrap(),
+                    kind,
+                    protocol["value"].as_u64().unwrap(),
+                )
+            })
             .collect();
-        assert_eq!(families, vec![&json!(1), &json!(2), &json!(10), &json!(16)]);
+        let allowed = |family: u64, kind: u64, protocol: u64| {
+            sockets
+                .iter()
+                .any(|&(f, k, p)| f == family && p == protocol && k.is_none_or(|k| k == kind & 0xf))
+        };
+        // Unix, TCP and UDP on IPv4 and IPv6, NETLINK_ROUTE: with flags, and by default protocol.
+        assert!(allowed(1, 1, 0) && allowed(1, 5, 0));
+        assert!(allowed(2, 1 | 0x80000, 0) && allowed(2, 1, 6) && allowed(10, 2 | 0x800, 17));
+        assert!(allowed(16, 3, 0));
+        // Not SCTP (by protocol, or as SOCK_SEQPACKET's default), not other netlink
+        // protocols (sock_diag 4, audit 9, uevents 15), not raw IP, not UDP-Lite, not AF_PACKET.
+        assert!(!allowed(2, 1, 132) && !allowed(10, 5, 0) && !allowed(2, 5, 132));
+        assert!(!allowed(16, 3, 4) && !allowed(16, 3, 9) && !allowed(16, 2, 15));
+        assert!(!allowed(2, 3, 0) && !allowed(2, 2, 136) && !allowed(17, 3, 0));
+        assert!(!allowed(2, 1, 17), "no UDP through a stream socket");
         let clone3 = for_name("clone3");
         assert_eq!(clone3[0]["action"], "SCMP_ACT_ERRNO");
         assert_eq!(clone3[0]["errnoRet"], ENOSYS);

@@ -1,0 +1,31 @@
+//! The CodeBox sandbox core: everything about running one program in one container that
+//! needs no Docker client and no async runtime, so it is tested without either.
+//!
+//! ```text
+//! fleet (exec-fleet/src/sandbox, over bollard)           runner container
+//!   spec::create_body ── create, attach, start ──────>   supervisor (bin codebox-supervisor)
+//!   protocol::stdin_payload ── stdin ─────────────────>    Header::parse, write the source,
+//!   run::Run <── Input (stdout, stderr, deadline, exit)    compile, run the program,
+//!       │                                                  protocol::say::* on stdout/stderr
+//!       └── Action (read on, await exit, kill, abandon/retry, done)
+//!   run::Run::into_result ── outcome ──> RunResult (codebox-submission)
+//! ```
+//!
+//! Modules:
+//! - [`protocol`]: the supervisor protocol, explained once; the fleet's reader ([`Session`])
+//!   and the supervisor's words ([`protocol::say`]).
+//! - [`run`]: one run as a state machine: clocks, kills, retries, the output cap.
+//! - [`spec`]: the container's create body (every isolation setting) and the run user ids.
+//! - [`seccomp`]: the system calls a program may make.
+//! - [`supervisor`]: the program inside every runner container (binary `codebox-supervisor`).
+//! - `outcome`: how what a run showed becomes a [`codebox_submission::RunResult`].
+
+mod outcome;
+pub mod protocol;
+pub mod run;
+pub mod seccomp;
+pub mod spec;
+pub mod supervisor;
+
+pub use protocol::{Session, PROTOCOL};
+pub use run::{Action, Failure, Input, Run};

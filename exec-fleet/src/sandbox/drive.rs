@@ -1,0 +1,248 @@
+//! One run over bollard: the thin adapter that feeds a container's streams, its deadline and
+//! its end to [`codebox_sandbox::Run`] and does what it answers. The rules (clocks, kills,
+//! retries, the output cap) are all in the core; this file only moves bytes and calls the
+//! engine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use chrono::Utc;
+use codebox_sandbox::protocol::{self, Session};
+use codebox_sandbox::{Action, Failure, Input, Run};
+use codebox_submission::{Language, RunResult};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use super::lifecycle::{self, Existence, RemoveOnDrop, Started};
+use super::{Inner, SandboxError};
+
+/// How long to wait for a killed container to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What to run.
+#[derive(Clone, Copy)]
+struct Program<'a> {
+    language: Language,
+    source: &'a [u8],
+    stdin: &'a [u8],
+}
+
+/// A started container claimed for one run, and what its supervisor said so far.
+struct Claimed {
+    started: Started,
+    session: Session,
+    guard: RemoveOnDrop,
+    /// From the warm pool.
+    warm: bool,
+}
+
+/// How one container's attempt at a run ended.
+enum Attempt {
+    Done(RunResult),
+    /// A warm container failed before it took the program: try a fresh one.
+    Retry(Failure),
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+impl Inner {
+    /// Runs a program on a warm container if there is one, else (or if the warm one turns
+    /// out dead) on a fresh one.
+    pub(super) async fn run(
+        self: &Arc<Self>,
+        language: Language,
+        source: &[u8],
+        stdin: &[u8],
+    ) -> Result<RunResult, SandboxError> {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(SandboxError::ShutDown);
+        }
+        let limits = &self.config.limits;
+        if source.len() > limits.max_source_bytes {
+            return Err(SandboxError::SourceTooLarge(source.len()));
+        }
+        if stdin.len() > limits.max_stdin_bytes {
+            return Err(SandboxError::StdinTooLarge(stdin.len()));
+        }
+        let program = Program {
+            language,
+            source,
+            stdin,
+        };
+        if let Some(warm) = self.take_warm(language) {
+            tracing::Span::current().record("warm", true);
+            let claimed = Claimed {
+                guard: RemoveOnDrop::new(
+                    self,
+                    warm.started.id.clone(),
+                    Existence::Created,
+                    warm.uid,
+                ),
+                started: warm.started,
+                session: warm.session,
+                warm: true,
+            };
+            match self.drive(claimed, program).await? {
+                Attempt::Done(result) => return Ok(result),
+                Attempt::Retry(why) => {
+                    warn!(%language, reason = %why, "warm container failed; using a fresh one")
+                }
+            }
+        }
+        tracing::Span::current().record("warm", false);
+        let (started, guard) = self.start(language).await?;
+        let claimed = Claimed {
+            started,
+            session: Session::new(limits.output_bytes, protocol::new_token()),
+            guard,
+            warm: false,
+        };
+        match self.drive(claimed, program).await? {
+            Attempt::Done(result) => Ok(result),
+            Attempt::Retry(why) => Err(why.into()),
+        }
+    }
+
+    /// Feeds the program to a started container and watches it to the end.
+    async fn drive(
+        self: &Arc<Self>,
+        claimed: Claimed,
+        program: Program<'_>,
+    ) -> Result<Attempt, SandboxError> {
+        let Claimed {
+            started:
+                Started {
+                    id,
+                    mut output,
+                    mut input,
+                },
+            session,
+            mut guard,
+            warm,
+        } = claimed;
+        tracing::Span::current().record("container", id.as_str());
+        let docker = &self.docker;
+
+        let payload = protocol::stdin_payload(session.token(), program.source, program.stdin);
+        // Writing may block if the program never reads its stdin; it must not hold up the
+        // clocks, and it ends with the run.
+        let writer = AbortOnDrop(tokio::spawn(async move {
+            let written = async {
+                input.write_all(&payload).await?;
+                input.flush().await?;
+                input.shutdown().await
+            }
+            .await;
+            if let Err(e) = written {
+                debug!(error = %e, "stdin write ended early");
+            }
+        }));
+
+        let mut run = Run::new(program.language, self.config.limits, session, warm, now());
+        let mut action = loop {
+            let deadline = tokio::time::Instant::from_std(run.deadline());
+            let input = tokio::select! {
+                frame = output.next() => frame,
+                _ = tokio::time::sleep_until(deadline) => {
+                    match run.handle(Input::DeadlinePassed, now()) {
+                        Action::ReadStreams => continue,
+                        action => break action,
+                    }
+                }
+            };
+            let action = match input {
+                Some(Ok(LogOutput::StdOut { message })) => {
+                    run.handle(Input::Stdout(&message), now())
+                }
+                Some(Ok(LogOutput::StdErr { message })) => {
+                    run.handle(Input::Stderr(&message), now())
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => run.handle(Input::StreamFailed(e.to_string()), now()),
+                None => run.handle(Input::StreamsClosed, now()),
+            };
+            if !matches!(action, Action::ReadStreams) {
+                break action;
+            }
+        };
+        // Done with the streams. Closing the attach connection matters after a kill: the
+        // engine does not finish a container's exit while its attach copy is blocked on a
+        // reader that stopped reading.
+        drop(output);
+        drop(writer);
+
+        loop {
+            action = match action {
+                Action::Done { exiting } => {
+                    if exiting {
+                        guard.existence = Existence::Exiting;
+                    }
+                    return Ok(Attempt::Done(run.into_result(Utc::now())));
+                }
+                Action::Abandon { retry, reason } => {
+                    lifecycle::kill(docker, &id).await;
+                    return if retry {
+                        Ok(Attempt::Retry(reason))
+                    } else {
+                        Err(reason.into())
+                    };
+                }
+                Action::AwaitExit { until } => {
+                    // The output can end before the container does (a program may close
+                    // stdout and stderr and carry on): the clock still runs until it exits.
+                    let until = tokio::time::Instant::from_std(until);
+                    match tokio::time::timeout_at(until, lifecycle::wait_exit(docker, &id)).await {
+                        Ok(waited) => {
+                            let at = now();
+                            waited?;
+                            self.exited(&mut run, &id, at).await?
+                        }
+                        Err(_) => run.handle(Input::DeadlinePassed, now()),
+                    }
+                }
+                // The streams are gone, so a run that still wants them is killed.
+                Action::Kill | Action::ReadStreams => {
+                    lifecycle::kill(docker, &id).await;
+                    tokio::time::timeout(STOP_TIMEOUT, lifecycle::wait_exit(docker, &id))
+                        .await
+                        .map_err(|_| {
+                            SandboxError::Timeout("waiting for a killed container to stop")
+                        })??;
+                    self.exited(&mut run, &id, now()).await?
+                }
+            };
+        }
+    }
+
+    /// Tells the run the container exited (`at`), with the engine's exit code and OOM flag.
+    async fn exited(
+        &self,
+        run: &mut Run,
+        id: &str,
+        at: std::time::Instant,
+    ) -> Result<Action, SandboxError> {
+        let (exit_code, oom_killed) = lifecycle::exit_state(&self.docker, id).await?;
+        debug!(exit_code, oom_killed, "container ended");
+        Ok(run.handle(
+            Input::Exited {
+                exit_code,
+                oom_killed,
+            },
+            at,
+        ))
+    }
+}
