@@ -15,6 +15,7 @@
 #   CODEBOX_EXEC_PORT [8788]     the exec API's port
 #   CODEBOX_DEV_STATE [.dev]     folder for the queue/store and, when set, the edge's room state
 #   CODEBOX_DEV_READY_TIMEOUT [180]  seconds to wait for the stack to answer
+#   CARGO_TARGET_DIR [scripts/lib.sh native_target_dir]  where the exec API and the fleet build
 #   CODEBOX_ROOM_RATE_LIMIT, CODEBOX_RUN_RATE_LIMIT ["30/600", "30/60"]  per-client limits
 #                                on room creation and on runs at the edge, as "COUNT/SECONDS"
 #
@@ -78,12 +79,13 @@ bash scripts/build-frontend.sh
 step 5 "exec API and fleet (cargo build --release)"
 mkdir -p "$state_dir"
 build_log="$state_dir/cargo-build.log"
-if ! CARGO_TARGET_DIR="$(native_target_dir)" cargo build --release -p exec-lambda -p codebox-exec-fleet 2>&1 \
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(native_target_dir)}"
+if ! cargo build --release -p exec-lambda -p codebox-exec-fleet 2>&1 \
   | tee "$build_log" | sed -u -n -E 's/^ *(Compiling|Finished)/  \1/p'; then
   tail -n 40 "$build_log" >&2
   die "building the exec API and the fleet failed (full log: $build_log)"
 fi
-bin="$(native_target_dir)/release"
+bin="$CARGO_TARGET_DIR/release"
 
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 export CODEBOX_BACKEND=embedded CODEBOX_DB="$state_dir/codebox.db"
