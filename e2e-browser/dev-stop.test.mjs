@@ -92,7 +92,7 @@ for (const name of ONLY) {
 
         // What the stopping said, kept in the state folder where no closed pipe can lose it.
         const stopLog = fs.readFileSync(path.join(stack.stateDir, 'dev.log'), 'utf8');
-        assert.match(stopLog, forced ? /stopping what make dev started/ : /stopped/);
+        assert.match(stopLog, forced ? /guard: stopped/ : /stopped/);
         assert.doesNotMatch(stopLog, /did not stop on SIGTERM/, 'everything stopped on SIGTERM, none needed SIGKILL');
         failed = false;
       } catch (error) {
