@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { DevStack, listeningPorts, portOpen, sessionMembers, waitFor } from './stack.mjs';
+import { DevStack, listeningPortsOf, portOpen, sessionMembers, waitFor } from './stack.mjs';
 
 const CASES = {
   // A cancelled job, `timeout`, `kill -TERM -- -PGID`: make, dev.sh and the output prefixers
@@ -74,7 +74,7 @@ for (const name of ONLY) {
           assert.ok(names.some((n) => n.startsWith(expected)), `${expected} is running under make dev (${names.join(', ')})`);
         }
         sessions = [...new Set([stack.dev.pid, ...processes.map((p) => p.sid)])];
-        const ports = listeningPorts(processes.map((p) => p.pid));
+        const ports = listeningPortsOf(processes.map((p) => p.pid));
         assert.ok(ports.includes(stack.edgePort) && ports.includes(stack.execPort),
           `the stack listens on ${stack.edgePort} and ${stack.execPort} (${ports.join(', ')})`);
         const owner = fleetOwner(stack.dev.log);

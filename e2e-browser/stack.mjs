@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { freePort, waitFor as pollUntil } from '../e2e/harness.mjs';
+import { freePort, listeningPorts, waitFor as pollUntil } from '../e2e/harness.mjs';
 
 export { freePort };
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -80,34 +80,14 @@ export function sessionMembers(sids) {
     .map(([pid, info]) => ({ pid, comm: info.comm, sid: info.sid }));
 }
 
-/** TCP ports the processes `pids` listen on (any address), from /proc/net and their fds. */
-export function listeningPorts(pids) {
-  const portOfInode = new Map();
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.trim().split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[3] === '0A') portOfInode.set(cols[9], parseInt(cols[1].split(':')[1], 16)); // LISTEN
-    }
-  }
+/** TCP ports the processes `pids` listen on (any address). */
+export function listeningPortsOf(pids) {
   const ports = new Set();
   for (const pid of pids) {
-    let fds = [];
     try {
-      fds = fs.readdirSync(`/proc/${pid}/fd`);
+      for (const port of listeningPorts(pid)) ports.add(port);
     } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        const inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
-        if (inode && portOfInode.has(inode)) ports.add(portOfInode.get(inode));
-      } catch {}
+      // Gone while reading.
     }
   }
   return [...ports].sort((a, b) => a - b);

@@ -127,7 +127,7 @@ start() {
 
 if ! grep -qs '^ROOM_TOKEN_SECRET=' .dev.vars; then
   say "writing a development ROOM_TOKEN_SECRET into .dev.vars (ignored by git)"
-  (umask 077 && echo "ROOM_TOKEN_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> .dev.vars)
+  (umask 077 && echo "ROOM_TOKEN_SECRET=$(random_hex 32)" >> .dev.vars)
 fi
 edge_vars=(--var "EXEC_API_URL:http://127.0.0.1:$exec_port")
 [ -n "${CODEBOX_ROOM_RATE_LIMIT:-}" ] && edge_vars+=(--var "ROOM_RATE_LIMIT:$CODEBOX_ROOM_RATE_LIMIT")

@@ -59,6 +59,9 @@ json() {
   jq "$@"
 }
 
+# $1 random bytes as hex (secrets for local setups).
+random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
 # --- ports and HTTP ----------------------------------------------------------------------
 # A TCP port on 127.0.0.1 that was free when asked (the kernel's choice).
 free_port() {
@@ -168,9 +171,7 @@ stop_groups() {
 
 # One process group: stop_group PGID [SECONDS, default 5]; warns when it needed SIGKILL.
 stop_group() {
-  local forced
-  forced="$(stop_groups "${2:-5}" "$1")" || warn "process group $1 did not stop on SIGTERM within ${2:-5} s: killed"
-  [ -z "$forced" ]
+  stop_groups "${2:-5}" "$1" >/dev/null || warn "process group $1 did not stop on SIGTERM within ${2:-5} s: killed"
 }
 
 # A guard for the process groups a script starts: if the script dies without stopping them
