@@ -207,7 +207,7 @@ check_smoke() {
   # Its exit status, and its JSON log (LOG_FORMAT=json, as the task definition runs it) saying
   # the worker loop ended, not only that the process did.
   if [ "$code" != 0 ] || ! docker logs "$smoke_container" 2>&1 \
-    | json -eR 'fromjson? | select(.fields.message == "worker stopped")' >/dev/null; then
+    | json -enR '[inputs | fromjson? | select(.fields.message == "worker stopped")] | length > 0' >/dev/null; then
     docker logs "$smoke_container" 2>&1 | tail -n 30 >&2
     warn "the fleet container did not drain cleanly on SIGTERM (exit $code)"
     return 1
