@@ -53,7 +53,8 @@ use_deploy_tools() {
 
 # --- JSON --------------------------------------------------------------------------------
 # jq, installed from Debian when missing: `json -r .id <<<"$body"`. -e (exit status 1 when
-# the answer is null or false) is how a script checks a field instead of grepping text.
+# the answer is null or false) is how a script checks a field instead of grepping text; with
+# several inputs (a log) jq 1.6 judges only the last one: collect them (`-n '[inputs | ...]'`).
 json() {
   command -v jq >/dev/null || apt_install jq
   jq "$@"
