@@ -66,18 +66,6 @@ LOAD_PID=""  # the exec-load step running now (a process-group leader)
 COMPLETED="" # set once every step ran: a failure after that is a missed target, not a breakage
 status=0
 
-stop_pid() { # $1 pid, $2 signal; waits up to $3 s, then SIGKILLs its process group
-  local pid="$1" sig="$2" limit="$3" i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill "-$sig" "$pid" 2>/dev/null || return 0
-  for i in $(seq $((limit * 10))); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  warn "pid $pid did not stop within ${limit}s after SIG$sig: killing its process group"
-  kill -KILL -- "-$pid" 2>/dev/null || true
-}
-
 # Containers this run may have left: the fleet's (by owner label) and the baseline's.
 leftovers() {
   { [ -n "$OWNER" ] && docker ps -aq --filter "label=codebox.sandbox.owner=$OWNER"; \
@@ -90,9 +78,9 @@ cleanup() {
   if [ -n "$LOAD_PID" ]; then kill -TERM -- "-$LOAD_PID" 2>/dev/null || true; fi
   # The fleet first: on SIGTERM it finishes what it holds, drains its pool and removes
   # every container it made. Then the API.
-  [ -n "$FLEET_PID" ] && stop_pid "$FLEET_PID" TERM 60
+  [ -n "$FLEET_PID" ] && stop_group "$FLEET_PID" 60
   local pid
-  for pid in "${STARTED[@]}"; do stop_pid "$pid" TERM 10; done
+  for pid in "${STARTED[@]}"; do stop_group "$pid" 10; done
   left="$(leftovers || true)"
   if [ -n "$left" ]; then
     warn "removing $(echo "$left" | wc -l) leftover container(s): $(echo $left)"
@@ -115,39 +103,14 @@ trap 'exit 130' INT TERM
 
 report() { tee -a "$OUT"; }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# free_port, cpu_sample, cpu_busy, wait_idle, proc_cpu, stop_group, json: scripts/lib.sh.
+
+# The first event of the fleet's JSON log (LOG_FORMAT=json) whose message is $1: its fields
+# as JSON, or nothing yet. Lines still being written are skipped.
+fleet_event() {
+  json -cR --arg m "$1" 'fromjson? | select(.fields.message == $m) | .fields' "$TMP/exec-fleet.log" 2>/dev/null | head -1
 }
 
-# Busy share of the whole machine between two /proc/stat samples.
-cpu_sample() { head -1 /proc/stat; }
-cpu_busy() { # $1, $2: "cpu ..." lines
-  local -a a b
-  read -ra a <<<"$1"; read -ra b <<<"$2"
-  local t=0 j
-  for j in 1 2 3 4 5 6 7 8; do t=$((t + b[j] - a[j])); done
-  local idle=$((b[4] - a[4] + b[5] - a[5]))
-  echo $((100 * (t - idle) / (t > 0 ? t : 1)))
-}
-
-# WAIT_IDLE=N: wait up to N s for the machine to be idle (under 15% busy over 5 s).
-wait_idle() {
-  local limit="${WAIT_IDLE:-0}" waited=0 a b busy
-  [ "$limit" -gt 0 ] || return 0
-  while :; do
-    a="$(cpu_sample)"; sleep 5; b="$(cpu_sample)"
-    busy="$(cpu_busy "$a" "$b")"; waited=$((waited + 5))
-    if [ "$busy" -lt 15 ]; then say "machine idle (${busy}% busy over 5 s) after ${waited} s"; return 0; fi
-    if [ "$waited" -ge "$limit" ]; then say "machine still ${busy}% busy after ${waited} s; running anyway"; return 0; fi
-  done
-}
-
-# CPU seconds a process and its reaped children used (utime+stime+cutime+cstime), 0 if gone.
-proc_cpu() {
-  local f
-  f="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
-  echo "${f##*) }" | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13 + $14 + $15) / hz}'
-}
 # "name=pid" for the processes whose CPU each step reports.
 cpu_watch() {
   local pid
@@ -204,7 +167,9 @@ fi
 BIN="$CARGO_TARGET_DIR/release"
 LOAD="$BIN/exec-load"
 
-wait_idle
+# WAIT_IDLE=N: wait up to N s for the machine to be idle (under 15% busy over 5 s).
+idle="$(wait_idle "${WAIT_IDLE:-0}" 15)"
+[ -z "$idle" ] || say "$idle"
 PORT="$(free_port)"
 URL="http://127.0.0.1:$PORT"
 {
@@ -230,23 +195,22 @@ say "starting exec-lambda on $URL"
 CODEBOX_EXEC_LISTEN="127.0.0.1:$PORT" setsid "$BIN/exec-lambda" >"$TMP/exec-lambda.log" 2>&1 </dev/null &
 STARTED+=($!)
 API_PID=$!
-for i in $(seq 300); do
-  curl -sf -o /dev/null --max-time 1 "$URL/v1/languages" && break
-  kill -0 "$API_PID" 2>/dev/null || die "exec-lambda exited before it was ready"
-  [ "$i" -lt 300 ] || die "exec-lambda not ready after 30 s"
-  sleep 0.1
-done
+wait_http "$URL/v1/languages" 30 200 "$API_PID" || case $? in
+  2) die "exec-lambda exited before it was ready" ;;
+  *) die "exec-lambda not ready after 30 s" ;;
+esac
 say "starting exec-fleet (concurrency $FLEET_CONCURRENCY, pool $FLEET_POOL_SIZE per language)"
+# Its log as JSON, to read its events by field: the owner label its containers carry
+# ("sandbox ready"), and when its worker loop runs ("fleet worker starting").
 FLEET_CONCURRENCY="$FLEET_CONCURRENCY" FLEET_POOL_SIZE="$FLEET_POOL_SIZE" FLEET_POLL_WAIT_MS="$FLEET_POLL_WAIT_MS" \
-  setsid "$BIN/exec-fleet" >"$TMP/exec-fleet.log" 2>&1 </dev/null &
+  LOG_FORMAT=json setsid "$BIN/exec-fleet" >"$TMP/exec-fleet.log" 2>&1 </dev/null &
 FLEET_PID=$!
-# The fleet's owner label (exec-fleet/src/sandbox/container.rs): "<boot id>/<pid>/<start time>".
-sleep 0.2
-OWNER="$(cat /proc/sys/kernel/random/boot_id)/$FLEET_PID/$(awk '{sub(/.*\) /, ""); print $20}' "/proc/$FLEET_PID/stat")"
 WANT_WARM=$((FLEET_POOL_SIZE * $(bash scripts/images.sh --list | wc -l))) # a pool per language
+warm=0
 for i in $(seq 1200); do
   kill -0 "$FLEET_PID" 2>/dev/null || die "exec-fleet exited before it was ready"
-  if grep -q "fleet worker starting" "$TMP/exec-fleet.log" 2>/dev/null; then
+  [ -n "$OWNER" ] || OWNER="$(fleet_event "sandbox ready" | json -r '.owner // empty')"
+  if [ -n "$OWNER" ] && [ -n "$(fleet_event "fleet worker starting")" ]; then
     warm="$(docker ps -q --filter "label=codebox.sandbox.owner=$OWNER" --filter status=running | wc -l)"
     [ "$warm" -ge "$WANT_WARM" ] && break
   fi
@@ -270,15 +234,17 @@ if [ "$THROUGHPUT_RUNS" -gt 0 ]; then
   step "throughput: $THROUGHPUT_RUNS python at once" throughput --url "$URL" --program python --runs "$THROUGHPUT_RUNS"
 fi
 
-echo "## fleet log: $(grep -c '"run finished"\|run finished' "$TMP/exec-fleet.log" || true) runs finished; warnings/errors: $(grep -cE ' WARN | ERROR ' "$TMP/exec-fleet.log" || true)" | report
-grep -E ' WARN | ERROR ' "$TMP/exec-fleet.log" | head -5 | report || true
+# One compact line per event of the fleet's JSON log that jq filter $1 selects.
+fleet_log() { json -cR "fromjson? | $1" "$TMP/exec-fleet.log" 2>/dev/null; }
+echo "## fleet log: $(fleet_log 'select(.fields.message == "run finished")' | wc -l) runs finished; warnings/errors: $(fleet_log 'select(.level == "WARN" or .level == "ERROR")' | wc -l)" | report
+fleet_log 'select(.level == "WARN" or .level == "ERROR")' | head -5 | report || true
 echo | report
 echo "## summary" | report
 "$LOAD" report "$RESULTS" | report || status=1
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | report
 
 # Stop the fleet now, to check it leaves nothing behind (cleanup does it again, harmlessly).
-stop_pid "$FLEET_PID" TERM 60
+stop_group "$FLEET_PID" 60
 FLEET_PID_STOPPED="$FLEET_PID"
 FLEET_PID=""
 left="$(leftovers || true)"

@@ -92,15 +92,7 @@ STARTED=() # process-group ids of what this script started (each runs under sets
 BUILD_LOCK="${TMPDIR:-/tmp}/codebox-e2e-build.lock"
 HOLDING_LOCK=""
 
-stop_group() { # stop one process group we started: TERM, then KILL after 5 s
-  local pgid="$1" i
-  kill -TERM -- "-$pgid" 2>/dev/null || return 0
-  for i in $(seq 50); do
-    kill -0 -- "-$pgid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL -- "-$pgid" 2>/dev/null || true
-}
+# stop_group, descendants, free_port, wait_http, wait_idle, json, random_hex: scripts/lib.sh.
 cleanup() {
   local pgid
   for pgid in "${STARTED[@]}"; do stop_group "$pgid"; done
@@ -134,44 +126,23 @@ unlock_builds() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-descendants() { # $1 and every process below it
-  local kid
-  echo "$1"
-  for kid in $(pgrep -P "$1" || true); do descendants "$kid"; done
-}
-
 # WAIT_IDLE=N: before each run, wait up to N s for the machine to be idle (under 10% busy over
 # 5 s), for shared machines; each block's "machine CPU" line says what else ran during it.
-wait_idle() {
-  local limit="${WAIT_IDLE:-0}" waited=0 a b t j idle busy
-  [ "$limit" -gt 0 ] || return 0
-  while :; do
-    read -ra a < <(head -1 /proc/stat); sleep 5; read -ra b < <(head -1 /proc/stat)
-    t=0; for j in 1 2 3 4 5 6 7 8; do t=$((t + b[j] - a[j])); done
-    idle=$((b[4] - a[4] + b[5] - a[5])); busy=$((100 * (t - idle) / (t > 0 ? t : 1)))
-    waited=$((waited + 5))
-    if [ "$busy" -lt 10 ]; then echo "# machine idle (${busy}% busy over 5 s) after ${waited} s"; return 0; fi
-    if [ "$waited" -ge "$limit" ]; then echo "# machine still ${busy}% busy after ${waited} s; running anyway"; return 0; fi
-  done
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+bench_wait_idle() {
+  local seen
+  seen="$(wait_idle "${WAIT_IDLE:-0}" 10)"
+  [ -z "$seen" ] || echo "# $seen"
 }
 
 # $1 = URL that answers once the server is up, $2 = log file, $3 = pid to watch, $4 = the
-# HTTP status that means ready (any answer when empty)
-wait_http() {
-  local i code=""
-  for i in $(seq 600); do
-    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)"
-    if [ -z "${4:-}" ] && [ "$code" != 000 ]; then return 0; fi
-    if [ -n "${4:-}" ] && [ "$code" = "$4" ]; then return 0; fi
-    kill -0 "$3" 2>/dev/null || { tail -20 "$2" >&2; die "server exited before it was ready"; }
-    sleep 0.1
-  done
+# HTTP status that means ready (any answer when empty). Dies when it does not come up.
+wait_server() {
+  local rc=0
+  wait_http "$1" 60 "${4:-}" "$3" || rc=$?
+  [ "$rc" -ne 0 ] || return 0
   tail -20 "$2" >&2
-  die "server not ready after 60 s: $1 (last answer: HTTP $code${4:+, waiting for $4})"
+  [ "$rc" -ne 2 ] || die "server exited before it was ready"
+  die "server not ready after 60 s: $1 (last answer: HTTP $(http_status "$1")${4:+, waiting for $4})"
 }
 
 # A new room on the edge at $1 (http://host:port): `POST /rooms`. Sets EDGE_ROOM and
@@ -181,8 +152,7 @@ create_room() {
   body="$(curl -sS --max-time 10 -X POST -w '\n%{http_code}' "$1/rooms")" \
     || die "POST $1/rooms failed"
   [ "${body##*$'\n'}" = 201 ] || die "POST $1/rooms answered HTTP ${body##*$'\n'}: ${body%$'\n'*}"
-  { read -r EDGE_ROOM; read -r EDGE_TOKEN; } < <(printf '%s' "${body%$'\n'*}" |
-    python3 -c 'import json, sys; r = json.load(sys.stdin); print(r["room"]); print(r["edit_token"])') \
+  EDGE_ROOM="$(json -er .room <<<"${body%$'\n'*}")" && EDGE_TOKEN="$(json -er .edit_token <<<"${body%$'\n'*}")" \
     || die "POST $1/rooms: no room and edit_token in the answer"
 }
 
@@ -206,7 +176,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 load_args=(--readers "$READERS" --rate "$RATE" --seconds "$SECONDS_MEASURED" --warmup "$WARMUP")
 fanout_args=(--readers "$READERS" --rate "$RATE" --seconds "$SECONDS_MEASURED" --warmup "$WARMUP")
-MEASURED_EDITS="$(python3 -c "print(round($SECONDS_MEASURED * $RATE))")"
+MEASURED_EDITS="$(awk -v s="$SECONDS_MEASURED" -v r="$RATE" 'BEGIN { printf "%.0f", s * r }')"
 SUMMARY="$TMP/summary.jsonl" # the key figures of every block, for the table at the end
 status=0
 
@@ -301,7 +271,7 @@ start_wrangler() {
     -c "$config" --persist-to "$TMP/$SERVER-state" "$@" >>"$TMP/$SERVER.log" 2>&1 </dev/null &
   SERVER_PID=$!
   STARTED+=("$SERVER_PID")
-  wait_http "http://127.0.0.1:$EDGE_PORT/rooms/probe" "$TMP/$SERVER.log" "$SERVER_PID" "$ready"
+  wait_server "http://127.0.0.1:$EDGE_PORT/rooms/probe" "$TMP/$SERVER.log" "$SERVER_PID" "$ready"
   sleep 1 # let wrangler finish starting
   # wrangler 4 starts two workerd: its dev proxy, which owns the public port and forwards
   # every request and WebSocket frame, and the runtime holding the Worker and its Durable Objects.
@@ -347,7 +317,7 @@ start_baseline() {
     >>"$TMP/yws.log" 2>&1 </dev/null &
   SERVER_PID=$!
   STARTED+=("$SERVER_PID")
-  wait_http "http://127.0.0.1:$BASELINE_PORT/" "$TMP/yws.log" "$SERVER_PID"
+  wait_server "http://127.0.0.1:$BASELINE_PORT/" "$TMP/yws.log" "$SERVER_PID"
   echo "# @y/websocket-server $BASELINE_VERSION, node pid $SERVER_PID, port $BASELINE_PORT${BASELINE_PERSISTENCE:+, YPERSISTENCE (y-leveldb)} (it echoes each update to its sender too)"
 }
 
@@ -417,7 +387,7 @@ run_modes() {
   for mode in $modes; do
     set_target "$target" || { echo "# ($target is not reachable after the restart; $mode skipped)"; continue; }
     provider_args
-    wait_idle
+    bench_wait_idle
     case "$mode" in
       light)
         room_args=(--room "bench-$(date +%s%N)")
@@ -471,7 +441,7 @@ run_rejoin() {
     fi
     set_target "$target" || { echo "# ($target is not reachable after the restart; no rejoin)"; continue; }
     provider_args
-    wait_idle
+    bench_wait_idle
     "${PROVIDERS[@]}" coldjoin "${PROVIDER_ARGS[@]}" --joins "$COLDJOIN_JOINS" \
       --rejoin "$TMP/coldjoin-$target.json" || status=$?
   done
@@ -489,7 +459,7 @@ run_edge() {
   echo "# edge build: inputs $(cat "$built/.inputs" 2>/dev/null || echo '?'), wasm $(stat -c %s "$built/index_bg.wasm" 2>/dev/null || echo '?') bytes"
   # This wrangler's own token secret, readable by this user only; --env-file makes wrangler
   # read it (and not a .dev.vars next to the config) with BENCH_REPO_CONFIG=1 too.
-  (umask 077 && python3 -c 'import secrets; print("ROOM_TOKEN_SECRET=" + secrets.token_hex(32))' >"$TMP/.dev.vars")
+  (umask 077 && echo "ROOM_TOKEN_SECRET=$(random_hex 32)" >"$TMP/.dev.vars")
   SERVER=edge
   start_server
   run_modes "$MODES" edge-wrangler

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { freePort, waitFor as pollUntil } from '../e2e/harness.mjs';
+import { freePort, listeningPorts, waitFor as pollUntil } from '../e2e/harness.mjs';
 
 export { freePort };
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,7 +32,7 @@ export function portOpen(port) {
   });
 }
 
-/** pid -> { ppid, pgid, state, comm } for every process, from /proc. */
+/** pid -> { ppid, pgid, sid, state, comm } for every process, from /proc. */
 function processTable() {
   const table = new Map();
   for (const entry of fs.readdirSync('/proc')) {
@@ -40,8 +40,11 @@ function processTable() {
     try {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      // Fields 3 on (proc(5)), counted from the end of the name: it may hold spaces and ')'.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      table.set(Number(entry), { state: fields[0], ppid: Number(fields[1]), pgid: Number(fields[2]), comm });
+      table.set(Number(entry), {
+        state: fields[0], ppid: Number(fields[1]), pgid: Number(fields[2]), sid: Number(fields[3]), comm,
+      });
     } catch {
       // Gone while reading.
     }
@@ -49,20 +52,45 @@ function processTable() {
   return table;
 }
 
-/** Live (non-zombie) descendants of `root`, with their names. */
+const live = (info) => info.state !== 'Z' && info.state !== 'X';
+
+/** Live (non-zombie) descendants of `root`, with their names, process groups and sessions. */
 export function descendants(root) {
   const table = processTable();
   const found = [];
   const walk = (pid) => {
     for (const [child, info] of table) {
       if (info.ppid === pid) {
-        if (info.state !== 'Z' && info.state !== 'X') found.push({ pid: child, comm: info.comm });
+        if (live(info)) found.push({ pid: child, comm: info.comm, pgid: info.pgid, sid: info.sid });
         walk(child);
       }
     }
   };
   walk(root);
   return found;
+}
+
+/**
+ * Live processes in any of the sessions `sids`, wherever they are in the tree now: a process
+ * whose parent died is re-parented, but it keeps its session (only setsid leaves one).
+ */
+export function sessionMembers(sids) {
+  const wanted = new Set(sids);
+  return [...processTable()].filter(([, info]) => wanted.has(info.sid) && live(info))
+    .map(([pid, info]) => ({ pid, comm: info.comm, sid: info.sid }));
+}
+
+/** TCP ports the processes `pids` listen on (any address). */
+export function listeningPortsOf(pids) {
+  const ports = new Set();
+  for (const pid of pids) {
+    try {
+      for (const port of listeningPorts(pid)) ports.add(port);
+    } catch {
+      // Gone while reading.
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
 }
 
 export function alive(pid) {
@@ -132,14 +160,19 @@ const baseEnv = () => ({
   FORCE_COLOR: '0',
 });
 
-/** `make dev` (scripts/dev.sh) on free ports, with its own state folder. */
+/**
+ * `make dev` (scripts/dev.sh) on free ports, with its own state folder, in a session and
+ * process group of its own (as `setsid make dev &` runs it). `command` is how it is started:
+ * `['bash', 'scripts/dev.sh']` (the default), `['make', 'dev']`, or any command line that
+ * runs one of those; `env` adds variables.
+ */
 export class DevStack {
-  static async start({ timeoutMs = 15 * 60_000 } = {}) {
+  static async start({ timeoutMs = 15 * 60_000, command = ['bash', 'scripts/dev.sh'], env = {} } = {}) {
     const stack = new DevStack();
     stack.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'codebox-browser-e2e-'));
     stack.edgePort = await freePort();
     stack.execPort = await freePort();
-    stack.dev = new Child('dev', 'bash', ['scripts/dev.sh'], {
+    stack.dev = new Child('dev', command[0], command.slice(1), {
       cwd: REPO,
       logPath: path.join(stack.dir, 'dev.log'),
       env: {
@@ -153,6 +186,7 @@ export class DevStack {
         // Every page here comes from one address: the per-client limits are tested in e2e/.
         CODEBOX_ROOM_RATE_LIMIT: '10000/60',
         CODEBOX_RUN_RATE_LIMIT: '10000/60',
+        ...env,
       },
     });
     try {
@@ -170,6 +204,11 @@ export class DevStack {
 
   get url() {
     return `http://127.0.0.1:${this.edgePort}`;
+  }
+
+  /** Its state folder (CODEBOX_DEV_STATE): the queue and store, the edge's rooms, dev.log. */
+  get stateDir() {
+    return path.join(this.dir, 'state');
   }
 
   /** Every live process `make dev` started (its whole tree). */

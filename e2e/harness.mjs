@@ -250,7 +250,7 @@ function workerdOnPort(port) {
 }
 
 /** TCP ports process `pid` listens on (IPv4 and IPv6), from /proc. */
-function listeningPorts(pid) {
+export function listeningPorts(pid) {
   const inodes = new Set();
   for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
     try {

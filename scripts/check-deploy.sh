@@ -6,10 +6,13 @@
 #          CloudFormation would and run in a Debian container with aws/docker/systemctl
 #          stand-ins: it configures the ECS agent, pulls and renames the six runner images,
 #          and advertises the runner tag only when every pull succeeded
-#   build  sam build: the exec API Lambda (cargo lambda, provided.al2023, x86_64)
+#   build  sam build: the exec API Lambda (cargo lambda, provided.al2023, x86_64), and the
+#          smoke check's resource maker (exec-lambda's aws-resources, same flags)
 #   image  the fleet image FROM the local base (scripts/build-fleet-image.sh: same target
 #          folder as sam build, so the AWS SDK compiles once; glibc checked against bookworm's)
-#   smoke  the two production artifacts against moto (SQS + DynamoDB): the Lambda's binary as
+#   smoke  the two production artifacts against moto (SQS + DynamoDB), in resources made by
+#          codebox_submission::aws::create_resources (the aws-resources tool) and checked
+#          against template.yaml's definition of them: the Lambda's binary as
 #          a local server (CODEBOX_BACKEND=aws) takes a submission; the fleet image, run the way
 #          the task definition runs it (read-only root, no capabilities, no-new-privileges,
 #          host pid namespace, the Docker socket), runs it in a sandbox and stores the result;
@@ -54,22 +57,28 @@ run_userdata() {
              cat /etc/ecs/ecs.config; echo ---; cat /tmp/docker-calls 2>/dev/null || true'
 }
 
+# template.yaml as JSON, in $1: decoded by cfn-lint (CloudFormation's short-form tags as
+# CloudFormation reads them), for jq and the Rust tools.
+template_json() {
+  "$tools/python" -c 'import json, sys
+from cfnlint.decode import decode
+template, errors = decode("template.yaml")
+if template is None:
+    sys.exit(f"template.yaml: {errors}")
+json.dump(template, open(sys.argv[1], "w"))' "$1"
+}
+
 check_userdata() {
   bash scripts/images.sh base >&2 || return 1
   userdata_dir="$(mktemp -d)"
-  # The user data as CloudFormation renders it (Fn::Sub), with stand-in values.
-  "$tools/python" - "$userdata_dir/user-data.sh" <<'PY' || { warn "could not render the user data"; return 1; }
-import re, sys
-import cfnlint.decode
-template, errors = cfnlint.decode.decode("template.yaml")
-text = template["Resources"]["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
-values = {"Cluster": "codebox-cluster", "RunnerImageTag": "rel-1", "AWS::Region": "eu-west-1",
-          "RunnerRepository.RepositoryUri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/codebox-runners"}
-def sub(m):
-    name = m.group(1)
-    return "${" + name[1:] + "}" if name.startswith("!") else values[name]
-open(sys.argv[1], "w").write(re.sub(r"\$\{([^}]+)\}", sub, text))
-PY
+  template_json "$userdata_dir/template.json" || { warn "could not read template.yaml"; return 1; }
+  # The user data as CloudFormation renders it (Fn::Sub), with stand-in values; ${!x} is a literal ${x}.
+  json -r --argjson values '{"Cluster": "codebox-cluster", "RunnerImageTag": "rel-1", "AWS::Region": "eu-west-1",
+      "RunnerRepository.RepositoryUri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/codebox-runners"}' \
+    '.Resources.HostLaunchTemplate.Properties.LaunchTemplateData.UserData["Fn::Base64"]["Fn::Sub"]
+     | gsub("\\$\\{(?<n>[^}]+)\\}"; if (.n | startswith("!")) then "${" + .n[1:] + "}"
+                                   else ($values[.n] // error("no stand-in value for ${" + .n + "}")) end)' \
+    "$userdata_dir/template.json" >"$userdata_dir/user-data.sh" || { warn "could not render the user data"; return 1; }
   bash -n "$userdata_dir/user-data.sh" || { warn "the user data is not valid bash"; return 1; }
   mkdir -p "$userdata_dir/bin"
   cat > "$userdata_dir/bin/docker" <<'SH'
@@ -107,24 +116,13 @@ check_build() {
   local bootstrap=.aws-sam/build/ExecApiFunction/bootstrap
   [ -x "$bootstrap" ] || { warn "sam build left no $bootstrap"; return 1; }
   say "Lambda bundle: $bootstrap, $(du -k "$bootstrap" | cut -f1) KiB ($(gzip -c "$bootstrap" | wc -c | awk '{printf "%d KiB zipped", $1 / 1024}'))"
+  # The smoke check's resource maker, with the same flags (it reuses the compiled SDK).
+  nice -n "$CODEBOX_BUILD_NICE" cargo lambda build --release --bin aws-resources >&2 || return 1
 }
 
 check_image() {
   bash scripts/images.sh base >&2 || return 1
   bash scripts/build-fleet-image.sh --tag "$FLEET_IMAGE" >/dev/null || return 1
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits until `curl URL` answers (any HTTP status), up to $2 seconds.
-wait_http() {
-  local deadline=$((SECONDS + $2))
-  until curl -s -o /dev/null "$1"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
 }
 
 smoke_cleanup() {
@@ -136,8 +134,9 @@ smoke_cleanup() {
 }
 
 check_smoke() {
-  local lambda_bin=.aws-sam/build/ExecApiFunction/bootstrap
+  local lambda_bin=.aws-sam/build/ExecApiFunction/bootstrap resources_bin="$CARGO_TARGET_DIR/lambda/aws-resources/bootstrap"
   [ -x "$lambda_bin" ] || { warn "no $lambda_bin: run the build check first"; return 1; }
+  [ -x "$resources_bin" ] || { warn "no $resources_bin: run the build check first"; return 1; }
   docker image inspect "$FLEET_IMAGE" >/dev/null 2>&1 || { warn "no $FLEET_IMAGE: run the image check first"; return 1; }
   # The sandboxes run in the runner images; the fleet refuses to start without them.
   bash scripts/images.sh >&2 || return 1
@@ -152,31 +151,19 @@ check_smoke() {
   moto_pid=$!
   wait_http "$endpoint/moto-api/" 30 || { cat "$smoke_dir/moto.log" >&2; warn "moto did not start"; return 1; }
 
-  # The resources as the template makes them (the binaries never create any).
+  # The resources, made by the Rust definition (codebox_submission::aws::create_resources,
+  # through exec-lambda's aws-resources tool) and checked against template.yaml's.
   export AWS_ACCESS_KEY_ID=check AWS_SECRET_ACCESS_KEY=check AWS_REGION=us-east-1
-  local urls
-  urls="$("$(dirname "$moto_server")/python" - "$endpoint" <<'PY'
-import json, sys, boto3
-endpoint = sys.argv[1]
-sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
-ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-dlq = sqs.create_queue(QueueName="codebox-dlq")["QueueUrl"]
-dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-queue = sqs.create_queue(QueueName="codebox-jobs", Attributes={
-    "VisibilityTimeout": "60",
-    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
-})["QueueUrl"]
-ddb.create_table(TableName="codebox-submissions", BillingMode="PAY_PER_REQUEST",
-                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
-ddb.update_time_to_live(TableName="codebox-submissions",
-                        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
-print(queue, dlq)
-PY
-)" || { warn "creating the queues and table in moto failed"; return 1; }
-  local queue_url="${urls% *}" dlq_url="${urls#* }"
+  template_json "$smoke_dir/template.json" || { warn "could not read template.yaml"; return 1; }
+  local made
+  made="$("$resources_bin" --endpoint-url "$endpoint" --template "$smoke_dir/template.json")" \
+    || { warn "creating the queues and table in moto failed, or they differ from template.yaml"; return 1; }
+  local queue_url dlq_url table
+  queue_url="$(json -er .queue_url <<<"$made")" && dlq_url="$(json -er .dead_letter_queue_url <<<"$made")" \
+    && table="$(json -er .table <<<"$made")" || { warn "aws-resources printed no queue URLs and table: $made"; return 1; }
+  say "queues and table made as template.yaml defines them (redrive after $(json .max_receives <<<"$made") receives, key id, TTL expires_at)"
   local backend_env=(CODEBOX_BACKEND=aws AWS_ENDPOINT_URL="$endpoint" SQS_QUEUE_URL="$queue_url"
-    SQS_DEAD_LETTER_QUEUE_URL="$dlq_url" DYNAMODB_TABLE=codebox-submissions)
+    SQS_DEAD_LETTER_QUEUE_URL="$dlq_url" DYNAMODB_TABLE="$table")
 
   # The Lambda binary serves HTTP itself when AWS_LAMBDA_RUNTIME_API is unset.
   env "${backend_env[@]}" CODEBOX_EXEC_LISTEN="127.0.0.1:$api_port" "$lambda_bin" >"$smoke_dir/api.log" 2>&1 &
@@ -188,25 +175,25 @@ PY
   smoke_container="codebox-deploy-smoke-$$"
   local env_args=() kv
   for kv in "${backend_env[@]}" AWS_ACCESS_KEY_ID=check AWS_SECRET_ACCESS_KEY=check AWS_REGION=us-east-1 \
-    FLEET_CONCURRENCY=2 FLEET_POOL_SIZE=1 FLEET_POLL_WAIT_MS=1000 RUST_LOG=info; do
+    FLEET_CONCURRENCY=2 FLEET_POOL_SIZE=1 FLEET_POLL_WAIT_MS=1000 LOG_FORMAT=json RUST_LOG=info; do
     env_args+=(-e "$kv")
   done
   docker run -d --name "$smoke_container" --network host --pid host --user 0 --read-only \
     --cap-drop ALL --security-opt no-new-privileges -v /var/run/docker.sock:/var/run/docker.sock \
     "${env_args[@]}" "$FLEET_IMAGE" >/dev/null || return 1
 
-  local id
-  id="$(curl -sf -X POST -H 'content-type: application/json' \
+  local id accepted
+  accepted="$(curl -sf -X POST -H 'content-type: application/json' \
     --data '{"language": "python", "source": "import sys\nprint(\"hello from\", sys.stdin.read())", "stdin": "the fleet image"}' \
-    "http://127.0.0.1:$api_port/v1/submissions" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')" \
-    || { cat "$smoke_dir/api.log" >&2; warn "POST /v1/submissions failed"; return 1; }
+    "http://127.0.0.1:$api_port/v1/submissions")" && id="$(json -er .id <<<"$accepted")" \
+    || { cat "$smoke_dir/api.log" >&2; warn "POST /v1/submissions failed: ${accepted:-no answer}"; return 1; }
   local record="" status="" deadline=$((SECONDS + 90))
   while [ "$SECONDS" -lt "$deadline" ]; do
     record="$(curl -sf "http://127.0.0.1:$api_port/v1/submissions/$id")" || break
-    status="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["status"])' <<<"$record")"
+    status="$(json -r .status <<<"$record")"
     case "$status" in queued|running) sleep 0.5 ;; *) break ;; esac
   done
-  if [ "$status" != ok ] || ! grep -q 'hello from the fleet image' <<<"$record"; then
+  if [ "$status" != ok ] || ! json -e '.stdout == "hello from the fleet image\n"' <<<"$record" >/dev/null; then
     docker logs "$smoke_container" 2>&1 | tail -n 30 >&2
     warn "submission $id ended '$status', not ok with the expected output: $record"
     return 1
@@ -217,7 +204,10 @@ PY
   docker stop -t 120 "$smoke_container" >/dev/null
   local code
   code="$(docker inspect -f '{{.State.ExitCode}}' "$smoke_container")"
-  if [ "$code" != 0 ] || ! docker logs "$smoke_container" 2>&1 | grep -q 'worker stopped'; then
+  # Its exit status, and its JSON log (LOG_FORMAT=json, as the task definition runs it) saying
+  # the worker loop ended, not only that the process did.
+  if [ "$code" != 0 ] || ! docker logs "$smoke_container" 2>&1 \
+    | json -enR '[inputs | fromjson? | select(.fields.message == "worker stopped")] | length > 0' >/dev/null; then
     docker logs "$smoke_container" 2>&1 | tail -n 30 >&2
     warn "the fleet container did not drain cleanly on SIGTERM (exit $code)"
     return 1
