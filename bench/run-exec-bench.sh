@@ -26,8 +26,8 @@
 #
 # Defaults, for a 2-core machine (measured; see docs/BENCHMARKS.md):
 # - FLEET_CONCURRENCY=4: a run spends much of its time waiting on the engine (attach, exit,
-#   wait, inspect, remove), so 2 in flight leave cores idle (10.0 runs/s for 200 queued),
-#   3 gave 12.5, 4 gave 12.8-13.2 and 6 no more (13.2) with longer tails.
+#   wait, inspect, remove), so 2 in flight leave cores idle; 4 was the fastest of 2, 3, 4 and
+#   6 (6 only had longer tails).
 # - FLEET_POOL_SIZE=2 warm containers per language: a one-at-a-time user never waits for a
 #   container start (the pool refills between runs; 2 covers two runs arriving together);
 #   a queue of 200 empties any pool at once, so a bigger pool does not raise throughput,

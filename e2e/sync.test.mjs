@@ -342,7 +342,7 @@ test('a plain JSON object keeps its values but not its key order through the roo
 
 test('sockets offering permessage-deflate are accepted without it, on wrangler\'s port and the runtime\'s own', { timeout: 60_000 }, e2e(async () => {
   // The edge refuses WebSocket compression (edge/src/routes.rs NO_EXTENSIONS; figures in
-  // docs/BENCHMARKS.md): in workerd it costs each socket a zlib deflate state (~230 KiB) and
+  // docs/BENCHMARKS.md): in workerd it costs each socket a zlib deflate state and
   // every relayed frame a deflate per recipient. RawClient offers `permessage-deflate;
   // client_max_window_bits`, as `ws` does by default and browsers always do. wrangler's dev
   // proxy is a hop of its own (it agrees with the client to what the runtime agreed with it),

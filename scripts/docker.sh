@@ -12,8 +12,8 @@
 #   is missing. Packages are only installed when their command is missing, so an engine
 #   from another source (Docker CE) is left as it is.
 # - crun: installed too (apt), and a dockerd this script starts offers it as runtime "crun",
-#   which the fleet prefers (FLEET_RUNTIME=auto): 146-182 ms of CPU per run against 194-196
-#   with runc in an alternated A/B (docs/BENCHMARKS.md). Without crun the fleet uses the engine's default.
+#   which the fleet prefers (FLEET_RUNTIME=auto): less CPU per run than runc in an alternated
+#   A/B (figures in docs/BENCHMARKS.md). Without crun the fleet uses the engine's default.
 #   On a host with hybrid cgroups (v1 controllers plus a cgroup2 mount that has controllers
 #   of its own), which crun refuses, dockerd runs in a private mount namespace without the
 #   cgroup2 mount; the host's mounts are not touched.

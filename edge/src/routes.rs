@@ -154,8 +154,8 @@ async fn route(mut req: Request, env: &Env) -> Result<Response, EdgeError> {
 ///
 /// workerd decides compression when the Worker's 101 is sent (`Response::send` in
 /// src/workerd/api/http.c++, flag `web_socket_compression`, on since 2023-08-15). Without this
-/// header it accepts the offer: each socket then holds a zlib deflate state and window (about
-/// 230 KiB more per socket in the runtime) and the runtime deflates every relayed frame once
+/// header it accepts the offer: each socket then holds a zlib deflate state and window (its
+/// cost per socket is in docs/BENCHMARKS.md) and the runtime deflates every relayed frame once
 /// per recipient. With the header, workerd agrees to what both it and the offer allow, which is
 /// nothing here, and the 101 carries no extension (kj writes the agreed value in place of this
 /// one). Figures and the decision: docs/BENCHMARKS.md,

@@ -231,8 +231,8 @@ impl Run {
             // was dead on arrival (or died just now). Nothing of the program ran.
             return self.abandon(Failure::DeadOnArrival);
         }
-        // The supervisor's END settles a plain exit at once: the container's own end comes
-        // ~25 ms later. Otherwise the engine decides.
+        // The supervisor's END settles a plain exit at once: the engine sees the container's
+        // end later. Otherwise the engine decides.
         match self.session.end().filter(|end| end.is_conclusive()) {
             Some(end) => {
                 self.observed.exit_code = Some(end.status);

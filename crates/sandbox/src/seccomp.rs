@@ -12,7 +12,7 @@
 //!   and the rest of the kernel's socket code. The type matters: `socket(AF_INET,
 //!   SOCK_SEQPACKET, 0)` is SCTP when that module is loaded.
 //! - The runtime compiles the profile into a BPF filter at every container start: libseccomp
-//!   alone takes ~1.7 ms for one ABI against ~9 ms for three (docs/BENCHMARKS.md).
+//!   compiles one ABI several times faster than three (figures in docs/BENCHMARKS.md).
 //!
 //! As in Docker's profile: anything unlisted fails with EPERM; `clone` is allowed only
 //! without namespace flags and `clone3` (whose flags a filter cannot read) fails with ENOSYS,

@@ -25,8 +25,8 @@ pub struct SandboxConfig {
 /// namespaces, cgroup limits, capabilities, seccomp profile and mounts from the engine. What
 /// differs is the cost of a start: the shim runs the runtime's binary four times per
 /// container (create, start, delete, and delete again when containerd cleans up after it),
-/// and runc is a Go binary, crun a C one. On the 2-core benchmark machine runs took 146-182 ms
-/// of CPU with crun against 194-196 with runc (docs/BENCHMARKS.md): throughput.
+/// and runc is a Go binary, crun a C one: less CPU per run with crun, so more runs per second
+/// (figures in docs/BENCHMARKS.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeChoice {
     /// crun if the engine offers a runtime by that name, else the engine's default.

@@ -6,7 +6,7 @@
 //! unprivileged user, in /work (a fresh tmpfs). Its job: take the program from stdin, compile
 //! or syntax-check it, report that on stdout in a form the program cannot forge, run the
 //! program as its child, and report how it ended (END) as soon as it has, so the fleet has
-//! the result without waiting ~25 ms for the engine to notice the container's end. It then
+//! the result without waiting for the engine to notice the container's end. It then
 //! exits with the program's status, so the container ends, killing whatever the program
 //! left behind.
 //!
