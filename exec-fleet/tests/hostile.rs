@@ -245,23 +245,37 @@ fn hostile_programs_stay_contained() {
     }
 }
 
-/// Runs hostile programs a few at a time on the shared sandbox, checks each result, then
-/// checks that an ordinary run is still fine.
+/// Runs hostile programs a few at a time on a sandbox of their own, checks each result and
+/// that no container of theirs is left, then that an ordinary run is still fine.
 fn run_hostile(batches: Vec<Vec<Hostile>>) {
+    let sandbox = connect(SandboxConfig {
+        pool_size: 0,
+        ..SandboxConfig::default()
+    });
+    let label = format!("codebox.sandbox.instance={}", sandbox.instance());
+    let fine = "#include <stdio.h>\nint main(void) { puts(\"fine\"); }\n";
     for batch in batches {
-        let runs: Vec<(Language, &str, &str)> =
-            batch.iter().map(|(l, src, _)| (*l, *src, "")).collect();
-        for (result, (_, _, check)) in run_all(&runs).iter().zip(&batch) {
+        let results = runtime().block_on(async {
+            let runs = batch
+                .iter()
+                .map(|(language, source, _)| sandbox.run(*language, source, ""));
+            let results = join_all(runs).await;
+            sandbox.settle().await;
+            results
+        });
+        for (result, (_, _, check)) in results.iter().zip(&batch) {
             check(result);
         }
-        let after = run(
-            Language::C,
-            "#include <stdio.h>\nint main(void) { puts(\"fine\"); }\n",
-            "",
+        assert_eq!(
+            containers_labelled(&label),
+            Vec::<String>::new(),
+            "containers left behind"
         );
+        let after = runtime().block_on(sandbox.run(Language::C, fine, ""));
         expect(&after, Status::Ok);
         assert_eq!(after.stdout, "fine\n");
     }
+    runtime().block_on(sandbox.shutdown());
 }
 
 /// A compile step fed something endless or enormous ends as a compile error, within the

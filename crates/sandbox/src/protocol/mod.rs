@@ -67,7 +67,7 @@ pub const PROTOCOL_LABEL: &str = "codebox.protocol";
 /// What every marker starts with.
 pub(crate) const PREFIX: &str = concat!("CODEBOX/", version!(), " ");
 /// The longest marker line the supervisor writes (FAIL messages are short ASCII).
-pub(crate) const MAX_LINE: usize = 512;
+pub const MAX_LINE: usize = 512;
 /// The supervisor's cap on compile output shown.
 pub const MAX_COMPILE_OUTPUT: usize = 64 * 1024;
 /// The supervisor's exit status when it failed itself (FAIL).
