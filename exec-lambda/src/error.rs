@@ -8,7 +8,7 @@ use codebox_submission::{QueueError, RequestError, StoreError};
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The caller is not one the API serves (see `gate`).
     #[error("{0}")]
     Unauthorized(&'static str),

@@ -15,6 +15,8 @@
 //! Modules: `gate` decides who may call and who the client is; `error` maps every failure to
 //! its HTTP status in one place; [`config`] reads the environment (for `main.rs`).
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod config;
 mod error;
 mod gate;
@@ -46,7 +48,7 @@ use error::ApiError;
 use gate::Admitted;
 
 /// The rate-limit scope of runs (`POST /v1/submissions`).
-pub const RUNS_SCOPE: &str = "runs";
+pub(crate) const RUNS_SCOPE: &str = "runs";
 
 /// What every handler shares.
 #[derive(Clone)]

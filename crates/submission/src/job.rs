@@ -74,11 +74,11 @@ mod base64_string {
     use super::*;
     use serde::{de::Error, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(value: &str, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(value: &str, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(value.as_bytes()))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         let encoded = String::deserialize(d)?;
         let bytes = STANDARD.decode(encoded).map_err(D::Error::custom)?;
         String::from_utf8(bytes).map_err(D::Error::custom)
