@@ -1,6 +1,6 @@
 //! The fleet worker's configuration, read from the environment in one place.
 //!
-//! - the backend and logging: see `codebox_submission::config`.
+//! - the backend and logs: see `codebox_submission::config`.
 //! - [`CONCURRENCY`]: jobs run at once (default [`WorkerConfig::default`]).
 //! - [`POOL_SIZE`]: warm containers kept per language (default [`SandboxConfig::default`]).
 //! - [`POLL_WAIT_MS`]: longest wait of one receive, in milliseconds (default
@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use codebox_submission::config::{var_or, BackendConfig, ConfigError, Vars};
+use codebox_submission::config::{var_or, BackendConfig, ConfigError, LogConfig, Vars};
 
 use crate::sandbox::{RuntimeChoice, SandboxConfig};
 use crate::worker::WorkerConfig;
@@ -36,6 +36,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// How sandboxes are made.
     pub sandbox: SandboxConfig,
+    /// How it logs.
+    pub logs: LogConfig,
 }
 
 impl Config {
@@ -67,6 +69,7 @@ impl Config {
             backend: BackendConfig::from_vars(vars)?,
             worker,
             sandbox,
+            logs: LogConfig::from_vars(vars)?,
         })
     }
 }

@@ -8,14 +8,14 @@ use anyhow::Context;
 use codebox_exec_fleet::config::Config;
 use codebox_exec_fleet::sandbox::Sandbox;
 use codebox_exec_fleet::worker::{reap_dead_letters, run_worker};
-use codebox_submission::config::{init_logs, process_env};
+use codebox_submission::config::process_env;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logs(false);
     let config = Config::from_vars(&process_env).context("fleet configuration")?;
+    config.logs.init();
     let backend = config.backend.open().await?;
     let (queue, store) = (backend.queue, backend.store);
 

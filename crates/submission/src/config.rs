@@ -9,7 +9,7 @@
 //!   before a job is dead-lettered).
 //! - aws: [`SQS_QUEUE_URL`], [`SQS_DEAD_LETTER_QUEUE_URL`], [`DYNAMODB_TABLE`], and optionally
 //!   [`AWS_ENDPOINT_URL`] (a stand-in such as moto); credentials and region from the AWS chain.
-//! - [`LOG_FORMAT`]`=json` (always JSON under Lambda), `RUST_LOG` for filters.
+//! - logs ([`LogConfig`]): [`LOG_FORMAT`]`=json` for JSON lines, [`RUST_LOG`] for filters.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +32,11 @@ pub const DYNAMODB_TABLE: &str = "DYNAMODB_TABLE";
 pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 /// `json` for JSON log lines.
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
+/// Log filters (`tracing_subscriber`'s directives, e.g. `info,exec_lambda=debug`).
+pub const RUST_LOG: &str = "RUST_LOG";
+
+/// The filter when [`RUST_LOG`] is unset.
+const DEFAULT_LOG_FILTER: &str = "info";
 
 const DEFAULT_DB: &str = ".dev/codebox.db";
 const DEFAULT_MAX_RECEIVES: u32 = 3;
@@ -239,16 +244,39 @@ async fn open_aws(_: &Option<String>, _: &str, _: &str, _: &str) -> Result<Backe
     Err(ConfigError::NotBuilt("aws"))
 }
 
-/// Installs the log subscriber: JSON lines when `json` or [`LOG_FORMAT`]`=json`, else text;
-/// `RUST_LOG` filters (default `info`).
-pub fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json || std::env::var(LOG_FORMAT).is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
+/// How a binary logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// JSON lines rather than text.
+    pub json: bool,
+    /// The filter directives.
+    pub filter: String,
+}
+
+impl LogConfig {
+    /// The logging `vars` ask for: [`LOG_FORMAT`] and [`RUST_LOG`] (default `info`).
+    pub fn from_vars(vars: Vars) -> Result<Self, ConfigError> {
+        let filter = vars(RUST_LOG).unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+        tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| ConfigError::Invalid {
+            name: RUST_LOG,
+            value: filter.clone(),
+            source: e.into(),
+        })?;
+        Ok(LogConfig {
+            json: vars(LOG_FORMAT).is_some_and(|f| f == "json"),
+            filter,
+        })
+    }
+
+    /// Installs the log subscriber.
+    pub fn init(&self) {
+        let filter = tracing_subscriber::EnvFilter::new(&self.filter);
+        let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        if self.json {
+            builder.json().init();
+        } else {
+            builder.init();
+        }
     }
 }
 
@@ -324,6 +352,31 @@ mod tests {
         let error = BackendConfig::from_vars(&vars(&[(BACKEND, "redis")])).unwrap_err();
         assert!(matches!(&error, ConfigError::UnknownBackend(name) if name == "redis"));
         assert!(error.to_string().contains(BACKEND), "{error}");
+    }
+
+    #[test]
+    fn logs_are_text_at_info_unless_asked() {
+        let default = LogConfig::from_vars(&vars(&[])).unwrap();
+        assert_eq!(
+            default,
+            LogConfig {
+                json: false,
+                filter: "info".into()
+            }
+        );
+        let json = LogConfig::from_vars(&vars(&[(LOG_FORMAT, "json"), (RUST_LOG, "warn")]));
+        assert_eq!(
+            json.unwrap(),
+            LogConfig {
+                json: true,
+                filter: "warn".into()
+            }
+        );
+        let error = LogConfig::from_vars(&vars(&[(RUST_LOG, "info,[")])).unwrap_err();
+        assert!(
+            matches!(error, ConfigError::Invalid { name: RUST_LOG, .. }),
+            "{error}"
+        );
     }
 
     #[cfg(not(feature = "embedded"))]
