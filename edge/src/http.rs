@@ -2,7 +2,8 @@
 //! failure becomes an HTTP status.
 
 use codebox_access::token::Denied;
-use worker::{Response, Result};
+use codebox_room::LoadError;
+use worker::{Response, Result, SqlStorageValue};
 
 /// An HTTP-level failure of a request to the edge.
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +63,67 @@ pub enum EdgeError {
     /// The Worker is missing configuration it needs.
     #[error("the edge is misconfigured: {0}")]
     Config(String),
-    /// The room's stored data could not be read or loaded.
+    /// A Durable Object's stored data could not be read, written or loaded.
     #[error("room storage failed: {0}")]
-    Storage(String),
+    Storage(#[from] StorageError),
     /// The runtime failed.
     #[error("internal error: {0}")]
     Runtime(#[from] worker::Error),
+}
+
+/// Why a Durable Object's storage failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StorageError {
+    /// A statement failed.
+    #[error("{query}: {source}")]
+    Statement {
+        /// The statement.
+        query: String,
+        /// What SQLite or the runtime said.
+        source: worker::Error,
+    },
+    /// A column holds another type than its table gives it.
+    #[error("expected {expected} in column {column}, got {found:?}")]
+    Column {
+        /// The type the table gives the column.
+        expected: &'static str,
+        /// The column's index in the row.
+        column: usize,
+        /// What it held (`None`: the row is shorter).
+        found: Option<SqlStorageValue>,
+    },
+    /// A statement that always returns a row returned none (what it was doing).
+    #[error("{0} returned no row")]
+    NoRow(&'static str),
+    /// The room's own row (its link generation and epoch) is missing or out of range.
+    #[error("the room row is missing or corrupt")]
+    RoomRow,
+    /// A slot of the update log is missing.
+    #[error("log slot {slot} of epoch {epoch} is missing")]
+    MissingLogSlot {
+        /// The missing slot.
+        slot: i64,
+        /// The epoch whose log it is.
+        epoch: i64,
+    },
+    /// The log's last entry is cut short.
+    #[error("the last log entry of epoch {0} is incomplete")]
+    IncompleteLogEntry(i64),
+    /// A write came before the document was read, so where it goes is unknown.
+    #[error("a write before the document was read")]
+    WriteBeforeRead,
+    /// The room has used every link generation.
+    #[error("link generations exhausted")]
+    GenerationsExhausted,
+    /// The room was asked for after it failed to load.
+    #[error("room failed to load")]
+    NotLoaded,
+    /// The stored document does not load into a room.
+    #[error(transparent)]
+    Document(#[from] LoadError),
+    /// Every fresh room id tried was taken.
+    #[error("could not find a free room id")]
+    NoFreeRoomId,
 }
 
 impl EdgeError {
@@ -108,5 +164,24 @@ impl EdgeError {
             _ => {}
         }
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failures_are_500_and_say_what_broke() {
+        let error = EdgeError::from(StorageError::MissingLogSlot { slot: 3, epoch: 2 });
+        assert_eq!(error.status_and_code(), (500, "storage_error"));
+        assert_eq!(
+            error.to_string(),
+            "room storage failed: log slot 3 of epoch 2 is missing"
+        );
+        let error = EdgeError::from(StorageError::NoRow("reserving a run slot"));
+        assert!(error
+            .to_string()
+            .ends_with("reserving a run slot returned no row"));
     }
 }

@@ -14,7 +14,7 @@ use worker::{
 };
 
 use crate::auth::now_s;
-use crate::http::EdgeError;
+use crate::http::{EdgeError, StorageError};
 use crate::sql::{exec, int, integer, rows, text};
 
 /// The binding of the Limiter Durable Object namespace (wrangler.toml).
@@ -139,7 +139,7 @@ impl Limiter {
             .first()
             .map(|row| integer(row, 0))
             .transpose()?
-            .ok_or_else(|| EdgeError::Storage("the counter returned no row".into()))?;
+            .ok_or(StorageError::NoRow("counting a hit"))?;
         let allowed = u32::try_from(count - 1).is_ok_and(|before| limit.allows(before));
         Ok(Verdict {
             allowed,

@@ -34,7 +34,7 @@ use worker::{
 
 use crate::auth::now_s;
 use crate::config::Config;
-use crate::http::EdgeError;
+use crate::http::{EdgeError, StorageError};
 use crate::internal::{FromWorker, RoomCall};
 use crate::runs;
 use crate::store::RoomStore;
@@ -293,7 +293,7 @@ impl Room {
         let next = loaded
             .generation
             .checked_add(1)
-            .ok_or_else(|| EdgeError::Storage("link generations exhausted".into()))?;
+            .ok_or(StorageError::GenerationsExhausted)?;
         loaded.store.set_generation(next)?;
         loaded.generation = next;
         let stale: Vec<(WebSocket, SocketState)> = self
@@ -377,15 +377,13 @@ impl Room {
                 document_loaded: false,
             });
         }
-        let loaded = slot
-            .as_mut()
-            .ok_or_else(|| EdgeError::Storage("room failed to load".into()))?;
+        let loaded = slot.as_mut().ok_or(StorageError::NotLoaded)?;
         if part == Part::Document && !loaded.document_loaded {
             let document = loaded.store.read_document()?;
             loaded
                 .room
                 .load_document(&document.snapshot, &document.log)
-                .map_err(|e| EdgeError::Storage(e.to_string()))?;
+                .map_err(StorageError::from)?;
             loaded.document_loaded = true;
             info!(
                 room = name,

@@ -22,7 +22,7 @@ use worker::{event, Context, Env, Headers, Method, Request, Response, Result};
 use crate::auth::{claims_for, client_ip, client_of, edit_claims, now_s};
 use crate::config::Config;
 use crate::exec_proxy::{self, api_route, ApiRoute};
-use crate::http::EdgeError;
+use crate::http::{EdgeError, StorageError};
 use crate::internal::{RoomCall, ToRoom};
 use crate::limiter::{self, Scope};
 use crate::store::FIRST_GENERATION;
@@ -204,7 +204,7 @@ async fn create_room(req: &mut Request, env: &Env, config: &Config) -> Result<Re
             _ => return Ok(created),
         }
     }
-    Err(EdgeError::Storage("could not find a free room id".into()))
+    Err(StorageError::NoFreeRoomId.into())
 }
 
 /// The optional body of `POST /rooms` and `/rotate`: `{}`, absent, or `{"expires_in": S}`.

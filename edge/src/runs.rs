@@ -17,7 +17,7 @@ use worker::{Method, Response, SqlStorage};
 use crate::auth::now_s;
 use crate::config::Config;
 use crate::exec_proxy::{submission_status, Upstream};
-use crate::http::EdgeError;
+use crate::http::{EdgeError, StorageError};
 use crate::internal::FromWorker;
 use crate::room_object::Room;
 use crate::sql::{exec, int, integer, optional_text, rows, text};
@@ -88,7 +88,7 @@ impl Slots {
             .first()
             .map(|row| integer(row, 0))
             .transpose()?
-            .ok_or_else(|| EdgeError::Storage("reserving a run slot returned no row".into()))?;
+            .ok_or(StorageError::NoRow("reserving a run slot"))?;
         Ok(Some(slot))
     }
 

@@ -7,7 +7,7 @@ use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen::JsValue;
 use worker::{SqlStorage, SqlStorageValue};
 
-use crate::http::EdgeError;
+use crate::http::{EdgeError, StorageError};
 
 /// One row of a result, column by column.
 pub(crate) type Row = Vec<SqlStorageValue>;
@@ -36,7 +36,7 @@ pub(crate) fn exec(
 ) -> Result<usize, EdgeError> {
     sql.exec_raw(query, bindings)
         .map(|cursor| cursor.rows_written())
-        .map_err(|e| EdgeError::Storage(format!("{query}: {e}")))
+        .map_err(|e| statement(query, e))
 }
 
 /// Runs a query and collects its rows.
@@ -47,11 +47,11 @@ pub(crate) fn rows(
 ) -> Result<Vec<Row>, EdgeError> {
     let cursor = sql
         .exec_raw(query, bindings)
-        .map_err(|e| EdgeError::Storage(format!("{query}: {e}")))?;
+        .map_err(|e| statement(query, e))?;
     cursor
         .raw()
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| EdgeError::Storage(format!("{query}: {e}")))
+        .map_err(|e| statement(query, e))
 }
 
 /// Whether a table exists (a read: it creates nothing).
@@ -92,6 +92,19 @@ pub(crate) fn optional_text(
     }
 }
 
-fn unexpected(what: &str, column: usize, got: Option<&SqlStorageValue>) -> EdgeError {
-    EdgeError::Storage(format!("expected {what} in column {column}, got {got:?}"))
+fn unexpected(expected: &'static str, column: usize, found: Option<&SqlStorageValue>) -> EdgeError {
+    StorageError::Column {
+        expected,
+        column,
+        found: found.cloned(),
+    }
+    .into()
+}
+
+fn statement(query: &str, source: worker::Error) -> EdgeError {
+    StorageError::Statement {
+        query: query.to_owned(),
+        source,
+    }
+    .into()
 }

@@ -27,7 +27,7 @@ use codebox_room::storage::chunks;
 use codebox_room::StoreOp;
 use worker::SqlStorage;
 
-use crate::http::EdgeError;
+use crate::http::{EdgeError, StorageError};
 use crate::sql::{blob, bytes, exec, int, integer, rows, table_exists};
 
 /// The link generation of a new room.
@@ -102,7 +102,7 @@ impl RoomStore {
             .map(|row| Ok::<_, EdgeError>((integer(row, 0)?, integer(row, 1)?)))
             .transpose()?
             .and_then(|(g, e)| Some((u32::try_from(g).ok()?, e)))
-            .ok_or_else(|| EdgeError::Storage("the room row is missing or corrupt".into()))?;
+            .ok_or(StorageError::RoomRow)?;
         let store = RoomStore {
             sql,
             epoch,
@@ -130,9 +130,11 @@ impl RoomStore {
         )? {
             let slot = integer(&row, 0)?;
             if slot != next_slot {
-                return Err(EdgeError::Storage(format!(
-                    "log slot {next_slot} of epoch {epoch} is missing"
-                )));
+                return Err(StorageError::MissingLogSlot {
+                    slot: next_slot,
+                    epoch,
+                }
+                .into());
             }
             let data = blob(&row, 2)?;
             match log.last_mut() {
@@ -143,9 +145,7 @@ impl RoomStore {
             next_slot += 1;
         }
         if open_entry {
-            return Err(EdgeError::Storage(format!(
-                "the last log entry of epoch {epoch} is incomplete"
-            )));
+            return Err(StorageError::IncompleteLogEntry(epoch).into());
         }
         self.layout = Some(Layout {
             next_slot,
@@ -158,9 +158,7 @@ impl RoomStore {
     /// [`RoomStore::read_document`]: where a commit goes depends on what is there.
     pub fn apply(&mut self, ops: &[StoreOp]) -> Result<usize, EdgeError> {
         let Some(mut layout) = self.layout else {
-            return Err(EdgeError::Storage(
-                "a write before the document was read".into(),
-            ));
+            return Err(StorageError::WriteBeforeRead.into());
         };
         let mut written = 0;
         for op in ops {

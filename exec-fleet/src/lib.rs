@@ -12,10 +12,12 @@
 //! ```
 //!
 //! Modules:
+//! - [`config`]: the worker binary's configuration, read from the environment in one place.
 //! - [`sandbox`]: the locked-down container per run, the supervisor protocol spoken with the
 //!   runner images (`runners/`), and how a run's end becomes a [`codebox_submission::RunResult`].
 //! - [`worker`]: the at-least-once job loop (visibility extension, conditional writes,
 //!   graceful shutdown) and the dead-letter reaper.
 
+pub mod config;
 pub mod sandbox;
 pub mod worker;

@@ -58,7 +58,8 @@ impl Default for WorkerConfig {
         WorkerConfig {
             concurrency: 4,
             poll_wait: Duration::from_secs(10),
-            // Covers the 10 s compile + 5 s run with margin even if one extension is missed.
+            // Covers a compile and a run at their limits (`Limits`) with margin, even if one
+            // extension is missed.
             visibility: Duration::from_secs(45),
             extend_every: Duration::from_secs(15),
         }

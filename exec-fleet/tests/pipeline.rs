@@ -337,10 +337,10 @@ async fn sigterm_lets_the_fleet_finish_what_it_holds() {
 
 fn spawn_fleet(db: &Path) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_exec-fleet"))
-        .env("CODEBOX_BACKEND", "embedded")
-        .env("CODEBOX_DB", db)
-        .env("FLEET_POOL_SIZE", "0")
-        .env("FLEET_POLL_WAIT_MS", "200")
+        .env(codebox_submission::config::BACKEND, "embedded")
+        .env(codebox_submission::config::DB, db)
+        .env(codebox_exec_fleet::config::POOL_SIZE, "0")
+        .env(codebox_exec_fleet::config::POLL_WAIT_MS, "200")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()

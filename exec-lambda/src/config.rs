@@ -6,12 +6,12 @@
 //!   empty means only loopback callers are served (see `gate`).
 //! - [`RUN_RATE_LIMIT`]: runs per client as `LIMIT/SECONDS` (default
 //!   [`RateLimit::RUNS`]).
-//! - the backend: see `codebox_submission::config`.
+//! - the backend and logs: see `codebox_submission::config` (always JSON logs under Lambda).
 
 use std::net::SocketAddr;
 
 use codebox_access::RateLimit;
-use codebox_submission::config::{var_or, BackendConfig, Vars};
+use codebox_submission::config::{var_or, BackendConfig, LogConfig, Vars};
 
 use crate::gate::{EdgeSecret, Gate, WeakEdgeSecret};
 
@@ -62,6 +62,8 @@ pub struct Config {
     pub run_limit: RateLimit,
     /// The queue, store and rate counters.
     pub backend: BackendConfig,
+    /// How it logs.
+    pub logs: LogConfig,
 }
 
 impl Config {
@@ -77,11 +79,15 @@ impl Config {
             (None, Serve::Lambda) => return Err(ConfigError::MissingEdgeSecret),
             (None, Serve::Local(_)) => Gate::Loopback,
         };
+        let mut logs = LogConfig::from_vars(vars)?;
+        // CloudWatch Logs Insights reads JSON lines.
+        logs.json |= serve == Serve::Lambda;
         Ok(Config {
             serve,
             gate,
             run_limit: var_or(vars, RUN_RATE_LIMIT, RateLimit::RUNS)?,
             backend: BackendConfig::from_vars(vars)?,
+            logs,
         })
     }
 }
@@ -128,6 +134,7 @@ mod tests {
         assert!(short.to_string().contains(EDGE_SECRET), "{short}");
         let config = config(&[lambda, (EDGE_SECRET, SECRET)]).unwrap();
         assert_eq!(config.serve, Serve::Lambda);
+        assert!(config.logs.json, "JSON logs under Lambda");
         assert!(matches!(config.gate, Gate::EdgeSecret(_)));
     }
 

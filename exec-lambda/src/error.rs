@@ -8,7 +8,7 @@ use codebox_submission::{QueueError, RequestError, StoreError};
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The caller is not one the API serves (see `gate`).
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -45,7 +45,8 @@ impl ApiError {
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Store(StoreError::Corrupt { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store(StoreError::Corrupt { .. })
+            | ApiError::Queue(QueueError::Message(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Store(_) | ApiError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -56,7 +57,8 @@ impl ApiError {
             ApiError::Request(e) => e.code(),
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Store(StoreError::Corrupt { .. }) => "internal_error",
+            ApiError::Store(StoreError::Corrupt { .. })
+            | ApiError::Queue(QueueError::Message(_)) => "internal_error",
             ApiError::Store(_) => "store_unavailable",
             ApiError::Queue(_) => "queue_unavailable",
         }
@@ -64,6 +66,7 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// The error's status and JSON body (server errors are logged).
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
@@ -79,5 +82,26 @@ impl IntoResponse for ApiError {
             }
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codebox_submission::{Job, Language};
+
+    #[test]
+    fn a_job_that_cannot_be_sent_is_our_fault_not_the_queues() {
+        let job = Job {
+            id: "x".into(),
+            language: Language::Python,
+            source: "#".repeat(codebox_submission::MAX_MESSAGE_BYTES),
+            stdin: String::new(),
+            room: None,
+        };
+        let error = ApiError::from(QueueError::from(job.to_message().unwrap_err()));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.code(), "internal_error");
+        assert!(error.to_string().contains("bytes"), "{error}");
     }
 }

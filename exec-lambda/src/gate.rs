@@ -25,7 +25,7 @@ use codebox_access::client::UNKNOWN_CLIENT;
 
 use crate::error::ApiError;
 
-pub use codebox_access::headers::{EDGE_SECRET_HEADER, MIN_EDGE_SECRET_BYTES};
+use codebox_access::headers::{EDGE_SECRET_HEADER, MIN_EDGE_SECRET_BYTES};
 
 /// Who may call the API.
 #[derive(Clone, Debug)]

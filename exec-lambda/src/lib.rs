@@ -12,12 +12,14 @@
 //! Lambda and to [`serve_local`] locally. The queue, store and rate counters are trait
 //! objects, so the same router runs over SQS + DynamoDB or over the embedded SQLite backend.
 //!
-//! Modules: [`gate`] decides who may call and who the client is; `error` maps every failure to
-//! its HTTP status in one place; [`config`] reads the environment.
+//! Modules: `gate` decides who may call and who the client is; `error` maps every failure to
+//! its HTTP status in one place; [`config`] reads the environment (for `main.rs`).
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod config;
 mod error;
-pub mod gate;
+mod gate;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,13 +42,13 @@ use codebox_submission::{
 use serde_json::json;
 use tracing::{info, warn};
 
-pub use gate::{EdgeSecret, Gate};
+pub use gate::{EdgeSecret, Gate, WeakEdgeSecret};
 
 use error::ApiError;
 use gate::Admitted;
 
 /// The rate-limit scope of runs (`POST /v1/submissions`).
-pub const RUNS_SCOPE: &str = "runs";
+pub(crate) const RUNS_SCOPE: &str = "runs";
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -165,9 +167,11 @@ fn is_submission_id(id: &str) -> bool {
     uuid::Uuid::try_parse(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id)
 }
 
-async fn languages() -> Json<serde_json::Value> {
+/// The languages with their versions, and the limits every run is held to (the IDE names
+/// them when a run hits one).
+async fn languages(State(state): State<AppState>) -> Json<serde_json::Value> {
     let languages: Vec<_> = Language::ALL.into_iter().map(Language::info).collect();
-    Json(json!({ "languages": languages }))
+    Json(json!({ "languages": languages, "limits": state.limits }))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! server. Its configuration is `exec_lambda::config::Config`, read from the environment here.
 
 use anyhow::Context;
-use codebox_submission::config::{init_logs, process_env};
+use codebox_submission::config::process_env;
 use codebox_submission::Limits;
 use exec_lambda::config::{Config, Serve};
 use exec_lambda::{router, serve_local, AppState, Gate};
@@ -10,7 +10,7 @@ use exec_lambda::{router, serve_local, AppState, Gate};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_vars(&process_env).context("exec API configuration")?;
-    init_logs(config.serve == Serve::Lambda);
+    config.logs.init();
     let backend = config.backend.open().await?;
     let app = router(AppState {
         queue: backend.queue,

@@ -11,11 +11,11 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use chrono::Utc;
+use codebox_access::headers::{EDGE_SECRET_HEADER, ROOM_HEADER as ROOM};
 use codebox_access::RateLimit;
 use codebox_submission::aws::DynamoStore;
 use codebox_submission::embedded::Embedded;
 use codebox_submission::{Job, JobQueue, Limits, SubmissionStore};
-use exec_lambda::gate::EDGE_SECRET_HEADER;
 use exec_lambda::{router, serve_local, AppState, EdgeSecret, Gate};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -23,7 +23,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
 const SECRET: &str = "edge-secret-for-the-api-tests-0123456789";
-const ROOM: &str = "x-codebox-room";
 
 /// A window no test outlives, so counts never reset mid-test.
 const LONG_WINDOW_S: u64 = 1_000_000_000;
@@ -242,6 +241,22 @@ async fn lists_languages_with_versions() {
         .unwrap()
         .iter()
         .all(|l| l["version"].as_str().is_some_and(|v| !v.is_empty())));
+}
+
+/// The limits the IDE names when a run hits one come from here, not from a copy.
+#[tokio::test]
+async fn languages_come_with_the_run_limits() {
+    let api = Api::new();
+    let body = api.send(call("GET", "/v1/languages")).await.body;
+    let limits = Limits::default();
+    assert_eq!(body["limits"]["run_ms"], limits.run_ms);
+    assert_eq!(body["limits"]["compile_ms"], limits.compile_ms);
+    assert_eq!(body["limits"]["memory_bytes"], limits.memory_bytes);
+    assert_eq!(body["limits"]["output_bytes"], limits.output_bytes as u64);
+    assert_eq!(
+        body["limits"]["max_source_bytes"],
+        limits.max_source_bytes as u64
+    );
 }
 
 #[tokio::test]

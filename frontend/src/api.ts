@@ -83,6 +83,7 @@ export function submission(id: string): Promise<Submission> {
   return request(`${API}/submissions/${encodeURIComponent(id)}`, {}, 8_000);
 }
 
-export function languages(): Promise<{ languages: LanguageVersion[] }> {
+/** The languages with their versions, and the limits every run is held to (see limits.ts). */
+export function languages(): Promise<{ languages: LanguageVersion[]; limits?: unknown }> {
   return request(`${API}/languages`, {}, 8_000);
 }

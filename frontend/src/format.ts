@@ -1,9 +1,7 @@
 // How runs read: status labels, the limit a run hit, times.
 
+import { formatBytes, formatSeconds, runLimits } from './limits';
 import type { RunFields } from './shared';
-
-/** Contract 2's default limits, named when a run hits one. */
-export const LIMITS = { runSeconds: 5, compileSeconds: 10, memory: '256 MiB', output: '64 KiB' };
 
 export type Tone = 'neutral' | 'busy' | 'ok' | 'warn' | 'error';
 
@@ -24,6 +22,7 @@ export function signalName(signal: number): string {
 }
 
 export function statusView(run: RunFields): StatusView {
+  const limits = runLimits();
   switch (run.status) {
     case 'submitting':
       return { label: 'Submitting', tone: 'busy', detail: null };
@@ -47,12 +46,22 @@ export function statusView(run: RunFields): StatusView {
       return {
         label: 'Time limit exceeded',
         tone: 'warn',
-        detail: `Stopped at the ${LIMITS.runSeconds} s time limit (compiling may take ${LIMITS.compileSeconds} s).`,
+        detail: limits
+          ? `Stopped at the ${formatSeconds(limits.run_ms)} time limit (compiling may take ${formatSeconds(limits.compile_ms)}).`
+          : 'Stopped at the time limit.',
       };
     case 'memory_limit_exceeded':
-      return { label: 'Memory limit exceeded', tone: 'warn', detail: `Stopped for using more than the ${LIMITS.memory} memory limit.` };
+      return {
+        label: 'Memory limit exceeded',
+        tone: 'warn',
+        detail: `Stopped for using more than the ${limits ? `${formatBytes(limits.memory_bytes)} ` : ''}memory limit.`,
+      };
     case 'output_limit_exceeded':
-      return { label: 'Output limit exceeded', tone: 'warn', detail: `Stopped for writing more than the ${LIMITS.output} output limit (per stream).` };
+      return {
+        label: 'Output limit exceeded',
+        tone: 'warn',
+        detail: `Stopped for writing more than the ${limits ? `${formatBytes(limits.output_bytes)} ` : ''}output limit (per stream).`,
+      };
     case 'internal_error':
       return { label: 'Internal error', tone: 'error', detail: 'The sandbox failed to run the program. This is not your code\'s fault: try again.' };
     case 'error':

@@ -2,14 +2,24 @@
 // one, and say who you are.
 
 import { createRoom, parseRoomInput, recentRooms, rememberAccess, rememberLinks, savedAccess } from './access';
-import { ApiError } from './api';
+import { ApiError, languages } from './api';
 import { avatar, h, icon, logo, setChildren } from './dom';
 import type { User } from './identity';
 import { LANGUAGES } from './languages';
+import { formatBytes, formatSeconds, runLimits, setRunLimits } from './limits';
 import { identityFields } from './profile';
+
+/** What the footer says of the sandbox, with the limits' figures once the API has served them. */
+function sandboxSummary(): string {
+  const limits = runLimits();
+  return limits
+    ? `Programs run with no network, ${formatSeconds(limits.run_ms)} of time and ${formatBytes(limits.memory_bytes)} of memory.`
+    : 'Programs run with no network, within limits of time and memory.';
+}
 
 export function mountLanding(root: HTMLElement, user: User, problem: string | null = null): void {
   document.title = 'CodeBox · code together';
+  const footer = h('footer', { class: 'landing-foot' }, sandboxSummary());
   const go = (room: string) => location.assign(`/r/${encodeURIComponent(room)}`);
 
   const preview = h('span', { class: 'avatar-slot' });
@@ -81,5 +91,9 @@ export function mountLanding(root: HTMLElement, user: User, problem: string | nu
           h('div', { class: 'field-label' }, 'Recent rooms'),
           h('div', { class: 'recent-list' }, recent.map((r) => h('a', { class: 'chip', href: `/r/${encodeURIComponent(r.room)}`, title: r.role === 'edit' ? 'You can edit' : 'You can view', dataset: { testid: 'recent-room' } },
             r.room, r.role === 'view' ? h('span', { class: 'chip-role' }, 'view') : null)))) : null)),
-    h('footer', { class: 'landing-foot' }, 'Programs run with no network, 5 s of time and 256 MiB of memory.')));
+    footer));
+  languages().then(({ limits }) => {
+    setRunLimits(limits);
+    footer.textContent = sandboxSummary();
+  }, () => { /* the summary without figures stays */ });
 }

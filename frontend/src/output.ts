@@ -4,6 +4,7 @@
 
 import { h, icon, panelHead, setChildren } from './dom';
 import { formatDuration, signalName, statusView, timeAgo } from './format';
+import { formatBytes, runLimits } from './limits';
 import { languageById } from './languages';
 import { TERMINAL, readRun, type RoomDoc, type RunFields } from './shared';
 
@@ -111,9 +112,14 @@ function badge(label: string, tone: string): HTMLElement {
   return h('span', { class: `badge tone-${tone}` }, tone === 'busy' ? h('span', { class: 'spinner' }) : null, label);
 }
 
+function truncatedTitle(): string {
+  const limits = runLimits();
+  return limits ? `Only the first ${formatBytes(limits.output_bytes)} were kept` : 'Only the start was kept (the output limit)';
+}
+
 function stream(label: string, text: string, truncated: boolean, testid: string): HTMLElement {
   return h('div', { class: `stream stream-${testid}`, dataset: { testid } },
     h('div', { class: 'stream-label' }, label,
-      truncated ? h('span', { class: 'tag warn', title: 'Only the first 64 KiB were kept', dataset: { testid: `${testid}-truncated` } }, 'truncated') : null),
+      truncated ? h('span', { class: 'tag warn', title: truncatedTitle(), dataset: { testid: `${testid}-truncated` } }, 'truncated') : null),
     h('pre', null, text || ' '));
 }

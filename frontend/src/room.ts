@@ -13,6 +13,7 @@ import { h, icon, logo, panelHead, setChildren } from './dom';
 import { createCodeEditor, createInputEditor, type CodeEditor } from './editor';
 import { colorLight, type User } from './identity';
 import { LANGUAGES, languageById, type Language, type LanguageId } from './languages';
+import { setRunLimits } from './limits';
 import { createOutput } from './output';
 import { createPeople } from './people';
 import { quietPresence } from './presence';
@@ -142,9 +143,12 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
   room.meta.observe(() => mountEditor(currentLanguage()));
   const inputEditor = createInputEditor(inputHost, room.stdin, awareness, () => void runNow(), canEdit);
 
-  // Versions from the exec API, when it answers (the names work without).
+  // Versions and run limits from the exec API, when it answers (the names work without; the
+  // output names a limit a run hit with its figure once it has them).
   // e.g. "C · gcc 12" from {name: "C (gcc, C17)", version: "12"}.
-  fetchLanguages().then(({ languages }) => {
+  fetchLanguages().then(({ languages, limits }) => {
+    setRunLimits(limits);
+    schedule();
     for (const option of languageSelect.options) {
       const found = languages.find((l) => l.id === option.value);
       const lang = languageById(option.value);

@@ -15,9 +15,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::error::ServiceError;
 use crate::job::Job;
 use crate::queue::{Delivery, JobQueue, QueueError};
-use crate::store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition};
+use crate::store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition, Unreadable};
 use crate::{RunResult, Status, Submission};
 
 /// How often an empty long poll looks again (a job waits for a worker at most this long).
@@ -26,6 +27,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(5);
 const DEAD_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a dead-letter message stays hidden after it is received.
 const DEAD_VISIBILITY: Duration = Duration::from_secs(30);
+/// How long a statement waits for another process's write lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -62,14 +65,11 @@ impl Embedded {
     /// Opens (creating if needed) the database at `path`. Messages move to the dead-letter
     /// queue when received more than `max_receives` times.
     pub fn open(path: &Path, max_receives: u32) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(unavailable)?;
-        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
         Ok(Embedded {
             conn: Arc::new(Mutex::new(conn)),
             max_receives,
@@ -80,18 +80,16 @@ impl Embedded {
     async fn with_conn<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: Send + 'static + From<String>,
+        E: Send + 'static + From<ServiceError>,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| E::from("database lock poisoned".to_string()))?;
+            let mut guard = conn.lock().map_err(|_| ServiceError::Poisoned)?;
             f(&mut guard)
         })
         .await
-        .map_err(|e| E::from(format!("database task failed: {e}")))?
+        .map_err(ServiceError::from)?
     }
 
     /// One attempt at taking ready messages (live or dead).
@@ -112,11 +110,11 @@ impl Embedded {
                     "SELECT EXISTS (SELECT 1 FROM jobs WHERE dead = ?1 AND visible_at_ms <= ?2)",
                 )
                 .and_then(|mut look| look.query_row(params![dead, now], |r| r.get(0)))
-                .map_err(queue_err)?;
+                ?;
             if !ready {
                 return Ok(Vec::new());
             }
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(queue_err)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut taken = Vec::new();
             {
                 let mut select = tx
@@ -124,14 +122,14 @@ impl Embedded {
                         "SELECT seq, body, receive_count FROM jobs
                          WHERE dead = ?1 AND visible_at_ms <= ?2 ORDER BY seq LIMIT ?3",
                     )
-                    .map_err(queue_err)?;
+                    ?;
                 let rows = select
                     .query_map(params![dead, now, (max * 2) as i64], |r| {
                         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?))
                     })
-                    .map_err(queue_err)?
+                    ?
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(queue_err)?;
+                    ?;
                 for (seq, body, count) in rows {
                     if taken.len() == max {
                         break;
@@ -139,7 +137,7 @@ impl Embedded {
                     if !dead && count >= max_receives {
                         // Received too often without a delete: move it to the dead-letter queue.
                         tx.execute("UPDATE jobs SET dead = 1, receipt = NULL, visible_at_ms = ?2 WHERE seq = ?1", params![seq, now])
-                            .map_err(queue_err)?;
+                            ?;
                         continue;
                     }
                     let receipt = format!("{seq}-{}", uuid::Uuid::new_v4().simple());
@@ -148,11 +146,11 @@ impl Embedded {
                         "UPDATE jobs SET receive_count = receive_count + 1, receipt = ?2, visible_at_ms = ?3 WHERE seq = ?1",
                         params![seq, receipt, now + hidden.as_millis() as i64],
                     )
-                    .map_err(queue_err)?;
+                    ?;
                     taken.push(Delivery { job: Job::from_message(&body), body, receipt, receive_count: count + 1 });
                 }
             }
-            tx.commit().map_err(queue_err)?;
+            tx.commit()?;
             Ok(taken)
         })
         .await
@@ -183,12 +181,10 @@ impl Embedded {
     async fn delete_where(&self, receipt: &str, dead: bool) -> Result<(), QueueError> {
         let receipt = receipt.to_owned();
         self.with_conn(move |conn| {
-            let n = conn
-                .execute(
-                    "DELETE FROM jobs WHERE receipt = ?1 AND dead = ?2",
-                    params![receipt, dead],
-                )
-                .map_err(queue_err)?;
+            let n = conn.execute(
+                "DELETE FROM jobs WHERE receipt = ?1 AND dead = ?2",
+                params![receipt, dead],
+            )?;
             if n == 0 {
                 Err(QueueError::UnknownReceipt)
             } else {
@@ -210,9 +206,7 @@ impl Embedded {
     {
         let id = id.to_owned();
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let Some(mut record) = read(&tx, &id, Utc::now())? else {
                 return Ok(Transition::NotFound);
             };
@@ -220,13 +214,12 @@ impl Embedded {
                 return Ok(Transition::Refused(record.status));
             }
             change(&mut record);
-            let json = serde_json::to_string(&record).map_err(|e| unavailable(e.to_string()))?;
+            let json = serde_json::to_string(&record).map_err(ServiceError::from)?;
             tx.execute(
                 "UPDATE submissions SET status = ?2, record = ?3 WHERE id = ?1",
                 params![id, record.status.as_str(), json],
-            )
-            .map_err(unavailable)?;
-            tx.commit().map_err(unavailable)?;
+            )?;
+            tx.commit()?;
             Ok(Transition::Applied)
         })
         .await
@@ -236,14 +229,13 @@ impl Embedded {
 #[async_trait]
 impl JobQueue for Embedded {
     async fn send(&self, job: &Job) -> Result<(), QueueError> {
-        let body = job.to_message();
+        let body = job.to_message()?;
         self.with_conn(move |conn| {
             conn.execute(
                 "INSERT INTO jobs (body, visible_at_ms) VALUES (?1, ?2)",
                 params![body, now_ms()],
-            )
-            .map(|_| ())
-            .map_err(queue_err)
+            )?;
+            Ok(())
         })
         .await
     }
@@ -264,12 +256,10 @@ impl JobQueue for Embedded {
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
         let receipt = receipt.to_owned();
         self.with_conn(move |conn| {
-            let n = conn
-                .execute(
-                    "UPDATE jobs SET visible_at_ms = ?2 WHERE receipt = ?1 AND dead = 0",
-                    params![receipt, now_ms() + visibility.as_millis() as i64],
-                )
-                .map_err(queue_err)?;
+            let n = conn.execute(
+                "UPDATE jobs SET visible_at_ms = ?2 WHERE receipt = ?1 AND dead = 0",
+                params![receipt, now_ms() + visibility.as_millis() as i64],
+            )?;
             if n == 0 {
                 Err(QueueError::UnknownReceipt)
             } else {
@@ -291,17 +281,19 @@ impl JobQueue for Embedded {
 #[async_trait]
 impl SubmissionStore for Embedded {
     async fn create(&self, record: &Submission) -> Result<(), StoreError> {
-        let json = serde_json::to_string(record).map_err(|e| unavailable(e.to_string()))?;
+        let json = serde_json::to_string(record).map_err(ServiceError::from)?;
         let (id, status, expires_at) = (record.id.clone(), record.status, record.expires_at);
         self.with_conn(move |conn| {
-            let inserted = conn
-                .execute(
-                    "INSERT INTO submissions (id, status, expires_at, record) VALUES (?1, ?2, ?3, ?4)
+            let inserted = conn.execute(
+                "INSERT INTO submissions (id, status, expires_at, record) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (id) DO NOTHING",
-                    params![id, status.as_str(), expires_at, json],
-                )
-                .map_err(unavailable)?;
-            if inserted == 0 { Err(StoreError::AlreadyExists(id)) } else { Ok(()) }
+                params![id, status.as_str(), expires_at, json],
+            )?;
+            if inserted == 0 {
+                Err(StoreError::AlreadyExists(id))
+            } else {
+                Ok(())
+            }
         })
         .await
     }
@@ -342,12 +334,9 @@ impl RateCounter for Embedded {
 /// transaction. The upsert inserts a first hit (unless the limit is zero) or adds one to a
 /// counter below the limit; a refused hit changes no row.
 fn count_hit(conn: &mut Connection, hit: &RateHit) -> Result<bool, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.prepare_cached("DELETE FROM rate_counters WHERE ends_at <= ?1")
-        .and_then(|mut prune| prune.execute(params![unix_s(hit.now)]))
-        .map_err(unavailable)?;
+        .and_then(|mut prune| prune.execute(params![unix_s(hit.now)]))?;
     let counted = tx
         .prepare_cached(
             "INSERT INTO rate_counters (key, hits, ends_at) SELECT ?1, 1, ?2 WHERE ?3 > 0
@@ -355,9 +344,8 @@ fn count_hit(conn: &mut Connection, hit: &RateHit) -> Result<bool, StoreError> {
         )
         .and_then(|mut upsert| {
             upsert.execute(params![hit.key, unix_s(hit.window.ends_at), hit.limit])
-        })
-        .map_err(unavailable)?;
-    tx.commit().map_err(unavailable)?;
+        })?;
+    tx.commit()?;
     Ok(counted == 1)
 }
 
@@ -373,14 +361,16 @@ fn read(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<Option<Submis
             params![id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()
-        .map_err(unavailable)?;
+        .optional()?;
     let Some((json, expires_at)) = row else {
         return Ok(None);
     };
-    let mut record: Submission = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+    let mut record: Submission = serde_path_to_error::deserialize(
+        &mut serde_json::Deserializer::from_str(&json),
+    )
+    .map_err(|e| StoreError::Corrupt {
         id: id.to_owned(),
-        detail: e.to_string(),
+        source: Unreadable::from(e),
     })?;
     record.expires_at = expires_at;
     Ok((!record.is_expired(now)).then_some(record))
@@ -390,23 +380,15 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-fn unavailable(e: impl ToString) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-fn queue_err(e: rusqlite::Error) -> QueueError {
-    QueueError::Unavailable(e.to_string())
-}
-
-impl From<String> for StoreError {
-    fn from(message: String) -> Self {
-        StoreError::Unavailable(message)
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Unavailable(error.into())
     }
 }
 
-impl From<String> for QueueError {
-    fn from(message: String) -> Self {
-        QueueError::Unavailable(message)
+impl From<rusqlite::Error> for QueueError {
+    fn from(error: rusqlite::Error) -> Self {
+        QueueError::Unavailable(error.into())
     }
 }
 

@@ -27,16 +27,32 @@ pub struct Job {
     pub room: Option<String>,
 }
 
+/// The largest message body a queue takes (SQS's limit; the embedded queue keeps it too).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 /// Why a queue message is not a job.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed job message: {0}")]
 pub struct MalformedJob(#[from] serde_json::Error);
 
+/// Why a job cannot be sent as a message.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// It could not be written as JSON.
+    #[error("the job cannot be written as a message: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// Its message would be over [`MAX_MESSAGE_BYTES`].
+    #[error("the job's message is {size} bytes; a queue takes at most {MAX_MESSAGE_BYTES}")]
+    TooLarge {
+        /// The message's size in bytes.
+        size: usize,
+    },
+}
+
 impl Job {
-    /// The message body.
-    pub fn to_message(&self) -> String {
-        // Serialising plain strings and enums cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+    /// The message body, or why there is none.
+    pub fn to_message(&self) -> Result<String, MessageError> {
+        encode(self)
     }
 
     /// Parses a message body.
@@ -45,15 +61,24 @@ impl Job {
     }
 }
 
+/// `value` as a message body no larger than [`MAX_MESSAGE_BYTES`].
+fn encode(value: &impl Serialize) -> Result<String, MessageError> {
+    let body = serde_json::to_string(value)?;
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Err(MessageError::TooLarge { size: body.len() });
+    }
+    Ok(body)
+}
+
 mod base64_string {
     use super::*;
     use serde::{de::Error, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(value: &str, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(value: &str, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(value.as_bytes()))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         let encoded = String::deserialize(d)?;
         let bytes = STANDARD.decode(encoded).map_err(D::Error::custom)?;
         String::from_utf8(bytes).map_err(D::Error::custom)
@@ -74,14 +99,14 @@ mod tests {
             stdin: "".into(),
             room: None,
         };
-        let message = job.to_message();
+        let message = job.to_message().unwrap();
         assert!(!message.contains("room"), "{message}");
         assert_eq!(Job::from_message(&message).unwrap(), job);
         let in_room = Job {
             room: Some("team_7-a".into()),
             ..job
         };
-        let message = in_room.to_message();
+        let message = in_room.to_message().unwrap();
         assert!(message.contains(r#""room":"team_7-a""#), "{message}");
         assert_eq!(Job::from_message(&message).unwrap(), in_room);
     }
@@ -96,8 +121,38 @@ mod tests {
             stdin: "\"".repeat(limits.max_stdin_bytes),
             room: Some("r".repeat(codebox_access::room::MAX_ROOM_NAME)),
         };
-        let size = job.to_message().len();
+        let size = job.to_message().unwrap().len();
         assert!(size < 192 * 1024, "{size} bytes");
+    }
+
+    #[test]
+    fn a_job_that_cannot_be_a_message_is_an_error_not_an_empty_body() {
+        let job = Job {
+            id: "x".into(),
+            language: Language::Python,
+            source: "#".repeat(MAX_MESSAGE_BYTES),
+            stdin: String::new(),
+            room: None,
+        };
+        let error = job.to_message().unwrap_err();
+        assert!(
+            matches!(error, MessageError::TooLarge { size } if size > MAX_MESSAGE_BYTES),
+            "{error}"
+        );
+
+        /// A value serde_json refuses: a map with keys that are not strings.
+        struct Unencodable;
+        impl Serialize for Unencodable {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(&[1u8], &0)?;
+                map.end()
+            }
+        }
+        let error = encode(&Unencodable).unwrap_err();
+        assert!(matches!(error, MessageError::Encode(_)), "{error}");
+        assert!(std::error::Error::source(&error).is_some());
     }
 
     #[test]

@@ -9,29 +9,33 @@
 //!         ──> store.finish (only over a non-terminal status) ──> queue.delete
 //! ```
 //!
-//! Modules:
-//! - [`language`]: the languages, their runner images and versions.
-//! - [`limits`]: the resource limits of a run.
+//! Modules (the model's types are re-exported here; the modules other crates name are public):
+//! - `language`: the languages, their runner images and versions.
+//! - `limits`: the resource limits of a run.
 //! - [`toolchain`]: how each language's runner compiles and runs a program.
 //! - [`request`]: validation of API requests, with one error per refusal.
-//! - [`job`]: the queue message.
-//! - [`record`]: the stored record ([`Submission`]) and a worker's [`RunResult`].
+//! - `job`: the queue message.
+//! - `record`: the stored record ([`Submission`]) and a worker's [`RunResult`], declared
+//!   around one list of the result's fields.
 //! - [`status`]: statuses, and how a sandbox [`Ending`] maps onto them.
-//! - [`queue`] and [`store`]: the traits the binaries use (job queue, submission store, rate
-//!   counters), with their semantics.
+//! - `queue` and `store`: the traits the binaries use (job queue, submission store, rate
+//!   counters), with their semantics and errors; `error`: the service failures behind them.
 //! - [`embedded`] (feature `embedded`): all three over one SQLite file, for the local stack.
 //! - [`aws`] (feature `aws`): the queue on SQS, the store and the rate counters on DynamoDB.
 //! - [`config`] (feature `config`): the backend the environment names, and logging, for the
 //!   binaries.
 
-pub mod job;
-pub mod language;
-pub mod limits;
-pub mod queue;
-pub mod record;
+#![warn(missing_docs, unreachable_pub)]
+
+mod error;
+mod job;
+mod language;
+mod limits;
+mod queue;
+mod record;
 pub mod request;
 pub mod status;
-pub mod store;
+mod store;
 pub mod toolchain;
 
 #[cfg(feature = "embedded")]
@@ -43,11 +47,12 @@ pub mod aws;
 #[cfg(feature = "config")]
 pub mod config;
 
-pub use job::Job;
+pub use error::ServiceError;
+pub use job::{Job, MalformedJob, MessageError, MAX_MESSAGE_BYTES};
 pub use language::{Language, LanguageInfo};
 pub use limits::Limits;
 pub use queue::{Delivery, JobQueue, QueueError};
-pub use record::{RunResult, Submission};
+pub use record::{RunResult, Submission, RECORD_TTL};
 pub use request::{parse_request, parse_room, NewSubmission, RequestError};
 pub use status::{Ending, Phase, Status};
-pub use store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition};
+pub use store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition, Unreadable};

@@ -9,17 +9,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::job::{Job, MalformedJob};
+use crate::error::ServiceError;
+use crate::job::{Job, MalformedJob, MessageError};
 
-/// A failure of the queue service.
+/// A failure of the queue or of a job on its way in.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// The queue could not be reached or refused the call.
     #[error("queue unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[from] ServiceError),
     /// The receipt handle is unknown or expired.
     #[error("unknown or expired receipt")]
     UnknownReceipt,
+    /// The job cannot be sent as a message (nothing was sent).
+    #[error(transparent)]
+    Message(#[from] MessageError),
 }
 
 /// A message taken from the queue.

@@ -1,4 +1,11 @@
-//! The submission record: what the store keeps and `GET /v1/submissions/{id}` returns.
+//! The submission record: what the store keeps and `GET /v1/submissions/{id}` returns, and the
+//! result a worker writes into it.
+//!
+//! The fields a run's result fills in are listed once, in the `record_types!` invocation below:
+//! [`Submission`] and [`RunResult`] are both declared from that list, and
+//! [`Submission::finish`] copies exactly those fields. The stores derive their layouts from the
+//! same types through serde (the embedded store keeps the record's JSON, the DynamoDB store maps
+//! each field to one attribute), so no store lists the fields again.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,40 +15,67 @@ use crate::{Language, Status};
 /// How long a record lives (DynamoDB TTL on `expires_at`; readers ignore expired records).
 pub const RECORD_TTL: Duration = Duration::hours(24);
 
-/// One submission, as stored and as served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Submission {
-    /// Opaque id (a UUID).
-    pub id: String,
-    /// The language it was submitted in.
-    pub language: Language,
-    /// Where it stands.
-    pub status: Status,
+/// Declares [`Submission`] and [`RunResult`] around one list of the fields a run's result
+/// writes into its record, and [`Submission::finish`], which copies them.
+macro_rules! record_types {
+    ($( $(#[$doc:meta])* $field:ident: $type:ty, )*) => {
+        /// One submission, as stored and as served (DESIGN.md, Contract 2).
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Submission {
+            /// Opaque id (a UUID).
+            pub id: String,
+            /// The language it was submitted in.
+            pub language: Language,
+            $( $(#[$doc])* pub $field: $type, )*
+            /// When it was accepted.
+            pub created_at: DateTime<Utc>,
+            /// When a worker took it.
+            pub started_at: Option<DateTime<Utc>>,
+            /// When it reached a terminal status.
+            pub finished_at: Option<DateTime<Utc>>,
+            /// After this the record is gone (epoch seconds; stored, not part of the API).
+            #[serde(skip_serializing, default)]
+            pub expires_at: i64,
+        }
+
+        /// The terminal result a worker writes: the record's result fields, under the same
+        /// names, and when it finished.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct RunResult {
+            $( $(#[$doc])* pub $field: $type, )*
+            /// When it finished.
+            pub finished_at: DateTime<Utc>,
+        }
+
+        impl Submission {
+            /// Copies a run's result into the record.
+            pub fn finish(&mut self, result: &RunResult) {
+                $( self.$field = result.$field.clone(); )*
+                self.finished_at = Some(result.finished_at);
+            }
+        }
+    };
+}
+
+record_types! {
+    /// Where it stands (in a [`RunResult`], a terminal status).
+    status: Status,
     /// Exit code, when the program exited.
-    pub exit_code: Option<i64>,
+    exit_code: Option<i64>,
     /// Signal that killed the program, when one did.
-    pub signal: Option<i32>,
+    signal: Option<i32>,
     /// Captured stdout (invalid UTF-8 replaced by U+FFFD).
-    pub stdout: String,
+    stdout: String,
     /// Captured stderr (invalid UTF-8 replaced by U+FFFD).
-    pub stderr: String,
+    stderr: String,
     /// stdout passed the cap and was cut.
-    pub stdout_truncated: bool,
+    stdout_truncated: bool,
     /// stderr passed the cap and was cut.
-    pub stderr_truncated: bool,
+    stderr_truncated: bool,
     /// The compile step's output, for compiled languages.
-    pub compile_output: Option<String>,
+    compile_output: Option<String>,
     /// Wall time of the program's run, in milliseconds.
-    pub time_ms: Option<u64>,
-    /// When it was accepted.
-    pub created_at: DateTime<Utc>,
-    /// When a worker took it.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it reached a terminal status.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// After this the record is gone (epoch seconds; not part of the API).
-    #[serde(skip_serializing, default)]
-    pub expires_at: i64,
+    time_ms: Option<u64>,
 }
 
 impl Submission {
@@ -70,45 +104,6 @@ impl Submission {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at <= now.timestamp()
     }
-
-    /// Copies a run's result into the record.
-    pub fn finish(&mut self, result: &RunResult) {
-        self.status = result.status;
-        self.exit_code = result.exit_code;
-        self.signal = result.signal;
-        self.stdout = result.stdout.clone();
-        self.stderr = result.stderr.clone();
-        self.stdout_truncated = result.stdout_truncated;
-        self.stderr_truncated = result.stderr_truncated;
-        self.compile_output = result.compile_output.clone();
-        self.time_ms = result.time_ms;
-        self.finished_at = Some(result.finished_at);
-    }
-}
-
-/// The terminal result a worker writes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunResult {
-    /// A terminal status.
-    pub status: Status,
-    /// Exit code, when the program exited.
-    pub exit_code: Option<i64>,
-    /// Signal that killed the program, when one did.
-    pub signal: Option<i32>,
-    /// Captured stdout.
-    pub stdout: String,
-    /// Captured stderr.
-    pub stderr: String,
-    /// stdout was cut at the cap.
-    pub stdout_truncated: bool,
-    /// stderr was cut at the cap.
-    pub stderr_truncated: bool,
-    /// Compile step output.
-    pub compile_output: Option<String>,
-    /// Run wall time in milliseconds.
-    pub time_ms: Option<u64>,
-    /// When it finished.
-    pub finished_at: DateTime<Utc>,
 }
 
 impl RunResult {
@@ -133,6 +128,12 @@ impl RunResult {
 mod tests {
     use super::*;
 
+    fn keys(value: &serde_json::Value) -> Vec<String> {
+        let mut keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
     #[test]
     fn api_json_has_the_contract_fields_and_no_ttl() {
         let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
@@ -140,8 +141,6 @@ mod tests {
             .with_timezone(&Utc);
         let record = Submission::queued("abc".into(), Language::Python, now);
         let json = serde_json::to_value(&record).unwrap();
-        let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
-        keys.sort();
         let mut expected = vec![
             "id",
             "language",
@@ -159,10 +158,35 @@ mod tests {
             "finished_at",
         ];
         expected.sort();
-        assert_eq!(keys, expected);
+        assert_eq!(keys(&json), expected);
         assert_eq!(json["status"], "queued");
         assert_eq!(record.expires_at, now.timestamp() + 86_400);
         assert!(!record.is_expired(now));
         assert!(record.is_expired(now + RECORD_TTL));
+    }
+
+    #[test]
+    fn a_result_names_only_record_fields_and_finish_copies_every_one() {
+        let now = Utc::now();
+        let mut record = Submission::queued("abc".into(), Language::C, now);
+        let result = RunResult {
+            status: Status::RuntimeError,
+            exit_code: Some(3),
+            signal: Some(9),
+            stdout: "out".into(),
+            stderr: "err".into(),
+            stdout_truncated: true,
+            stderr_truncated: true,
+            compile_output: Some("cc".into()),
+            time_ms: Some(7),
+            finished_at: now,
+        };
+        record.finish(&result);
+        let record = serde_json::to_value(&record).unwrap();
+        let result = serde_json::to_value(&result).unwrap();
+        for (field, value) in result.as_object().unwrap() {
+            assert_eq!(&record[field], value, "{field}");
+        }
+        assert!(keys(&result).len() < keys(&record).len());
     }
 }

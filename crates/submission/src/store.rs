@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use codebox_access::{RateLimit, Window};
 
+use crate::error::ServiceError;
 use crate::{RunResult, Status, Submission};
 
 /// A failure of the store service.
@@ -20,18 +21,43 @@ use crate::{RunResult, Status, Submission};
 pub enum StoreError {
     /// The store could not be reached or refused the call.
     #[error("store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[from] ServiceError),
     /// A record exists but cannot be read back.
-    #[error("stored record {id} is unreadable: {detail}")]
+    #[error("stored record {id} is unreadable: {source}")]
     Corrupt {
         /// The record.
         id: String,
-        /// What is wrong.
-        detail: String,
+        /// What is wrong with it.
+        source: Unreadable,
     },
     /// `create` found a record with the same id.
     #[error("a submission with id {0} already exists")]
     AlreadyExists(String),
+}
+
+/// Why a stored record cannot be read back as a [`Submission`].
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    /// A field is missing or has the wrong type or value (the path names the field).
+    #[error(transparent)]
+    Field(#[from] serde_path_to_error::Error<serde_json::Error>),
+    /// A DynamoDB attribute has a type no record field has (`B`, sets, ...).
+    #[error("attribute {name} has an unsupported type")]
+    AttributeType {
+        /// The attribute.
+        name: String,
+    },
+    /// A DynamoDB number attribute is not a number a record holds.
+    #[error("attribute {name} is not an integer: {value}")]
+    Number {
+        /// The attribute.
+        name: String,
+        /// Its text.
+        value: String,
+    },
+    /// An attribute every record has is missing.
+    #[error("attribute {0} is missing")]
+    Missing(&'static str),
 }
 
 /// What a conditional status write did.

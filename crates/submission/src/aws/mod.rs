@@ -6,6 +6,7 @@
 //! them at a stand-in such as moto). Local and test setups make the queue, its dead-letter
 //! queue and the table with [`create_resources`]; in production they come from the template.
 
+mod item;
 mod queue;
 mod store;
 
@@ -18,6 +19,8 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::operation::create_queue::CreateQueueError;
+use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 pub use queue::SqsQueue;
@@ -68,10 +71,84 @@ pub struct ResourceNames {
     pub table: String,
 }
 
+/// A failed call to SQS or DynamoDB: the call, what the service said when it answered, and
+/// the SDK's error as the source.
+#[derive(Debug, thiserror::Error)]
+pub struct AwsError {
+    /// The call, e.g. `DynamoDB GetItem`.
+    pub operation: &'static str,
+    /// The service's error code, when the service answered (e.g. `ResourceNotFoundException`).
+    pub code: Option<String>,
+    /// The service's message, when the service answered.
+    pub message: Option<String>,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl AwsError {
+    /// The error of `operation`, which failed with `error`.
+    pub(crate) fn new<E, R>(operation: &'static str, error: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let service = error.as_service_error();
+        AwsError {
+            operation,
+            code: service.and_then(|e| e.code()).map(str::to_owned),
+            message: service.and_then(|e| e.message()).map(str::to_owned),
+            source: Box::new(error),
+        }
+    }
+}
+
+impl std::fmt::Display for AwsError {
+    /// A readable line: the service's message and code when the service answered, else the
+    /// chain of causes (connection refused, timeout, ...).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let operation = self.operation;
+        if self.code.is_some() || self.message.is_some() {
+            let message = self.message.as_deref().unwrap_or("no message");
+            let code = self.code.as_deref().unwrap_or("unknown error");
+            return write!(f, "{operation} failed: {message} ({code})");
+        }
+        // e.g. "dispatch failure: io error: ... Connection refused".
+        write!(f, "{operation} failed: {}", self.source)?;
+        let mut cause = self.source.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// A failure while creating resources.
 #[derive(Debug, thiserror::Error)]
-#[error("creating AWS resources: {0}")]
-pub struct SetupError(String);
+pub enum SetupError {
+    /// A call failed.
+    #[error("creating AWS resources: {0}")]
+    Call(#[from] AwsError),
+    /// A request could not be built (a schema this crate writes; a bug if it happens).
+    #[error("creating AWS resources: {0}")]
+    Request(#[from] aws_sdk_dynamodb::error::BuildError),
+    /// A call succeeded but its answer lacks what it should carry.
+    #[error("creating AWS resources: {operation} returned no {missing}")]
+    Incomplete {
+        /// The call.
+        operation: &'static str,
+        /// What its answer lacked.
+        missing: &'static str,
+    },
+    /// The table did not become active in time.
+    #[error("creating AWS resources: table {table} is not active after {waited:?}")]
+    TableNotActive {
+        /// The table.
+        table: String,
+        /// How long it was waited for.
+        waited: Duration,
+    },
+}
 
 /// How long [`create_resources`] waits for a new table to become active.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -87,15 +164,17 @@ pub async fn create_resources(
     max_receives: u32,
 ) -> Result<(SqsQueue, DynamoStore), SetupError> {
     let sqs = &clients.sqs;
+    let create_failed = |e: SdkError<CreateQueueError, _>| AwsError::new("SQS CreateQueue", e);
     let dead_letter_url = sqs
         .create_queue()
         .queue_name(&names.dead_letter_queue)
         .send()
         .await
-        .map_err(|e| SetupError(describe("CreateQueue (dead letters)", &e)))?
+        .map_err(create_failed)?
         .queue_url
-        .ok_or_else(|| {
-            SetupError("CreateQueue returned no URL for the dead-letter queue".into())
+        .ok_or(SetupError::Incomplete {
+            operation: "SQS CreateQueue (dead letters)",
+            missing: "QueueUrl",
         })?;
     let dead_letter_arn = sqs
         .get_queue_attributes()
@@ -103,10 +182,15 @@ pub async fn create_resources(
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| SetupError(describe("GetQueueAttributes", &e)))?
+        .map_err(|e: SdkError<GetQueueAttributesError, _>| {
+            AwsError::new("SQS GetQueueAttributes", e)
+        })?
         .attributes
         .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
-        .ok_or_else(|| SetupError("the dead-letter queue has no QueueArn".into()))?;
+        .ok_or(SetupError::Incomplete {
+            operation: "SQS GetQueueAttributes (dead letters)",
+            missing: "QueueArn",
+        })?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dead_letter_arn,
         "maxReceiveCount": max_receives.to_string(),
@@ -117,9 +201,12 @@ pub async fn create_resources(
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()
         .await
-        .map_err(|e| SetupError(describe("CreateQueue", &e)))?
+        .map_err(create_failed)?
         .queue_url
-        .ok_or_else(|| SetupError("CreateQueue returned no URL".into()))?;
+        .ok_or(SetupError::Incomplete {
+            operation: "SQS CreateQueue",
+            missing: "QueueUrl",
+        })?;
 
     create_table(&clients.dynamodb, &names.table).await?;
 
@@ -131,7 +218,6 @@ pub async fn create_resources(
 
 /// Creates the table unless it exists, waits until it is active, and enables TTL.
 async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), SetupError> {
-    let schema_error = |e: aws_sdk_dynamodb::error::BuildError| SetupError(e.to_string());
     let created = client
         .create_table()
         .table_name(table)
@@ -139,15 +225,13 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
             AttributeDefinition::builder()
                 .attribute_name(store::ID)
                 .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(schema_error)?,
+                .build()?,
         )
         .key_schema(
             KeySchemaElement::builder()
                 .attribute_name(store::ID)
                 .key_type(KeyType::Hash)
-                .build()
-                .map_err(schema_error)?,
+                .build()?,
         )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
@@ -157,7 +241,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         Err(e)
             if e.as_service_error()
                 .is_some_and(|e| e.is_resource_in_use_exception()) => {}
-        Err(e) => return Err(SetupError(describe("CreateTable", &e))),
+        Err(e) => return Err(AwsError::new("DynamoDB CreateTable", e).into()),
     }
 
     let deadline = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
@@ -167,14 +251,15 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
             .table_name(table)
             .send()
             .await
-            .map_err(|e| SetupError(describe("DescribeTable", &e)))?;
+            .map_err(|e| AwsError::new("DynamoDB DescribeTable", e))?;
         if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             break;
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(SetupError(format!(
-                "table {table} is not active after {TABLE_ACTIVE_TIMEOUT:?}"
-            )));
+            return Err(SetupError::TableNotActive {
+                table: table.to_owned(),
+                waited: TABLE_ACTIVE_TIMEOUT,
+            });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -185,7 +270,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .table_name(table)
         .send()
         .await
-        .map_err(|e| SetupError(describe("DescribeTimeToLive", &e)))?;
+        .map_err(|e| AwsError::new("DynamoDB DescribeTimeToLive", e))?;
     let status = ttl
         .time_to_live_description()
         .and_then(|d| d.time_to_live_status());
@@ -200,39 +285,11 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
                 TimeToLiveSpecification::builder()
                     .enabled(true)
                     .attribute_name(store::EXPIRES_AT)
-                    .build()
-                    .map_err(schema_error)?,
+                    .build()?,
             )
             .send()
             .await
-            .map_err(|e| SetupError(describe("UpdateTimeToLive", &e)))?;
+            .map_err(|e| AwsError::new("DynamoDB UpdateTimeToLive", e))?;
     }
     Ok(())
-}
-
-/// A readable one-line account of a failed call: the service's message and code when the
-/// service answered, else the chain of causes (connection refused, timeout, ...).
-fn describe<E, R>(operation: &str, error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match error.as_service_error() {
-        Some(e) => format!(
-            "{operation} failed: {} ({})",
-            e.message().unwrap_or("no message"),
-            e.code().unwrap_or("unknown error")
-        ),
-        None => {
-            // The chain of causes, e.g. "dispatch failure: io error: ... Connection refused".
-            let mut text = format!("{operation} failed: {error}");
-            let mut cause = std::error::Error::source(error);
-            while let Some(e) = cause {
-                text.push_str(": ");
-                text.push_str(&e.to_string());
-                cause = e.source();
-            }
-            text
-        }
-    }
 }

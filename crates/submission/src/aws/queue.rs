@@ -7,7 +7,8 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 
-use super::describe;
+use super::AwsError;
+use crate::error::ServiceError;
 use crate::job::Job;
 use crate::queue::{Delivery, JobQueue, QueueError};
 
@@ -63,7 +64,7 @@ impl SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| QueueError::Unavailable(describe("SQS ReceiveMessage", &e)))?;
+            .map_err(|e| AwsError::new("SQS ReceiveMessage", e))?;
         Ok(output
             .messages
             .unwrap_or_default()
@@ -90,11 +91,11 @@ impl JobQueue for SqsQueue {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(job.to_message())
+            .message_body(job.to_message()?)
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| QueueError::Unavailable(describe("SQS SendMessage", &e)))
+            .map_err(|e| AwsError::new("SQS SendMessage", e))?;
+        Ok(())
     }
 
     async fn receive(
@@ -161,22 +162,26 @@ fn whole_seconds(duration: Duration, max: i32) -> i32 {
 
 /// The error of a call that names a receipt handle: [`QueueError::UnknownReceipt`] when SQS
 /// says the handle is invalid, expired or its message is no longer in flight.
-fn receipt_error<E, R>(operation: &str, error: SdkError<E, R>) -> QueueError
+fn receipt_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> QueueError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let service = error.as_service_error();
+    let error = AwsError::new(operation, error);
+    if is_unknown_receipt(error.code.as_deref(), error.message.as_deref()) {
+        QueueError::UnknownReceipt
+    } else {
+        error.into()
+    }
+}
+
+/// Whether SQS's error `code` and `message` say a receipt handle is unknown or expired.
+fn is_unknown_receipt(code: Option<&str>, message: Option<&str>) -> bool {
     // SQS's JSON protocol reports the short code; its query-compatible header the long one
     // (`AWS.SimpleQueueService.MessageNotInflight`).
-    let code = service
-        .and_then(|e| e.code())
-        .map(|c| c.rsplit('.').next().unwrap_or(c));
-    let message = service
-        .and_then(|e| e.message())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let unknown = match code {
+    let code = code.map(|c| c.rsplit('.').next().unwrap_or(c));
+    let message = message.unwrap_or_default().to_ascii_lowercase();
+    match code {
         Some("ReceiptHandleIsInvalid" | "InvalidIdFormat" | "MessageNotInflight") => true,
         // An expired handle: "Value ... for parameter ReceiptHandle is invalid. Reason: The
         // receipt handle has expired."
@@ -184,17 +189,35 @@ where
             message.contains("receipthandle") || message.contains("receipt handle")
         }
         _ => false,
-    };
-    if unknown {
-        QueueError::UnknownReceipt
-    } else {
-        QueueError::Unavailable(describe(operation, &error))
+    }
+}
+
+impl From<AwsError> for QueueError {
+    fn from(error: AwsError) -> Self {
+        QueueError::Unavailable(ServiceError::from(error))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receipt_errors_are_told_apart_from_failures() {
+        let unknown = |code, message| is_unknown_receipt(Some(code), Some(message));
+        assert!(unknown("ReceiptHandleIsInvalid", ""));
+        assert!(unknown("AWS.SimpleQueueService.MessageNotInflight", ""));
+        assert!(unknown(
+            "InvalidParameterValue",
+            "Value x for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
+        ));
+        assert!(!unknown(
+            "InvalidParameterValue",
+            "VisibilityTimeout is invalid"
+        ));
+        assert!(!unknown("AWS.SimpleQueueService.NonExistentQueue", ""));
+        assert!(!is_unknown_receipt(None, None), "no answer is a failure");
+    }
 
     #[test]
     fn durations_round_up_to_whole_seconds_within_limits() {

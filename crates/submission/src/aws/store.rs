@@ -1,9 +1,11 @@
 //! [`SubmissionStore`] and [`RateCounter`] on DynamoDB: one item per submission, keyed by
 //! `id`, and one per rate counter in the same table.
 //!
-//! A submission item's attributes are the record's fields, under the same names: strings as
-//! `S`, numbers as `N`, flags as `BOOL`, timestamps as RFC 3339 `S`, and `NULL` for an absent
-//! optional. `expires_at` (`N`, epoch seconds) is the table's TTL attribute. DynamoDB deletes
+//! A submission item's attributes are the record's fields, under the same names, mapped from
+//! [`Submission`]'s serde form by `item` (strings as `S`, numbers as `N`, flags as `BOOL`,
+//! timestamps as RFC 3339 `S`, and `NULL` for an absent optional); a status write `SET`s the
+//! fields of its own type ([`RunResult`], or `Started`) the same way. `expires_at` (`N`, epoch
+//! seconds) is the table's TTL attribute. DynamoDB deletes
 //! expired items lazily (up to days later), so reads and status writes treat an item whose
 //! `expires_at` has passed as absent.
 //!
@@ -13,22 +15,25 @@
 //! absent or below the limit; a failed condition is a refusal and changes nothing.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::describe;
-use crate::store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition};
-use crate::{Language, RunResult, Status, Submission};
+use super::item::{from_item, to_item, Item};
+use super::AwsError;
+use crate::error::ServiceError;
+use crate::store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition, Unreadable};
+use crate::{RunResult, Status, Submission};
 
 /// The hash key.
 pub(super) const ID: &str = "id";
 /// The TTL attribute.
 pub(super) const EXPIRES_AT: &str = "expires_at";
+/// The status attribute, which every status write is conditional on.
 const STATUS: &str = "status";
 /// A rate counter's hits.
 const HITS: &str = "hits";
@@ -38,8 +43,19 @@ const RATE_ID_PREFIX: &str = "rate#";
 /// still finds it rather than a fresh one.
 const RATE_TTL_MARGIN_S: u64 = 600;
 
-/// A stored item.
-type Item = HashMap<String, AttributeValue>;
+/// What `queued -> running` writes.
+#[derive(Serialize)]
+struct Started {
+    status: Status,
+    started_at: DateTime<Utc>,
+}
+
+/// What a refused status write needs to know of the item as it was.
+#[derive(Deserialize)]
+struct Standing {
+    status: Status,
+    expires_at: i64,
+}
 
 /// The submission store on DynamoDB (see the module documentation for the item layout).
 #[derive(Debug, Clone)]
@@ -59,14 +75,15 @@ impl DynamoStore {
         }
     }
 
-    /// `SET`s `fields` on the item `id` if its status is one of `allowed` and it has not
-    /// expired; when the condition fails, says why from the item as it was.
+    /// `SET`s the fields of `write` on the item `id` if its status is one of `allowed` and it
+    /// has not expired; when the condition fails, says why from the item as it was.
     async fn conditional_update(
         &self,
         id: &str,
-        fields: Vec<(&'static str, AttributeValue)>,
+        write: &impl Serialize,
         allowed: &[Status],
     ) -> Result<Transition, StoreError> {
+        let fields = to_item(write).map_err(|e| StoreError::Unavailable(e.into()))?;
         let now = Utc::now();
         let mut names = HashMap::from([
             (format!("#{STATUS}"), STATUS.to_owned()),
@@ -78,8 +95,8 @@ impl DynamoStore {
             // Every name goes through a placeholder: `status`, `signal` and others are
             // DynamoDB reserved words.
             sets.push(format!("#{name} = :{name}"));
-            names.insert(format!("#{name}"), name.to_owned());
             values.insert(format!(":{name}"), value);
+            names.insert(format!("#{name}"), name);
         }
         let mut allowed_values = Vec::with_capacity(allowed.len());
         for status in allowed {
@@ -114,10 +131,7 @@ impl DynamoStore {
         let Some(UpdateItemError::ConditionalCheckFailedException(refusal)) =
             error.as_service_error()
         else {
-            return Err(StoreError::Unavailable(describe(
-                "DynamoDB UpdateItem",
-                &error,
-            )));
+            return Err(AwsError::new("DynamoDB UpdateItem", error).into());
         };
         // The item as the condition saw it; a stand-in that does not return it (or an absent
         // item, for which there is nothing to return) costs one consistent read.
@@ -128,14 +142,11 @@ impl DynamoStore {
         let Some(current) = current else {
             return Ok(Transition::NotFound);
         };
-        let expires_at: i64 =
-            read_number(&current, EXPIRES_AT).map_err(|detail| corrupt(id, detail))?;
-        if expires_at <= now.timestamp() {
+        let standing: Standing = from_item(&current).map_err(|source| corrupt(id, source))?;
+        if standing.expires_at <= now.timestamp() {
             return Ok(Transition::NotFound);
         }
-        Ok(Transition::Refused(
-            read_status(&current).map_err(|detail| corrupt(id, detail))?,
-        ))
+        Ok(Transition::Refused(standing.status))
     }
 
     /// The raw item, read consistently.
@@ -148,18 +159,19 @@ impl DynamoStore {
             .send()
             .await
             .map(|output| output.item)
-            .map_err(|e| StoreError::Unavailable(describe("DynamoDB GetItem", &e)))
+            .map_err(|e| AwsError::new("DynamoDB GetItem", e).into())
     }
 }
 
 #[async_trait]
 impl SubmissionStore for DynamoStore {
     async fn create(&self, record: &Submission) -> Result<(), StoreError> {
+        let item = record_item(record).map_err(|e| StoreError::Unavailable(e.into()))?;
         let outcome = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(record)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", ID)
             .send()
@@ -172,7 +184,7 @@ impl SubmissionStore for DynamoStore {
             {
                 Err(StoreError::AlreadyExists(record.id.clone()))
             }
-            Err(e) => Err(StoreError::Unavailable(describe("DynamoDB PutItem", &e))),
+            Err(e) => Err(AwsError::new("DynamoDB PutItem", e).into()),
         }
     }
 
@@ -180,41 +192,21 @@ impl SubmissionStore for DynamoStore {
         let Some(item) = self.get_item(id).await? else {
             return Ok(None);
         };
-        let record = from_item(&item).map_err(|detail| corrupt(id, detail))?;
+        let record = record_of(&item).map_err(|source| corrupt(id, source))?;
         Ok((!record.is_expired(now)).then_some(record))
     }
 
     async fn mark_running(&self, id: &str, at: DateTime<Utc>) -> Result<Transition, StoreError> {
-        let fields = vec![
-            (STATUS, string(Status::Running.as_str())),
-            ("started_at", timestamp(at)),
-        ];
-        self.conditional_update(id, fields, &[Status::Queued]).await
+        let started = Started {
+            status: Status::Running,
+            started_at: at,
+        };
+        self.conditional_update(id, &started, &[Status::Queued])
+            .await
     }
 
     async fn finish(&self, id: &str, result: &RunResult) -> Result<Transition, StoreError> {
-        let fields = vec![
-            (STATUS, string(result.status.as_str())),
-            ("exit_code", optional(result.exit_code, number)),
-            ("signal", optional(result.signal, number)),
-            ("stdout", string(&result.stdout)),
-            ("stderr", string(&result.stderr)),
-            (
-                "stdout_truncated",
-                AttributeValue::Bool(result.stdout_truncated),
-            ),
-            (
-                "stderr_truncated",
-                AttributeValue::Bool(result.stderr_truncated),
-            ),
-            (
-                "compile_output",
-                optional(result.compile_output.as_deref(), string),
-            ),
-            ("time_ms", optional(result.time_ms, number)),
-            ("finished_at", timestamp(result.finished_at)),
-        ];
-        self.conditional_update(id, fields, &[Status::Queued, Status::Running])
+        self.conditional_update(id, result, &[Status::Queued, Status::Running])
             .await
     }
 }
@@ -230,7 +222,7 @@ impl RateCounter for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(ID, string(&rate_id(hit)))
+            .key(ID, AttributeValue::S(rate_id(hit)))
             .update_expression(format!("ADD #{HITS} :one SET #{EXPIRES_AT} = :expires_at"))
             .condition_expression(format!("attribute_not_exists(#{HITS}) OR #{HITS} < :limit"))
             .expression_attribute_names(format!("#{HITS}"), HITS)
@@ -248,10 +240,7 @@ impl RateCounter for DynamoStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(StoreError::Unavailable(describe(
-                "DynamoDB UpdateItem (rate counter)",
-                &e,
-            ))),
+            Err(e) => Err(AwsError::new("DynamoDB UpdateItem (rate counter)", e).into()),
         }
     }
 }
@@ -266,152 +255,48 @@ fn rate_expires_at(hit: &RateHit) -> u64 {
     hit.window.ends_at + RATE_TTL_MARGIN_S
 }
 
-/// A record as an item.
-fn to_item(record: &Submission) -> Item {
-    HashMap::from([
-        (ID.to_owned(), string(&record.id)),
-        ("language".to_owned(), string(record.language.id())),
-        (STATUS.to_owned(), string(record.status.as_str())),
-        ("exit_code".to_owned(), optional(record.exit_code, number)),
-        ("signal".to_owned(), optional(record.signal, number)),
-        ("stdout".to_owned(), string(&record.stdout)),
-        ("stderr".to_owned(), string(&record.stderr)),
-        (
-            "stdout_truncated".to_owned(),
-            AttributeValue::Bool(record.stdout_truncated),
-        ),
-        (
-            "stderr_truncated".to_owned(),
-            AttributeValue::Bool(record.stderr_truncated),
-        ),
-        (
-            "compile_output".to_owned(),
-            optional(record.compile_output.as_deref(), string),
-        ),
-        ("time_ms".to_owned(), optional(record.time_ms, number)),
-        ("created_at".to_owned(), timestamp(record.created_at)),
-        (
-            "started_at".to_owned(),
-            optional(record.started_at, timestamp),
-        ),
-        (
-            "finished_at".to_owned(),
-            optional(record.finished_at, timestamp),
-        ),
-        (EXPIRES_AT.to_owned(), number(record.expires_at)),
-    ])
+/// A record as an item: its fields, and the TTL attribute the API never shows.
+fn record_item(record: &Submission) -> Result<Item, serde_json::Error> {
+    let mut item = to_item(record)?;
+    item.insert(EXPIRES_AT.to_owned(), number(record.expires_at));
+    Ok(item)
 }
 
 /// An item as a record, or what is wrong with it.
-fn from_item(item: &Item) -> Result<Submission, String> {
-    let language = read_string(item, "language")?;
-    Ok(Submission {
-        id: read_string(item, ID)?.to_owned(),
-        language: Language::from_id(language)
-            .ok_or_else(|| format!("unknown language {language:?}"))?,
-        status: read_status(item)?,
-        exit_code: read_optional(item, "exit_code", read_number)?,
-        signal: read_optional(item, "signal", read_number)?,
-        stdout: read_string(item, "stdout")?.to_owned(),
-        stderr: read_string(item, "stderr")?.to_owned(),
-        stdout_truncated: read_bool(item, "stdout_truncated")?,
-        stderr_truncated: read_bool(item, "stderr_truncated")?,
-        compile_output: read_optional(item, "compile_output", |item, name| {
-            read_string(item, name).map(str::to_owned)
-        })?,
-        time_ms: read_optional(item, "time_ms", read_number)?,
-        created_at: read_timestamp(item, "created_at")?,
-        started_at: read_optional(item, "started_at", read_timestamp)?,
-        finished_at: read_optional(item, "finished_at", read_timestamp)?,
-        expires_at: read_number(item, EXPIRES_AT)?,
-    })
-}
-
-fn string(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
+fn record_of(item: &Item) -> Result<Submission, Unreadable> {
+    if !item.contains_key(EXPIRES_AT) {
+        return Err(Unreadable::Missing(EXPIRES_AT));
+    }
+    from_item(item)
 }
 
 fn number(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// RFC 3339 in UTC, with as many fractional digits as it takes to round-trip exactly.
-fn timestamp(value: DateTime<Utc>) -> AttributeValue {
-    AttributeValue::S(value.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-}
-
-fn optional<T>(value: Option<T>, present: impl FnOnce(T) -> AttributeValue) -> AttributeValue {
-    value.map_or(AttributeValue::Null(true), present)
-}
-
-fn attribute<'a>(item: &'a Item, name: &str) -> Result<&'a AttributeValue, String> {
-    item.get(name)
-        .ok_or_else(|| format!("attribute {name} is missing"))
-}
-
-fn read_string<'a>(item: &'a Item, name: &str) -> Result<&'a str, String> {
-    match attribute(item, name)? {
-        AttributeValue::S(value) => Ok(value),
-        other => Err(format!("attribute {name} is not a string: {other:?}")),
-    }
-}
-
-fn read_number<T: FromStr>(item: &Item, name: &str) -> Result<T, String> {
-    match attribute(item, name)? {
-        AttributeValue::N(value) => value
-            .parse()
-            .map_err(|_| format!("attribute {name} is out of range: {value}")),
-        other => Err(format!("attribute {name} is not a number: {other:?}")),
-    }
-}
-
-fn read_bool(item: &Item, name: &str) -> Result<bool, String> {
-    match attribute(item, name)? {
-        AttributeValue::Bool(value) => Ok(*value),
-        other => Err(format!("attribute {name} is not a boolean: {other:?}")),
-    }
-}
-
-fn read_timestamp(item: &Item, name: &str) -> Result<DateTime<Utc>, String> {
-    let value = read_string(item, name)?;
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("attribute {name} is not an RFC 3339 time ({e}): {value}"))
-}
-
-/// An optional field: `NULL` or missing is `None`.
-fn read_optional<T>(
-    item: &Item,
-    name: &str,
-    present: impl FnOnce(&Item, &str) -> Result<T, String>,
-) -> Result<Option<T>, String> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(_) => present(item, name).map(Some),
-    }
-}
-
-fn read_status(item: &Item) -> Result<Status, String> {
-    let status = read_string(item, STATUS)?;
-    Status::parse(status).ok_or_else(|| format!("unknown status {status:?}"))
-}
-
-fn corrupt(id: &str, detail: String) -> StoreError {
+fn corrupt(id: &str, source: Unreadable) -> StoreError {
     StoreError::Corrupt {
         id: id.to_owned(),
-        detail,
+        source,
+    }
+}
+
+impl From<AwsError> for StoreError {
+    fn from(error: AwsError) -> Self {
+        StoreError::Unavailable(ServiceError::from(error))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Language;
 
     #[test]
     fn items_round_trip_every_field() {
         let now = Utc::now();
         let mut record = Submission::queued("abc".into(), Language::Rust, now);
-        assert_eq!(from_item(&to_item(&record)).unwrap(), record);
+        assert_eq!(record_of(&record_item(&record).unwrap()).unwrap(), record);
         record.started_at = Some(now);
         record.finish(&RunResult {
             status: Status::RuntimeError,
@@ -425,13 +310,74 @@ mod tests {
             time_ms: Some(u64::MAX),
             finished_at: now,
         });
-        let item = to_item(&record);
-        assert_eq!(from_item(&item).unwrap(), record);
+        let item = record_item(&record).unwrap();
+        assert_eq!(record_of(&item).unwrap(), record);
         assert_eq!(
             item[EXPIRES_AT],
             AttributeValue::N(record.expires_at.to_string())
         );
         assert_eq!(item["signal"], AttributeValue::N("9".into()));
+    }
+
+    /// The layout items had before the mapping was derived from the type, attribute for
+    /// attribute: such items still read, and records are still written so.
+    #[test]
+    fn the_item_layout_is_unchanged() {
+        let item: Item = HashMap::from(
+            [
+                ("id", AttributeValue::S("abc".into())),
+                ("language", AttributeValue::S("cpp".into())),
+                ("status", AttributeValue::S("runtime_error".into())),
+                ("exit_code", AttributeValue::Null(true)),
+                ("signal", AttributeValue::N("9".into())),
+                ("stdout", AttributeValue::S("out".into())),
+                ("stderr", AttributeValue::S(String::new())),
+                ("stdout_truncated", AttributeValue::Bool(true)),
+                ("stderr_truncated", AttributeValue::Bool(false)),
+                ("compile_output", AttributeValue::S("cc1plus".into())),
+                ("time_ms", AttributeValue::N("42".into())),
+                (
+                    "created_at",
+                    AttributeValue::S("2026-11-26T12:00:00Z".into()),
+                ),
+                (
+                    "started_at",
+                    AttributeValue::S("2026-11-26T12:00:00.250Z".into()),
+                ),
+                (
+                    "finished_at",
+                    AttributeValue::S("2026-11-26T12:00:01.123456789Z".into()),
+                ),
+                ("expires_at", AttributeValue::N("1795780800".into())),
+            ]
+            .map(|(name, value)| (name.to_owned(), value)),
+        );
+        let record = record_of(&item).unwrap();
+        assert_eq!(record.language, Language::Cpp);
+        assert_eq!(record.signal, Some(9));
+        assert_eq!(record.expires_at, 1_795_780_800);
+        assert_eq!(
+            record.finished_at.unwrap().timestamp_subsec_nanos(),
+            123_456_789
+        );
+        assert_eq!(record_item(&record).unwrap(), item);
+    }
+
+    #[test]
+    fn status_writes_set_the_record_fields_of_their_type() {
+        let now = Utc::now();
+        let result = RunResult::internal_error("x", now);
+        let fields = to_item(&result).unwrap();
+        let record = record_item(&Submission::queued("a".into(), Language::C, now)).unwrap();
+        for name in fields.keys() {
+            assert!(record.contains_key(name), "{name}");
+        }
+        let started = to_item(&Started {
+            status: Status::Running,
+            started_at: now,
+        })
+        .unwrap();
+        assert!(started.keys().all(|name| record.contains_key(name)));
     }
 
     #[test]
@@ -459,10 +405,19 @@ mod tests {
     #[test]
     fn missing_or_mistyped_attributes_are_reported() {
         let record = Submission::queued("abc".into(), Language::Go, Utc::now());
-        let mut item = to_item(&record);
+        let mut item = record_item(&record).unwrap();
         item.insert(STATUS.into(), AttributeValue::N("1".into()));
-        assert!(from_item(&item).unwrap_err().contains("status"));
+        assert!(record_of(&item).unwrap_err().to_string().contains("status"));
         item.remove(STATUS);
-        assert!(from_item(&item).unwrap_err().contains("missing"));
+        assert!(record_of(&item)
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
+        let mut item = record_item(&record).unwrap();
+        item.remove(EXPIRES_AT);
+        assert!(matches!(
+            record_of(&item),
+            Err(Unreadable::Missing(EXPIRES_AT))
+        ));
     }
 }
