@@ -46,7 +46,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(native_target_dir)}"
 
 FLEET_CONCURRENCY="${FLEET_CONCURRENCY:-4}"
 FLEET_POOL_SIZE="${FLEET_POOL_SIZE:-2}"
-FLEET_POLL_WAIT_MS="${FLEET_POLL_WAIT_MS:-10000}"
+# Unset: the fleet's own default (exec-fleet/src/config.rs).
+FLEET_POLL_WAIT_MS="${FLEET_POLL_WAIT_MS:-}"
 LAT_RUNS="${LAT_RUNS:-50}"
 LAT_WARMUP="${LAT_WARMUP:-5}"
 BASE_RUNS="${BASE_RUNS:-50}"
@@ -175,7 +176,7 @@ URL="http://127.0.0.1:$PORT"
 {
   echo "# code execution benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GB, $(uname -sr)"
   echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- exec-fleet exec-lambda crates runners bench/exec-load 2>/dev/null || echo ' (+ local changes)'), docker $(docker version -f '{{.Server.Version}}' 2>/dev/null), $(/usr/bin/python3 -V 2>&1), $(gcc --version | head -1)"
-  echo "# fleet: FLEET_CONCURRENCY=$FLEET_CONCURRENCY FLEET_POOL_SIZE=$FLEET_POOL_SIZE FLEET_POLL_WAIT_MS=$FLEET_POLL_WAIT_MS; API on $URL; store $TMP/codebox.db ($(df --output=fstype "$TMP" | tail -1))"
+  echo "# fleet: FLEET_CONCURRENCY=$FLEET_CONCURRENCY FLEET_POOL_SIZE=$FLEET_POOL_SIZE FLEET_POLL_WAIT_MS=${FLEET_POLL_WAIT_MS:-default}; API on $URL; store $TMP/codebox.db ($(df --output=fstype "$TMP" | tail -1))"
   echo "# runs: baselines $BASE_RUNS each, latency $LAT_RUNS each after $LAT_WARMUP warm-up ($LAT_GAP_MS ms apart, GET every $POLL_MS ms), throughput $THROUGHPUT_RUNS at once"
   echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared: see each step's CPU line)"
   echo
@@ -202,8 +203,8 @@ esac
 say "starting exec-fleet (concurrency $FLEET_CONCURRENCY, pool $FLEET_POOL_SIZE per language)"
 # Its log as JSON, to read its events by field: the owner label its containers carry
 # ("sandbox ready"), and when its worker loop runs ("fleet worker starting").
-FLEET_CONCURRENCY="$FLEET_CONCURRENCY" FLEET_POOL_SIZE="$FLEET_POOL_SIZE" FLEET_POLL_WAIT_MS="$FLEET_POLL_WAIT_MS" \
-  LOG_FORMAT=json setsid "$BIN/exec-fleet" >"$TMP/exec-fleet.log" 2>&1 </dev/null &
+env FLEET_CONCURRENCY="$FLEET_CONCURRENCY" FLEET_POOL_SIZE="$FLEET_POOL_SIZE" \
+  ${FLEET_POLL_WAIT_MS:+FLEET_POLL_WAIT_MS="$FLEET_POLL_WAIT_MS"} LOG_FORMAT=json setsid "$BIN/exec-fleet" >"$TMP/exec-fleet.log" 2>&1 </dev/null &
 FLEET_PID=$!
 WANT_WARM=$((FLEET_POOL_SIZE * $(bash scripts/images.sh --list | wc -l))) # a pool per language
 warm=0

@@ -25,8 +25,6 @@
 //! - [`config`] (feature `config`): the backend the environment names, and logging, for the
 //!   binaries.
 
-#![warn(missing_docs, unreachable_pub)]
-
 mod error;
 mod job;
 mod language;
