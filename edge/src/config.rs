@@ -37,7 +37,7 @@ pub(crate) struct Config {
 impl Config {
     /// Reads the configuration; a missing or weak token secret is an error (nothing about
     /// rooms can be decided without it).
-    pub fn from_env(env: &Env) -> Result<Self, EdgeError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, EdgeError> {
         let secret = env.secret(ROOM_TOKEN_SECRET).map_err(|_| {
             EdgeError::Config(format!(
                 "{ROOM_TOKEN_SECRET} is not set (wrangler secret put {ROOM_TOKEN_SECRET})"
@@ -68,7 +68,7 @@ impl Config {
     }
 
     /// The exec API's base URL, or why there is none.
-    pub fn exec_api_url(&self) -> Result<&str, EdgeError> {
+    pub(crate) fn exec_api_url(&self) -> Result<&str, EdgeError> {
         self.exec_api_url
             .as_deref()
             .ok_or_else(|| EdgeError::Config(format!("{EXEC_API_URL} is not set")))

@@ -23,13 +23,13 @@ use crate::config::Config;
 use crate::http::EdgeError;
 
 /// The path prefix this module serves.
-pub const PREFIX: &str = "/api";
+pub(crate) const PREFIX: &str = "/api";
 /// How long one proxied request may take. The exec API answers without waiting for runs
 /// (202, then polling), so anything near this is a hung upstream.
 const UPSTREAM_TIMEOUT_MS: u32 = 10_000;
 /// Largest body buffered for the exec API: its own limits are 64 KiB of source and of stdin,
 /// which JSON escaping can grow several times over.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The exec API routes the edge lets through.
 #[derive(Debug, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub(crate) struct Upstream<'a> {
 
 impl Upstream<'_> {
     /// Sends it, with the edge secret, within [`UPSTREAM_TIMEOUT_MS`].
-    pub async fn send(self, config: &Config) -> Result<Response, EdgeError> {
+    pub(crate) async fn send(self, config: &Config) -> Result<Response, EdgeError> {
         let target = format!(
             "{}{}",
             config.exec_api_url()?.trim_end_matches('/'),

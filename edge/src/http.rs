@@ -7,7 +7,7 @@ use worker::{Response, Result, SqlStorageValue};
 
 /// An HTTP-level failure of a request to the edge.
 #[derive(Debug, thiserror::Error)]
-pub enum EdgeError {
+pub(crate) enum EdgeError {
     /// The room name is outside `[A-Za-z0-9_-]{1,64}`.
     #[error("room names are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'")]
     InvalidRoomName,
@@ -150,7 +150,7 @@ impl EdgeError {
     }
 
     /// The JSON response for this error.
-    pub fn into_response(self) -> Result<Response> {
+    pub(crate) fn into_response(self) -> Result<Response> {
         let (status, code) = self.status_and_code();
         let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
         let mut response = Response::from_json(&body)?.with_status(status);

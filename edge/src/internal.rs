@@ -78,7 +78,7 @@ pub(crate) struct ToRoom<'a> {
 
 impl<'a> ToRoom<'a> {
     /// `call` for `room`, with nothing attached yet.
-    pub fn new(room: &'a str, call: RoomCall) -> Self {
+    pub(crate) fn new(room: &'a str, call: RoomCall) -> Self {
         ToRoom {
             room,
             call,
@@ -90,31 +90,31 @@ impl<'a> ToRoom<'a> {
     }
 
     /// Carries the caller's verified claims (every call but `Create`).
-    pub fn claims(mut self, claims: &'a Claims) -> Self {
+    pub(crate) fn claims(mut self, claims: &'a Claims) -> Self {
         self.claims = Some(claims);
         self
     }
 
     /// Asks for a WebSocket (`Connect`).
-    pub fn upgrade(mut self, upgrade: bool) -> Self {
+    pub(crate) fn upgrade(mut self, upgrade: bool) -> Self {
         self.upgrade = upgrade;
         self
     }
 
     /// Carries a body (`Run`: the submission JSON).
-    pub fn body(mut self, body: Vec<u8>) -> Self {
+    pub(crate) fn body(mut self, body: Vec<u8>) -> Self {
         self.body = Some(body);
         self
     }
 
     /// Carries the caller's address (`Run`: for the exec API's per-client limit).
-    pub fn client_ip(mut self, ip: String) -> Self {
+    pub(crate) fn client_ip(mut self, ip: String) -> Self {
         self.client_ip = Some(ip);
         self
     }
 
     /// Sends it to the room's Durable Object and returns the object's response.
-    pub async fn send(self, env: &Env) -> Result<Response, EdgeError> {
+    pub(crate) async fn send(self, env: &Env) -> Result<Response, EdgeError> {
         let headers = Headers::new();
         headers.set(ROOM_HEADER, self.room)?;
         if let Some(claims) = self.claims {
@@ -161,7 +161,7 @@ pub(crate) struct FromWorker {
 
 impl FromWorker {
     /// Reads an internal request (in a Durable Object).
-    pub fn read(req: &Request) -> Result<Self, EdgeError> {
+    pub(crate) fn read(req: &Request) -> Result<Self, EdgeError> {
         let path = req.path();
         let call = RoomCall::ALL
             .into_iter()
@@ -186,7 +186,7 @@ impl FromWorker {
     }
 
     /// The caller's claims, which every call but `Create` carries.
-    pub fn claims(&self) -> Result<&Claims, EdgeError> {
+    pub(crate) fn claims(&self) -> Result<&Claims, EdgeError> {
         self.claims
             .as_ref()
             .ok_or_else(|| EdgeError::Config("internal call without claims".into()))

@@ -42,6 +42,3 @@ mod routes;
 mod runs;
 mod sql;
 mod store;
-
-pub use limiter::Limiter;
-pub use room_object::Room;

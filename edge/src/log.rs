@@ -7,7 +7,7 @@ use std::sync::Once;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Installs the subscriber once per isolate.
-pub fn init() {
+pub(crate) fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let subscriber = tracing_subscriber::fmt()

@@ -23,7 +23,7 @@ use crate::room_object::Room;
 use crate::sql::{exec, int, integer, optional_text, rows, text};
 
 /// Runs one room may have queued or running at once (Contract 3).
-pub const MAX_RUNS_PER_ROOM: usize = 4;
+pub(crate) const MAX_RUNS_PER_ROOM: usize = 4;
 /// What a refused run is told to wait, in seconds: about one short run.
 const RETRY_AFTER_S: u64 = 3;
 /// A slot reserved this long ago whose forward never reported back (the request died) is free.

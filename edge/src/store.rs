@@ -31,10 +31,10 @@ use crate::http::{EdgeError, StorageError};
 use crate::sql::{blob, bytes, exec, int, integer, rows, table_exists};
 
 /// The link generation of a new room.
-pub const FIRST_GENERATION: u32 = 1;
+pub(crate) const FIRST_GENERATION: u32 = 1;
 
 /// The stored document, as read back.
-pub struct StoredDocument {
+pub(crate) struct StoredDocument {
     /// The snapshot, reassembled.
     pub snapshot: Vec<u8>,
     /// The logged commits in order, each reassembled.
@@ -42,7 +42,7 @@ pub struct StoredDocument {
 }
 
 /// A room's tables.
-pub struct RoomStore {
+pub(crate) struct RoomStore {
     sql: SqlStorage,
     epoch: i64,
     /// Where the next commit goes, and the snapshot's parts: known once the document was read.
@@ -57,7 +57,7 @@ struct Layout {
 
 impl RoomStore {
     /// Creates a new room's tables at the first generation; `false` if the room exists.
-    pub fn create(sql: &SqlStorage, now_s: u64) -> Result<bool, EdgeError> {
+    pub(crate) fn create(sql: &SqlStorage, now_s: u64) -> Result<bool, EdgeError> {
         if table_exists(sql, "room")? {
             return Ok(false);
         }
@@ -85,7 +85,7 @@ impl RoomStore {
     /// Opens the room's tables and reads its link generation (one row: the document waits for
     /// [`RoomStore::read_document`]); `None` for a room that was never created (nothing is
     /// written).
-    pub fn open(sql: SqlStorage) -> Result<Option<(Self, u32)>, EdgeError> {
+    pub(crate) fn open(sql: SqlStorage) -> Result<Option<(Self, u32)>, EdgeError> {
         if !table_exists(&sql, "room")? {
             return Ok(None);
         }
@@ -112,7 +112,7 @@ impl RoomStore {
     }
 
     /// Reads the document: the snapshot and the current epoch's log.
-    pub fn read_document(&mut self) -> Result<StoredDocument, EdgeError> {
+    pub(crate) fn read_document(&mut self) -> Result<StoredDocument, EdgeError> {
         let (sql, epoch) = (&self.sql, self.epoch);
         let mut snapshot = Vec::new();
         let mut snapshot_parts = 0;
@@ -156,7 +156,7 @@ impl RoomStore {
 
     /// Runs the writes of one room step, in order; returns the rows written. Only after
     /// [`RoomStore::read_document`]: where a commit goes depends on what is there.
-    pub fn apply(&mut self, ops: &[StoreOp]) -> Result<usize, EdgeError> {
+    pub(crate) fn apply(&mut self, ops: &[StoreOp]) -> Result<usize, EdgeError> {
         let Some(mut layout) = self.layout else {
             return Err(StorageError::WriteBeforeRead.into());
         };
@@ -218,7 +218,7 @@ impl RoomStore {
     }
 
     /// Records a new link generation.
-    pub fn set_generation(&self, generation: u32) -> Result<(), EdgeError> {
+    pub(crate) fn set_generation(&self, generation: u32) -> Result<(), EdgeError> {
         exec(
             &self.sql,
             "UPDATE room SET generation = ? WHERE id = 0",

@@ -59,7 +59,7 @@ const CLIENT_ID_BITS: u32 = 53;
 
 /// Why a payload was refused before yrs saw it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
+pub(crate) enum WireError {
     /// The payload ended inside `0`.
     #[error("{0} runs past the end")]
     Truncated(&'static str),

@@ -11,7 +11,7 @@ use codebox_submission::{Language, RunResult, Status};
 use futures_util::future::join_all;
 use tokio::runtime::Runtime;
 
-pub fn runtime() -> &'static Runtime {
+pub(crate) fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
@@ -27,7 +27,7 @@ pub fn runtime() -> &'static Runtime {
 }
 
 /// Connects a sandbox, failing the test with the reason when the engine or images are missing.
-pub fn connect(config: SandboxConfig) -> Sandbox {
+pub(crate) fn connect(config: SandboxConfig) -> Sandbox {
     match runtime().block_on(Sandbox::connect(config)) {
         Ok(sandbox) => sandbox,
         Err(e) => panic!(
@@ -39,7 +39,7 @@ pub fn connect(config: SandboxConfig) -> Sandbox {
 
 /// The sandbox most tests share. No warm pool: a test binary has no teardown to drain one
 /// (the warm path has tests of its own, on instances they shut down).
-pub fn shared() -> &'static Sandbox {
+pub(crate) fn shared() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
     SANDBOX.get_or_init(|| {
         connect(SandboxConfig {
@@ -49,13 +49,13 @@ pub fn shared() -> &'static Sandbox {
     })
 }
 
-pub fn run(language: Language, source: &str, stdin: &str) -> RunResult {
+pub(crate) fn run(language: Language, source: &str, stdin: &str) -> RunResult {
     run_all(&[(language, source, stdin)]).remove(0)
 }
 
 /// Runs several programs at once on the shared sandbox, and waits until their containers
 /// are removed (so none is left when the test binary exits).
-pub fn run_all(runs: &[(Language, &str, &str)]) -> Vec<RunResult> {
+pub(crate) fn run_all(runs: &[(Language, &str, &str)]) -> Vec<RunResult> {
     let sandbox = shared();
     runtime().block_on(async {
         let results = join_all(
@@ -69,12 +69,12 @@ pub fn run_all(runs: &[(Language, &str, &str)]) -> Vec<RunResult> {
 }
 
 #[track_caller]
-pub fn expect(result: &RunResult, status: Status) {
+pub(crate) fn expect(result: &RunResult, status: Status) {
     assert_eq!(result.status, status, "unexpected result: {result:#?}");
 }
 
 /// Host processes whose command line mentions `token`.
-pub fn host_processes_with(token: &str) -> Vec<String> {
+pub(crate) fn host_processes_with(token: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         if !entry
@@ -99,7 +99,7 @@ pub fn host_processes_with(token: &str) -> Vec<String> {
 }
 
 /// The 64-hex container id in a process's cgroup path (cgroup v1 "/docker/ID", v2 "docker-ID.scope").
-pub fn container_of(pid: &str) -> Option<String> {
+pub(crate) fn container_of(pid: &str) -> Option<String> {
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let bytes = cgroup.as_bytes();
     let mut run = 0;
@@ -118,7 +118,7 @@ pub fn container_of(pid: &str) -> Option<String> {
 }
 
 /// Host processes still in the cgroup of a container that no longer exists.
-pub fn processes_of_removed_containers() -> Vec<String> {
+pub(crate) fn processes_of_removed_containers() -> Vec<String> {
     let mut in_containers = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let pid = entry.file_name().to_string_lossy().into_owned();
@@ -154,7 +154,7 @@ pub fn processes_of_removed_containers() -> Vec<String> {
 }
 
 /// Containers (any state) with this label.
-pub fn containers_labelled(label: &str) -> Vec<String> {
+pub(crate) fn containers_labelled(label: &str) -> Vec<String> {
     let output = Command::new("docker")
         .args([
             "ps",
@@ -178,8 +178,8 @@ pub fn containers_labelled(label: &str) -> Vec<String> {
 }
 
 /// A hostile program and what its result must be.
-pub type Hostile<'a> = (Language, &'a str, Box<dyn Fn(&RunResult)>);
+pub(crate) type Hostile<'a> = (Language, &'a str, Box<dyn Fn(&RunResult)>);
 
-pub fn check(f: impl Fn(&RunResult) + 'static) -> Box<dyn Fn(&RunResult)> {
+pub(crate) fn check(f: impl Fn(&RunResult) + 'static) -> Box<dyn Fn(&RunResult)> {
     Box::new(f)
 }

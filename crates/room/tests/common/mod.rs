@@ -15,13 +15,13 @@ use yrs::updates::encoder::Encode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, TextRef, Transact, Update};
 
 /// The shared text's name, as the IDE's y-codemirror binding uses it.
-pub const TEXT: &str = "codemirror";
+pub(crate) const TEXT: &str = "codemirror";
 
 /// The runtime's clock in tests that do not move it (Unix milliseconds).
-pub const NOW: u64 = 1_700_000_000_000;
+pub(crate) const NOW: u64 = 1_700_000_000_000;
 
 /// A room in which sockets 1 to 9 joined as editors.
-pub fn editors_room(limits: Limits) -> Room {
+pub(crate) fn editors_room(limits: Limits) -> Room {
     let mut room = Room::new(limits);
     for conn in 1..=9 {
         room.join(conn, Role::Edit);
@@ -30,7 +30,7 @@ pub fn editors_room(limits: Limits) -> Room {
 }
 
 /// One editor: a yrs document with a text, plus the awareness states it has seen.
-pub struct Client {
+pub(crate) struct Client {
     pub id: u64,
     pub doc: Doc,
     pub text: TextRef,
@@ -39,7 +39,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(id: u64) -> Self {
+    pub(crate) fn new(id: u64) -> Self {
         let doc = Doc::with_client_id(id);
         let text = doc.get_or_insert_text(TEXT);
         Client {
@@ -51,20 +51,20 @@ impl Client {
     }
 
     /// SyncStep1 with this client's state vector.
-    pub fn sync_step1(&self) -> Vec<u8> {
+    pub(crate) fn sync_step1(&self) -> Vec<u8> {
         let sv = self.doc.transact().state_vector().encode_v1();
         Message::SyncStep1(&sv).encode()
     }
 
     /// The client's whole state as a SyncStep2 (what it answers to an empty state vector).
-    pub fn full_state(&self) -> Vec<u8> {
+    pub(crate) fn full_state(&self) -> Vec<u8> {
         self.doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default())
     }
 
     /// Inserts `chunk` at `index` and returns the Update frame y-websocket would send.
-    pub fn insert(&mut self, index: u32, chunk: &str) -> Vec<u8> {
+    pub(crate) fn insert(&mut self, index: u32, chunk: &str) -> Vec<u8> {
         let mut txn = self.doc.transact_mut();
         self.text.insert(&mut txn, index, chunk);
         txn.commit();
@@ -73,7 +73,7 @@ impl Client {
     }
 
     /// Deletes `len` characters at `index` and returns the Update frame.
-    pub fn delete(&mut self, index: u32, len: u32) -> Vec<u8> {
+    pub(crate) fn delete(&mut self, index: u32, len: u32) -> Vec<u8> {
         let mut txn = self.doc.transact_mut();
         self.text.remove_range(&mut txn, index, len);
         txn.commit();
@@ -81,33 +81,33 @@ impl Client {
         Message::Update(&update).encode()
     }
 
-    pub fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.text.len(&self.doc.transact())
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.text.get_string(&self.doc.transact())
     }
 
-    pub fn state_vector(&self) -> StateVector {
+    pub(crate) fn state_vector(&self) -> StateVector {
         self.doc.transact().state_vector()
     }
 
     /// An awareness frame announcing this client's own state.
-    pub fn awareness_frame(&self, clock: u32, state: Option<&str>) -> Vec<u8> {
+    pub(crate) fn awareness_frame(&self, clock: u32, state: Option<&str>) -> Vec<u8> {
         awareness_frame(&[entry(self.id, clock, state)])
     }
 
     /// Sets this client's own awareness state (as y-protocols' `setLocalState` does) and
     /// returns the frame announcing it.
-    pub fn announce(&mut self, clock: u32, state: Option<&str>) -> Vec<u8> {
+    pub(crate) fn announce(&mut self, clock: u32, state: Option<&str>) -> Vec<u8> {
         self.awareness
             .insert(self.id, (clock, state.map(String::from)));
         self.awareness_frame(clock, state)
     }
 
     /// Handles one frame from the room; returns the frames the client sends back.
-    pub fn receive(&mut self, frame: &[u8]) -> Vec<Vec<u8>> {
+    pub(crate) fn receive(&mut self, frame: &[u8]) -> Vec<Vec<u8>> {
         match Message::decode(frame).expect("the room sends well-formed frames") {
             Message::SyncStep1(sv) => {
                 let sv = StateVector::decode_v1(sv).expect("the room sends a valid state vector");
@@ -144,7 +144,7 @@ impl Client {
     }
 
     /// The client ids this client currently sees as present.
-    pub fn present(&self) -> Vec<u64> {
+    pub(crate) fn present(&self) -> Vec<u64> {
         let mut ids: Vec<u64> = self
             .awareness
             .iter()
@@ -156,7 +156,7 @@ impl Client {
     }
 }
 
-pub fn entry(client: u64, clock: u32, state: Option<&str>) -> AwarenessEntry {
+pub(crate) fn entry(client: u64, clock: u32, state: Option<&str>) -> AwarenessEntry {
     AwarenessEntry {
         client,
         clock,
@@ -164,12 +164,12 @@ pub fn entry(client: u64, clock: u32, state: Option<&str>) -> AwarenessEntry {
     }
 }
 
-pub fn awareness_frame(entries: &[AwarenessEntry]) -> Vec<u8> {
+pub(crate) fn awareness_frame(entries: &[AwarenessEntry]) -> Vec<u8> {
     Message::Awareness(&awareness::encode(entries.iter())).encode()
 }
 
 /// Decodes an awareness frame sent by the room, sorted by client id.
-pub fn decode_awareness(frame: &[u8]) -> Vec<AwarenessEntry> {
+pub(crate) fn decode_awareness(frame: &[u8]) -> Vec<AwarenessEntry> {
     match Message::decode(frame).expect("well-formed frame") {
         Message::Awareness(payload) => {
             let mut entries = awareness::decode(payload).expect("valid awareness payload");
@@ -181,14 +181,14 @@ pub fn decode_awareness(frame: &[u8]) -> Vec<AwarenessEntry> {
 }
 
 /// The text of a room's document.
-pub fn room_text(room: &Room) -> String {
+pub(crate) fn room_text(room: &Room) -> String {
     let txn = room.doc().transact();
     txn.get_text(TEXT)
         .map(|t| t.get_string(&txn))
         .unwrap_or_default()
 }
 
-pub fn room_state_vector(room: &Room) -> StateVector {
+pub(crate) fn room_state_vector(room: &Room) -> StateVector {
     room.doc().transact().state_vector()
 }
 
@@ -207,7 +207,7 @@ fn adds_to(base: &[u8], update: &[u8]) -> bool {
 /// Asserts two rooms hold the same document: the same text and state vector, and neither
 /// snapshot adds anything to the other. (Byte-identical snapshots are not guaranteed: yrs
 /// squashes adjacent blocks depending on the order they were integrated in.)
-pub fn assert_same_document(a: &Room, b: &Room) {
+pub(crate) fn assert_same_document(a: &Room, b: &Room) {
     assert_eq!(room_text(a), room_text(b));
     assert_eq!(room_state_vector(a), room_state_vector(b));
     let (sa, sb) = (a.snapshot(), b.snapshot());
@@ -223,7 +223,7 @@ pub fn assert_same_document(a: &Room, b: &Room) {
 
 /// What kind of message a frame is, for assertions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     SyncStep1,
     SyncStep2,
     Update,
@@ -232,7 +232,7 @@ pub enum Kind {
     Query,
 }
 
-pub fn kind(frame: &[u8]) -> Kind {
+pub(crate) fn kind(frame: &[u8]) -> Kind {
     match Message::decode(frame).expect("the room sends well-formed frames") {
         Message::SyncStep1(_) => Kind::SyncStep1,
         Message::SyncStep2(_) => Kind::SyncStep2,
@@ -243,12 +243,12 @@ pub fn kind(frame: &[u8]) -> Kind {
     }
 }
 
-pub fn kinds(frames: &[Vec<u8>]) -> Vec<Kind> {
+pub(crate) fn kinds(frames: &[Vec<u8>]) -> Vec<Kind> {
     frames.iter().map(|f| kind(f)).collect()
 }
 
 /// Invariants every step of the room must keep, whatever the frame was.
-pub fn check_effects(effects: &Effects) {
+pub(crate) fn check_effects(effects: &Effects) {
     let reply = kinds(&effects.reply);
     let broadcast = kinds(&effects.broadcast);
     assert!(
@@ -268,7 +268,7 @@ pub fn check_effects(effects: &Effects) {
 
 /// The default limits, but each step writes what it accepted: most tests check storage step
 /// by step; the commit window has tests of its own.
-pub fn immediate() -> Limits {
+pub(crate) fn immediate() -> Limits {
     Limits {
         commit: CommitPolicy::IMMEDIATE,
         ..Limits::default()
@@ -277,7 +277,7 @@ pub fn immediate() -> Limits {
 
 /// The durable form of a room as the runtime keeps it: snapshot rows and log entries.
 #[derive(Debug, Clone, Default)]
-pub struct Stored {
+pub(crate) struct Stored {
     /// The snapshot, split into rows of at most [`CHUNK_BYTES`].
     pub snapshot_rows: Vec<Vec<u8>>,
     pub log: Vec<Vec<u8>>,
@@ -287,7 +287,7 @@ pub struct Stored {
 }
 
 impl Stored {
-    pub fn apply(&mut self, ops: &[StoreOp]) {
+    pub(crate) fn apply(&mut self, ops: &[StoreOp]) {
         for op in ops {
             match op {
                 StoreOp::Append(update) => {
@@ -308,17 +308,17 @@ impl Stored {
         }
     }
 
-    pub fn snapshot(&self) -> Vec<u8> {
+    pub(crate) fn snapshot(&self) -> Vec<u8> {
         self.snapshot_rows.concat()
     }
 
-    pub fn load(&self, limits: Limits) -> Room {
+    pub(crate) fn load(&self, limits: Limits) -> Room {
         Room::load(limits, &self.snapshot(), &self.log).expect("stored data loads")
     }
 }
 
 /// One peer of a [`World`]: a client and the queues of its socket.
-pub struct Peer {
+pub(crate) struct Peer {
     pub client: Client,
     /// The current socket, if connected.
     pub conn: Option<ConnId>,
@@ -333,7 +333,7 @@ pub struct Peer {
 }
 
 /// A room, its storage and its peers, with frames moving only when a test says so.
-pub struct World {
+pub(crate) struct World {
     pub room: Room,
     pub stored: Stored,
     pub limits: Limits,
@@ -344,7 +344,7 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(limits: Limits, peers: usize) -> Self {
+    pub(crate) fn new(limits: Limits, peers: usize) -> Self {
         World {
             room: Room::new(limits),
             stored: Stored::default(),
@@ -366,7 +366,7 @@ impl World {
 
     /// Opens a socket for peer `i`: the room greets it and the client sends its SyncStep1,
     /// as y-websocket does on open.
-    pub fn connect(&mut self, i: usize) {
+    pub(crate) fn connect(&mut self, i: usize) {
         assert!(self.peers[i].conn.is_none());
         let conn = self.next_conn;
         self.next_conn += 1;
@@ -378,7 +378,7 @@ impl World {
     }
 
     /// Closes peer `i`'s socket: queued frames either way are lost, as with a real socket.
-    pub fn disconnect(&mut self, i: usize) -> Effects {
+    pub(crate) fn disconnect(&mut self, i: usize) -> Effects {
         let conn = self.peers[i].conn.take().expect("connected");
         self.peers[i].inbox.clear();
         self.peers[i].outbox.clear();
@@ -388,24 +388,24 @@ impl World {
         effects
     }
 
-    pub fn conn(&self, i: usize) -> ConnId {
+    pub(crate) fn conn(&self, i: usize) -> ConnId {
         self.peers[i].conn.expect("connected")
     }
 
     /// Peer `i` sends a frame (queued until [`World::send_one`]).
-    pub fn queue(&mut self, i: usize, frame: Vec<u8>) {
+    pub(crate) fn queue(&mut self, i: usize, frame: Vec<u8>) {
         self.peers[i].outbox.push_back(frame);
     }
 
     /// The room reads the oldest frame peer `i` sent. Returns the effects, or None if the
     /// outbox was empty.
-    pub fn send_one(&mut self, i: usize) -> Option<Effects> {
+    pub(crate) fn send_one(&mut self, i: usize) -> Option<Effects> {
         let frame = self.peers[i].outbox.pop_front()?;
         Some(self.send_now(i, &frame))
     }
 
     /// The room reads `frame` from peer `i` right away (bypassing the outbox).
-    pub fn send_now(&mut self, i: usize, frame: &[u8]) -> Effects {
+    pub(crate) fn send_now(&mut self, i: usize, frame: &[u8]) -> Effects {
         let conn = self.conn(i);
         let effects = self.room.receive(conn, frame, self.now_ms);
         check_effects(&effects);
@@ -428,7 +428,7 @@ impl World {
     }
 
     /// Peer `i` reads the oldest frame the room sent it; its answers go to its outbox.
-    pub fn deliver_one(&mut self, i: usize) -> bool {
+    pub(crate) fn deliver_one(&mut self, i: usize) -> bool {
         let Some(frame) = self.peers[i].inbox.pop_front() else {
             return false;
         };
@@ -438,7 +438,7 @@ impl World {
     }
 
     /// Moves every queued frame until nothing is in flight.
-    pub fn settle(&mut self) {
+    pub(crate) fn settle(&mut self) {
         loop {
             let mut moved = false;
             for i in 0..self.peers.len() {
@@ -456,7 +456,7 @@ impl World {
     }
 
     /// Asserts every connected peer, the room and a room reloaded from storage agree.
-    pub fn assert_converged(&self) -> String {
+    pub(crate) fn assert_converged(&self) -> String {
         let text = room_text(&self.room);
         for (i, peer) in self.peers.iter().enumerate() {
             if peer.conn.is_some() {

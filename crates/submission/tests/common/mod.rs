@@ -15,7 +15,7 @@ use codebox_submission::{
 };
 
 /// A job with a unique id.
-pub fn job(tag: &str) -> Job {
+pub(crate) fn job(tag: &str) -> Job {
     Job {
         id: format!("{tag}-{}", uuid::Uuid::new_v4()),
         language: Language::Python,
@@ -64,7 +64,7 @@ async fn assert_not_visible(queue: &dyn JobQueue, sent: &Job) {
 }
 
 /// send, receive, hidden while in flight, redelivered after the timeout, deleted for good.
-pub async fn redelivers_after_visibility_timeout(queue: &dyn JobQueue) {
+pub(crate) async fn redelivers_after_visibility_timeout(queue: &dyn JobQueue) {
     let sent = job("redeliver");
     queue.send(&sent).await.unwrap();
     let first = receive_job(queue, &sent, VISIBILITY).await;
@@ -79,7 +79,7 @@ pub async fn redelivers_after_visibility_timeout(queue: &dyn JobQueue) {
 }
 
 /// A worker that extends visibility keeps its message hidden past the first timeout.
-pub async fn extend_keeps_a_message_hidden(queue: &dyn JobQueue) {
+pub(crate) async fn extend_keeps_a_message_hidden(queue: &dyn JobQueue) {
     let sent = job("extend");
     queue.send(&sent).await.unwrap();
     let delivery = receive_job(queue, &sent, VISIBILITY).await;
@@ -93,7 +93,7 @@ pub async fn extend_keeps_a_message_hidden(queue: &dyn JobQueue) {
 }
 
 /// After `max_receives` receives without a delete the message is dead-lettered.
-pub async fn dead_letters_after_max_receives(queue: &dyn JobQueue, max_receives: u32) {
+pub(crate) async fn dead_letters_after_max_receives(queue: &dyn JobQueue, max_receives: u32) {
     let sent = job("dlq");
     queue.send(&sent).await.unwrap();
     for attempt in 1..=max_receives {
@@ -119,7 +119,7 @@ pub async fn dead_letters_after_max_receives(queue: &dyn JobQueue, max_receives:
 }
 
 /// A long poll returns as soon as a message arrives.
-pub async fn long_poll_wakes_on_send(queue: Arc<dyn JobQueue>) {
+pub(crate) async fn long_poll_wakes_on_send(queue: Arc<dyn JobQueue>) {
     let sent = job("longpoll");
     let sender = {
         let (queue, sent) = (queue.clone(), sent.clone());
@@ -134,7 +134,7 @@ pub async fn long_poll_wakes_on_send(queue: Arc<dyn JobQueue>) {
 }
 
 /// A receipt that was never issued is refused.
-pub async fn unknown_receipts_are_refused(queue: &dyn JobQueue) {
+pub(crate) async fn unknown_receipts_are_refused(queue: &dyn JobQueue) {
     assert!(matches!(
         queue.delete("no-such-receipt").await,
         Err(QueueError::UnknownReceipt)
@@ -174,7 +174,7 @@ fn result(status: Status, stdout: &str) -> RunResult {
 }
 
 /// create, get, no duplicate ids, unknown and expired ids read as absent.
-pub async fn creates_and_reads(store: &dyn SubmissionStore) {
+pub(crate) async fn creates_and_reads(store: &dyn SubmissionStore) {
     let created = record("create");
     store.create(&created).await.unwrap();
     let read = store
@@ -198,7 +198,7 @@ pub async fn creates_and_reads(store: &dyn SubmissionStore) {
 }
 
 /// queued -> running once; a terminal result once; a terminal status never changes.
-pub async fn status_writes_are_conditional(store: &dyn SubmissionStore) {
+pub(crate) async fn status_writes_are_conditional(store: &dyn SubmissionStore) {
     let created = record("transition");
     store.create(&created).await.unwrap();
     assert_eq!(
@@ -243,7 +243,7 @@ pub async fn status_writes_are_conditional(store: &dyn SubmissionStore) {
 
 /// What is read back is what was written, field for field (timestamps to the nanosecond,
 /// empty strings, `None`s), when queued, running and finished.
-pub async fn records_round_trip_exactly(store: &dyn SubmissionStore) {
+pub(crate) async fn records_round_trip_exactly(store: &dyn SubmissionStore) {
     let mut expected = record("roundtrip");
     store.create(&expected).await.unwrap();
     assert_eq!(
@@ -286,7 +286,7 @@ pub async fn records_round_trip_exactly(store: &dyn SubmissionStore) {
 
 /// A record past its expiry takes no status writes (its row or item may linger: DynamoDB
 /// deletes expired items lazily), and neither does an unknown id.
-pub async fn expired_records_are_not_found(store: &dyn SubmissionStore) {
+pub(crate) async fn expired_records_are_not_found(store: &dyn SubmissionStore) {
     let old = Submission::queued(
         format!("old-{}", uuid::Uuid::new_v4()),
         Language::Go,
@@ -315,7 +315,7 @@ pub async fn expired_records_are_not_found(store: &dyn SubmissionStore) {
 }
 
 /// Many writers race to finish one record: exactly one wins. Only for race-safe backends.
-pub async fn one_writer_wins_a_race(store: Arc<dyn SubmissionStore>) {
+pub(crate) async fn one_writer_wins_a_race(store: Arc<dyn SubmissionStore>) {
     let created = record("race");
     store.create(&created).await.unwrap();
     let writers: Vec<_> = (0..8)
@@ -339,20 +339,23 @@ pub async fn one_writer_wins_a_race(store: Arc<dyn SubmissionStore>) {
 }
 
 /// The rate limit of the counter tests.
-pub const RATE: RateLimit = RateLimit {
+pub(crate) const RATE: RateLimit = RateLimit {
     limit: 3,
     window_s: 60,
 };
 
 /// A client no other test counts against.
-pub fn fresh_client() -> String {
+pub(crate) fn fresh_client() -> String {
     format!("client-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Hits alternating between two handles on one store (separate connections or clients, as
 /// two API instances hold) share one limit: exactly `limit` are counted. Other clients,
 /// scopes and windows have counters of their own.
-pub async fn rate_counters_share_one_limit(first: &dyn RateCounter, second: &dyn RateCounter) {
+pub(crate) async fn rate_counters_share_one_limit(
+    first: &dyn RateCounter,
+    second: &dyn RateCounter,
+) {
     let now = Utc::now().timestamp() as u64;
     let client = fresh_client();
     let hit = RateHit::new("runs", &client, RATE, now);
@@ -378,7 +381,7 @@ pub async fn rate_counters_share_one_limit(first: &dyn RateCounter, second: &dyn
 
 /// Many hits at once, spread over the handles: exactly `limit` are counted. Only for
 /// race-safe backends.
-pub async fn rate_limit_holds_under_a_race(counters: Vec<Arc<dyn RateCounter>>) {
+pub(crate) async fn rate_limit_holds_under_a_race(counters: Vec<Arc<dyn RateCounter>>) {
     let hit = RateHit::new("runs", &fresh_client(), RATE, Utc::now().timestamp() as u64);
     let hits: Vec<_> = (0..16)
         .map(|i| {
