@@ -47,9 +47,11 @@
 //! program byte on it, and a stderr byte can only come from the program, so it means the
 //! program has started even if the RUN line is still in flight on stdout.
 
+mod capture;
 mod session;
 
-pub use session::{Capture, Compiled, Session};
+pub use capture::Capture;
+pub use session::{Compiled, Session};
 
 use thiserror::Error;
 

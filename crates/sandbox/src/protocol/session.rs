@@ -1,6 +1,7 @@
 //! The fleet's reader of the protocol: one run's output, fed in whatever chunks the
 //! container's streams deliver, split into markers, compile output and the program's bytes.
 
+use super::capture::{Capture, MarkerScan};
 use super::{End, Event, ProtocolError, MAX_COMPILE_OUTPUT, MAX_LINE, PREFIX};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,97 +40,6 @@ impl Stage {
             Stage::AwaitEnd => "waiting for END",
             Stage::Ended => "ended",
             Stage::Failed => "failed",
-        }
-    }
-}
-
-/// One output stream of the program, kept up to a cap.
-#[derive(Debug, Clone, Default)]
-pub struct Capture {
-    limit: usize,
-    bytes: Vec<u8>,
-    total: u64,
-}
-
-impl Capture {
-    fn new(limit: usize) -> Self {
-        Capture {
-            limit,
-            bytes: Vec::new(),
-            total: 0,
-        }
-    }
-
-    /// Keeps what fits; true when this push is the one that passed the cap.
-    fn push(&mut self, data: &[u8]) -> bool {
-        let was_over = self.exceeded();
-        self.total += data.len() as u64;
-        let room = self.limit.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&data[..room.min(data.len())]);
-        !was_over && self.exceeded()
-    }
-
-    /// More than `limit` bytes arrived.
-    pub fn exceeded(&self) -> bool {
-        self.total > self.limit as u64
-    }
-
-    /// The bytes kept (at most the cap).
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// Bytes seen, kept or not.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-}
-
-/// Finds a marker in a stream that arrives in chunks, which may cut the marker anywhere.
-#[derive(Debug)]
-struct MarkerScan {
-    marker: Vec<u8>,
-    /// The tail of what came so far that could be the marker's start: not yet output.
-    held: Vec<u8>,
-}
-
-/// What one chunk held: output before the marker and, once it is complete, what followed.
-struct Scanned {
-    before: Vec<u8>,
-    after: Option<Vec<u8>>,
-}
-
-impl MarkerScan {
-    fn new(marker: Vec<u8>) -> Self {
-        MarkerScan {
-            marker,
-            held: Vec::new(),
-        }
-    }
-
-    fn feed(&mut self, data: &[u8]) -> Scanned {
-        let mut buf = std::mem::take(&mut self.held);
-        buf.extend_from_slice(data);
-        let marker = &self.marker;
-        if let Some(at) = buf
-            .windows(marker.len())
-            .position(|w| w == marker.as_slice())
-        {
-            let after = buf.split_off(at + marker.len());
-            buf.truncate(at);
-            return Scanned {
-                before: buf,
-                after: Some(after),
-            };
-        }
-        let keep = (1..marker.len().min(buf.len() + 1))
-            .rev()
-            .find(|&k| buf.ends_with(&marker[..k]))
-            .unwrap_or(0);
-        self.held = buf.split_off(buf.len() - keep);
-        Scanned {
-            before: buf,
-            after: None,
         }
     }
 }
@@ -243,11 +153,11 @@ impl Session {
     /// case they began END were the program's.
     pub fn close_streams(&mut self) {
         if self.stage == Stage::Running {
-            let held = std::mem::take(&mut self.stdout_end.held);
+            let held = self.stdout_end.take_held();
             self.stdout.push(&held);
         }
         if !self.stderr_ended {
-            let held = std::mem::take(&mut self.stderr_end.held);
+            let held = self.stderr_end.take_held();
             self.program_stderr(&held, &mut Vec::new());
         }
     }
