@@ -306,7 +306,7 @@ mod tests {
     fn bad_headers_are_refused() {
         let upper = TOKEN.to_uppercase();
         for (line, error) in [
-            (format!("{TOKEN}"), HeaderError::Token),
+            (TOKEN.to_string(), HeaderError::Token),
             (format!("{} 1", &TOKEN[1..]), HeaderError::Token),
             (format!("{upper} 1"), HeaderError::Token),
             (format!("{TOKEN} "), HeaderError::Length),

@@ -4,6 +4,9 @@
 use super::capture::{Capture, MarkerScan};
 use super::{End, Event, ProtocolError, MAX_COMPILE_OUTPUT, MAX_LINE, PREFIX};
 
+/// A complete marker line, and the chunk's bytes after its newline.
+type LineAndRest<'a> = (Vec<u8>, &'a [u8]);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     AwaitReady,
@@ -238,7 +241,7 @@ impl Session {
     fn read_line<'a>(
         &mut self,
         data: &'a [u8],
-    ) -> Result<Option<(Vec<u8>, &'a [u8])>, ProtocolError> {
+    ) -> Result<Option<LineAndRest<'a>>, ProtocolError> {
         let newline = data.iter().position(|&b| b == b'\n');
         let end = newline.unwrap_or(data.len());
         if self.line.len() + end > MAX_LINE {
