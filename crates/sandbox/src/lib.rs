@@ -14,12 +14,14 @@
 //! Modules:
 //! - [`protocol`]: the supervisor protocol, explained once; the fleet's reader ([`Session`])
 //!   and the supervisor's words ([`protocol::say`]).
-//! - [`run`]: one run as a state machine: clocks, kills, retries, the output cap.
+//! - [`run`]: one run as a state machine: kills, retries, the output cap.
+//! - [`clock`]: which time limit holds when (batch and interactive runs).
 //! - [`spec`]: the container's create body (every isolation setting) and the run user ids.
 //! - [`seccomp`]: the system calls a program may make.
 //! - [`supervisor`]: the program inside every runner container (binary `codebox-supervisor`).
 //! - `outcome`: how what a run showed becomes a [`codebox_submission::RunResult`].
 
+pub mod clock;
 mod outcome;
 pub mod protocol;
 pub mod run;
@@ -27,5 +29,6 @@ pub mod seccomp;
 pub mod spec;
 pub mod supervisor;
 
+pub use clock::{Clock, InteractiveLimits, TimeLimit};
 pub use protocol::{Session, PROTOCOL};
 pub use run::{Action, Failure, Input, Run};

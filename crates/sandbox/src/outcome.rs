@@ -7,13 +7,14 @@ use chrono::{DateTime, Utc};
 use codebox_submission::status::split_exit_code;
 use codebox_submission::{Ending, Language, Limits, Phase, RunResult, Status};
 
+use crate::clock::TimeLimit;
 use crate::protocol::Session;
 
 /// Why the fleet killed a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kill {
-    /// A wall-clock limit passed.
-    TimeLimit,
+    /// A time limit passed.
+    Time(TimeLimit),
     /// A stream passed the output cap.
     OutputLimit,
 }
@@ -33,7 +34,7 @@ pub(crate) struct Observed {
 
 impl Observed {
     fn timed_out(&self) -> bool {
-        self.kill == Some(Kill::TimeLimit)
+        matches!(self.kill, Some(Kill::Time(_)))
     }
 
     /// How the step ended, for the status mapping; `status` is its exit status if known.
@@ -263,7 +264,7 @@ mod tests {
             Language::C,
             &s,
             Observed {
-                kill: Some(Kill::TimeLimit),
+                kill: Some(Kill::Time(TimeLimit::Run)),
                 exit_code: Some(137),
                 ..base.clone()
             },
@@ -316,7 +317,7 @@ mod tests {
             Language::Rust,
             &s,
             Observed {
-                kill: Some(Kill::TimeLimit),
+                kill: Some(Kill::Time(TimeLimit::Run)),
                 exit_code: Some(137),
                 ..Default::default()
             },

@@ -14,7 +14,7 @@
 //!    └─ a warm container whose output ended before it took the program ──> Abandon, retry
 //! ```
 //!
-//! The run's time is from the program's start (RUN, or its first stderr byte) to the first
+//! Which limit holds when is [`crate::clock`]'s business. The run's time is from the program's start (RUN, or its first stderr byte) to the first
 //! sign of its end: END, the fleet's kill, or the engine's exit, whichever came first.
 
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use codebox_submission::{Language, Limits, RunResult};
 
+use crate::clock::{Clock, Due, TimeLimit, Timer};
 use crate::outcome::{self, Kill, Observed};
 use crate::protocol::{Event, ProtocolError, Session};
 
@@ -38,6 +39,10 @@ pub enum Input<'a> {
     StreamFailed(String),
     /// [`Run::deadline`] passed.
     DeadlinePassed,
+    /// A line of input (or the end of input) reached the program's stdin.
+    InputSent,
+    /// The container has used this much CPU time (asked for with [`Action::SampleCpu`]).
+    CpuUsed(Duration),
     /// It is not running any more: the engine's exit code (`None`: unknown) and OOM flag.
     Exited {
         /// Its init's exit code (128+N for death by signal N).
@@ -52,6 +57,9 @@ pub enum Input<'a> {
 pub enum Action {
     /// Keep reading its streams; send [`Input::DeadlinePassed`] at [`Run::deadline`].
     ReadStreams,
+    /// Read the container's CPU time and send it as [`Input::CpuUsed`]; keep reading its
+    /// streams meanwhile.
+    SampleCpu,
     /// Stop reading its streams and wait for it to exit; send [`Input::DeadlinePassed`] if it
     /// has not by `until`, else [`Input::Exited`].
     AwaitExit {
@@ -108,7 +116,7 @@ pub struct Run {
     warm: bool,
     session: Session,
     phase: Phase,
-    deadline: Instant,
+    timer: Timer,
     program_started: Option<Instant>,
     /// The first sign of the program's end.
     ended: Option<Instant>,
@@ -121,6 +129,7 @@ impl Run {
     pub fn new(
         language: Language,
         limits: Limits,
+        clock: Clock,
         session: Session,
         warm: bool,
         now: Instant,
@@ -131,37 +140,58 @@ impl Run {
             warm,
             session,
             phase: Phase::Streaming,
-            deadline: now + Duration::from_millis(limits.compile_ms),
+            timer: Timer::new(clock, &limits, now),
             program_started: None,
             ended: None,
             observed: Observed::default(),
         }
     }
 
-    /// When the current clock runs out: the compile limit from the start until the program
-    /// starts, then the run limit from the program's start.
+    /// When the current clock runs out (see [`crate::clock`]), or the next CPU sample of an
+    /// interactive run is due.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        self.timer.deadline()
+    }
+
+    /// The time limit that ended the run, if one did.
+    pub fn time_limit(&self) -> Option<TimeLimit> {
+        match self.observed.kill {
+            Some(Kill::Time(limit)) => Some(limit),
+            _ => None,
+        }
     }
 
     /// Takes what happened at `now`; returns what to do.
     pub fn handle(&mut self, input: Input, now: Instant) -> Action {
         match (self.phase.clone(), input) {
-            (Phase::Streaming, Input::Stdout(bytes)) => match self.session.on_stdout(bytes) {
-                Ok(events) => self.on_events(events, now),
-                Err(e) => self.abandon(Failure::Protocol(e)),
-            },
-            (Phase::Streaming, Input::Stderr(bytes)) => {
-                let events = self.session.on_stderr(bytes);
-                self.on_events(events, now)
+            (Phase::Streaming, Input::Stdout(bytes)) => {
+                let before = self.program_output();
+                match self.session.on_stdout(bytes) {
+                    Ok(events) => self.on_output(before, events, now),
+                    Err(e) => self.abandon(Failure::Protocol(e)),
+                }
             }
+            (Phase::Streaming, Input::Stderr(bytes)) => {
+                let before = self.program_output();
+                let events = self.session.on_stderr(bytes);
+                self.on_output(before, events, now)
+            }
+            (Phase::Streaming | Phase::AwaitingExit, Input::InputSent) => {
+                self.timer.activity(now);
+                self.current()
+            }
+            (Phase::Streaming, Input::CpuUsed(cpu)) => match self.timer.cpu_used(cpu) {
+                Some(limit) => self.kill(Kill::Time(limit), now),
+                None => self.current(),
+            },
             (Phase::Streaming, Input::StreamsClosed) => self.streams_done(),
             (Phase::Streaming, Input::StreamFailed(e)) => self.abandon(Failure::Stream(e)),
             (Phase::Streaming | Phase::AwaitingExit, Input::DeadlinePassed) => {
-                if now < self.deadline {
-                    return self.current();
+                match self.timer.due(now) {
+                    Due::Nothing => self.current(),
+                    Due::SampleCpu => Action::SampleCpu,
+                    Due::Limit(limit) => self.kill(Kill::Time(limit), now),
                 }
-                self.kill(Kill::TimeLimit, now)
             }
             (
                 Phase::AwaitingExit | Phase::Killed,
@@ -191,7 +221,7 @@ impl Run {
         match self.phase {
             Phase::Streaming => Action::ReadStreams,
             Phase::AwaitingExit => Action::AwaitExit {
-                until: self.deadline,
+                until: self.timer.deadline(),
             },
             Phase::Killed => Action::Kill,
             Phase::Done { exiting } => Action::Done { exiting },
@@ -202,12 +232,26 @@ impl Run {
         }
     }
 
+    /// Bytes of the program's output so far, kept or not.
+    fn program_output(&self) -> u64 {
+        self.session.stdout().total() + self.session.stderr().total()
+    }
+
+    /// Output arrived: the program's own bytes count as activity.
+    fn on_output(&mut self, before: u64, events: Vec<Event>, now: Instant) -> Action {
+        let action = self.on_events(events, now);
+        if self.program_output() > before {
+            self.timer.activity(now);
+        }
+        action
+    }
+
     fn on_events(&mut self, events: Vec<Event>, now: Instant) -> Action {
         for event in events {
             match event {
                 Event::ProgramStarted => {
                     self.program_started = Some(now);
-                    self.deadline = now + Duration::from_millis(self.limits.run_ms);
+                    self.timer.program_started(now);
                 }
                 Event::OutputExceeded => return self.kill(Kill::OutputLimit, now),
                 Event::Ended(_) => {
@@ -240,8 +284,9 @@ impl Run {
             }
             None => {
                 self.phase = Phase::AwaitingExit;
+                self.timer.stop_sampling();
                 Action::AwaitExit {
-                    until: self.deadline,
+                    until: self.timer.deadline(),
                 }
             }
         }
@@ -249,6 +294,7 @@ impl Run {
 
     fn kill(&mut self, why: Kill, now: Instant) -> Action {
         self.session.close_streams();
+        self.timer.stop_sampling();
         self.observed.kill = Some(why);
         self.ended.get_or_insert(now);
         self.phase = Phase::Killed;

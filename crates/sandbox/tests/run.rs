@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use codebox_sandbox::protocol::{say, Session};
-use codebox_sandbox::{Action, Failure, Input, Run};
+use codebox_sandbox::{Action, Clock, Failure, Input, InteractiveLimits, Run, TimeLimit};
 use codebox_submission::{Language, Limits, RunResult, Status};
 use proptest::prelude::*;
 
@@ -33,10 +33,19 @@ impl Fixture {
     }
 
     fn with_limits(language: Language, warm: bool, limits: Limits) -> Fixture {
+        Fixture::clocked(language, warm, limits, Clock::Batch)
+    }
+
+    fn interactive(language: Language) -> Fixture {
+        let clock = Clock::Interactive(InteractiveLimits::default());
+        Fixture::clocked(language, false, Limits::default(), clock)
+    }
+
+    fn clocked(language: Language, warm: bool, limits: Limits, clock: Clock) -> Fixture {
         let t0 = Instant::now();
         let session = Session::new(limits.output_bytes, TOKEN.to_string());
         Fixture {
-            run: Run::new(language, limits, session, warm, t0),
+            run: Run::new(language, limits, clock, session, warm, t0),
             t0,
         }
     }
@@ -420,4 +429,109 @@ proptest! {
         prop_assert_eq!(r.status, Status::TimeLimitExceeded);
         prop_assert_eq!(r.time_ms, Some(limits.run_ms));
     }
+}
+
+/// Runs a started interactive program's timer wake-ups up to `until` ms, answering every
+/// CPU sample with `cpu`; returns the first action that is neither a sample nor read-on.
+fn tick_until(f: &mut Fixture, from: u64, until: u64, cpu: Duration) -> Action {
+    let mut t = from;
+    while t <= until {
+        match f.at(t, Input::DeadlinePassed) {
+            Action::SampleCpu => match f.at(t, Input::CpuUsed(cpu)) {
+                Action::ReadStreams => {}
+                other => return other,
+            },
+            Action::ReadStreams => {}
+            other => return other,
+        }
+        t += 100;
+    }
+    Action::ReadStreams
+}
+
+#[test]
+fn an_interactive_run_ends_after_its_idle_time_without_output_or_input() {
+    let mut f = Fixture::interactive(Language::Python);
+    f.start_program(0);
+    assert_eq!(f.run.deadline(), f.t0 + ms(100), "the first CPU sample");
+    assert!(matches!(f.stdout(5_000, b"name? "), Action::ReadStreams));
+    assert!(matches!(
+        f.at(15_000, Input::InputSent),
+        Action::ReadStreams
+    ));
+    // Idle since 15 s: nothing ends it before 35 s.
+    assert!(matches!(
+        tick_until(&mut f, 100, 34_900, ms(50)),
+        Action::ReadStreams
+    ));
+    assert!(matches!(f.at(35_000, Input::DeadlinePassed), Action::Kill));
+    assert_eq!(f.run.time_limit(), Some(TimeLimit::Idle));
+    f.at(35_010, exited(137, false));
+    let r = f.result();
+    assert_eq!(
+        (r.status, r.time_ms),
+        (Status::TimeLimitExceeded, Some(35_000))
+    );
+    assert_eq!(r.stdout, "name? ");
+}
+
+#[test]
+fn an_interactive_run_that_keeps_talking_ends_at_its_wall_time() {
+    let mut f = Fixture::interactive(Language::Python);
+    f.start_program(1_000);
+    for t in (11_000..61_000).step_by(10_000) {
+        assert!(matches!(f.stderr(t, b"."), Action::ReadStreams));
+    }
+    assert!(matches!(
+        tick_until(&mut f, 1_100, 60_900, ms(10)),
+        Action::ReadStreams
+    ));
+    assert!(matches!(f.at(61_000, Input::DeadlinePassed), Action::Kill));
+    assert_eq!(f.run.time_limit(), Some(TimeLimit::Wall));
+    f.at(61_020, exited(137, false));
+    assert_eq!(f.result().time_ms, Some(60_000));
+}
+
+#[test]
+fn an_interactive_run_ends_when_its_cpu_time_passes_the_limit() {
+    let mut f = Fixture::interactive(Language::C);
+    f.start_program(0);
+    assert!(matches!(
+        f.at(100, Input::DeadlinePassed),
+        Action::SampleCpu
+    ));
+    assert_eq!(f.run.deadline(), f.t0 + ms(200), "the next sample");
+    assert!(matches!(
+        f.at(100, Input::CpuUsed(ms(4_999))),
+        Action::ReadStreams
+    ));
+    assert!(matches!(f.at(200, Input::CpuUsed(ms(5_000))), Action::Kill));
+    assert_eq!(f.run.time_limit(), Some(TimeLimit::Cpu));
+    f.at(230, exited(137, false));
+    let r = f.result();
+    assert_eq!(
+        (r.status, r.time_ms),
+        (Status::TimeLimitExceeded, Some(200))
+    );
+}
+
+#[test]
+fn batch_runs_never_sample_cpu_and_name_their_limits() {
+    let limits = Limits::default();
+    let mut f = Fixture::new(Language::C, false);
+    f.start_program(10);
+    assert_eq!(f.run.deadline(), f.t0 + ms(10 + limits.run_ms));
+    assert!(matches!(
+        f.at(10 + limits.run_ms, Input::DeadlinePassed),
+        Action::Kill
+    ));
+    assert_eq!(f.run.time_limit(), Some(TimeLimit::Run));
+    let mut compiling = Fixture::new(Language::Rust, false);
+    compiling.stdout(0, [say::ready(), say::compile()].concat().as_bytes());
+    assert!(matches!(
+        compiling.at(limits.compile_ms, Input::DeadlinePassed),
+        Action::Kill
+    ));
+    assert_eq!(compiling.run.time_limit(), Some(TimeLimit::Compile));
+    assert_eq!(TimeLimit::Idle.as_str(), "idle");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bollard::container::LogOutput;
 use chrono::Utc;
 use codebox_sandbox::protocol::{self, Session};
-use codebox_sandbox::{Action, Failure, Input, Run};
+use codebox_sandbox::{Action, Clock, Failure, Input, Run};
 use codebox_submission::{Language, RunResult};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -152,33 +152,47 @@ impl Inner {
             }
         }));
 
-        let mut run = Run::new(program.language, self.config.limits, session, warm, now());
-        let mut action = loop {
-            let deadline = tokio::time::Instant::from_std(run.deadline());
-            let input = tokio::select! {
-                frame = output.next() => frame,
-                _ = tokio::time::sleep_until(deadline) => {
-                    match run.handle(Input::DeadlinePassed, now()) {
-                        Action::ReadStreams => continue,
-                        action => break action,
+        let mut run = Run::new(
+            program.language,
+            self.config.limits,
+            Clock::Batch,
+            session,
+            warm,
+            now(),
+        );
+        let mut action = Action::ReadStreams;
+        loop {
+            action = match action {
+                Action::ReadStreams => {
+                    let deadline = tokio::time::Instant::from_std(run.deadline());
+                    tokio::select! {
+                        frame = output.next() => match frame {
+                            Some(Ok(LogOutput::StdOut { message })) => {
+                                run.handle(Input::Stdout(&message), now())
+                            }
+                            Some(Ok(LogOutput::StdErr { message })) => {
+                                run.handle(Input::Stderr(&message), now())
+                            }
+                            Some(Ok(_)) => Action::ReadStreams,
+                            Some(Err(e)) => run.handle(Input::StreamFailed(e.to_string()), now()),
+                            None => run.handle(Input::StreamsClosed, now()),
+                        },
+                        _ = tokio::time::sleep_until(deadline) => {
+                            run.handle(Input::DeadlinePassed, now())
+                        }
                     }
                 }
+                Action::SampleCpu => match lifecycle::cpu_used(docker, &id).await {
+                    Ok(cpu) => run.handle(Input::CpuUsed(cpu), now()),
+                    // The wall and idle limits still hold; the next sample may work.
+                    Err(e) => {
+                        debug!(error = %e, "reading the container's CPU time failed");
+                        Action::ReadStreams
+                    }
+                },
+                _ => break,
             };
-            let action = match input {
-                Some(Ok(LogOutput::StdOut { message })) => {
-                    run.handle(Input::Stdout(&message), now())
-                }
-                Some(Ok(LogOutput::StdErr { message })) => {
-                    run.handle(Input::Stderr(&message), now())
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => run.handle(Input::StreamFailed(e.to_string()), now()),
-                None => run.handle(Input::StreamsClosed, now()),
-            };
-            if !matches!(action, Action::ReadStreams) {
-                break action;
-            }
-        };
+        }
         // Done with the streams. Closing the attach connection matters after a kill: the
         // engine does not finish a container's exit while its attach copy is blocked on a
         // reader that stopped reading.
@@ -215,7 +229,7 @@ impl Inner {
                     }
                 }
                 // The streams are gone, so a run that still wants them is killed.
-                Action::Kill | Action::ReadStreams => {
+                Action::Kill | Action::ReadStreams | Action::SampleCpu => {
                     lifecycle::kill(docker, &id).await;
                     tokio::time::timeout(STOP_TIMEOUT, lifecycle::wait_exit(docker, &id))
                         .await

@@ -14,7 +14,7 @@ use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions,
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions, WaitContainerOptionsBuilder,
+    StartContainerOptions, StatsOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use codebox_sandbox::spec::{self, Placement, LABEL_SANDBOX};
@@ -188,6 +188,26 @@ pub(crate) async fn exit_state(
         return Ok((None, state.oom_killed.unwrap_or(false)));
     }
     Ok((state.exit_code, state.oom_killed.unwrap_or(false)))
+}
+
+/// The CPU time the container has used so far (every process in it), from the engine's
+/// one-shot stats.
+pub(crate) async fn cpu_used(docker: &Docker, id: &str) -> Result<Duration, DockerError> {
+    let options = StatsOptionsBuilder::new()
+        .stream(false)
+        .one_shot(true)
+        .build();
+    let mut stats = docker.stats(id, Some(options));
+    let nanos = match stats.next().await {
+        Some(Ok(stats)) => stats
+            .cpu_stats
+            .and_then(|cpu| cpu.cpu_usage)
+            .and_then(|usage| usage.total_usage)
+            .unwrap_or_default(),
+        Some(Err(e)) => return Err(e),
+        None => 0,
+    };
+    Ok(Duration::from_nanos(nanos))
 }
 
 /// Whether a container to remove may not exist yet.

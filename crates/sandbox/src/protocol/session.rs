@@ -238,10 +238,7 @@ impl Session {
     }
 
     /// Collects a marker line; the line and what follows it once the newline is in.
-    fn read_line<'a>(
-        &mut self,
-        data: &'a [u8],
-    ) -> Result<Option<LineAndRest<'a>>, ProtocolError> {
+    fn read_line<'a>(&mut self, data: &'a [u8]) -> Result<Option<LineAndRest<'a>>, ProtocolError> {
         let newline = data.iter().position(|&b| b == b'\n');
         let end = newline.unwrap_or(data.len());
         if self.line.len() + end > MAX_LINE {
