@@ -13,6 +13,8 @@
 //!
 //! Modules:
 //! - [`token`]: the signed token (HMAC-SHA-256), its claims and every way a check can fail.
+//! - [`run_credential`]: what lets the fleet worker running a room's submission stream into
+//!   that room (Contract 4), signed with a key derived from the same secret.
 //! - [`client`]: who a client is for rate limits (an IPv4 address or an IPv6 /64).
 //! - [`rate`]: fixed-window rate limits, the policy each shared counter enforces.
 //! - [`room`]: room names, room ids (128 random bits) and the links the IDE opens.
@@ -22,9 +24,11 @@ pub mod client;
 pub mod headers;
 pub mod rate;
 pub mod room;
+pub mod run_credential;
 pub mod token;
 
 pub use client::client_key;
 pub use rate::{RateLimit, Window};
 pub use room::{is_valid_room_name, new_room_id, room_link};
+pub use run_credential::{RunClaims, RunKey};
 pub use token::{Claims, Denied, Role, TokenKey};
