@@ -153,6 +153,11 @@ impl Run {
         self.timer.deadline()
     }
 
+    /// The program's output kept so far (stdout, stderr): what a live run relays as it grows.
+    pub fn output(&self) -> (&[u8], &[u8]) {
+        (self.session.stdout().bytes(), self.session.stderr().bytes())
+    }
+
     /// The time limit that ended the run, if one did.
     pub fn time_limit(&self) -> Option<TimeLimit> {
         match self.observed.kill {

@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use bollard::container::LogOutput;
 use chrono::Utc;
+use codebox_live::frame::{FromRun, Stream, ToRun};
 use codebox_sandbox::protocol::{self, Session};
-use codebox_sandbox::{Action, Clock, Failure, Input, Run};
+use codebox_sandbox::{Action, Clock, Failure, Input, InteractiveLimits, Run};
 use codebox_submission::{Language, RunResult};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::lifecycle::Input as ContainerInput;
 use super::lifecycle::{self, Existence, RemoveOnDrop, Started};
 use super::{Inner, SandboxError};
 
@@ -46,12 +48,59 @@ enum Attempt {
     Retry(Failure),
 }
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(JoinHandle<()>);
+/// A run's live channel (Contract 4): input lines in while it runs, output out as it comes.
+#[derive(Debug)]
+pub struct Live {
+    /// Lines for the program's stdin, then the end of input. The program's stdin closes when
+    /// this says so or is dropped (nobody can type any more).
+    pub input: mpsc::Receiver<ToRun>,
+    /// The program's output as it grows (up to the output cap).
+    pub output: mpsc::UnboundedSender<FromRun>,
+    /// Its time limits.
+    pub limits: InteractiveLimits,
+}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// Writes the program (and the stdin given up front) to the container, then a live run's
+/// lines as they come, telling `sent` after each; then closes the container's stdin.
+async fn write_stdin(
+    mut stdin: ContainerInput,
+    payload: Vec<u8>,
+    lines: Option<&mut mpsc::Receiver<ToRun>>,
+    sent: mpsc::UnboundedSender<()>,
+) {
+    let written = async {
+        stdin.write_all(&payload).await?;
+        stdin.flush().await?;
+        if let Some(lines) = lines {
+            while let Some(ToRun::Line(line)) = lines.recv().await {
+                stdin.write_all(&line).await?;
+                stdin.flush().await?;
+                let _ = sent.send(());
+            }
+            let _ = sent.send(());
+        }
+        stdin.shutdown().await
+    }
+    .await;
+    if let Err(e) = written {
+        debug!(error = %e, "stdin write ended early");
+    }
+}
+
+/// Sends what the program wrote since the last call (`relayed`: bytes sent per stream).
+fn relay(run: &Run, relayed: &mut [usize; 2], to: &mpsc::UnboundedSender<FromRun>) {
+    let (stdout, stderr) = run.output();
+    for (sent, (stream, bytes)) in relayed
+        .iter_mut()
+        .zip([(Stream::Stdout, stdout), (Stream::Stderr, stderr)])
+    {
+        if bytes.len() > *sent {
+            for frame in FromRun::output(stream, &bytes[*sent..]) {
+                // A closed channel is the live path failing: the run goes on.
+                let _ = to.send(frame);
+            }
+            *sent = bytes.len();
+        }
     }
 }
 
@@ -67,6 +116,7 @@ impl Inner {
         language: Language,
         source: &[u8],
         stdin: &[u8],
+        mut live: Option<Live>,
     ) -> Result<RunResult, SandboxError> {
         if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(SandboxError::ShutDown);
@@ -96,7 +146,7 @@ impl Inner {
                 session: warm.session,
                 warm: true,
             };
-            match self.drive(claimed, program).await? {
+            match self.drive(claimed, program, live.as_mut()).await? {
                 Attempt::Done(result) => return Ok(result),
                 Attempt::Retry(why) => {
                     warn!(%language, reason = %why, "warm container failed; using a fresh one")
@@ -111,7 +161,7 @@ impl Inner {
             guard,
             warm: false,
         };
-        match self.drive(claimed, program).await? {
+        match self.drive(claimed, program, live.as_mut()).await? {
             Attempt::Done(result) => Ok(result),
             Attempt::Retry(why) => Err(why.into()),
         }
@@ -122,13 +172,14 @@ impl Inner {
         self: &Arc<Self>,
         claimed: Claimed,
         program: Program<'_>,
+        live: Option<&mut Live>,
     ) -> Result<Attempt, SandboxError> {
         let Claimed {
             started:
                 Started {
                     id,
                     mut output,
-                    mut input,
+                    input,
                 },
             session,
             mut guard,
@@ -138,24 +189,25 @@ impl Inner {
         let docker = &self.docker;
 
         let payload = protocol::stdin_payload(session.token(), program.source, program.stdin);
+        let (clock, lines, relay_to) = match live {
+            Some(live) => (
+                Clock::Interactive(live.limits),
+                Some(&mut live.input),
+                Some(live.output.clone()),
+            ),
+            None => (Clock::Batch, None, None),
+        };
         // Writing may block if the program never reads its stdin; it must not hold up the
-        // clocks, and it ends with the run.
-        let writer = AbortOnDrop(tokio::spawn(async move {
-            let written = async {
-                input.write_all(&payload).await?;
-                input.flush().await?;
-                input.shutdown().await
-            }
-            .await;
-            if let Err(e) = written {
-                debug!(error = %e, "stdin write ended early");
-            }
-        }));
+        // clocks, and it ends with the run: it is polled beside the streams, never awaited.
+        let (sent_tx, mut sent) = mpsc::unbounded_channel();
+        let mut writer = Box::pin(write_stdin(input, payload, lines, sent_tx));
+        let mut writing = true;
+        let mut relayed = [0; 2];
 
         let mut run = Run::new(
             program.language,
             self.config.limits,
-            Clock::Batch,
+            clock,
             session,
             warm,
             now(),
@@ -180,6 +232,11 @@ impl Inner {
                         _ = tokio::time::sleep_until(deadline) => {
                             run.handle(Input::DeadlinePassed, now())
                         }
+                        () = &mut writer, if writing => {
+                            writing = false;
+                            Action::ReadStreams
+                        }
+                        Some(()) = sent.recv() => run.handle(Input::InputSent, now()),
                     }
                 }
                 Action::SampleCpu => match lifecycle::cpu_used(docker, &id).await {
@@ -192,12 +249,19 @@ impl Inner {
                 },
                 _ => break,
             };
+            if let Some(to) = &relay_to {
+                relay(&run, &mut relayed, to);
+            }
+        }
+        if let Some(to) = &relay_to {
+            relay(&run, &mut relayed, to);
         }
         // Done with the streams. Closing the attach connection matters after a kill: the
         // engine does not finish a container's exit while its attach copy is blocked on a
         // reader that stopped reading.
         drop(output);
         drop(writer);
+        drop(sent);
 
         loop {
             action = match action {

@@ -43,6 +43,7 @@ use pool::Pool;
 
 pub use codebox_sandbox::PROTOCOL;
 pub use config::{RuntimeChoice, SandboxConfig, UnknownRuntime};
+pub use drive::Live;
 
 /// Why the sandbox cannot do its work.
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +285,29 @@ impl Sandbox {
     /// `internal_error`. The run goes on (and its container is removed) even if the caller
     /// stops waiting.
     pub async fn run(&self, language: Language, source: &str, stdin: &str) -> RunResult {
+        self.run_with(language, source, stdin, None).await
+    }
+
+    /// Runs a program interactively (Contract 4): `stdin` first, then the lines `live` brings
+    /// until it ends the input; the program's output goes out through `live` as it comes.
+    /// Held to `live.limits` instead of the batch run limit. Never fails, as [`Sandbox::run`].
+    pub async fn run_live(
+        &self,
+        language: Language,
+        source: &str,
+        stdin: &str,
+        live: Live,
+    ) -> RunResult {
+        self.run_with(language, source, stdin, Some(live)).await
+    }
+
+    async fn run_with(
+        &self,
+        language: Language,
+        source: &str,
+        stdin: &str,
+        live: Option<Live>,
+    ) -> RunResult {
         let inner = self.inner.clone();
         let (source, stdin) = (source.as_bytes().to_vec(), stdin.as_bytes().to_vec());
         let span = info_span!(
@@ -297,7 +321,7 @@ impl Sandbox {
         let task = tokio::spawn(
             async move {
                 let _in_flight = InFlight::enter(&inner);
-                let result = match inner.run(language, &source, &stdin).await {
+                let result = match inner.run(language, &source, &stdin, live).await {
                     Ok(result) => result,
                     Err(e) => {
                         error!(error = %e, "sandbox failure");
