@@ -19,12 +19,9 @@
 //! room token never passes as a credential, even though one secret backs both. A credential
 //! always expires (with its run); like tokens, it is never logged.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use hmac::{KeyInit, Mac};
-use sha2::Sha256;
 
-use crate::token::{Denied, WeakSecret, MIN_SECRET_BYTES};
+use crate::token::{seal, unseal, Denied, HmacSha256, WeakSecret, MIN_SECRET_BYTES};
 
 /// The first byte of every run credential.
 pub const KIND: u8 = b'R';
@@ -32,12 +29,8 @@ pub const KIND: u8 = b'R';
 pub const KEY_PURPOSE: &[u8] = b"codebox run credential v1";
 /// The longest submission or room id a credential may name.
 const MAX_ID_BYTES: usize = 64;
-/// Bytes of the tag.
-const TAG_BYTES: usize = 32;
 /// Bytes before the ids: kind, expiry, the submission id's length.
 const HEADER_BYTES: usize = 1 + 8 + 1;
-
-type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// What a run credential says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,18 +74,14 @@ impl RunKey {
     pub fn sign(&self, claims: &RunClaims) -> String {
         debug_assert!((1..=MAX_ID_BYTES).contains(&claims.submission.len()));
         debug_assert!((1..=MAX_ID_BYTES).contains(&claims.room.len()));
-        let mut bytes = Vec::with_capacity(
-            HEADER_BYTES + claims.submission.len() + claims.room.len() + TAG_BYTES,
-        );
+        let mut bytes =
+            Vec::with_capacity(HEADER_BYTES + claims.submission.len() + claims.room.len());
         bytes.push(KIND);
         bytes.extend_from_slice(&claims.expires_at.to_be_bytes());
         bytes.push(claims.submission.len() as u8);
         bytes.extend_from_slice(claims.submission.as_bytes());
         bytes.extend_from_slice(claims.room.as_bytes());
-        let mut mac = self.mac.clone();
-        mac.update(&bytes);
-        bytes.extend_from_slice(&mac.finalize().into_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
+        seal(&self.mac, bytes)
     }
 
     /// The claims of `credential` if this key signed it for `room` and it has not expired at
@@ -113,19 +102,11 @@ impl RunKey {
         if credential.is_empty() {
             return Err(Denied::Missing);
         }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(credential)
-            .map_err(|_| Denied::Malformed)?;
-        if bytes.len() < HEADER_BYTES + 2 + TAG_BYTES
-            || bytes.len() > HEADER_BYTES + 2 * MAX_ID_BYTES + TAG_BYTES
-        {
-            return Err(Denied::Malformed);
-        }
-        let (payload, tag) = bytes.split_at(bytes.len() - TAG_BYTES);
-        let mut mac = self.mac.clone();
-        mac.update(payload);
-        // `verify_slice` compares in constant time.
-        mac.verify_slice(tag).map_err(|_| Denied::Malformed)?;
+        let payload = unseal(
+            &self.mac,
+            credential,
+            HEADER_BYTES + 2..=HEADER_BYTES + 2 * MAX_ID_BYTES,
+        )?;
         if payload[0] != KIND {
             return Err(Denied::Malformed);
         }
@@ -154,6 +135,8 @@ impl RunKey {
 mod tests {
     use super::*;
     use crate::token::{Claims, Role, TokenKey};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
     use proptest::prelude::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";

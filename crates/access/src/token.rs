@@ -37,7 +37,40 @@ const TAG_BYTES: usize = 32;
 /// Bytes before the room id.
 const HEADER_BYTES: usize = 1 + 1 + 4 + 8;
 
-type HmacSha256 = hmac::Hmac<Sha256>;
+pub(crate) type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// `payload || HMAC(payload)`, unpadded URL-safe base64: how tokens and run credentials
+/// are written.
+pub(crate) fn seal(mac: &HmacSha256, mut payload: Vec<u8>) -> String {
+    let mut mac = mac.clone();
+    mac.update(&payload);
+    payload.extend_from_slice(&mac.finalize().into_bytes());
+    URL_SAFE_NO_PAD.encode(payload)
+}
+
+/// The payload of a [`seal`]ed string if `mac` signed it and the payload's length is in
+/// `payload_len`; the tag is compared in constant time.
+pub(crate) fn unseal(
+    mac: &HmacSha256,
+    sealed: &str,
+    payload_len: std::ops::RangeInclusive<usize>,
+) -> Result<Vec<u8>, Denied> {
+    let mut bytes = URL_SAFE_NO_PAD
+        .decode(sealed)
+        .map_err(|_| Denied::Malformed)?;
+    let len = bytes
+        .len()
+        .checked_sub(TAG_BYTES)
+        .ok_or(Denied::Malformed)?;
+    if !payload_len.contains(&len) {
+        return Err(Denied::Malformed);
+    }
+    let tag = bytes.split_off(len);
+    let mut mac = mac.clone();
+    mac.update(&bytes);
+    mac.verify_slice(&tag).map_err(|_| Denied::Malformed)?;
+    Ok(bytes)
+}
 
 /// What a token lets its holder do in its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -168,10 +201,7 @@ impl TokenKey {
         bytes.extend_from_slice(&claims.generation.to_be_bytes());
         bytes.extend_from_slice(&claims.expires_at.unwrap_or(0).to_be_bytes());
         bytes.extend_from_slice(claims.room.as_bytes());
-        let mut mac = self.mac.clone();
-        mac.update(&bytes);
-        bytes.extend_from_slice(&mac.finalize().into_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
+        seal(&self.mac, bytes)
     }
 
     /// The claims of `token` if this key signed it: checks the encoding and the signature
@@ -183,19 +213,12 @@ impl TokenKey {
         if token.len() > MAX_TOKEN_CHARS {
             return Err(Denied::Malformed);
         }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| Denied::Malformed)?;
-        if bytes.len() < HEADER_BYTES + 1 + TAG_BYTES
-            || bytes.len() > HEADER_BYTES + MAX_ROOM_BYTES + TAG_BYTES
-        {
-            return Err(Denied::Malformed);
-        }
-        let (payload, tag) = bytes.split_at(bytes.len() - TAG_BYTES);
-        let mut mac = self.mac.clone();
-        mac.update(payload);
-        // `verify_slice` compares in constant time.
-        mac.verify_slice(tag).map_err(|_| Denied::Malformed)?;
+        let payload = unseal(
+            &self.mac,
+            token,
+            HEADER_BYTES + 1..=HEADER_BYTES + MAX_ROOM_BYTES,
+        )?;
+        let payload = payload.as_slice();
         if payload[0] != VERSION {
             return Err(Denied::Malformed);
         }
