@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+pub use codebox_submission::TimeLimit;
 use codebox_submission::Limits;
 
 /// How often an interactive run's CPU time is read.
@@ -41,34 +42,6 @@ impl Default for InteractiveLimits {
             cpu: Duration::from_secs(5),
             wall: Duration::from_secs(60),
             idle: Duration::from_secs(20),
-        }
-    }
-}
-
-/// The time limit that ended a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeLimit {
-    /// The compile step's.
-    Compile,
-    /// A batch run's wall time.
-    Run,
-    /// An interactive run's wall time.
-    Wall,
-    /// An interactive run's idle time.
-    Idle,
-    /// An interactive run's CPU time.
-    Cpu,
-}
-
-impl TimeLimit {
-    /// Its name, as a result names it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimeLimit::Compile => "compile",
-            TimeLimit::Run => "run",
-            TimeLimit::Wall => "wall",
-            TimeLimit::Idle => "idle",
-            TimeLimit::Cpu => "cpu",
         }
     }
 }

@@ -34,7 +34,15 @@ pub(crate) struct Observed {
 
 impl Observed {
     fn timed_out(&self) -> bool {
-        matches!(self.kill, Some(Kill::Time(_)))
+        self.time_limit().is_some()
+    }
+
+    /// The time limit the fleet killed for, if it did.
+    fn time_limit(&self) -> Option<TimeLimit> {
+        match self.kill {
+            Some(Kill::Time(limit)) => Some(limit),
+            _ => None,
+        }
     }
 
     /// How the step ended, for the status mapping; `status` is its exit status if known.
@@ -86,6 +94,7 @@ pub(crate) fn run_result(
             stderr_truncated: session.stderr().exceeded() || stderr_cut,
             compile_output,
             time_ms: observed.run_time.map(|t| t.as_millis() as u64),
+            time_limit: observed.time_limit(),
             finished_at: now,
         };
     }
@@ -153,6 +162,7 @@ pub(crate) fn run_result(
         stderr_truncated: false,
         compile_output: Some(text),
         time_ms: None,
+        time_limit: observed.time_limit(),
         finished_at: now,
     }
 }

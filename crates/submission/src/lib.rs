@@ -52,5 +52,5 @@ pub use limits::Limits;
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use record::{RunResult, Submission, RECORD_TTL};
 pub use request::{parse_request, parse_room, NewSubmission, RequestError};
-pub use status::{Ending, Phase, Status};
+pub use status::{Ending, Phase, Status, TimeLimit};
 pub use store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition, Unreadable};

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Language, Status};
+use crate::{Language, Status, TimeLimit};
 
 /// How long a record lives (DynamoDB TTL on `expires_at`; readers ignore expired records).
 pub const RECORD_TTL: Duration = Duration::hours(24);
@@ -76,6 +76,10 @@ record_types! {
     compile_output: Option<String>,
     /// Wall time of the program's run, in milliseconds.
     time_ms: Option<u64>,
+    /// The time limit that ended it, when one did (`compile`, `run`; an interactive run's
+    /// `wall`, `idle` or `cpu`).
+    #[serde(default)]
+    time_limit: Option<TimeLimit>,
 }
 
 impl Submission {
@@ -93,6 +97,7 @@ impl Submission {
             stderr_truncated: false,
             compile_output: None,
             time_ms: None,
+            time_limit: None,
             created_at: now,
             started_at: None,
             finished_at: None,
@@ -119,6 +124,7 @@ impl RunResult {
             stderr_truncated: false,
             compile_output: None,
             time_ms: None,
+            time_limit: None,
             finished_at: now,
         }
     }
@@ -153,6 +159,7 @@ mod tests {
             "stderr_truncated",
             "compile_output",
             "time_ms",
+            "time_limit",
             "created_at",
             "started_at",
             "finished_at",
@@ -179,6 +186,7 @@ mod tests {
             stderr_truncated: true,
             compile_output: Some("cc".into()),
             time_ms: Some(7),
+            time_limit: Some(TimeLimit::Idle),
             finished_at: now,
         };
         record.finish(&result);

@@ -26,6 +26,35 @@ pub enum Status {
     InternalError,
 }
 
+/// The time limit that ended a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeLimit {
+    /// The compile step's.
+    Compile,
+    /// A batch run's wall time.
+    Run,
+    /// An interactive run's wall time.
+    Wall,
+    /// An interactive run's idle time.
+    Idle,
+    /// An interactive run's CPU time.
+    Cpu,
+}
+
+impl TimeLimit {
+    /// Its name, as a result names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeLimit::Compile => "compile",
+            TimeLimit::Run => "run",
+            TimeLimit::Wall => "wall",
+            TimeLimit::Idle => "idle",
+            TimeLimit::Cpu => "cpu",
+        }
+    }
+}
+
 impl Status {
     /// Every status, in lifecycle order.
     pub const ALL: [Status; 9] = [

@@ -254,6 +254,7 @@ async fn resources_and_items_have_the_documented_shape() {
         stderr_truncated: false,
         compile_output: Some("cc1plus".into()),
         time_ms: Some(42),
+        time_limit: None,
         finished_at: Utc::now(),
     };
     assert_eq!(

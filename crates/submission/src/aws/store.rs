@@ -308,6 +308,7 @@ mod tests {
             stderr_truncated: false,
             compile_output: Some(String::new()),
             time_ms: Some(u64::MAX),
+            time_limit: Some(crate::TimeLimit::Cpu),
             finished_at: now,
         });
         let item = record_item(&record).unwrap();
@@ -320,7 +321,8 @@ mod tests {
     }
 
     /// The layout items had before the mapping was derived from the type, attribute for
-    /// attribute: such items still read, and records are still written so.
+    /// attribute: such items still read, and records are still written so (with the one
+    /// attribute added since).
     #[test]
     fn the_item_layout_is_unchanged() {
         let item: Item = HashMap::from(
@@ -360,7 +362,14 @@ mod tests {
             record.finished_at.unwrap().timestamp_subsec_nanos(),
             123_456_789
         );
-        assert_eq!(record_item(&record).unwrap(), item);
+        assert_eq!(record.time_limit, None);
+        // Written back, it gains only the attribute added since (issue 13).
+        let mut written = record_item(&record).unwrap();
+        assert_eq!(
+            written.remove("time_limit"),
+            Some(AttributeValue::Null(true))
+        );
+        assert_eq!(written, item);
     }
 
     #[test]

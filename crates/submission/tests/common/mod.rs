@@ -169,6 +169,7 @@ fn result(status: Status, stdout: &str) -> RunResult {
         stderr_truncated: true,
         compile_output: Some("warning: x".into()),
         time_ms: Some(12),
+        time_limit: None,
         finished_at: Utc::now(),
     }
 }
@@ -271,6 +272,7 @@ pub(crate) async fn records_round_trip_exactly(store: &dyn SubmissionStore) {
         stderr_truncated: false,
         compile_output: None,
         time_ms: Some(5_000),
+        time_limit: Some(codebox_submission::TimeLimit::Run),
         finished_at: Utc::now(),
     };
     assert_eq!(
