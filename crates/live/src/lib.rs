@@ -12,6 +12,9 @@
 //! Modules:
 //! - [`frame`]: the binary frames both ways, and every way a frame is refused.
 //! - [`coalesce`]: output buffered per stream, flushed at most once per interval, capped.
+//! - [`console`]: a run's console in the room's document (the layout, explained once), and the
+//!   UTF-8 decoding of output that arrives in chunks.
 
 pub mod coalesce;
+pub mod console;
 pub mod frame;

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, Doc, IdSet, ReadTxn, StateVector, Transact, Update};
+use yrs::{ClientID, Doc, IdSet, ReadTxn, StateVector, Transact, TransactionMut, Update};
 
 use crate::awareness::{self, AwarenessEntry, Presence, Renewals};
 use crate::protocol::Message;
@@ -28,6 +28,9 @@ const MEASURE_FRACTION: usize = 64;
 /// What splitting one block in two can add to the encoded document: a second header, with
 /// two ids and a length.
 const SPLIT_BYTES: usize = 40;
+
+/// The client id of a room that never edits.
+const READ_ONLY_WRITER: u32 = 1;
 
 /// Size limits of a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,11 +115,20 @@ pub struct Room {
 }
 
 impl Room {
-    /// An empty room.
+    /// An empty room that never edits its document itself (its client id, 1, is never
+    /// written anywhere).
     pub fn new(limits: Limits) -> Self {
+        Room::with_writer(limits, READ_ONLY_WRITER)
+    }
+
+    /// An empty room whose own edits ([`Room::edit`]) are made as client `writer`. A Yjs
+    /// client id must never be reused with other content, and what a room wrote may be lost
+    /// with it (a crash before the commit window closed) while clients keep it: so `writer`
+    /// must be fresh for every instance (random; 32 bits, as Yjs' own, so every client can
+    /// read it as a number).
+    pub fn with_writer(limits: Limits, writer: u32) -> Self {
         Room {
-            // The server never edits, so its own client id is never written anywhere.
-            doc: Doc::with_client_id(1),
+            doc: Doc::with_client_id(u64::from(writer)),
             presence: Presence::default(),
             roles: HashMap::new(),
             limits,
@@ -287,9 +299,43 @@ impl Room {
         self.stored
     }
 
-    /// The underlying document (read it; edits must arrive as frames).
+    /// The underlying document (read it; edit it through [`Room::edit`]).
     pub fn doc(&self) -> &Doc {
         &self.doc
+    }
+
+    /// The room's own edit of its document (a live run's output, say: `codebox-live`), made
+    /// at `now_ms` by `edit` in one transaction, as the room's writer (see
+    /// [`Room::with_writer`]). The change is relayed to every socket (`broadcast`) and
+    /// written as a client's would be. `growth` bounds what the edit adds to the encoded
+    /// document; an edit that could take it past its size limit is not made (`None`).
+    pub fn edit<T>(
+        &mut self,
+        now_ms: u64,
+        growth: usize,
+        edit: impl FnOnce(&mut TransactionMut) -> T,
+    ) -> Option<(T, Effects)> {
+        debug_assert_ne!(self.doc.client_id(), ClientID::new(u64::from(READ_ONLY_WRITER)));
+        self.make_room_for(growth).ok()?;
+        let mut effects = Effects::default();
+        let mut txn = self.doc.transact_mut();
+        let answer = edit(&mut txn);
+        txn.commit();
+        let delta = txn.has_changes().then(|| txn.encode_update_v1());
+        let mut advanced = Vec::new();
+        for (client, ranges) in txn.insert_set().iter() {
+            if let Some(range) = ranges.iter().next_back() {
+                self.known.set_max(*client, range.end);
+                advanced.push(*client);
+            }
+        }
+        drop(txn);
+        self.note_change(delta, advanced, growth, now_ms, &mut effects, &mut VecDeque::new());
+        if self.pending.is_due(&self.limits.commit, now_ms) {
+            self.commit_into(&mut effects.store);
+        }
+        effects.wake_at = self.wake_at();
+        Some((answer, effects))
     }
 
     fn role_of(&self, conn: ConnId) -> Role {
@@ -496,19 +542,33 @@ impl Room {
             }
         }
         drop(txn);
+        let growth = if grew { growth } else { 0 };
+        self.note_change(delta, advanced, growth, now_ms, effects, ready);
+        applied.map_err(|e| CloseReason::InvalidUpdate(e.to_string()))
+    }
+
+    /// After a transaction: `delta` (what it changed, if anything) is relayed and waits to be
+    /// written, the clients whose clocks `advanced` may release held updates into `ready`,
+    /// and the size estimate grows by `growth`.
+    fn note_change(
+        &mut self,
+        delta: Option<Vec<u8>>,
+        advanced: Vec<ClientID>,
+        growth: usize,
+        now_ms: u64,
+        effects: &mut Effects,
+        ready: &mut VecDeque<Vec<u8>>,
+    ) {
         self.contents = None;
         for client in advanced {
             self.held.advance(client, &self.known, ready);
         }
-        if grew {
-            self.size.estimate = self.size.estimate.saturating_add(growth);
-            self.size.accepted = self.size.accepted.saturating_add(growth);
-        }
+        self.size.estimate = self.size.estimate.saturating_add(growth);
+        self.size.accepted = self.size.accepted.saturating_add(growth);
         if let Some(delta) = delta {
             effects.broadcast.push(Message::Update(&delta).encode());
             self.pending.push(delta, now_ms);
         }
-        applied.map_err(|e| CloseReason::InvalidUpdate(e.to_string()))
     }
 
     /// Writes what is due at `now_ms` into `store`; returns the frame of renewals due.

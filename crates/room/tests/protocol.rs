@@ -11,7 +11,7 @@ use codebox_room::{
 };
 use common::*;
 use yrs::updates::decoder::Decode;
-use yrs::StateVector;
+use yrs::{StateVector, Text, WriteTxn};
 
 fn sv_of(frame: &[u8]) -> StateVector {
     match Message::decode(frame).unwrap() {
@@ -1180,4 +1180,42 @@ fn many_updates_in_one_window_are_written_as_one_that_loads_whole() {
     stored.apply(&room.commit());
     assert_eq!(room_text(&stored.load(limits)).len(), 10_000);
     assert_same_document(&stored.load(limits), &room);
+}
+
+#[test]
+fn the_rooms_own_edit_is_relayed_to_everyone_stored_and_merges_with_clients() {
+    let mut room = Room::with_writer(immediate(), 0xC0DE);
+    room.join(1, Role::Edit);
+    let mut ada = Client::new(100);
+    room.receive(1, &ada.insert(0, "ab"), NOW);
+    let (answer, effects) = room
+        .edit(NOW, 64, |txn| {
+            let text = txn.get_or_insert_text(TEXT);
+            text.insert(txn, 1, "-");
+            "done"
+        })
+        .expect("within the size limit");
+    assert_eq!(answer, "done");
+    check_effects(&effects);
+    assert!(effects.reply.is_empty());
+    assert_eq!(kinds(&effects.broadcast), [Kind::Update], "to every socket");
+    let [StoreOp::Append(stored)] = effects.store.as_slice() else {
+        panic!("expected one Append, got {:?}", effects.store)
+    };
+    ada.receive(&effects.broadcast[0]);
+    assert_eq!(ada.text(), "a-b");
+    assert_eq!(room_text(&room), "a-b");
+    // A client's next edit builds on the room's, and the stored log replays it.
+    room.receive(1, &ada.insert(3, "c"), NOW);
+    assert_eq!(room_text(&room), "a-bc");
+    let mut replay = Client::new(102);
+    replay.receive(&Message::Update(stored).encode());
+    assert!(replay.text().contains('-'));
+    // An edit that could pass the size limit is not made.
+    let limits = Limits {
+        max_document_bytes: 10,
+        ..immediate()
+    };
+    let mut small = Room::with_writer(limits, 0xC0DE);
+    assert!(small.edit(NOW, 64, |_| ()).is_none());
 }
