@@ -198,6 +198,7 @@ async fn a_redelivered_job_never_replaces_a_terminal_result() {
         source: "print('second')".into(),
         stdin: String::new(),
         room: None,
+        run_credential: None,
     };
     stack.fleet_db.send(&duplicate).await.unwrap();
     // The worker polls every 200 ms; give it ample time, then the message must be gone.

@@ -45,6 +45,8 @@ impl ApiError {
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // Only an id the edge chose can be taken (a retried live run).
+            ApiError::Store(StoreError::AlreadyExists(_)) => StatusCode::CONFLICT,
             ApiError::Store(StoreError::Corrupt { .. })
             | ApiError::Queue(QueueError::Message(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Store(_) | ApiError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -57,6 +59,7 @@ impl ApiError {
             ApiError::Request(e) => e.code(),
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Store(StoreError::AlreadyExists(_)) => "already_exists",
             ApiError::Store(StoreError::Corrupt { .. })
             | ApiError::Queue(QueueError::Message(_)) => "internal_error",
             ApiError::Store(_) => "store_unavailable",
@@ -98,6 +101,7 @@ mod tests {
             source: "#".repeat(codebox_submission::MAX_MESSAGE_BYTES),
             stdin: String::new(),
             room: None,
+            run_credential: None,
         };
         let error = ApiError::from(QueueError::from(job.to_message().unwrap_err()));
         assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -30,11 +30,11 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Json, Router};
 use chrono::Utc;
-use codebox_access::headers::ROOM_HEADER;
+use codebox_access::headers::{RUN_CREDENTIAL_HEADER, ROOM_HEADER, SUBMISSION_HEADER};
 use codebox_access::RateLimit;
 use codebox_submission::request::max_body_bytes;
 use codebox_submission::{
-    parse_request, parse_room, Job, JobQueue, Language, Limits, RateCounter, RateHit, RequestError,
+    is_submission_id, parse_live_run, parse_request, parse_room, Job, JobQueue, Language, Limits, RateCounter, RateHit, RequestError,
     RunResult, Submission, SubmissionStore,
 };
 use serde_json::json;
@@ -97,8 +97,14 @@ async fn create_submission(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    // The gate admitted the edge only, so the room it names is its word.
+    // The gate admitted the edge only, so the room it names is its word, and so are the id
+    // and credential of a run the room follows live.
     let room = parse_room(headers.get(ROOM_HEADER).map(|v| v.as_bytes()))?;
+    let live = parse_live_run(
+        room.as_deref(),
+        headers.get(SUBMISSION_HEADER).map(|v| v.as_bytes()),
+        headers.get(RUN_CREDENTIAL_HEADER).map(|v| v.as_bytes()),
+    )?;
     let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
     let hit = RateHit::new(RUNS_SCOPE, &caller.client, state.run_limit, now);
     if !state.rates.count(&hit).await? {
@@ -116,7 +122,11 @@ async fn create_submission(
             limit,
         })?;
     let new = parse_request(&body, &state.limits)?;
-    let record = Submission::queued(uuid::Uuid::new_v4().to_string(), new.language, Utc::now());
+    let (id, run_credential) = match live {
+        Some(live) => (live.id, Some(live.credential)),
+        None => (uuid::Uuid::new_v4().to_string(), None),
+    };
+    let record = Submission::queued(id, new.language, Utc::now());
     state.store.create(&record).await?;
     let job = Job {
         id: record.id.clone(),
@@ -124,6 +134,7 @@ async fn create_submission(
         source: new.source,
         stdin: new.stdin,
         room,
+        run_credential,
     };
     if let Err(error) = state.queue.send(&job).await {
         // The record must not wait forever for a job that was never queued.
@@ -160,10 +171,6 @@ async fn get_submission(
     }
 }
 
-/// Whether `id` has the form of the ids this API gives out (hyphenated UUIDs).
-fn is_submission_id(id: &str) -> bool {
-    uuid::Uuid::try_parse(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id)
-}
 
 /// The languages with their versions, and the limits every run is held to (the IDE names
 /// them when a run hits one).

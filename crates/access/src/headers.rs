@@ -3,12 +3,18 @@
 //! The exec API serves only the edge. The edge proves itself with a shared secret
 //! (`CODEBOX_EDGE_SECRET` on both sides) sent in [`EDGE_SECRET_HEADER`]; only a request that
 //! carries it (or, locally with no secret set, a loopback caller) may name the room a run was
-//! started from in [`ROOM_HEADER`].
+//! started from in [`ROOM_HEADER`], and, for a run the room follows live (Contract 4), the
+//! submission id the edge chose in [`SUBMISSION_HEADER`] and the credential it signed for that
+//! run in [`RUN_CREDENTIAL_HEADER`].
 
 /// The header carrying the edge's shared secret.
 pub const EDGE_SECRET_HEADER: &str = "x-codebox-edge-secret";
 /// The header naming the room a run was started from.
 pub const ROOM_HEADER: &str = "x-codebox-room";
+/// The header carrying the submission id the edge chose for a live run.
+pub const SUBMISSION_HEADER: &str = "x-codebox-submission";
+/// The header carrying a live run's credential (see [`crate::run_credential`]).
+pub const RUN_CREDENTIAL_HEADER: &str = "x-codebox-run-credential";
 /// The environment variable (and Worker secret) holding the shared secret, on both sides.
 pub const EDGE_SECRET_VAR: &str = "CODEBOX_EDGE_SECRET";
 /// The fewest bytes the shared secret may have.

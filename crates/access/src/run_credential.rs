@@ -32,6 +32,26 @@ const MAX_ID_BYTES: usize = 64;
 /// Bytes before the ids: kind, expiry, the submission id's length.
 const HEADER_BYTES: usize = 1 + 8 + 1;
 
+/// The longest credential [`RunKey::sign`] makes (base64 of the longest payload and its tag).
+pub const MAX_CREDENTIAL_BYTES: usize = (HEADER_BYTES + 2 * MAX_ID_BYTES + 32).div_ceil(3) * 4;
+
+/// A submission id for a live run, from 16 random bytes: the edge names the run before the
+/// exec API records it, so the credential can name it. The form is the exec API's own, a
+/// hyphenated version-4 UUID.
+pub fn new_submission_id(mut random: [u8; 16]) -> String {
+    random[6] = (random[6] & 0x0f) | 0x40;
+    random[8] = (random[8] & 0x3f) | 0x80;
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// What a run credential says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunClaims {
@@ -134,6 +154,29 @@ impl RunKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn submission_ids_are_version_4_uuids() {
+        assert_eq!(
+            new_submission_id([0xff; 16]),
+            "ffffffff-ffff-4fff-bfff-ffffffffffff"
+        );
+        assert_eq!(
+            new_submission_id([0; 16]),
+            "00000000-0000-4000-8000-000000000000"
+        );
+    }
+
+    #[test]
+    fn the_longest_credential_fits_its_bound() {
+        let key = RunKey::new(&[7; 32]).unwrap();
+        let credential = key.sign(&RunClaims {
+            room: "r".repeat(MAX_ID_BYTES),
+            submission: "s".repeat(MAX_ID_BYTES),
+            expires_at: u64::MAX,
+        });
+        assert!(credential.len() <= MAX_CREDENTIAL_BYTES, "{}", credential.len());
+    }
     use crate::token::{Claims, Role, TokenKey};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;

@@ -25,6 +25,10 @@ pub struct Job {
     /// without one, and in messages written before rooms were carried).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
+    /// The credential for the run's live channel into its room (Contract 4), when the room
+    /// follows the run live: the worker runs it interactively and streams it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_credential: Option<String>,
 }
 
 /// The largest message body a queue takes (SQS's limit; the embedded queue keeps it too).
@@ -98,6 +102,7 @@ mod tests {
             source: "int main(){}\n\u{0}é".into(),
             stdin: "".into(),
             room: None,
+            run_credential: None,
         };
         let message = job.to_message().unwrap();
         assert!(!message.contains("room"), "{message}");
@@ -120,6 +125,9 @@ mod tests {
             source: "\u{1}".repeat(limits.max_source_bytes),
             stdin: "\"".repeat(limits.max_stdin_bytes),
             room: Some("r".repeat(codebox_access::room::MAX_ROOM_NAME)),
+            run_credential: Some(
+                "c".repeat(codebox_access::run_credential::MAX_CREDENTIAL_BYTES),
+            ),
         };
         let size = job.to_message().unwrap().len();
         assert!(size < 192 * 1024, "{size} bytes");
@@ -133,6 +141,7 @@ mod tests {
             source: "#".repeat(MAX_MESSAGE_BYTES),
             stdin: String::new(),
             room: None,
+            run_credential: None,
         };
         let error = job.to_message().unwrap_err();
         assert!(

@@ -51,6 +51,9 @@ pub use language::{Language, LanguageInfo};
 pub use limits::Limits;
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use record::{RunResult, Submission, RECORD_TTL};
-pub use request::{parse_request, parse_room, NewSubmission, RequestError};
+pub use request::{
+    is_submission_id, parse_live_run, parse_request, parse_room, LiveRun, NewSubmission,
+    RequestError,
+};
 pub use status::{Ending, Phase, Status, TimeLimit};
 pub use store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition, Unreadable};

@@ -1,7 +1,8 @@
 //! Validation of `POST /v1/submissions` requests: the body, and the room the edge names.
 
-use codebox_access::headers::ROOM_HEADER;
+use codebox_access::headers::{RUN_CREDENTIAL_HEADER, ROOM_HEADER, SUBMISSION_HEADER};
 use codebox_access::is_valid_room_name;
+use codebox_access::run_credential::MAX_CREDENTIAL_BYTES;
 use serde_json::Value;
 
 use crate::{Language, Limits};
@@ -60,6 +61,61 @@ impl RequestError {
             RequestError::InvalidValue { .. } => "invalid_value",
         }
     }
+}
+
+/// A run its room follows live (Contract 4), as the edge named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRun {
+    /// The submission id the edge chose (a hyphenated UUID).
+    pub id: String,
+    /// The credential the edge signed for the run's channel (opaque here).
+    pub credential: String,
+}
+
+/// Validates [`SUBMISSION_HEADER`] and [`RUN_CREDENTIAL_HEADER`], which come together or not
+/// at all, and only with a room.
+pub fn parse_live_run(
+    room: Option<&str>,
+    id: Option<&[u8]>,
+    credential: Option<&[u8]>,
+) -> Result<Option<LiveRun>, RequestError> {
+    let (id, credential) = match (id, credential) {
+        (None, None) => return Ok(None),
+        (Some(id), Some(credential)) if room.is_some() => (id, credential),
+        _ => {
+            return Err(RequestError::InvalidValue {
+                field: RUN_CREDENTIAL_HEADER,
+                reason: "a live run names its room, its submission id and its credential",
+            })
+        }
+    };
+    let id = std::str::from_utf8(id)
+        .ok()
+        .filter(|id| is_submission_id(id))
+        .ok_or(RequestError::InvalidValue {
+            field: SUBMISSION_HEADER,
+            reason: "must be a hyphenated lowercase UUID",
+        })?;
+    let credential = std::str::from_utf8(credential)
+        .ok()
+        .filter(|c| {
+            (1..=MAX_CREDENTIAL_BYTES).contains(&c.len())
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .ok_or(RequestError::InvalidValue {
+            field: RUN_CREDENTIAL_HEADER,
+            reason: "must be an unpadded URL-safe base64 credential",
+        })?;
+    Ok(Some(LiveRun {
+        id: id.to_owned(),
+        credential: credential.to_owned(),
+    }))
+}
+
+/// Whether `id` has the form of the ids submissions are given (hyphenated lowercase UUIDs).
+pub fn is_submission_id(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok_and(|uuid| uuid.hyphenated().to_string() == id)
 }
 
 /// Validates the room id the edge sent in [`ROOM_HEADER`] (`None`: no header): a room name as
@@ -141,6 +197,39 @@ pub fn parse_request(body: &[u8], limits: &Limits) -> Result<NewSubmission, Requ
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_run_needs_its_room_a_uuid_and_a_credential_together() {
+        let id = b"0b6f3c1e-8d4a-4f21-9c3e-5a7b9d1f2e4c".as_slice();
+        let credential = b"Ugo8X-_9".as_slice();
+        assert_eq!(parse_live_run(None, None, None), Ok(None));
+        assert_eq!(
+            parse_live_run(Some("r"), Some(id), Some(credential)),
+            Ok(Some(LiveRun {
+                id: String::from_utf8(id.to_vec()).unwrap(),
+                credential: "Ugo8X-_9".into(),
+            }))
+        );
+        let refused = |room: Option<&str>, id: Option<&[u8]>, credential: Option<&[u8]>| {
+            matches!(
+                parse_live_run(room, id, credential),
+                Err(RequestError::InvalidValue { .. })
+            )
+        };
+        assert!(refused(None, Some(id), Some(credential)), "no room");
+        assert!(refused(Some("r"), Some(id), None));
+        assert!(refused(Some("r"), None, Some(credential)));
+        assert!(refused(Some("r"), Some(b"../x"), Some(credential)));
+        assert!(refused(
+            Some("r"),
+            Some(b"0B6F3C1E-8D4A-4F21-9C3E-5A7B9D1F2E4C"),
+            Some(credential)
+        ));
+        assert!(refused(Some("r"), Some(id), Some(b"a=b")));
+        assert!(refused(Some("r"), Some(id), Some(b"")));
+        let long = vec![b'a'; MAX_CREDENTIAL_BYTES + 1];
+        assert!(refused(Some("r"), Some(id), Some(&long)));
+    }
 
     fn parse(body: &str) -> Result<NewSubmission, RequestError> {
         parse_request(body.as_bytes(), &Limits::default())

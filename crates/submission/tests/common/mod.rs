@@ -22,6 +22,7 @@ pub(crate) fn job(tag: &str) -> Job {
         source: format!("print('{tag}')"),
         stdin: "in\u{0}put".into(),
         room: Some(tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
+        run_credential: None,
     }
 }
 
