@@ -11,6 +11,8 @@ use crate::http::EdgeError;
 
 /// The query parameter the stock y-websocket provider sends (`params: { token }`).
 const TOKEN_PARAM: &str = "token";
+/// The query parameter carrying a run credential (the fleet's live channel).
+const CREDENTIAL_PARAM: &str = "credential";
 /// The header Cloudflare sets to the connecting client's address.
 const CLIENT_IP_HEADER: &str = "cf-connecting-ip";
 
@@ -35,6 +37,16 @@ pub(crate) fn token_of(req: &Request) -> Result<String, EdgeError> {
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
     Ok(token)
+}
+
+/// The run credential of `req` (`?credential=C`); empty when there is none.
+pub(crate) fn credential_of(req: &Request) -> Result<String, EdgeError> {
+    Ok(req
+        .url()?
+        .query_pairs()
+        .find(|(name, _)| name == CREDENTIAL_PARAM)
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default())
 }
 
 /// The claims of `req`'s token if it opens `room` now, with at least `role`.

@@ -2,7 +2,7 @@
 //! read in one place.
 
 use codebox_access::headers::MIN_EDGE_SECRET_BYTES;
-use codebox_access::{RateLimit, TokenKey};
+use codebox_access::{RateLimit, RunKey, TokenKey};
 use worker::Env;
 
 use crate::http::EdgeError;
@@ -24,6 +24,8 @@ const RUN_RATE_LIMIT: &str = "RUN_RATE_LIMIT";
 pub(crate) struct Config {
     /// Signs and checks room tokens.
     pub token_key: TokenKey,
+    /// Signs and checks run credentials (derived from the same secret).
+    pub run_key: RunKey,
     /// Sent to the exec API with every request; `None` locally, where it serves loopback.
     pub edge_secret: Option<String>,
     /// The exec API's base URL.
@@ -43,8 +45,10 @@ impl Config {
                 "{ROOM_TOKEN_SECRET} is not set (wrangler secret put {ROOM_TOKEN_SECRET})"
             ))
         })?;
-        let token_key = TokenKey::new(secret.to_string().as_bytes())
-            .map_err(|e| EdgeError::Config(format!("{ROOM_TOKEN_SECRET}: {e}")))?;
+        let secret = secret.to_string();
+        let weak = |e| EdgeError::Config(format!("{ROOM_TOKEN_SECRET}: {e}"));
+        let token_key = TokenKey::new(secret.as_bytes()).map_err(weak)?;
+        let run_key = RunKey::new(secret.as_bytes()).map_err(weak)?;
         let edge_secret = env
             .secret(EDGE_SECRET)
             .ok()
@@ -60,6 +64,7 @@ impl Config {
         }
         Ok(Config {
             token_key,
+            run_key,
             edge_secret,
             exec_api_url: env.var(EXEC_API_URL).ok().map(|v| v.to_string()),
             room_rate: rate_limit(env, ROOM_RATE_LIMIT, RateLimit::ROOMS)?,

@@ -15,7 +15,9 @@
 //! edge's own failures (the exec API unreachable or too slow, a body too large to buffer) are
 //! [`EdgeError`]s.
 
-use codebox_access::headers::{EDGE_SECRET_HEADER, ROOM_HEADER};
+use codebox_access::headers::{
+    EDGE_SECRET_HEADER, ROOM_HEADER, RUN_CREDENTIAL_HEADER, SUBMISSION_HEADER,
+};
 use serde::Deserialize;
 use worker::{AbortSignal, Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -63,22 +65,6 @@ pub(crate) fn api_route<'a>(method: &Method, path: &'a str) -> Result<ApiRoute<'
     Ok(route)
 }
 
-/// Reads a request body, refusing one over [`MAX_BODY_BYTES`].
-pub(crate) async fn read_body(req: &mut Request) -> Result<Vec<u8>, EdgeError> {
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(EdgeError::PayloadTooLarge(MAX_BODY_BYTES));
-    }
-    let body = req.bytes().await?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(EdgeError::PayloadTooLarge(MAX_BODY_BYTES));
-    }
-    Ok(body)
-}
-
 /// One request to the exec API.
 pub(crate) struct Upstream<'a> {
     /// GET or POST.
@@ -91,6 +77,16 @@ pub(crate) struct Upstream<'a> {
     pub client_ip: Option<&'a str>,
     /// The room a run comes from.
     pub room: Option<&'a str>,
+    /// What names a run the room follows live.
+    pub live: Option<LiveHeaders<'a>>,
+}
+
+/// The id and credential of a run the room follows live (Contract 4).
+pub(crate) struct LiveHeaders<'a> {
+    /// The submission id the edge chose.
+    pub submission: &'a str,
+    /// The credential it signed for the run's channel.
+    pub credential: &'a str,
 }
 
 impl Upstream<'_> {
@@ -114,6 +110,10 @@ impl Upstream<'_> {
         }
         if let Some(room) = self.room {
             headers.set(ROOM_HEADER, room)?;
+        }
+        if let Some(live) = &self.live {
+            headers.set(SUBMISSION_HEADER, live.submission)?;
+            headers.set(RUN_CREDENTIAL_HEADER, live.credential)?;
         }
         let mut init = RequestInit::new();
         init.with_method(self.method).with_headers(headers);
@@ -156,6 +156,7 @@ pub(crate) async fn forward_get(
         body: None,
         client_ip: Some(client_ip),
         room: None,
+        live: None,
     }
     .send(config)
     .await
@@ -177,6 +178,7 @@ pub(crate) async fn submission_status(
         body: None,
         client_ip: None,
         room: None,
+        live: None,
     }
     .send(config)
     .await?;

@@ -2,8 +2,9 @@
 //! failure becomes an HTTP status.
 
 use codebox_access::token::Denied;
+use codebox_live::console::Refused;
 use codebox_room::LoadError;
-use worker::{Response, Result, SqlStorageValue};
+use worker::{Request, Response, Result, SqlStorageValue};
 
 /// An HTTP-level failure of a request to the edge.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,12 @@ pub(crate) enum EdgeError {
     /// The exec API answered a check with an unexpected status.
     #[error("the exec API answered {0}")]
     ExecApiStatus(u16),
+    /// The room's document is at its size limit.
+    #[error("the room's document is full")]
+    RoomFull,
+    /// A live run's console refused a participant's input.
+    #[error("{0}")]
+    Console(#[from] Refused),
     /// The Worker is missing configuration it needs.
     #[error("the edge is misconfigured: {0}")]
     Config(String),
@@ -115,6 +122,9 @@ pub(crate) enum StorageError {
     /// The room has used every link generation.
     #[error("link generations exhausted")]
     GenerationsExhausted,
+    /// Writing the room failed (its sockets were closed; see `room_object::write`).
+    #[error("writing the room failed")]
+    WriteFailed,
     /// The room was asked for after it failed to load.
     #[error("room failed to load")]
     NotLoaded,
@@ -124,6 +134,22 @@ pub(crate) enum StorageError {
     /// Every fresh room id tried was taken.
     #[error("could not find a free room id")]
     NoFreeRoomId,
+}
+
+/// Reads a request body, refusing one over `limit` bytes.
+pub(crate) async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, EdgeError> {
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(EdgeError::PayloadTooLarge(limit));
+    }
+    let body = req.bytes().await?;
+    if body.len() > limit {
+        return Err(EdgeError::PayloadTooLarge(limit));
+    }
+    Ok(body)
 }
 
 impl EdgeError {
@@ -143,6 +169,14 @@ impl EdgeError {
             EdgeError::ExecApiUnreachable => (503, "exec_api_unreachable"),
             EdgeError::ExecApiTimeout(_) => (504, "exec_api_timeout"),
             EdgeError::ExecApiStatus(_) => (502, "exec_api_error"),
+            EdgeError::RoomFull => (413, "room_full"),
+            EdgeError::Console(refused) => match refused {
+                Refused::Unknown => (404, "run_not_found"),
+                Refused::NotLive | Refused::Ended => (409, "run_not_live"),
+                Refused::InputClosed => (409, "input_closed"),
+                Refused::BadLine => (422, "invalid_line"),
+                Refused::InputFull => (413, "input_full"),
+            },
             EdgeError::Config(_) => (500, "config_error"),
             EdgeError::Storage(_) => (500, "storage_error"),
             EdgeError::Runtime(_) => (500, "internal_error"),

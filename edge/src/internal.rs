@@ -15,6 +15,8 @@ const ROOMS_BINDING: &str = "ROOMS";
 const CLAIMS_HEADER: &str = "x-codebox-claims";
 /// Header: the room's id (for logs; the object itself has no name to read).
 const ROOM_HEADER: &str = "x-codebox-room";
+/// Header: the submission a run call is about.
+const RUN_HEADER: &str = "x-codebox-run";
 /// Header: the caller's address, forwarded to the exec API for its rate limit.
 const CLIENT_IP_HEADER: &str = "x-codebox-client-ip";
 /// Internal requests need an absolute URL; its host means nothing.
@@ -35,16 +37,22 @@ pub(crate) enum RoomCall {
     Links,
     /// Start a run: take one of the room's run slots and forward it to the exec API.
     Run,
+    /// Open a run's live channel (the Worker checked its credential).
+    RunChannel,
+    /// A participant's input for a live run.
+    RunInput,
 }
 
 impl RoomCall {
-    const ALL: [RoomCall; 6] = [
+    const ALL: [RoomCall; 8] = [
         RoomCall::Create,
         RoomCall::Connect,
         RoomCall::Snapshot,
         RoomCall::Rotate,
         RoomCall::Links,
         RoomCall::Run,
+        RoomCall::RunChannel,
+        RoomCall::RunInput,
     ];
 
     fn path(self) -> &'static str {
@@ -55,13 +63,19 @@ impl RoomCall {
             RoomCall::Rotate => "/rotate",
             RoomCall::Links => "/links",
             RoomCall::Run => "/run",
+            RoomCall::RunChannel => "/run-channel",
+            RoomCall::RunInput => "/run-input",
         }
     }
 
     fn method(self) -> Method {
         match self {
-            RoomCall::Create | RoomCall::Rotate | RoomCall::Run => Method::Post,
-            RoomCall::Connect | RoomCall::Snapshot | RoomCall::Links => Method::Get,
+            RoomCall::Create | RoomCall::Rotate | RoomCall::Run | RoomCall::RunInput => {
+                Method::Post
+            }
+            RoomCall::Connect | RoomCall::Snapshot | RoomCall::Links | RoomCall::RunChannel => {
+                Method::Get
+            }
         }
     }
 }
@@ -74,6 +88,7 @@ pub(crate) struct ToRoom<'a> {
     upgrade: bool,
     body: Option<Vec<u8>>,
     client_ip: Option<String>,
+    run: Option<&'a str>,
 }
 
 impl<'a> ToRoom<'a> {
@@ -86,7 +101,14 @@ impl<'a> ToRoom<'a> {
             upgrade: false,
             body: None,
             client_ip: None,
+            run: None,
         }
+    }
+
+    /// Names the submission (`RunChannel`, `RunInput`).
+    pub(crate) fn run(mut self, submission: &'a str) -> Self {
+        self.run = Some(submission);
+        self
     }
 
     /// Carries the caller's verified claims (every call but `Create`).
@@ -101,7 +123,7 @@ impl<'a> ToRoom<'a> {
         self
     }
 
-    /// Carries a body (`Run`: the submission JSON).
+    /// Carries a body (`Run`: the submission JSON; `RunInput`: the input).
     pub(crate) fn body(mut self, body: Vec<u8>) -> Self {
         self.body = Some(body);
         self
@@ -127,6 +149,9 @@ impl<'a> ToRoom<'a> {
         }
         if let Some(ip) = &self.client_ip {
             headers.set(CLIENT_IP_HEADER, ip)?;
+        }
+        if let Some(submission) = self.run {
+            headers.set(RUN_HEADER, submission)?;
         }
         let mut init = RequestInit::new();
         init.with_method(self.call.method()).with_headers(headers);
@@ -157,6 +182,8 @@ pub(crate) struct FromWorker {
     pub upgrade: bool,
     /// The caller's address, if forwarded.
     pub client_ip: Option<String>,
+    /// The submission a run call is about.
+    pub run: Option<String>,
 }
 
 impl FromWorker {
@@ -182,7 +209,15 @@ impl FromWorker {
             claims,
             upgrade,
             client_ip: headers.get(CLIENT_IP_HEADER)?,
+            run: headers.get(RUN_HEADER)?,
         })
+    }
+
+    /// The submission of a run call.
+    pub(crate) fn run(&self) -> Result<&str, EdgeError> {
+        self.run
+            .as_deref()
+            .ok_or_else(|| EdgeError::Config("internal run call without a submission".into()))
     }
 
     /// The caller's claims, which every call but `Create` carries.

@@ -6,6 +6,8 @@
 //! GET  /rooms/{room}/snapshot    edit or view token                 -> the document
 //! GET  /rooms/{room}/links       edit token                         -> the current links again
 //! POST /rooms/{room}/rotate      edit token                         -> new links; older ones die
+//! GET  /rooms/{room}/runs/{id}?credential=C   run credential        -> the run's live channel
+//! POST /rooms/{room}/runs/{id}/input          edit token            -> a line (or EOF) for it
 //! /api/...                       see exec_proxy (runs need an edit token)
 //! ```
 //!
@@ -15,20 +17,25 @@
 //! `[assets]`); a path that reaches the Worker and matches nothing is a 404.
 
 use codebox_access::room::ROOM_ID_BYTES;
+use codebox_access::token::Denied;
 use codebox_access::{is_valid_room_name, new_room_id, room_link, Claims, Role};
 use serde::{Deserialize, Serialize};
 use worker::{event, Context, Env, Headers, Method, Request, Response, Result};
 
-use crate::auth::{claims_for, client_ip, client_of, edit_claims, now_s};
+use crate::auth::{claims_for, client_ip, client_of, credential_of, edit_claims, now_s};
 use crate::config::Config;
 use crate::exec_proxy::{self, api_route, ApiRoute};
-use crate::http::{EdgeError, StorageError};
+use crate::http::{read_body, EdgeError, StorageError};
 use crate::internal::{RoomCall, ToRoom};
 use crate::limiter::{self, Scope};
 use crate::store::FIRST_GENERATION;
 
 /// Longest lifetime a link may be given when it is made (`expires_in`, seconds): one year.
 const MAX_EXPIRES_IN_S: u64 = 365 * 24 * 3600;
+/// Largest body of a run's input: one line of at most 4 KiB, JSON-escaped, and its author.
+const MAX_INPUT_BODY_BYTES: usize = 32 * 1024;
+/// Longest submission id in a run's path (the ids are UUIDs).
+const MAX_SUBMISSION_ID: usize = 64;
 /// Largest body of `POST /rooms` and `/rotate` (a tiny JSON object).
 const MAX_OPTIONS_BYTES: usize = 1024;
 
@@ -40,6 +47,8 @@ enum Route<'a> {
     Snapshot(&'a str),
     Links(&'a str),
     Rotate(&'a str),
+    RunChannel(&'a str, &'a str),
+    RunInput(&'a str, &'a str),
     Api(ApiRoute<'a>),
 }
 
@@ -59,8 +68,17 @@ fn parse_route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, EdgeErro
         Some((room, "snapshot")) => (room, Route::Snapshot(room), Method::Get),
         Some((room, "links")) => (room, Route::Links(room), Method::Get),
         Some((room, "rotate")) => (room, Route::Rotate(room), Method::Post),
-        Some(_) => return Err(EdgeError::NotFound),
+        Some((room, run)) => match run.strip_prefix("runs/").map(|r| r.split_once('/')) {
+            Some(None) => (room, Route::RunChannel(room, &run[5..]), Method::Get),
+            Some(Some((id, "input"))) => (room, Route::RunInput(room, id), Method::Post),
+            _ => return Err(EdgeError::NotFound),
+        },
     };
+    if let Route::RunChannel(_, id) | Route::RunInput(_, id) = route {
+        if id.is_empty() || id.len() > MAX_SUBMISSION_ID || !is_valid_room_name(id) {
+            return Err(EdgeError::NotFound);
+        }
+    }
     if !is_valid_room_name(room) {
         return Err(EdgeError::InvalidRoomName);
     }
@@ -132,10 +150,38 @@ async fn route(mut req: Request, env: &Env) -> Result<Response, EdgeError> {
                 Err(refusal) => Ok(refusal),
             }
         }
+        Route::RunChannel(room, submission) => {
+            let claims = config
+                .run_key
+                .verify(&credential_of(&req)?, room, now_s())?;
+            if claims.submission != submission {
+                return Err(Denied::OtherRoom.into());
+            }
+            let upgrade = req
+                .headers()
+                .get("upgrade")?
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+            let answer = ToRoom::new(room, RoomCall::RunChannel)
+                .run(submission)
+                .upgrade(upgrade)
+                .send(env)
+                .await?;
+            without_compression(answer)
+        }
+        Route::RunInput(room, submission) => {
+            let claims = claims_for(&req, &config.token_key, room, Role::Edit)?;
+            let body = read_body(&mut req, MAX_INPUT_BODY_BYTES).await?;
+            ToRoom::new(room, RoomCall::RunInput)
+                .claims(&claims)
+                .run(submission)
+                .body(body)
+                .send(env)
+                .await
+        }
         Route::Api(ApiRoute::Submit) => {
             let claims = edit_claims(&req, &config.token_key)?;
             limiter::count(env, &client_of(&req)?, Scope::Runs, config.run_rate).await?;
-            let body = exec_proxy::read_body(&mut req).await?;
+            let body = read_body(&mut req, exec_proxy::MAX_BODY_BYTES).await?;
             ToRoom::new(&claims.room, RoomCall::Run)
                 .claims(&claims)
                 .body(body)
@@ -217,17 +263,7 @@ struct LinkOptions {
 
 impl LinkOptions {
     async fn read(req: &mut Request) -> Result<Self, EdgeError> {
-        let declared = req
-            .headers()
-            .get("content-length")?
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_OPTIONS_BYTES) {
-            return Err(EdgeError::PayloadTooLarge(MAX_OPTIONS_BYTES));
-        }
-        let body = req.bytes().await?;
-        if body.len() > MAX_OPTIONS_BYTES {
-            return Err(EdgeError::PayloadTooLarge(MAX_OPTIONS_BYTES));
-        }
+        let body = read_body(req, MAX_OPTIONS_BYTES).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(LinkOptions::default());
         }
@@ -352,6 +388,31 @@ mod tests {
         assert!(matches!(
             parse_route(&Method::Get, "/rooms/abc/other"),
             Err(EdgeError::NotFound)
+        ));
+        assert_eq!(
+            parse_route(&Method::Get, "/rooms/abc/runs/0b6f-4c").unwrap(),
+            Route::RunChannel("abc", "0b6f-4c")
+        );
+        assert_eq!(
+            parse_route(&Method::Post, "/rooms/abc/runs/0b6f-4c/input").unwrap(),
+            Route::RunInput("abc", "0b6f-4c")
+        );
+        for path in [
+            "/rooms/abc/runs/",
+            "/rooms/abc/runs/a.b",
+            "/rooms/abc/runs/x/other",
+            "/rooms/abc/runs/x/input/more",
+            "/rooms/abc/runsx",
+        ] {
+            assert!(
+                matches!(parse_route(&Method::Get, path), Err(EdgeError::NotFound))
+                    || matches!(parse_route(&Method::Post, path), Err(EdgeError::NotFound)),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            parse_route(&Method::Get, "/rooms/abc/runs/x/input"),
+            Err(EdgeError::MethodNotAllowed)
         ));
         assert!(matches!(
             parse_route(&Method::Get, "/elsewhere"),

@@ -1,5 +1,10 @@
 //! A room's run slots: at most [`MAX_RUNS_PER_ROOM`] runs queued or running per room.
 //!
+//! Each run started here is followed live (Contract 4): the room names its submission id and
+//! signs a run credential for it, which the exec API puts in the job; the fleet worker opens
+//! the run's channel with it (`room_object`), and only a run holding a slot may. The channel's
+//! end frees the slot at once.
+//!
 //! A run started through the edge takes a slot in the room's object before it is forwarded to
 //! the exec API, synchronously (so two concurrent starts cannot both take the last slot), and
 //! gives it back if the exec API refuses it. A slot is freed lazily: only when the room is
@@ -11,12 +16,14 @@
 //! runs(slot INTEGER PRIMARY KEY, submission TEXT, reserved_at INTEGER, checked_at INTEGER)
 //! ```
 
+use codebox_access::run_credential::new_submission_id;
+use codebox_access::RunClaims;
 use serde::Deserialize;
 use worker::{Method, Response, SqlStorage};
 
 use crate::auth::now_s;
 use crate::config::Config;
-use crate::exec_proxy::{submission_status, Upstream};
+use crate::exec_proxy::{submission_status, LiveHeaders, Upstream};
 use crate::http::{EdgeError, StorageError};
 use crate::internal::FromWorker;
 use crate::room_object::Room;
@@ -30,6 +37,9 @@ const RETRY_AFTER_S: u64 = 3;
 const ABANDONED_RESERVATION_S: i64 = 30;
 /// A held run is asked about at most this often (seconds), however often the room is full.
 const RECHECK_AFTER_S: i64 = 2;
+/// How long a run credential opens the run's channel (seconds): the queue, a compile and an
+/// interactive run's wall time fit with room to spare.
+const RUN_CREDENTIAL_TTL_S: u64 = 300;
 /// Contract 2's statuses in which a run still holds its slot.
 const ACTIVE_STATUSES: [&str; 2] = ["queued", "running"];
 
@@ -120,6 +130,25 @@ impl Slots {
     }
 }
 
+/// Whether the room holds a slot for `submission` (only such a run may stream into it).
+pub(crate) fn holds(room: &Room, submission: &str) -> Result<bool, EdgeError> {
+    let slots = Slots::open(room.sql())?;
+    Ok(slots
+        .held()?
+        .iter()
+        .any(|held| held.submission.as_deref() == Some(submission)))
+}
+
+/// `submission` ended (its channel said so): its slot is free at once.
+pub(crate) fn finished(room: &Room, submission: &str) -> Result<(), EdgeError> {
+    exec(
+        &room.sql(),
+        "DELETE FROM runs WHERE submission = ?",
+        vec![text(submission)],
+    )
+    .map(drop)
+}
+
 /// Starts a run from the room: checks the caller's link generation, takes a slot, forwards the
 /// submission to the exec API with the room's id, and keeps the slot if it was accepted.
 pub(crate) async fn start(
@@ -144,12 +173,27 @@ pub(crate) async fn start(
                 })?
         }
     };
+    // The room follows the run live: it names the run, and signs the fleet's way in.
+    let mut random = [0u8; 16];
+    getrandom::getrandom(&mut random)
+        .map_err(|e| EdgeError::Config(format!("no randomness: {e}")))?;
+    let submission = new_submission_id(random);
+    let credential = config.run_key.sign(&RunClaims {
+        room: call.room.clone(),
+        submission: submission.clone(),
+        expires_at: now_s() + RUN_CREDENTIAL_TTL_S,
+    });
+    slots.assign(slot, &submission)?;
     let forwarded = Upstream {
         method: Method::Post,
         path: "/v1/submissions",
         body: Some(&body),
         client_ip: call.client_ip.as_deref(),
         room: Some(&call.room),
+        live: Some(LiveHeaders {
+            submission: &submission,
+            credential: &credential,
+        }),
     }
     .send(config)
     .await;
@@ -163,9 +207,13 @@ pub(crate) async fn start(
     let status = response.status_code();
     let answer = response.bytes().await?;
     match accepted_id(status, &answer) {
-        Some(id) => {
-            slots.assign(slot, &id)?;
+        Some(id) if id == submission => {
             tracing::info!(room = %call.room, submission = %id, "run started");
+        }
+        Some(id) => {
+            // An exec API that names its own ids runs this one without a live channel.
+            slots.assign(slot, &id)?;
+            tracing::warn!(room = %call.room, submission = %id, "run started under another id");
         }
         None => slots.release(slot)?,
     }
