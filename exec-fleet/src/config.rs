@@ -8,11 +8,14 @@
 //! - [`RUNTIME`]: the OCI runtime of sandboxes: `auto` (default: crun if the engine offers
 //!   it, else the engine's default), `default`, or a runtime's name.
 //! - [`DOCKER_HOST`]: the engine (default the local socket).
+//! - [`EDGE_URL`]: the edge's origin (`http(s)://host[:port]`), for rooms' live runs (Contract
+//!   4); without it every run is a batch run, its result polled.
 
 use std::time::Duration;
 
 use codebox_submission::config::{var_or, BackendConfig, ConfigError, LogConfig, Vars};
 
+use crate::live::EdgeUrl;
 use crate::sandbox::{RuntimeChoice, SandboxConfig};
 use crate::worker::WorkerConfig;
 
@@ -26,6 +29,8 @@ pub const POLL_WAIT_MS: &str = "FLEET_POLL_WAIT_MS";
 pub const RUNTIME: &str = "FLEET_RUNTIME";
 /// The Docker engine (Docker's own variable).
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// The edge's origin, for live runs.
+pub const EDGE_URL: &str = "CODEBOX_EDGE_URL";
 
 /// Everything the fleet worker starts with.
 #[derive(Debug, Clone)]
@@ -38,6 +43,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// How it logs.
     pub logs: LogConfig,
+    /// The edge rooms' runs stream into.
+    pub edge: Option<EdgeUrl>,
 }
 
 impl Config {
@@ -65,7 +72,18 @@ impl Config {
             runtime: var_or(vars, RUNTIME, RuntimeChoice::Auto)?,
             ..sandbox_defaults
         };
+        let edge = vars(EDGE_URL)
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                EdgeUrl::parse(&url).map_err(|reason| ConfigError::Invalid {
+                    name: EDGE_URL,
+                    value: url,
+                    source: reason.into(),
+                })
+            })
+            .transpose()?;
         Ok(Config {
+            edge,
             backend: BackendConfig::from_vars(vars)?,
             worker,
             sandbox,
@@ -95,6 +113,7 @@ mod tests {
         assert_eq!(config.sandbox.runtime, RuntimeChoice::Auto);
         assert_eq!(config.sandbox.docker_host, None);
         assert_eq!(config.backend.name(), "embedded");
+        assert_eq!(config.edge, None);
     }
 
     #[test]
@@ -105,8 +124,13 @@ mod tests {
             (POLL_WAIT_MS, "200"),
             (RUNTIME, "runc"),
             (DOCKER_HOST, "unix:///run/docker.sock"),
+            (EDGE_URL, "http://127.0.0.1:8787"),
         ])
         .unwrap();
+        assert_eq!(
+            config.edge,
+            Some(EdgeUrl::parse("http://127.0.0.1:8787").unwrap())
+        );
         assert_eq!(config.worker.concurrency, 2);
         assert_eq!(config.worker.poll_wait, Duration::from_millis(200));
         assert_eq!(config.sandbox.pool_size, 0);
@@ -124,6 +148,7 @@ mod tests {
             (CONCURRENCY, "0"),
             (POOL_SIZE, "-1"),
             (POLL_WAIT_MS, "10s"),
+            (EDGE_URL, "127.0.0.1:8787"),
             (codebox_submission::config::BACKEND, "redis"),
         ] {
             let error = config(&[bad]).unwrap_err();

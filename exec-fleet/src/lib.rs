@@ -5,7 +5,9 @@
 //!                                          │
 //!                                          v
 //!                              sandbox::Sandbox::run   one fresh container per run
-//!                                          │           (warm pool, limits, kill via API)
+//!                                          │           (warm pool, limits, kill via API);
+//!                                          │           a room's run: live::run, streamed
+//!                                          │           over its channel to the edge
 //!                                          v
 //!                          store.finish (conditional) ──> queue.delete
 //! dead-letter queue ──> worker::reap_dead_letters ──> internal_error
@@ -13,11 +15,13 @@
 //!
 //! Modules:
 //! - [`config`]: the worker binary's configuration, read from the environment in one place.
+//! - [`live`]: a room's run, live: the channel to the edge, the relay both ways, the fallback.
 //! - [`sandbox`]: the locked-down container per run, the supervisor protocol spoken with the
 //!   runner images (`runners/`), and how a run's end becomes a [`codebox_submission::RunResult`].
 //! - [`worker`]: the at-least-once job loop (visibility extension, conditional writes,
 //!   graceful shutdown) and the dead-letter reaper.
 
 pub mod config;
+pub mod live;
 pub mod sandbox;
 pub mod worker;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use codebox_exec_fleet::config::Config;
 use codebox_exec_fleet::sandbox::Sandbox;
-use codebox_exec_fleet::worker::{reap_dead_letters, run_worker};
+use codebox_exec_fleet::worker::{reap_dead_letters, run_worker, SandboxRunner};
 use codebox_submission::config::process_env;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
         backend = %backend.name,
         concurrency = worker.concurrency,
         runtime = sandbox.runtime(),
+        live_runs = config.edge.is_some(),
         "fleet worker starting"
     );
 
@@ -53,7 +54,11 @@ async fn main() -> anyhow::Result<()> {
         worker.poll_wait,
         stopped.clone(),
     ));
-    run_worker(queue, store, Arc::new(sandbox.clone()), worker, stopped).await;
+    let runner = SandboxRunner {
+        sandbox: sandbox.clone(),
+        edge: config.edge,
+    };
+    run_worker(queue, store, Arc::new(runner), worker, stopped).await;
     let _ = reaper.await;
     sandbox.shutdown().await;
     Ok(())

@@ -23,20 +23,30 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+use crate::live::{self, EdgeUrl};
 use crate::sandbox::Sandbox;
 
-/// Runs one job to its result. [`Sandbox`] is the implementation; the trait is the seam the
-/// worker loop is written against.
+/// Runs one job to its result. [`SandboxRunner`] is the implementation; the trait is the seam
+/// the worker loop is written against.
 #[async_trait]
 pub trait Runner: Send + Sync + 'static {
     /// Runs `job`; failures of the runner itself come back as `internal_error` results.
     async fn run(&self, job: &Job) -> RunResult;
 }
 
+/// The fleet's runner: its sandboxes, and the edge that rooms' runs stream into.
+#[derive(Clone)]
+pub struct SandboxRunner {
+    /// Where programs run.
+    pub sandbox: Sandbox,
+    /// The edge, for live runs (without it every run is a batch run).
+    pub edge: Option<EdgeUrl>,
+}
+
 #[async_trait]
-impl Runner for Sandbox {
+impl Runner for SandboxRunner {
     async fn run(&self, job: &Job) -> RunResult {
-        Sandbox::run(self, job.language, &job.source, &job.stdin).await
+        live::run(&self.sandbox, self.edge.as_ref(), job).await
     }
 }
 

@@ -14,7 +14,7 @@ use axum::extract::ConnectInfo;
 use axum::http::Request;
 use codebox_access::RateLimit;
 use codebox_exec_fleet::sandbox::{Sandbox, SandboxConfig};
-use codebox_exec_fleet::worker::{reap_dead_letters, run_worker, WorkerConfig};
+use codebox_exec_fleet::worker::{reap_dead_letters, run_worker, SandboxRunner, WorkerConfig};
 use codebox_submission::embedded::Embedded;
 use codebox_submission::{Job, JobQueue, Language, Limits, Status, SubmissionStore};
 use exec_lambda::{router, AppState, Gate};
@@ -87,7 +87,10 @@ impl Stack {
         let worker = run_worker(
             db.clone(),
             db,
-            Arc::new(self.sandbox.clone()),
+            Arc::new(SandboxRunner {
+                sandbox: self.sandbox.clone(),
+                edge: None,
+            }),
             fast_worker(),
             self.stop.subscribe(),
         );
