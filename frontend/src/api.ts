@@ -3,6 +3,7 @@
 // message a person can act on.
 
 import type { LanguageId } from './languages';
+import type { TimeLimit } from './transcript';
 
 export class ApiError extends Error {
   constructor(
@@ -27,6 +28,8 @@ export interface Submission {
   stderr_truncated: boolean;
   compile_output: string | null;
   time_ms: number | null;
+  /** The time limit that ended the run (with `time_limit_exceeded`), else null or absent. */
+  time_limit?: TimeLimit | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -87,3 +90,4 @@ export function submission(id: string): Promise<Submission> {
 export function languages(): Promise<{ languages: LanguageVersion[]; limits?: unknown }> {
   return request(`${API}/languages`, {}, 8_000);
 }
+

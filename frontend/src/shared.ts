@@ -8,6 +8,7 @@
 
 import * as Y from 'yjs';
 import { DEFAULT_LANGUAGE, LANGUAGES, STARTER_STDIN, languageById, type LanguageId } from './languages';
+import type { TimeLimit } from './transcript';
 
 export const MAX_RUNS = 20;
 
@@ -41,6 +42,7 @@ export interface RunFields {
   stderr_truncated: boolean;
   compile_output: string | null;
   time_ms: number | null;
+  time_limit: TimeLimit | null; // the limit that ended a `time_limit_exceeded` run, when the result names it
   error_code: string | null; // status `error` only
   error_message: string | null;
   submitted_at: number; // ms since the epoch (the runner's clock)
@@ -72,6 +74,7 @@ export function readRun(map: RunMap): RunFields {
     stderr_truncated: get('stderr_truncated', false),
     compile_output: get('compile_output', null),
     time_ms: get('time_ms', null),
+    time_limit: get('time_limit', null),
     error_code: get('error_code', null),
     error_message: get('error_message', null),
     submitted_at: get('submitted_at', 0),
