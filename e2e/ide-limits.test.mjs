@@ -28,4 +28,5 @@ test('a live run\'s limits are Contract 4\'s until the API serves its own', () =
   assert.equal(limits.interactiveLimits().cpu_ms, 5000, 'malformed ones are ignored');
   limits.setRunLimits({ run_ms: 5000, compile_ms: 10000, memory_bytes: 1, output_bytes: 65536, interactive: { cpu_ms: 4000, wall_ms: 30000, idle_ms: 10000 } });
   assert.deepEqual(limits.interactiveLimits(), { cpu_ms: 4000, wall_ms: 30000, idle_ms: 10000 });
+  assert.equal(limits.truncatedTitle(), 'Only the first 64 KiB were kept');
 });

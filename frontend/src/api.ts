@@ -1,5 +1,5 @@
-// Calls to the edge: the exec API through its /api proxy (Contract 2) here, the room calls in
-// access.ts. Every call has a timeout, and every failure becomes an ApiError with a code and a
+// Calls to the edge: the exec API through its /api proxy (Contract 2) and typing into a room's
+// live run (Contract 4) here, the room calls in access.ts. Every call has a timeout, and every failure becomes an ApiError with a code and a
 // message a person can act on.
 
 import type { LanguageId } from './languages';
@@ -69,6 +69,7 @@ export async function request<T>(path: string, init: RequestInit, timeoutMs: num
     }
     throw new ApiError(`http_${response.status}`, `The server answered ${response.status} ${response.statusText}`.trim() + '.', response.status);
   }
+  if (response.status === 204) return undefined as T;
   if (body === null) throw new ApiError('bad_response', 'The server sent an empty or unreadable answer.', response.status);
   return body as T;
 }
@@ -91,3 +92,17 @@ export function languages(): Promise<{ languages: LanguageVersion[]; limits?: un
   return request(`${API}/languages`, {}, 8_000);
 }
 
+/** What a participant types into a live run: one line (without its newline), or the end of
+ * the input (Ctrl-D). */
+export type Typed = { line: string } | { eof: true };
+
+/** Passes what someone typed to a live run of the room, through the room (Contract 4): 204, or
+ * an ApiError (409 the run is not live or its input is closed, 413 its input is full, 422 a bad
+ * line). Needs the room's edit token. */
+export function sendInput(room: string, submission: string, typed: Typed, by: { name: string; color: string }, editToken: string): Promise<void> {
+  return request(`/rooms/${encodeURIComponent(room)}/runs/${encodeURIComponent(submission)}/input`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${editToken}` },
+    body: JSON.stringify({ ...typed, by: by.name, color: by.color }),
+  }, 8_000);
+}

@@ -58,6 +58,11 @@ function hasPositive(value: unknown, keys: string[]): boolean {
   return keys.every((k) => typeof fields[k] === 'number' && (fields[k] as number) > 0);
 }
 
+/** What a "truncated" tag says about the output limit. */
+export function truncatedTitle(): string {
+  return served ? `Only the first ${formatBytes(served.output_bytes)} were kept` : 'Only the start was kept (the output limit)';
+}
+
 /** `5000` -> `5 s`, `2500` -> `2.5 s`. */
 export function formatSeconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(1))} s`;

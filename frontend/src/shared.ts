@@ -5,6 +5,9 @@
 //   source:{id}  Y.Text   the program, one text per language (switching keeps each one)
 //   stdin        Y.Text   the program's input
 //   runs         Y.Array<Y.Map>   run history, newest first, at most MAX_RUNS (see RunFields)
+//   live         Y.Map<Y.Map>     live runs' consoles by submission id, written by the room's
+//                                  object only (crates/live/src/console.rs defines them;
+//                                  transcript.ts reads them, console.ts shows them)
 
 import * as Y from 'yjs';
 import { DEFAULT_LANGUAGE, LANGUAGES, STARTER_STDIN, languageById, type LanguageId } from './languages';
@@ -112,11 +115,14 @@ export class RoomDoc {
   readonly meta: Y.Map<unknown>;
   readonly stdin: Y.Text;
   readonly runs: Y.Array<RunMap>;
+  /** The consoles of live runs: read only, the room's object is their one writer. */
+  readonly live: Y.Map<unknown>;
 
   constructor(readonly doc: Y.Doc) {
     this.meta = doc.getMap('meta');
     this.stdin = doc.getText('stdin');
     this.runs = doc.getArray<RunMap>('runs');
+    this.live = doc.getMap('live');
   }
 
   source(language: LanguageId): Y.Text {
