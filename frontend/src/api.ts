@@ -1,8 +1,9 @@
-// Calls to the edge: the exec API through its /api proxy (Contract 2) here, the room calls in
-// access.ts. Every call has a timeout, and every failure becomes an ApiError with a code and a
+// Calls to the edge: the exec API through its /api proxy (Contract 2) and typing into a room's
+// live run (Contract 4) here, the room calls in access.ts. Every call has a timeout, and every failure becomes an ApiError with a code and a
 // message a person can act on.
 
 import type { LanguageId } from './languages';
+import type { TimeLimit } from './transcript';
 
 export class ApiError extends Error {
   constructor(
@@ -27,6 +28,8 @@ export interface Submission {
   stderr_truncated: boolean;
   compile_output: string | null;
   time_ms: number | null;
+  /** The time limit that ended the run (with `time_limit_exceeded`), else null or absent. */
+  time_limit?: TimeLimit | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -66,6 +69,7 @@ export async function request<T>(path: string, init: RequestInit, timeoutMs: num
     }
     throw new ApiError(`http_${response.status}`, `The server answered ${response.status} ${response.statusText}`.trim() + '.', response.status);
   }
+  if (response.status === 204) return undefined as T;
   if (body === null) throw new ApiError('bad_response', 'The server sent an empty or unreadable answer.', response.status);
   return body as T;
 }
@@ -86,4 +90,19 @@ export function submission(id: string): Promise<Submission> {
 /** The languages with their versions, and the limits every run is held to (see limits.ts). */
 export function languages(): Promise<{ languages: LanguageVersion[]; limits?: unknown }> {
   return request(`${API}/languages`, {}, 8_000);
+}
+
+/** What a participant types into a live run: one line (without its newline), or the end of
+ * the input (Ctrl-D). */
+export type Typed = { line: string } | { eof: true };
+
+/** Passes what someone typed to a live run of the room, through the room (Contract 4): 204, or
+ * an ApiError (409 the run is not live or its input is closed, 413 its input is full, 422 a bad
+ * line). Needs the room's edit token. */
+export function sendInput(room: string, submission: string, typed: Typed, by: { name: string; color: string }, editToken: string): Promise<void> {
+  return request(`/rooms/${encodeURIComponent(room)}/runs/${encodeURIComponent(submission)}/input`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${editToken}` },
+    body: JSON.stringify({ ...typed, by: by.name, color: by.color }),
+  }, 8_000);
 }

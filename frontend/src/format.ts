@@ -1,7 +1,8 @@
 // How runs read: status labels, the limit a run hit, times.
 
-import { formatBytes, formatSeconds, runLimits } from './limits';
+import { formatBytes, formatSeconds, interactiveLimits, runLimits } from './limits';
 import type { RunFields } from './shared';
+import type { TimeLimit } from './transcript';
 
 export type Tone = 'neutral' | 'busy' | 'ok' | 'warn' | 'error';
 
@@ -43,13 +44,7 @@ export function statusView(run: RunFields): StatusView {
     case 'compile_error':
       return { label: 'Compile error', tone: 'error', detail: 'The program did not compile: see the compiler output.' };
     case 'time_limit_exceeded':
-      return {
-        label: 'Time limit exceeded',
-        tone: 'warn',
-        detail: limits
-          ? `Stopped at the ${formatSeconds(limits.run_ms)} time limit (compiling may take ${formatSeconds(limits.compile_ms)}).`
-          : 'Stopped at the time limit.',
-      };
+      return { label: 'Time limit exceeded', tone: 'warn', detail: timeLimitDetail(run.time_limit) };
     case 'memory_limit_exceeded':
       return {
         label: 'Memory limit exceeded',
@@ -68,6 +63,27 @@ export function statusView(run: RunFields): StatusView {
       return { label: 'Could not run', tone: 'error', detail: sentence(run.error_message ?? 'the run failed') };
     default:
       return { label: String(run.status), tone: 'neutral', detail: null };
+  }
+}
+
+/** Which time limit stopped a run, with its figure: a batch run's (`run`, or a result that does
+ * not say), the compile step's, or one of a live run's (CPU, wall and idle time). */
+export function timeLimitDetail(limit: TimeLimit | null): string {
+  const limits = runLimits();
+  const live = interactiveLimits();
+  switch (limit) {
+    case 'cpu':
+      return `Stopped at the ${formatSeconds(live.cpu_ms)} time limit on CPU time.`;
+    case 'wall':
+      return `Stopped at the ${formatSeconds(live.wall_ms)} time limit on wall time (how long a live run may last).`;
+    case 'idle':
+      return `Stopped after ${formatSeconds(live.idle_ms)} with neither output nor input (the idle time limit).`;
+    case 'compile':
+      return limits ? `The compiler was stopped at the ${formatSeconds(limits.compile_ms)} compile time limit.` : 'The compiler was stopped at the compile time limit.';
+    default:
+      return limits
+        ? `Stopped at the ${formatSeconds(limits.run_ms)} time limit (compiling may take ${formatSeconds(limits.compile_ms)}).`
+        : 'Stopped at the time limit.';
   }
 }
 

@@ -1,7 +1,10 @@
 // The limits every run is held to, as the exec API serves them with the languages
 // (GET /api/v1/languages, from codebox-submission's `Limits`): the IDE names a limit when a run
 // hits one and keeps no copy of the figures. Until the API has answered, limits are named
-// without their figures. No run-time imports: the tests load this module into Node.
+// without their figures. The one exception is the limits of a live run (Contract 4: CPU time,
+// wall time, idle time), which the API does not serve yet: Contract 4's figures stand in for
+// them until it does (as `limits.interactive: {cpu_ms, wall_ms, idle_ms}`).
+// No run-time imports: the tests load this module into Node.
 
 /** The part of the API's `limits` the IDE names (times in ms, sizes in bytes). */
 export interface RunLimits {
@@ -11,11 +14,32 @@ export interface RunLimits {
   output_bytes: number;
 }
 
+/** The limits of a live run (a run its room follows, Contract 4), in ms. */
+export interface InteractiveLimits {
+  /** CPU time of the whole run. */
+  cpu_ms: number;
+  /** Wall time from the program's start. */
+  wall_ms: number;
+  /** Time with neither output nor input. */
+  idle_ms: number;
+}
+
+/** Contract 4's figures (DESIGN.md), until the API serves its own. */
+const CONTRACT_INTERACTIVE: InteractiveLimits = { cpu_ms: 5_000, wall_ms: 60_000, idle_ms: 20_000 };
+
 let served: RunLimits | null = null;
+let interactive: InteractiveLimits = CONTRACT_INTERACTIVE;
 
 /** Remembers the limits the API served (ignored when absent or malformed). */
 export function setRunLimits(limits: unknown): void {
   if (isRunLimits(limits)) served = limits;
+  const live = (limits as { interactive?: unknown } | null)?.interactive;
+  if (hasPositive(live, ['cpu_ms', 'wall_ms', 'idle_ms'])) interactive = live as InteractiveLimits;
+}
+
+/** The limits of a live run: the API's when it served them, else Contract 4's. */
+export function interactiveLimits(): InteractiveLimits {
+  return interactive;
 }
 
 /** The limits the API served, or null before it answered. */
@@ -24,9 +48,19 @@ export function runLimits(): RunLimits | null {
 }
 
 function isRunLimits(value: unknown): value is RunLimits {
+  return hasPositive(value, ['run_ms', 'compile_ms', 'memory_bytes', 'output_bytes']);
+}
+
+/** Whether `value` is an object whose `keys` are all positive numbers. */
+function hasPositive(value: unknown, keys: string[]): boolean {
   if (typeof value !== 'object' || value === null) return false;
   const fields = value as Record<string, unknown>;
-  return ['run_ms', 'compile_ms', 'memory_bytes', 'output_bytes'].every((k) => typeof fields[k] === 'number' && (fields[k] as number) > 0);
+  return keys.every((k) => typeof fields[k] === 'number' && (fields[k] as number) > 0);
+}
+
+/** What a "truncated" tag says about the output limit. */
+export function truncatedTitle(): string {
+  return served ? `Only the first ${formatBytes(served.output_bytes)} were kept` : 'Only the start was kept (the output limit)';
 }
 
 /** `5000` -> `5 s`, `2500` -> `2.5 s`. */

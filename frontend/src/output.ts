@@ -1,22 +1,33 @@
 // The Output and Runs panels: the selected run (the newest unless someone picked an older one
-// from the history) with its status, streams and how it ended; the history below. Both render
-// from the room's `runs` array, so every collaborator sees the same thing.
+// from the history) with its status and how it ended, then its live console while it runs
+// (console.ts) or its stored streams; the history below. Both render from the room's document
+// (`runs`, and `live` for the console), so every collaborator sees the same thing.
 
+import { createConsole, type ConsoleTyping } from './console';
 import { h, icon, panelHead, setChildren } from './dom';
 import { formatDuration, signalName, statusView, timeAgo } from './format';
-import { formatBytes, runLimits } from './limits';
+import { truncatedTitle } from './limits';
 import { languageById } from './languages';
 import { TERMINAL, readRun, type RoomDoc, type RunFields } from './shared';
+import type { ConsoleView } from './transcript';
 
 /** The two panels; `render` redraws what changed, `followNewest` shows the next run as it starts.
- * `emptyHint`: what the empty output says about starting a run (nothing for a viewer). */
-export function createOutput(room: RoomDoc, emptyHint: Node | null, onSelect: () => void): {
+ * `emptyHint`: what the empty output says about starting a run (nothing for a viewer);
+ * `typing`: what typing into a live run needs (null for a viewer); `onChange`: redraw soon (a
+ * run was picked, or its console changed what the output shows). */
+export function createOutput(room: RoomDoc, emptyHint: Node | null, onChange: () => void, typing: ConsoleTyping | null): {
   outputPanel: HTMLElement;
   historyPanel: HTMLElement;
   render(now: number): void;
   followNewest(): void;
 } {
-  const outputBody = h('div', { class: 'output-body', dataset: { testid: 'output' } });
+  // The body's parts stay in place, so the console keeps its scroll and its input focus: the
+  // run's status, the compiler's output, the console, the stored streams.
+  const summary = h('div', { class: 'output-summary' });
+  const compiler = h('div', { class: 'output-compiler' });
+  const live = createConsole(room, typing, onChange);
+  const stored = h('div', { class: 'output-stored' });
+  const outputBody = h('div', { class: 'output-body', dataset: { testid: 'output' } }, summary, compiler, live.element, stored);
   const historyList = h('ol', { class: 'history', dataset: { testid: 'history' } });
   const historyCount = h('span', { class: 'count' });
   const outputPanel = h('section', { class: 'panel panel-output' }, panelHead('terminal', 'Output'), outputBody);
@@ -36,10 +47,11 @@ export function createOutput(room: RoomDoc, emptyHint: Node | null, onSelect: ()
       newestKey = newest.key;
     }
     const selected = runs.find((r) => r.key === selectedKey) ?? newest;
-    const outputKey = JSON.stringify(selected ?? null);
+    const view = live.show(selected);
+    const outputKey = JSON.stringify([selected ?? null, view]);
     if (outputKey !== shownOutput) {
       shownOutput = outputKey;
-      renderOutput(selected);
+      renderOutput(selected, view);
     }
     const historyKey = JSON.stringify([selected?.key, runs.map((r) => [r.key, r.status, r.language, r.by, timeAgo(r.submitted_at, now)])]);
     if (historyKey !== shownHistory) {
@@ -51,14 +63,16 @@ export function createOutput(room: RoomDoc, emptyHint: Node | null, onSelect: ()
     }
   }
 
-  function renderOutput(run: RunFields | undefined): void {
+  function renderOutput(run: RunFields | undefined, view: ConsoleView): void {
     if (!run) {
-      setChildren(outputBody, h('div', { class: 'empty-output' },
+      setChildren(summary, h('div', { class: 'empty-output' },
         h('p', null, 'Nothing has run in this room yet.'),
         emptyHint ? h('p', { class: 'dim' }, emptyHint) : null));
+      setChildren(compiler);
+      setChildren(stored);
       return;
     }
-    const view = statusView(run);
+    const status = statusView(run);
     const lang = languageById(run.language);
     const meta: (string | Node)[] = [lang?.name ?? run.language, ' · by ', h('span', { class: 'by', style: `color:${run.color}` }, run.by)];
     if (run.time_ms != null) meta.push(' · ', formatDuration(run.time_ms));
@@ -67,26 +81,29 @@ export function createOutput(room: RoomDoc, emptyHint: Node | null, onSelect: ()
       if (run.signal != null) meta.push(' · ', signalName(run.signal));
       else if (run.exit_code != null) meta.push(' · ', `exit ${run.exit_code}`);
     }
-    const streams: Node[] = [];
-    if (run.compile_output) streams.push(stream('Compiler output', run.compile_output, false, 'compile-output'));
-    if (run.stdout) streams.push(stream('stdout', run.stdout, run.stdout_truncated, 'stdout'));
-    if (run.stderr) streams.push(stream('stderr', run.stderr, run.stderr_truncated, 'stderr'));
-    if (TERMINAL.has(run.status) && run.status !== 'error' && !streams.length) {
-      streams.push(h('p', { class: 'dim no-output' }, 'The program wrote nothing.'));
-    } else if (!TERMINAL.has(run.status)) {
-      streams.push(h('p', { class: 'dim no-output' }, run.status === 'running'
-        ? 'Running in the sandbox: the output appears here when the program ends.'
-        : 'Waiting for a sandbox…'));
-    }
-    setChildren(outputBody,
+    setChildren(summary,
       h('div', { class: 'run-head', dataset: { testid: 'run-status', status: run.status } },
-        badge(view.label, view.tone),
+        badge(status.label, status.tone),
         h('span', { class: 'run-meta' }, meta)),
-      view.detail ? h('div', { class: `run-detail tone-${view.tone}`, dataset: { testid: 'run-detail' } },
+      status.detail ? h('div', { class: `run-detail tone-${status.tone}`, dataset: { testid: 'run-detail' } },
         run.status === 'error' && run.error_code ? h('code', { class: 'error-code' }, run.error_code) : null,
-        h('span', null, view.detail)) : null,
-      run.note && !TERMINAL.has(run.status) ? h('div', { class: 'run-note' }, icon('alert'), run.note) : null,
-      streams);
+        h('span', null, status.detail)) : null,
+      run.note && !TERMINAL.has(run.status) ? h('div', { class: 'run-note' }, icon('alert'), run.note) : null);
+    const result = view === 'stored' || view === 'ended'; // else the console shows the run
+    setChildren(compiler, result && run.compile_output ? stream('Compiler output', run.compile_output, false, 'compile-output') : null);
+    setChildren(stored, result ? storedStreams(run, view === 'ended') : null);
+  }
+
+  /** The stored result's stdout and stderr; beside an ended console (whose transcript shows
+   * them already, interleaved) folded. */
+  function storedStreams(run: RunFields, folded: boolean): Node | Node[] | null {
+    const outputs: Node[] = [];
+    if (run.stdout) outputs.push(stream('stdout', run.stdout, run.stdout_truncated, 'stdout'));
+    if (run.stderr) outputs.push(stream('stderr', run.stderr, run.stderr_truncated, 'stderr'));
+    if (folded) return outputs.length ? h('details', { class: 'streams-apart' }, h('summary', null, 'stdout and stderr apart'), outputs) : null;
+    if (!TERMINAL.has(run.status)) return h('p', { class: 'dim no-output' }, 'Waiting for a sandbox…');
+    if (!outputs.length && !run.compile_output && run.status !== 'error') return h('p', { class: 'dim no-output' }, 'The program wrote nothing.');
+    return outputs;
   }
 
   function historyRow(run: RunFields, active: boolean, now: number): HTMLElement {
@@ -95,7 +112,7 @@ export function createOutput(room: RoomDoc, emptyHint: Node | null, onSelect: ()
       class: `history-row${active ? ' active' : ''}`, type: 'button', dataset: { testid: 'history-item', status: run.status },
       onclick: () => {
         selectedKey = run.key === newestKey ? null : run.key;
-        onSelect();
+        onChange();
       },
     },
     h('span', { class: `dot tone-${view.tone}` }),
@@ -110,11 +127,6 @@ export function createOutput(room: RoomDoc, emptyHint: Node | null, onSelect: ()
 
 function badge(label: string, tone: string): HTMLElement {
   return h('span', { class: `badge tone-${tone}` }, tone === 'busy' ? h('span', { class: 'spinner' }) : null, label);
-}
-
-function truncatedTitle(): string {
-  const limits = runLimits();
-  return limits ? `Only the first ${formatBytes(limits.output_bytes)} were kept` : 'Only the start was kept (the output limit)';
 }
 
 function stream(label: string, text: string, truncated: boolean, testid: string): HTMLElement {

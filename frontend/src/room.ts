@@ -1,8 +1,8 @@
 // A room: the shared editor and the toolbar (language, Run), composed with the panels that
-// render from the Y.Doc and awareness: people.ts, output.ts, share.ts, profile.ts, and the
-// connection (connection.ts); presence.ts shapes the awareness traffic. What this page may do
-// follows its link's role: a viewer's editors are read-only, and it never writes to the document
-// (no Run, no seeding, no run take-over).
+// render from the Y.Doc and awareness: people.ts, output.ts (and its console.ts), share.ts,
+// profile.ts and the connection (connection.ts); presence.ts shapes the awareness traffic. What
+// this page may do follows its link's role: a viewer's editors are read-only, and it never writes
+// to the document (no Run, no seeding, no run take-over).
 
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
@@ -66,7 +66,7 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
   const share = createShareMenu(topbar, () => access, () => connection.rotating(rotate()));
   const output = createOutput(room,
     canEdit ? h('span', null, 'Press ', h('b', null, 'Run'), ' or ', h('kbd', null, `${MOD} ↵`), '. Everyone here sees the output.') : null,
-    () => schedule());
+    () => schedule(), canEdit ? { room: roomName, token: () => access.token, user } : null);
 
   /** Rotates the links, remembers the new ones and reconnects with the new edit token (the old
    * socket is told "link rotated" meanwhile: `connection.rotating` keeps that from locking out). */

@@ -36,6 +36,7 @@ function fieldsFrom(record: Submission): Partial<RunFields> {
     stderr_truncated: !!record.stderr_truncated,
     compile_output: record.compile_output ?? null,
     time_ms: record.time_ms ?? null,
+    time_limit: record.time_limit ?? null,
     finished_at: terminal ? Date.now() : null,
   };
 }
@@ -106,7 +107,7 @@ export function createRunner(room: RoomDoc, awareness: Awareness, isOnline: () =
     const map = room.addRun({
       key, id: null, language, by: by.name, color: by.color, poller: me, status: 'submitting', note: null,
       exit_code: null, signal: null, stdout: '', stderr: '', stdout_truncated: false, stderr_truncated: false,
-      compile_output: null, time_ms: null, error_code: null, error_message: null,
+      compile_output: null, time_ms: null, time_limit: null, error_code: null, error_message: null,
       submitted_at: now, updated_at: now, finished_at: null,
     }, ORIGIN);
     let accepted: { id: string; status: string };

@@ -5,9 +5,13 @@
 //   source:{id}  Y.Text   the program, one text per language (switching keeps each one)
 //   stdin        Y.Text   the program's input
 //   runs         Y.Array<Y.Map>   run history, newest first, at most MAX_RUNS (see RunFields)
+//   live         Y.Map<Y.Map>     live runs' consoles by submission id, written by the room's
+//                                  object only (crates/live/src/console.rs defines them;
+//                                  transcript.ts reads them, console.ts shows them)
 
 import * as Y from 'yjs';
 import { DEFAULT_LANGUAGE, LANGUAGES, STARTER_STDIN, languageById, type LanguageId } from './languages';
+import type { TimeLimit } from './transcript';
 
 export const MAX_RUNS = 20;
 
@@ -41,6 +45,7 @@ export interface RunFields {
   stderr_truncated: boolean;
   compile_output: string | null;
   time_ms: number | null;
+  time_limit: TimeLimit | null; // the limit that ended a `time_limit_exceeded` run, when the result names it
   error_code: string | null; // status `error` only
   error_message: string | null;
   submitted_at: number; // ms since the epoch (the runner's clock)
@@ -72,6 +77,7 @@ export function readRun(map: RunMap): RunFields {
     stderr_truncated: get('stderr_truncated', false),
     compile_output: get('compile_output', null),
     time_ms: get('time_ms', null),
+    time_limit: get('time_limit', null),
     error_code: get('error_code', null),
     error_message: get('error_message', null),
     submitted_at: get('submitted_at', 0),
@@ -109,11 +115,14 @@ export class RoomDoc {
   readonly meta: Y.Map<unknown>;
   readonly stdin: Y.Text;
   readonly runs: Y.Array<RunMap>;
+  /** The consoles of live runs: read only, the room's object is their one writer. */
+  readonly live: Y.Map<unknown>;
 
   constructor(readonly doc: Y.Doc) {
     this.meta = doc.getMap('meta');
     this.stdin = doc.getText('stdin');
     this.runs = doc.getArray<RunMap>('runs');
+    this.live = doc.getMap('live');
   }
 
   source(language: LanguageId): Y.Text {
