@@ -569,27 +569,15 @@ export class ExecApi {
 
   /** Builds the binary (debug, as `cargo test` leaves it: a no-op then) and starts it. */
   static async start({ db, env = {}, host = '127.0.0.1' }) {
-    const target = nativeTargetDir();
-    const binary = path.join(target, 'debug', 'exec-lambda');
-    withBuildLock(() => execFileSync('cargo', ['build', '-q', '-p', 'exec-lambda'], {
-      cwd: REPO, stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: target },
-    }));
     const port = await freePort();
     const logPath = `${db}.${port}.log`;
-    const log = fs.openSync(logPath, 'a');
-    const proc = spawn(binary, [], {
-      detached: true,
-      stdio: ['ignore', log, log],
-      env: {
-        ...process.env,
-        CODEBOX_BACKEND: 'embedded',
-        CODEBOX_DB: db,
-        CODEBOX_EXEC_LISTEN: `${host}:${port}`,
-        RUST_LOG: 'warn',
-        ...env,
-      },
+    const proc = spawnBinary('exec-lambda', 'exec-lambda', logPath, {
+      CODEBOX_BACKEND: 'embedded',
+      CODEBOX_DB: db,
+      CODEBOX_EXEC_LISTEN: `${host}:${port}`,
+      RUST_LOG: 'warn',
+      ...env,
     });
-    liveGroups.add(proc.pid);
     const api = new ExecApi(proc, port, logPath, db);
     await waitFor(async () => {
       if (proc.exitCode !== null) throw Object.assign(new Error(`exec-lambda exited: ${fs.readFileSync(logPath, 'utf8')}`), { fatal: true });
@@ -602,12 +590,74 @@ export class ExecApi {
   }
 
   async stop() {
-    try {
-      process.kill(-this.proc.pid, 'SIGTERM');
-    } catch {}
-    await waitFor(() => groupPids(this.proc.pid).length === 0, 15_000, 'exec-lambda to exit', 25);
-    liveGroups.delete(this.proc.pid);
+    await stopGroup(this.proc, 'exec-lambda');
   }
+}
+
+/**
+ * The exec fleet (exec-fleet, debug build) over an exec API's embedded queue and store, running
+ * programs in real containers (the Docker engine and runner images must be ready:
+ * scripts/docker.sh, scripts/images.sh), streaming rooms' runs live into `edgeUrl`.
+ */
+export class Fleet {
+  constructor(proc, logPath) {
+    this.proc = proc;
+    this.logPath = logPath;
+  }
+
+  static async start({ db, edgeUrl, env = {} }) {
+    const logPath = `${db}.fleet.${Date.now()}.log`;
+    const proc = spawnBinary('codebox-exec-fleet', 'exec-fleet', logPath, {
+      CODEBOX_BACKEND: 'embedded',
+      CODEBOX_DB: db,
+      CODEBOX_EDGE_URL: edgeUrl,
+      FLEET_POOL_SIZE: '1',
+      FLEET_CONCURRENCY: '4',
+      FLEET_POLL_WAIT_MS: '200',
+      RUST_LOG: 'info',
+      ...env,
+    });
+    const fleet = new Fleet(proc, logPath);
+    await waitFor(() => {
+      if (proc.exitCode !== null) throw Object.assign(new Error(`exec-fleet exited: ${fleet.log()}`), { fatal: true });
+      return /fleet worker starting/.test(fleet.log());
+    }, 120_000, 'the fleet to start', 100);
+    return fleet;
+  }
+
+  log() {
+    return fs.readFileSync(this.logPath, 'utf8');
+  }
+
+  async stop() {
+    await stopGroup(this.proc, 'exec-fleet');
+  }
+}
+
+/** Builds `pkg` (debug, into `make test`'s target folder) and starts its `binary` in a process
+ * group of its own, its output appended to `logPath`. */
+function spawnBinary(pkg, binary, logPath, env) {
+  const target = nativeTargetDir();
+  withBuildLock(() => execFileSync('cargo', ['build', '-q', '-p', pkg], {
+    cwd: REPO, stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: target },
+  }));
+  const log = fs.openSync(logPath, 'a');
+  const proc = spawn(path.join(target, 'debug', binary), [], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: { ...process.env, ...env },
+  });
+  liveGroups.add(proc.pid);
+  return proc;
+}
+
+/** SIGTERM to `proc`'s process group; resolves once all of it exited. */
+async function stopGroup(proc, name) {
+  try {
+    process.kill(-proc.pid, 'SIGTERM');
+  } catch {}
+  await waitFor(() => groupPids(proc.pid).length === 0, 30_000, `${name} to exit`, 25);
+  liveGroups.delete(proc.pid);
 }
 
 /**

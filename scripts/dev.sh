@@ -106,6 +106,8 @@ bin="$CARGO_TARGET_DIR/release"
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 export CODEBOX_BACKEND=embedded CODEBOX_DB="$state_dir/codebox.db"
 export CODEBOX_EXEC_LISTEN="127.0.0.1:$exec_port"
+# The fleet streams rooms' runs live into the edge (Contract 4).
+export CODEBOX_EDGE_URL="http://127.0.0.1:$edge_port"
 wrangler_state=()
 [ -n "${CODEBOX_DEV_STATE:-}" ] && wrangler_state=(--persist-to "$state_dir/wrangler")
 

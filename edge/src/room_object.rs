@@ -525,6 +525,9 @@ impl Room {
                     c.output(submission, stream, &text);
                 })
             }
+            FromRun::InputClosed => edit_consoles(&mut guard, ENTRY_BYTES, |c| {
+                c.close_input(submission)
+            }),
             FromRun::Ended(json) => {
                 let ending = ending_of(&json);
                 let growth = ending.stdout.len() + ending.stderr.len() + ENTRY_BYTES * 4;

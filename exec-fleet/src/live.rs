@@ -8,6 +8,10 @@
 //! the run's end ─> the rest of the output, FromRun::Ended(stored result) ─> close
 //! ```
 //!
+//! A run given stdin up front (the stdin panel's text) takes that as its whole input, as a batch
+//! run does: its stdin closes after it, and the room is told so. A run given none reads what
+//! the room types, line by line, until Ctrl-D.
+//!
 //! Degrade, never fail: if the channel cannot be opened the job runs as a batch run (and its
 //! result arrives by polling, as every result does); if it drops mid-run the program's stdin
 //! is closed (nobody can type any more) and the run goes on to its stored result.
@@ -140,6 +144,10 @@ async fn relay(sandbox: &Sandbox, job: &Job, channel: Channel) -> RunResult {
     };
     let (lines, input) = mpsc::channel(INPUT_BACKLOG);
     let mut lines = Some(lines);
+    if !job.stdin.is_empty() {
+        lines = None;
+        out.send(FromRun::InputClosed).await;
+    }
     let (output, mut produced) = mpsc::unbounded_channel();
     let live = Live {
         input,

@@ -8,7 +8,8 @@
 //!                 "lost"   the channel closed before the run's end: the result comes by polling
 //!                 "ended"  the run ended; the transcript's output equals the stored result's
 //!     started_at  number   ms since the epoch, when the channel first opened
-//!     stdin_open  bool     input is still taken (until Ctrl-D, or the run's end)
+//!     stdin_open  bool     input is still taken (until Ctrl-D, the run's end, or at once when
+//!                          the run was given the stdin panel's text: that is its whole input)
 //!     transcript  Y.Array  in the order things happened, each a plain object:
 //!                          {"s": "out" | "err", "t": text}              output
 //!                          {"s": "in", "t": line, "by", "color"}        a typed line (no newline)
@@ -290,6 +291,16 @@ impl<'t, 'doc> Consoles<'t, 'doc> {
         Ok(())
     }
 
+    /// The program's stdin closed without anyone typing Ctrl-D (it was given its input up
+    /// front): the console stops taking input.
+    pub fn close_input(&mut self, submission: &str) {
+        if let Some(console) = self.console(submission) {
+            if self.flag(&console, "stdin_open") {
+                console.insert(self.txn, "stdin_open", false);
+            }
+        }
+    }
+
     /// The run ended with its stored result. Output the channel did not bring (a tail lost
     /// to a failed send) is appended, so the transcript's output equals the result's.
     pub fn end(&mut self, submission: &str, ending: &Ending) {
@@ -489,6 +500,7 @@ mod tests {
         }
         assert_eq!(refused, Some(Refused::InputFull));
         consoles.input("s1", &Typed::EndOfInput, &author()).unwrap();
+        consoles.close_input("s1");
         assert_eq!(
             consoles.input("s1", &line("late"), &author()),
             Err(Refused::InputClosed)

@@ -4,6 +4,8 @@
 //! run -> room   0x01 <bytes>   the program's stdout, as it wrote it (any bytes, 1..=MAX_CHUNK)
 //!               0x02 <bytes>   its stderr
 //!               0x03 <json>    the run ended: the stored result (Contract 2's record), UTF-8 JSON
+//!               0x04           the program's stdin is closed: it takes no typed input (it was
+//!                              given the stdin panel's text, which ends its input)
 //! room -> run   0x10 <bytes>   a line of input, with its newline (1..=MAX_LINE bytes)
 //!               0x11           the end of input (Ctrl-D)
 //! ```
@@ -25,6 +27,7 @@ pub const MAX_END: usize = 1024 * 1024;
 const STDOUT: u8 = 0x01;
 const STDERR: u8 = 0x02;
 const ENDED: u8 = 0x03;
+const INPUT_CLOSED: u8 = 0x04;
 const LINE: u8 = 0x10;
 const END_OF_INPUT: u8 = 0x11;
 
@@ -49,6 +52,8 @@ pub enum FromRun {
     },
     /// The run ended; its stored result, as JSON.
     Ended(String),
+    /// The program's stdin is closed: the room stops taking input for it.
+    InputClosed,
 }
 
 /// A frame from the room to the run.
@@ -109,6 +114,7 @@ impl FromRun {
                 bytes,
             ),
             FromRun::Ended(json) => tagged(ENDED, json.as_bytes()),
+            FromRun::InputClosed => vec![INPUT_CLOSED],
         }
     }
 
@@ -147,6 +153,11 @@ impl FromRun {
                 })?;
                 Ok(FromRun::Ended(json.to_owned()))
             }
+            INPUT_CLOSED if body.is_empty() => Ok(FromRun::InputClosed),
+            INPUT_CLOSED => Err(FrameError::Malformed {
+                what: "input closed",
+                len: body.len(),
+            }),
             other => Err(FrameError::UnknownTag(other)),
         }
     }
@@ -193,6 +204,14 @@ mod tests {
         assert_eq!(FromRun::decode(&output.encode()), Ok(output.clone()));
         let ended = FromRun::Ended(r#"{"status":"ok"}"#.into());
         assert_eq!(FromRun::decode(&ended.encode()), Ok(ended));
+        assert_eq!(
+            FromRun::decode(&FromRun::InputClosed.encode()),
+            Ok(FromRun::InputClosed)
+        );
+        assert!(matches!(
+            FromRun::decode(&[INPUT_CLOSED, 0]),
+            Err(FrameError::Malformed { .. })
+        ));
         assert_eq!(
             ToRun::decode(&ToRun::EndOfInput.encode()),
             Ok(ToRun::EndOfInput)
