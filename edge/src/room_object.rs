@@ -20,7 +20,7 @@
 use std::cell::{Cell, RefCell};
 
 use codebox_access::{Claims, Role};
-use codebox_live::console::{Author, Consoles, Ending, Typed, ENTRY_BYTES};
+use codebox_live::console::{live_runs, Author, Consoles, Ending, Typed, ENTRY_BYTES};
 use codebox_live::frame::{FromRun, ToRun};
 use codebox_live::console::Refused;
 use codebox_room::awareness::fit_budget;
@@ -177,7 +177,13 @@ impl DurableObject for Room {
             };
             let wake_at = effects.wake_at;
             run_effects(loaded, &ws, socket, effects);
-            wake_at
+            if part == Part::Document {
+                // A client may bring back a console the room lost with its channel (it was
+                // written after the last commit): it is not live any more.
+                earliest(wake_at, lose_orphaned_runs(&mut guard))
+            } else {
+                wake_at
+            }
         };
         self.wake_at(wake_at).await;
         Ok(())
@@ -727,6 +733,42 @@ fn save_socket_state(ws: &WebSocket, state: &SocketState) {
     }
 }
 
+/// A console is live only while its run's channel is open: one the room lost with its
+/// channels (a crash, a restart of the runtime) says so at the next document frame, which
+/// follows every load (a client's sync). Returns when the room next has work.
+fn lose_orphaned_runs(slot: &mut Option<Loaded>) -> Option<u64> {
+    let loaded = slot.as_mut()?;
+    let open: Vec<String> = loaded.runs.iter().map(|(s, _)| s.clone()).collect();
+    let name = loaded.name.clone();
+    let orphaned: Vec<String> = live_runs(loaded.room.doc())
+        .into_iter()
+        .filter(|submission| !open.contains(submission))
+        .collect();
+    if orphaned.is_empty() {
+        return None;
+    }
+    let lost = edit_consoles(slot, ENTRY_BYTES * orphaned.len(), |c| {
+        for submission in &orphaned {
+            c.lose(submission);
+        }
+    });
+    match lost {
+        Ok(((), at)) => {
+            info!(room = %name, runs = orphaned.len(), "consoles without a channel marked lost");
+            at
+        }
+        Err(error) => {
+            warn!(room = %name, %error, "marking orphaned consoles lost failed");
+            None
+        }
+    }
+}
+
+/// The earlier of two wake-up times.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    a.into_iter().chain(b).min()
+}
+
 /// A fresh client id for the room's own edits, for this instance only (see
 /// `codebox_room::Room::with_writer`): random, and never the ids a room reserves.
 fn fresh_writer() -> Result<u32, EdgeError> {
@@ -777,6 +819,10 @@ fn ending_of(json: &str) -> Ending {
         stdout: String,
         #[serde(default)]
         stderr: String,
+        #[serde(default)]
+        stdout_truncated: bool,
+        #[serde(default)]
+        stderr_truncated: bool,
     }
     match serde_json::from_str::<Stored>(json) {
         Ok(stored) => Ending {
@@ -784,6 +830,8 @@ fn ending_of(json: &str) -> Ending {
             time_limit: stored.time_limit,
             stdout: stored.stdout,
             stderr: stored.stderr,
+            stdout_truncated: stored.stdout_truncated,
+            stderr_truncated: stored.stderr_truncated,
         },
         Err(error) => {
             warn!(%error, "a run's end carried an unreadable result");
@@ -792,6 +840,8 @@ fn ending_of(json: &str) -> Ending {
                 time_limit: None,
                 stdout: String::new(),
                 stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
             }
         }
     }

@@ -27,7 +27,10 @@
 
 use std::collections::HashMap;
 
-use yrs::{Any, Array, ArrayPrelim, ArrayRef, Map, MapPrelim, MapRef, Out, TransactionMut};
+use yrs::{
+    Any, Array, ArrayPrelim, ArrayRef, Doc, Map, MapPrelim, MapRef, Out, ReadTxn, Transact,
+    TransactionMut,
+};
 
 use crate::frame::Stream;
 
@@ -94,6 +97,10 @@ pub struct Ending {
     pub stdout: String,
     /// The stored stderr.
     pub stderr: String,
+    /// The stored stdout was cut at its cap.
+    pub stdout_truncated: bool,
+    /// The stored stderr was cut at its cap.
+    pub stderr_truncated: bool,
 }
 
 /// Why the console refused something.
@@ -321,6 +328,14 @@ impl<'t, 'doc> Consoles<'t, 'doc> {
                 }
             }
         }
+        for (cut, key) in [
+            (ending.stdout_truncated, "out_truncated"),
+            (ending.stderr_truncated, "err_truncated"),
+        ] {
+            if cut && !self.flag(&console, key) {
+                console.insert(self.txn, key, true);
+            }
+        }
         console.insert(self.txn, "state", State::Ended.as_str());
         console.insert(self.txn, "stdin_open", false);
         console.insert(self.txn, "status", ending.status.as_str());
@@ -366,6 +381,22 @@ impl<'t, 'doc> Consoles<'t, 'doc> {
             })
             .collect()
     }
+}
+
+/// The submissions whose consoles in `doc` are live.
+pub fn live_runs(doc: &Doc) -> Vec<String> {
+    let txn = doc.transact();
+    let Some(live) = txn.get_map(LIVE) else {
+        return Vec::new();
+    };
+    live.iter(&txn)
+        .filter_map(|(key, value)| {
+            let console = value.cast::<MapRef>().ok()?;
+            let state = console.get(&txn, "state")?;
+            matches!(state, Out::Any(Any::String(s)) if &*s == State::Live.as_str())
+                .then(|| key.to_owned())
+        })
+        .collect()
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
@@ -440,7 +471,6 @@ fn incomplete_tail_start(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yrs::{Doc, Transact};
 
     fn author() -> Author {
         Author {
@@ -527,6 +557,8 @@ mod tests {
                 time_limit: Some("idle".into()),
                 stdout: "hello".into(),
                 stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: true,
             },
         );
         assert_eq!(consoles.state("s1"), Some(State::Ended));
@@ -553,6 +585,20 @@ mod tests {
         assert_eq!(consoles.state("s0"), Some(State::Live), "a live one stays");
         assert_eq!(consoles.state("s1"), None);
         assert_eq!(consoles.state(&format!("s{}", MAX_CONSOLES + 4)), Some(State::Lost));
+    }
+
+    #[test]
+    fn live_runs_are_those_whose_channel_is_open() {
+        let doc = Doc::with_client_id(7);
+        assert!(live_runs(&doc).is_empty());
+        {
+            let mut txn = doc.transact_mut();
+            let mut consoles = Consoles::new(&mut txn);
+            consoles.open("s1", 1).unwrap();
+            consoles.open("s2", 2).unwrap();
+            consoles.lose("s2");
+        }
+        assert_eq!(live_runs(&doc), ["s1"]);
     }
 
     #[test]
