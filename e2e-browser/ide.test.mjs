@@ -325,6 +325,37 @@ test('a Python run reading stdin: both people see the same status and output, li
   assert.match(goRun.head, /Go.*by Grace Hopper/);
 }));
 
+test('a live console: Ada runs a program that asks for a name, Grace answers in the console, both see the greeting as it is printed', { timeout: 150_000 }, e2e(async ({ join }) => {
+  const room = await newRoom(stack.url);
+  const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
+  await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
+  await Promise.all([editorReady(ada), editorReady(grace)]);
+  await setProgram(ada, 'name = input("Your name? ")\nprint(f"Hello, {name}!", flush=True)\nimport time\ntime.sleep(1)\nprint("bye")\n');
+  // An empty stdin panel: the program reads what the room types.
+  await setInput(ada, '');
+  await ada.page.click('[data-testid=run]');
+  const transcript = (who) => who.page.textContent('[data-testid=console]').catch(() => null);
+  await Promise.all([ada, grace].map((who) => waitFor(async () => (await transcript(who))?.includes('Your name?'), 60_000, `${who.name} to see the question`)));
+  await grace.page.fill('[data-testid=console-input]', 'Grace');
+  await grace.page.press('[data-testid=console-input]', 'Enter');
+  // Both see the greeting before the run has ended (it sleeps a second after it).
+  const greeted = async (who) => {
+    await waitFor(async () => (await transcript(who))?.includes('Hello, Grace!'), 20_000, `${who.name} to see the greeting`);
+    return (await shownRun(who)).status;
+  };
+  const [adaStatus, graceStatus] = await Promise.all([greeted(ada), greeted(grace)]);
+  assert.ok(['running', 'queued'].includes(adaStatus) || ['running', 'queued'].includes(graceStatus), `seen live (${adaStatus}, ${graceStatus})`);
+  // Grace's line is echoed, with her name, for Ada too.
+  const echo = await ada.page.textContent('[data-testid=console] .con-in');
+  assert.match(echo, /Grace/);
+  const [end, endForGrace] = await Promise.all([waitForRun(ada, 'ok'), waitForRun(grace, 'ok')]);
+  assert.match(await transcript(ada), /Your name\? ?Grace[\s\S]*Hello, Grace!\s*bye/);
+  assert.equal(await transcript(grace), await transcript(ada));
+  assert.equal(end.status, endForGrace.status);
+  // The input line is gone once the run ended.
+  assert.equal(await ada.page.isVisible('[data-testid=console-input]'), false);
+}));
+
 test('after a reload the program and the run history are still there', { timeout: 120_000 }, e2e(async ({ join }) => {
   const room = await newRoom(stack.url);
   const ada = await join(ADA);

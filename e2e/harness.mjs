@@ -634,15 +634,17 @@ export class Fleet {
   }
 }
 
-/** Builds `pkg` (debug, into `make test`'s target folder) and starts its `binary` in a process
+/** Builds `pkg` (debug, or release with CODEBOX_E2E_RELEASE=1, into `make test`'s target folder) and starts its `binary` in a process
  * group of its own, its output appended to `logPath`. */
 function spawnBinary(pkg, binary, logPath, env) {
   const target = nativeTargetDir();
-  withBuildLock(() => execFileSync('cargo', ['build', '-q', '-p', pkg], {
+  // Benchmarks measure release builds (CODEBOX_E2E_RELEASE=1); tests take what cargo test built.
+  const release = process.env.CODEBOX_E2E_RELEASE === '1';
+  withBuildLock(() => execFileSync('cargo', ['build', '-q', ...(release ? ['--release'] : []), '-p', pkg], {
     cwd: REPO, stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: target },
   }));
   const log = fs.openSync(logPath, 'a');
-  const proc = spawn(path.join(target, 'debug', binary), [], {
+  const proc = spawn(path.join(target, release ? 'release' : 'debug', binary), [], {
     detached: true,
     stdio: ['ignore', log, log],
     env: { ...process.env, ...env },

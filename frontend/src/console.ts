@@ -51,9 +51,11 @@ export function createConsole(room: RoomDoc, typing: ConsoleTyping | null, onCha
   }, 'End input');
   const inputRow = h('div', { class: 'console-input' }, h('span', { class: 'console-prompt', 'aria-hidden': 'true' }, '›'), field, eofButton);
   const error = h('p', { class: 'console-error', role: 'alert', dataset: { testid: 'console-error' } });
+  const givenInput = h('p', { class: 'console-hint', dataset: { testid: 'console-hint' } },
+    'This run read the stdin panel as its whole input. Leave the stdin panel empty to type into the program as it runs.');
   const box = h('div', { class: 'stream console' },
     h('div', { class: 'stream-label' }, 'console', liveTag, outCut, errCut),
-    transcript, inputRow, error);
+    transcript, inputRow, givenInput, error);
   const noteText = h('span');
   const note = h('div', { class: 'run-note console-note', dataset: { testid: 'console-note' } }, icon('clock'), noteText);
   const element = h('div', { class: 'console-panel' }, note, box);
@@ -127,6 +129,8 @@ export function createConsole(room: RoomDoc, typing: ConsoleTyping | null, onCha
     if (fields.out_truncated || fields.err_truncated) outCut.title = errCut.title = truncatedTitle();
     transcript.dataset.empty = fields.state === 'ended' ? 'The program wrote nothing.' : 'Nothing written yet.';
     const typingOpen = typing !== null && fields.state === 'live' && fields.stdin_open;
+    // Input closed with nobody's Ctrl-D: the run was given the stdin panel's text.
+    givenInput.hidden = typing === null || fields.state !== 'live' || fields.stdin_open || endedByTypist(bound.get('transcript'));
     if (inputRow.hidden === typingOpen) {
       inputRow.hidden = !typingOpen;
       if (!typingOpen) error.textContent = ''; // what failed no longer can be retried
@@ -260,6 +264,11 @@ export function createConsole(room: RoomDoc, typing: ConsoleTyping | null, onCha
       return view;
     },
   };
+}
+
+/** Whether someone ended the input (an `eof` entry). */
+function endedByTypist(entries: unknown): boolean {
+  return entries instanceof Y.Array && entries.toArray().some((entry) => (entry as { s?: unknown })?.s === 'eof');
 }
 
 /** How one segment reads: output as written (stderr styled apart), a typed line echoed with a
