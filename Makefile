@@ -2,7 +2,7 @@
 # Both install what they need first (scripts/setup.sh), idempotently.
 SHELL := /usr/bin/env bash
 
-.PHONY: dev test setup edge deploy-check fleet-image bench-room bench-core bench-exec
+.PHONY: dev test setup edge deploy-check fleet-image bench-room bench-core bench-exec bench-live
 
 dev: ## run everything locally (edge on 127.0.0.1:8787)
 	@bash scripts/dev.sh
@@ -30,3 +30,6 @@ bench-room: ## rooms side by side (edge, @y/websocket-server, a minimal DO): fan
 
 bench-exec: ## submit-to-result latency and throughput of the exec stack vs a bare process and docker run
 	@bash bench/run-exec-bench.sh
+
+bench-live: ## live runs on the local stack: line latency both ways vs docker run -i, what a flood costs the room
+	@bash scripts/docker.sh && bash scripts/images.sh && bash scripts/build-edge.sh && node bench/live-latency.mjs

@@ -22,10 +22,10 @@ test('limits are named with their figures once served, and only well-formed ones
   assert.equal(limits.formatBytes(100), '100 bytes');
 });
 
-test('a live run\'s limits are Contract 4\'s until the API serves its own', () => {
-  assert.deepEqual(limits.interactiveLimits(), { cpu_ms: 5000, wall_ms: 60000, idle_ms: 20000 });
+test('a live run\'s limits are named once the API serves them, and only well-formed ones are taken', () => {
+  assert.equal(limits.interactiveLimits(), null, 'none served yet');
   limits.setRunLimits({ run_ms: 5000, compile_ms: 10000, memory_bytes: 1, output_bytes: 1, interactive: { cpu_ms: 'five' } });
-  assert.equal(limits.interactiveLimits().cpu_ms, 5000, 'malformed ones are ignored');
+  assert.equal(limits.interactiveLimits(), null, 'malformed ones are ignored');
   limits.setRunLimits({ run_ms: 5000, compile_ms: 10000, memory_bytes: 1, output_bytes: 65536, interactive: { cpu_ms: 4000, wall_ms: 30000, idle_ms: 10000 } });
   assert.deepEqual(limits.interactiveLimits(), { cpu_ms: 4000, wall_ms: 30000, idle_ms: 10000 });
   assert.equal(limits.truncatedTitle(), 'Only the first 64 KiB were kept');

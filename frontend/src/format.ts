@@ -71,13 +71,16 @@ export function statusView(run: RunFields): StatusView {
 export function timeLimitDetail(limit: TimeLimit | null): string {
   const limits = runLimits();
   const live = interactiveLimits();
+  const figure = (ms: number | undefined, named: string) => (ms ? `${formatSeconds(ms)} ${named}` : named);
   switch (limit) {
     case 'cpu':
-      return `Stopped at the ${formatSeconds(live.cpu_ms)} time limit on CPU time.`;
+      return `Stopped at the ${figure(live?.cpu_ms, 'time limit')} on CPU time.`;
     case 'wall':
-      return `Stopped at the ${formatSeconds(live.wall_ms)} time limit on wall time (how long a live run may last).`;
+      return `Stopped at the ${figure(live?.wall_ms, 'time limit')} on wall time (how long a live run may last).`;
     case 'idle':
-      return `Stopped after ${formatSeconds(live.idle_ms)} with neither output nor input (the idle time limit).`;
+      return live
+        ? `Stopped after ${formatSeconds(live.idle_ms)} with neither output nor input (the idle time limit).`
+        : 'Stopped after a while with neither output nor input (the idle time limit).';
     case 'compile':
       return limits ? `The compiler was stopped at the ${formatSeconds(limits.compile_ms)} compile time limit.` : 'The compiler was stopped at the compile time limit.';
     default:

@@ -1,9 +1,8 @@
 // The limits every run is held to, as the exec API serves them with the languages
 // (GET /api/v1/languages, from codebox-submission's `Limits`): the IDE names a limit when a run
 // hits one and keeps no copy of the figures. Until the API has answered, limits are named
-// without their figures. The one exception is the limits of a live run (Contract 4: CPU time,
-// wall time, idle time), which the API does not serve yet: Contract 4's figures stand in for
-// them until it does (as `limits.interactive: {cpu_ms, wall_ms, idle_ms}`).
+// without their figures; a live run's (Contract 4: CPU time, wall time, idle time) are served
+// as `limits.interactive: {cpu_ms, wall_ms, idle_ms}`.
 // No run-time imports: the tests load this module into Node.
 
 /** The part of the API's `limits` the IDE names (times in ms, sizes in bytes). */
@@ -24,11 +23,8 @@ export interface InteractiveLimits {
   idle_ms: number;
 }
 
-/** Contract 4's figures (DESIGN.md), until the API serves its own. */
-const CONTRACT_INTERACTIVE: InteractiveLimits = { cpu_ms: 5_000, wall_ms: 60_000, idle_ms: 20_000 };
-
 let served: RunLimits | null = null;
-let interactive: InteractiveLimits = CONTRACT_INTERACTIVE;
+let interactive: InteractiveLimits | null = null;
 
 /** Remembers the limits the API served (ignored when absent or malformed). */
 export function setRunLimits(limits: unknown): void {
@@ -37,8 +33,8 @@ export function setRunLimits(limits: unknown): void {
   if (hasPositive(live, ['cpu_ms', 'wall_ms', 'idle_ms'])) interactive = live as InteractiveLimits;
 }
 
-/** The limits of a live run: the API's when it served them, else Contract 4's. */
-export function interactiveLimits(): InteractiveLimits {
+/** The limits of a live run the API served, or null before it answered. */
+export function interactiveLimits(): InteractiveLimits | null {
   return interactive;
 }
 

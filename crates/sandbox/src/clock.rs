@@ -37,11 +37,13 @@ pub struct InteractiveLimits {
 }
 
 impl Default for InteractiveLimits {
+    /// Contract 4's, as `Limits` states them.
     fn default() -> Self {
+        let limits = Limits::default().interactive;
         InteractiveLimits {
-            cpu: Duration::from_secs(5),
-            wall: Duration::from_secs(60),
-            idle: Duration::from_secs(20),
+            cpu: Duration::from_millis(limits.cpu_ms),
+            wall: Duration::from_millis(limits.wall_ms),
+            idle: Duration::from_millis(limits.idle_ms),
         }
     }
 }

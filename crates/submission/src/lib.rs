@@ -48,7 +48,7 @@ pub mod config;
 pub use error::ServiceError;
 pub use job::{Job, MalformedJob, MessageError, MAX_MESSAGE_BYTES};
 pub use language::{Language, LanguageInfo};
-pub use limits::Limits;
+pub use limits::{InteractiveLimits, Limits};
 pub use queue::{Delivery, JobQueue, QueueError};
 pub use record::{RunResult, Submission, RECORD_TTL};
 pub use request::{

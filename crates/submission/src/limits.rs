@@ -30,6 +30,19 @@ pub struct Limits {
     pub open_files: u64,
     /// Largest file the program may write.
     pub file_size_bytes: u64,
+    /// The time limits of a live run (Contract 4), which replace `run_ms`.
+    pub interactive: InteractiveLimits,
+}
+
+/// The time limits of a live run (Contract 4), in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InteractiveLimits {
+    /// CPU time of the whole run.
+    pub cpu_ms: u64,
+    /// Wall time from the program's start.
+    pub wall_ms: u64,
+    /// Time with neither output nor input.
+    pub idle_ms: u64,
 }
 
 impl Default for Limits {
@@ -46,6 +59,11 @@ impl Default for Limits {
             nano_cpus: 1_000_000_000,
             open_files: 256,
             file_size_bytes: 16 * MIB,
+            interactive: InteractiveLimits {
+                cpu_ms: 5_000,
+                wall_ms: 60_000,
+                idle_ms: 20_000,
+            },
         }
     }
 }
