@@ -322,13 +322,7 @@ impl Room {
         let answer = edit(&mut txn);
         txn.commit();
         let delta = txn.has_changes().then(|| txn.encode_update_v1());
-        let mut advanced = Vec::new();
-        for (client, ranges) in txn.insert_set().iter() {
-            if let Some(range) = ranges.iter().next_back() {
-                self.known.set_max(*client, range.end);
-                advanced.push(*client);
-            }
-        }
+        let advanced = advance(&mut self.known, &txn);
         drop(txn);
         self.note_change(delta, advanced, growth, now_ms, &mut effects, &mut VecDeque::new());
         if self.pending.is_due(&self.limits.commit, now_ms) {
@@ -534,13 +528,7 @@ impl Room {
         let grew =
             delta.is_some() || store.pending_update().is_some() || store.pending_ds().is_some();
         // Held updates never reach yrs, so what it integrated is contiguous with what it had.
-        let mut advanced = Vec::new();
-        for (client, ranges) in txn.insert_set().iter() {
-            if let Some(range) = ranges.iter().next_back() {
-                self.known.set_max(*client, range.end);
-                advanced.push(*client);
-            }
-        }
+        let advanced = advance(&mut self.known, &txn);
         drop(txn);
         let growth = if grew { growth } else { 0 };
         self.note_change(delta, advanced, growth, now_ms, effects, ready);
@@ -660,6 +648,18 @@ impl DocSize {
             refused: false,
         }
     }
+}
+
+/// Moves `known` past what `txn` inserted; returns the clients whose clocks moved.
+fn advance(known: &mut StateVector, txn: &TransactionMut) -> Vec<ClientID> {
+    let mut advanced = Vec::new();
+    for (client, ranges) in txn.insert_set().iter() {
+        if let Some(range) = ranges.iter().next_back() {
+            known.set_max(*client, range.end);
+            advanced.push(*client);
+        }
+    }
+    advanced
 }
 
 /// An upper bound on how much an update of `len` bytes can grow the encoded document: its own
