@@ -153,7 +153,8 @@ pub(crate) async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>
 }
 
 impl EdgeError {
-    fn status_and_code(&self) -> (u16, &'static str) {
+    /// The HTTP status and error code of this error.
+    pub(crate) fn status_and_code(&self) -> (u16, &'static str) {
         match self {
             EdgeError::InvalidRoomName => (400, "invalid_room_name"),
             EdgeError::UpgradeRequired => (426, "upgrade_required"),

@@ -335,3 +335,43 @@ impl TypedInput {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_input_is_a_line_or_the_end_with_a_name_and_a_colour() {
+        let line = TypedInput::parse(br##"{"line":"Ada","by":" Grace ","color":"#12a594"}"##)
+            .unwrap();
+        assert_eq!(line.typed, Typed::Line("Ada".into()));
+        assert_eq!(line.author.name, "Grace");
+        let end = TypedInput::parse(br##"{"eof":true,"by":"G","color":"#000000"}"##).unwrap();
+        assert_eq!(end.typed, Typed::EndOfInput);
+        for (body, code) in [
+            (&br#"not json"#[..], "invalid_body"),
+            (br##"{"by":"G","color":"#000000"}"##, "invalid_body"),
+            (br##"{"line":"x","eof":true,"by":"G","color":"#000000"}"##, "invalid_body"),
+            (br##"{"line":"x","by":"G","color":"#000000","extra":1}"##, "invalid_body"),
+            (br##"{"line":"x","by":"  ","color":"#000000"}"##, "invalid_value"),
+            (br##"{"line":"x","by":"G","color":"red"}"##, "invalid_value"),
+            (br##"{"line":"x","by":"G","color":"#00000g"}"##, "invalid_value"),
+        ] {
+            let error = TypedInput::parse(body).err().expect("refused");
+            assert_eq!(error.status_and_code().1, code, "{}", String::from_utf8_lossy(body));
+        }
+        let long = format!(r##"{{"line":"x","by":"{}","color":"#000000"}}"##, "n".repeat(65));
+        assert!(TypedInput::parse(long.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_runs_end_reads_the_stored_result_and_survives_a_bad_one() {
+        let ending = ending_of(
+            r#"{"status":"time_limit_exceeded","time_limit":"idle","stdout":"a","stderr":"","stdout_truncated":true,"exit_code":null}"#,
+        );
+        assert_eq!(ending.status, "time_limit_exceeded");
+        assert_eq!(ending.time_limit.as_deref(), Some("idle"));
+        assert!(ending.stdout_truncated && !ending.stderr_truncated);
+        assert_eq!(ending_of("{").status, "internal_error");
+    }
+}
