@@ -151,7 +151,14 @@ async function inputLatency() {
       body: JSON.stringify({ line: String(i), by: 'Ada', color: '#6e56cf' }),
     });
     if (response.status !== 204) throw new Error(`input ${i}: ${response.status} ${await response.text()}`);
-    const read = await waitFor(() => stamps(stdoutOf(typist.doc, id)).get(i), 20_000, `line ${i} read`, 1);
+    let read;
+    try {
+      read = await waitFor(() => stamps(stdoutOf(typist.doc, id)).get(i), 20_000, `line ${i} read`, 1);
+    } catch (error) {
+      const record = await (await fetch(`${edge.httpBase}/api/v1/submissions/${id}`)).json();
+      const console = typist.doc.getMap('live').get(id)?.toJSON();
+      throw new Error(`${error.message}; the run: ${JSON.stringify(record).slice(0, 600)}; its console: ${JSON.stringify(console).slice(-600)}`);
+    }
     latencies.push(read - sent);
   }
   return stats(latencies);

@@ -3,6 +3,8 @@
 //! retries, the output cap) are all in the core; this file only moves bytes and calls the
 //! engine.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -212,12 +214,34 @@ impl Inner {
             warm,
             now(),
         );
+        // A CPU sample in flight: the engine's stats take up to a second (it answers at its
+        // next collection), and the streams and the input must not wait for it.
+        let mut sampling: Option<Pin<Box<dyn Future<Output = _> + Send + '_>>> = None;
         let mut action = Action::ReadStreams;
         loop {
             action = match action {
-                Action::ReadStreams => {
+                Action::ReadStreams | Action::SampleCpu => {
+                    if matches!(action, Action::SampleCpu) && sampling.is_none() {
+                        sampling = Some(Box::pin(lifecycle::cpu_used(docker, &id)));
+                    }
                     let deadline = tokio::time::Instant::from_std(run.deadline());
                     tokio::select! {
+                        cpu = async {
+                            match sampling.as_mut() {
+                                Some(sample) => sample.await,
+                                None => std::future::pending().await,
+                            }
+                        }, if sampling.is_some() => {
+                            sampling = None;
+                            match cpu {
+                                Ok(cpu) => run.handle(Input::CpuUsed(cpu), now()),
+                                // The wall and idle limits still hold; the next sample may work.
+                                Err(e) => {
+                                    debug!(error = %e, "reading the container's CPU time failed");
+                                    Action::ReadStreams
+                                }
+                            }
+                        }
                         frame = output.next() => match frame {
                             Some(Ok(LogOutput::StdOut { message })) => {
                                 run.handle(Input::Stdout(&message), now())
@@ -239,14 +263,6 @@ impl Inner {
                         Some(()) = sent.recv() => run.handle(Input::InputSent, now()),
                     }
                 }
-                Action::SampleCpu => match lifecycle::cpu_used(docker, &id).await {
-                    Ok(cpu) => run.handle(Input::CpuUsed(cpu), now()),
-                    // The wall and idle limits still hold; the next sample may work.
-                    Err(e) => {
-                        debug!(error = %e, "reading the container's CPU time failed");
-                        Action::ReadStreams
-                    }
-                },
                 _ => break,
             };
             if let Some(to) = &relay_to {
@@ -262,6 +278,7 @@ impl Inner {
         drop(output);
         drop(writer);
         drop(sent);
+        drop(sampling);
 
         loop {
             action = match action {
