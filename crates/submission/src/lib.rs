@@ -60,4 +60,7 @@ pub use request::{
     RequestError,
 };
 pub use status::{Ending, Phase, Status, TimeLimit};
-pub use store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition, Unreadable};
+pub use store::{
+    payload_parts, PayloadStore, RateCounter, RateHit, StoreError, SubmissionStore, Transition,
+    Unreadable, PAYLOAD_PART_BYTES,
+};
