@@ -57,6 +57,10 @@ export function statusView(run: RunFields): StatusView {
         tone: 'warn',
         detail: `Stopped for writing more than the ${limits ? `${formatBytes(limits.output_bytes)} ` : ''}output limit (per stream).`,
       };
+    case 'accepted':
+      return { label: 'Accepted', tone: 'ok', detail: 'Every test passed.' };
+    case 'wrong_answer':
+      return { label: 'Wrong answer', tone: 'error', detail: 'A test\'s output differs from the expected output.' };
     case 'internal_error':
       return { label: 'Internal error', tone: 'error', detail: 'The sandbox failed to run the program. This is not your code\'s fault: try again.' };
     case 'error':

@@ -20,11 +20,11 @@ export const MAX_RUNS = 20;
 export type RunStatus =
   | 'submitting' | 'queued' | 'running'
   | 'ok' | 'compile_error' | 'runtime_error' | 'time_limit_exceeded' | 'memory_limit_exceeded'
-  | 'output_limit_exceeded' | 'internal_error' | 'error';
+  | 'output_limit_exceeded' | 'internal_error' | 'wrong_answer' | 'accepted' | 'error';
 
 export const TERMINAL: ReadonlySet<string> = new Set([
   'ok', 'compile_error', 'runtime_error', 'time_limit_exceeded', 'memory_limit_exceeded',
-  'output_limit_exceeded', 'internal_error', 'error',
+  'output_limit_exceeded', 'internal_error', 'wrong_answer', 'accepted', 'error',
 ]);
 
 /** One entry of `runs`: a Y.Map with these keys. */

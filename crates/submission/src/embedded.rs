@@ -18,7 +18,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::error::ServiceError;
 use crate::job::Job;
 use crate::queue::{Delivery, JobQueue, QueueError};
-use crate::store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition, Unreadable};
+use crate::store::{
+    payload_parts, PayloadStore, RateCounter, RateHit, StoreError, SubmissionStore, Transition,
+    Unreadable,
+};
 use crate::{RunResult, Status, Submission};
 
 /// How often an empty long poll looks again (a job waits for a worker at most this long).
@@ -52,6 +55,13 @@ CREATE TABLE IF NOT EXISTS rate_counters (
     ends_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rate_counters_ended ON rate_counters (ends_at);
+CREATE TABLE IF NOT EXISTS payloads (
+    id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (id, part)
+);
 ";
 
 /// The SQLite-backed queue, store and rate counters.
@@ -319,6 +329,56 @@ impl SubmissionStore for Embedded {
         let result = result.clone();
         self.transition(id, |s| !s.is_terminal(), move |r| r.finish(&result))
             .await
+    }
+}
+
+#[async_trait]
+impl PayloadStore for Embedded {
+    async fn put_payload(
+        &self,
+        id: &str,
+        payload: &[u8],
+        expires_at: i64,
+    ) -> Result<u32, StoreError> {
+        let (id, payload) = (id.to_owned(), payload.to_vec());
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            let mut parts = 0;
+            for (part, bytes) in payload_parts(&payload) {
+                tx.execute(
+                    "INSERT OR REPLACE INTO payloads (id, part, bytes, expires_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    params![id, part, bytes, expires_at],
+                )?;
+                parts = part + 1;
+            }
+            tx.commit()?;
+            Ok(parts)
+        })
+        .await
+    }
+
+    async fn payload(&self, id: &str, parts: u32) -> Result<Vec<u8>, StoreError> {
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            let mut payload = Vec::new();
+            for part in 0..parts {
+                let bytes: Option<Vec<u8>> = conn
+                    .query_row(
+                        "SELECT bytes FROM payloads WHERE id = ?1 AND part = ?2",
+                        params![id, part],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let bytes = bytes.ok_or_else(|| StoreError::MissingPayload {
+                    id: id.clone(),
+                    part,
+                })?;
+                payload.extend_from_slice(&bytes);
+            }
+            Ok(payload)
+        })
+        .await
     }
 }
 

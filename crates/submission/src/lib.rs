@@ -18,6 +18,8 @@
 //! - `record`: the stored record ([`Submission`]) and a worker's [`RunResult`], declared
 //!   around one list of the result's fields.
 //! - [`status`]: statuses, and how a sandbox [`Ending`] maps onto them.
+//! - [`project`]: a submission's files (Contract 2b): name rules, limits, entry files.
+//! - [`judge`]: a test's output against the expected, and the verdict (Contract 2b).
 //! - `queue` and `store`: the traits the binaries use (job queue, submission store, rate
 //!   counters), with their semantics and errors; `error`: the service failures behind them.
 //! - [`embedded`] (feature `embedded`): all three over one SQLite file, for the local stack.
@@ -27,8 +29,10 @@
 
 mod error;
 mod job;
+pub mod judge;
 mod language;
 mod limits;
+pub mod project;
 mod queue;
 mod record;
 pub mod request;
@@ -56,4 +60,7 @@ pub use request::{
     RequestError,
 };
 pub use status::{Ending, Phase, Status, TimeLimit};
-pub use store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition, Unreadable};
+pub use store::{
+    payload_parts, PayloadStore, RateCounter, RateHit, StoreError, SubmissionStore, Transition,
+    Unreadable, PAYLOAD_PART_BYTES,
+};

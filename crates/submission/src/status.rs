@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where a submission stands. The last seven are terminal: once written, never changed.
+/// Where a submission stands. All but the first two are terminal: once written, never changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -24,6 +24,10 @@ pub enum Status {
     OutputLimitExceeded,
     /// CodeBox failed, not the program.
     InternalError,
+    /// A test ended normally with other output than expected (Contract 2b).
+    WrongAnswer,
+    /// Every test passed (Contract 2b).
+    Accepted,
 }
 
 /// The time limit that ended a run.
@@ -57,7 +61,7 @@ impl TimeLimit {
 
 impl Status {
     /// Every status, in lifecycle order.
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 11] = [
         Status::Queued,
         Status::Running,
         Status::Ok,
@@ -67,6 +71,8 @@ impl Status {
         Status::MemoryLimitExceeded,
         Status::OutputLimitExceeded,
         Status::InternalError,
+        Status::WrongAnswer,
+        Status::Accepted,
     ];
 
     /// Whether this status is final.
@@ -86,6 +92,8 @@ impl Status {
             Status::MemoryLimitExceeded => "memory_limit_exceeded",
             Status::OutputLimitExceeded => "output_limit_exceeded",
             Status::InternalError => "internal_error",
+            Status::WrongAnswer => "wrong_answer",
+            Status::Accepted => "accepted",
         }
     }
 

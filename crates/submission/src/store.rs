@@ -33,6 +33,14 @@ pub enum StoreError {
     /// `create` found a record with the same id.
     #[error("a submission with id {0} already exists")]
     AlreadyExists(String),
+    /// A part of a submission's payload is not stored (expired, or never written).
+    #[error("part {part} of the payload of submission {id} is missing")]
+    MissingPayload {
+        /// The submission.
+        id: String,
+        /// The missing part.
+        part: u32,
+    },
 }
 
 /// Why a stored record cannot be read back as a [`Submission`].
@@ -82,6 +90,33 @@ pub trait SubmissionStore: Send + Sync {
     async fn mark_running(&self, id: &str, at: DateTime<Utc>) -> Result<Transition, StoreError>;
     /// Writes a terminal result over a `queued` or `running` record.
     async fn finish(&self, id: &str, result: &RunResult) -> Result<Transition, StoreError>;
+}
+
+/// The most bytes one stored part of a payload holds: a DynamoDB item holds 400 KB in all,
+/// its key and attribute names included.
+pub const PAYLOAD_PART_BYTES: usize = 300 * 1024;
+
+/// Where a job's payload waits when it is too large for a queue message (Contract 2b: a
+/// project's files and its tests may hold megabytes; a message holds 256 KiB). It is stored in
+/// parts of at most [`PAYLOAD_PART_BYTES`] under the submission's id, before the job is sent,
+/// and lives as long as the record.
+#[async_trait]
+pub trait PayloadStore: Send + Sync {
+    /// Stores `payload` for submission `id` until `expires_at` (Unix seconds); returns how
+    /// many parts it took.
+    async fn put_payload(&self, id: &str, payload: &[u8], expires_at: i64)
+        -> Result<u32, StoreError>;
+    /// The payload stored for `id` in `parts` parts; [`StoreError::MissingPayload`] when a
+    /// part is gone.
+    async fn payload(&self, id: &str, parts: u32) -> Result<Vec<u8>, StoreError>;
+}
+
+/// The parts `payload` is stored in.
+pub fn payload_parts(payload: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    payload
+        .chunks(PAYLOAD_PART_BYTES)
+        .enumerate()
+        .map(|(i, part)| (i as u32, part))
 }
 
 /// One action to count against a fixed-window rate limit.

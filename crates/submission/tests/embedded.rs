@@ -32,6 +32,7 @@ async fn store_behaviour() {
     common::status_writes_are_conditional(&store).await;
     common::records_round_trip_exactly(&store).await;
     common::expired_records_are_not_found(&store).await;
+    common::payloads_round_trip_in_parts(&store).await;
 }
 
 #[tokio::test]

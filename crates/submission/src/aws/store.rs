@@ -26,7 +26,10 @@ use serde::{Deserialize, Serialize};
 use super::item::{from_item, to_item, Item};
 use super::AwsError;
 use crate::error::ServiceError;
-use crate::store::{RateCounter, RateHit, StoreError, SubmissionStore, Transition, Unreadable};
+use crate::store::{
+    payload_parts, PayloadStore, RateCounter, RateHit, StoreError, SubmissionStore, Transition,
+    Unreadable,
+};
 use crate::{RunResult, Status, Submission};
 
 /// The hash key.
@@ -39,6 +42,11 @@ const STATUS: &str = "status";
 const HITS: &str = "hits";
 /// What starts a rate counter's id.
 const RATE_ID_PREFIX: &str = "rate#";
+/// What a payload part's id is, after the submission's: `{id}#payload#{part}` (never a UUID,
+/// so never read as a record).
+const PAYLOAD_ID_INFIX: &str = "#payload#";
+/// A payload part's bytes.
+const BYTES: &str = "bytes";
 /// How long a rate counter outlives its window, so that an instance whose clock runs behind
 /// still finds it rather than a fresh one.
 const RATE_TTL_MARGIN_S: u64 = 600;
@@ -208,6 +216,60 @@ impl SubmissionStore for DynamoStore {
     async fn finish(&self, id: &str, result: &RunResult) -> Result<Transition, StoreError> {
         self.conditional_update(id, result, &[Status::Queued, Status::Running])
             .await
+    }
+}
+
+fn payload_key(id: &str, part: u32) -> AttributeValue {
+    AttributeValue::S(format!("{id}{PAYLOAD_ID_INFIX}{part}"))
+}
+
+#[async_trait]
+impl PayloadStore for DynamoStore {
+    async fn put_payload(
+        &self,
+        id: &str,
+        payload: &[u8],
+        expires_at: i64,
+    ) -> Result<u32, StoreError> {
+        let mut parts = 0;
+        for (part, bytes) in payload_parts(payload) {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item(ID, payload_key(id, part))
+                .item(BYTES, AttributeValue::B(bytes.to_vec().into()))
+                .item(EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
+                .send()
+                .await
+                .map_err(|e| AwsError::new("DynamoDB PutItem", e))?;
+            parts = part + 1;
+        }
+        Ok(parts)
+    }
+
+    async fn payload(&self, id: &str, parts: u32) -> Result<Vec<u8>, StoreError> {
+        let mut payload = Vec::new();
+        for part in 0..parts {
+            let item = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(ID, payload_key(id, part))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| AwsError::new("DynamoDB GetItem", e))?
+                .item;
+            let missing = || StoreError::MissingPayload {
+                id: id.to_owned(),
+                part,
+            };
+            match item.as_ref().and_then(|item| item.get(BYTES)) {
+                Some(AttributeValue::B(bytes)) => payload.extend_from_slice(bytes.as_ref()),
+                _ => return Err(missing()),
+            }
+        }
+        Ok(payload)
     }
 }
 

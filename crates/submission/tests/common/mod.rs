@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{Duration as Span, Utc};
 use codebox_access::RateLimit;
 use codebox_submission::{
-    Job, JobQueue, Language, QueueError, RateCounter, RateHit, RunResult, Status, Submission,
-    SubmissionStore, Transition,
+    Job, JobQueue, Language, PayloadStore, QueueError, RateCounter, RateHit, RunResult, Status,
+    StoreError, Submission, SubmissionStore, Transition, PAYLOAD_PART_BYTES,
 };
 
 /// A job with a unique id.
@@ -399,4 +399,29 @@ pub(crate) async fn rate_limit_holds_under_a_race(counters: Vec<Arc<dyn RateCoun
         }
     }
     assert_eq!(counted, RATE.limit);
+}
+
+/// A payload of several parts comes back byte for byte (and writing it again replaces it); an
+/// empty one takes no part; a part that is not there is an error naming it.
+pub(crate) async fn payloads_round_trip_in_parts(store: &dyn PayloadStore) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let expires_at = Utc::now().timestamp() + 3600;
+    let payload: Vec<u8> = (0..PAYLOAD_PART_BYTES * 2 + 1234)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let parts = store.put_payload(&id, &payload, expires_at).await.unwrap();
+    assert_eq!(parts, 3);
+    assert_eq!(store.payload(&id, parts).await.unwrap(), payload);
+    assert_eq!(store.put_payload(&id, &payload, expires_at).await.unwrap(), 3);
+    assert_eq!(store.payload(&id, 3).await.unwrap(), payload);
+    assert_eq!(store.put_payload(&id, b"", expires_at).await.unwrap(), 0);
+    assert_eq!(store.payload(&id, 0).await.unwrap(), b"");
+    match store.payload(&id, 4).await {
+        Err(StoreError::MissingPayload { part: 3, .. }) => {}
+        other => panic!("expected part 3 missing, got {other:?}"),
+    }
+    match store.payload("no-such-submission", 1).await {
+        Err(StoreError::MissingPayload { part: 0, .. }) => {}
+        other => panic!("expected part 0 missing, got {other:?}"),
+    }
 }
