@@ -194,6 +194,12 @@ export class DevStack {
         if (stack.dev.exitStatus) throw Object.assign(new Error('exited'), { fatal: true });
         return /CodeBox is running/.test(stack.dev.log);
       }, timeoutMs, '`make dev` to say the stack is running', 200);
+      // The stack answers before the fleet has filled its pools and takes jobs; on a loaded
+      // machine that can take most of a minute, which the first test's run must not pay.
+      await waitFor(() => {
+        if (stack.dev.exitStatus) throw Object.assign(new Error('exited'), { fatal: true });
+        return /fleet worker starting/.test(stack.dev.log);
+      }, 180_000, 'the fleet to take jobs', 200);
     } catch (error) {
       const log = stack.dev.tail(80);
       await stack.dev.kill();
