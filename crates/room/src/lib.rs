@@ -17,6 +17,10 @@
 //!                                                 pending writes, if it was the last)
 //! ```
 //!
+//! The room itself edits its document only when the runtime asks ([`Room::edit`], as a writer
+//! id fresh for each instance: [`Room::with_writer`]): a live run's console, for one. Such an
+//! edit is relayed to every socket and written as a client's update would be.
+//!
 //! Updates are relayed at once and written within a commit window, together
 //! ([`storage`] states the durability this gives); awareness renewals that arrive together are
 //! relayed together ([`awareness`]).
