@@ -605,4 +605,3 @@ fn fresh_writer() -> Result<u32, EdgeError> {
         }
     }
 }
-

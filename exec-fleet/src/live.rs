@@ -57,7 +57,9 @@ impl EdgeUrl {
         } else {
             return Err(format!("{base:?} is not an http:// or https:// URL"));
         };
-        if rest.split_once("://").is_some_and(|(_, host)| host.is_empty() || host.contains('/'))
+        if rest
+            .split_once("://")
+            .is_some_and(|(_, host)| host.is_empty() || host.contains('/'))
         {
             return Err(format!("{base:?} must be a bare origin (no path)"));
         }

@@ -30,12 +30,12 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Json, Router};
 use chrono::Utc;
-use codebox_access::headers::{RUN_CREDENTIAL_HEADER, ROOM_HEADER, SUBMISSION_HEADER};
+use codebox_access::headers::{ROOM_HEADER, RUN_CREDENTIAL_HEADER, SUBMISSION_HEADER};
 use codebox_access::RateLimit;
 use codebox_submission::request::max_body_bytes;
 use codebox_submission::{
-    is_submission_id, parse_live_run, parse_request, parse_room, Job, JobQueue, Language, Limits, RateCounter, RateHit, RequestError,
-    RunResult, Submission, SubmissionStore,
+    is_submission_id, parse_live_run, parse_request, parse_room, Job, JobQueue, Language, Limits,
+    RateCounter, RateHit, RequestError, RunResult, Submission, SubmissionStore,
 };
 use serde_json::json;
 use tracing::{info, warn};
@@ -170,7 +170,6 @@ async fn get_submission(
         None => Err(ApiError::NotFound(id)),
     }
 }
-
 
 /// The languages with their versions, and the limits every run is held to (the IDE names
 /// them when a run hits one).

@@ -175,7 +175,11 @@ mod tests {
             submission: "s".repeat(MAX_ID_BYTES),
             expires_at: u64::MAX,
         });
-        assert!(credential.len() <= MAX_CREDENTIAL_BYTES, "{}", credential.len());
+        assert!(
+            credential.len() <= MAX_CREDENTIAL_BYTES,
+            "{}",
+            credential.len()
+        );
     }
     use crate::token::{Claims, Role, TokenKey};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;

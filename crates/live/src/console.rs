@@ -223,10 +223,7 @@ impl<'t, 'doc> Consoles<'t, 'doc> {
     }
 
     fn transcript(&self, console: &MapRef) -> Option<ArrayRef> {
-        console
-            .get(self.txn, "transcript")?
-            .cast::<ArrayRef>()
-            .ok()
+        console.get(self.txn, "transcript")?.cast::<ArrayRef>().ok()
     }
 
     fn push(&mut self, console: &MapRef, entry: Vec<(&str, Any)>) {
@@ -273,7 +270,10 @@ impl<'t, 'doc> Consoles<'t, 'doc> {
         if !self.flag(&console, "stdin_open") {
             return Err(Refused::InputClosed);
         }
-        let author = [("by", by.name.as_str().into()), ("color", by.color.as_str().into())];
+        let author = [
+            ("by", by.name.as_str().into()),
+            ("color", by.color.as_str().into()),
+        ];
         match typed {
             Typed::Line(line) => {
                 if line.len() > MAX_LINE_BYTES || line.contains(['\n', '\r']) {
@@ -490,7 +490,11 @@ mod tests {
         let big = "é".repeat(MAX_STREAM_BYTES);
         let kept = consoles.output("s1", Stream::Stdout, &big);
         assert_eq!(kept, MAX_STREAM_BYTES - 2, "a boundary below the cap");
-        assert_eq!(consoles.output("s1", Stream::Stdout, "more"), 1, "the last byte");
+        assert_eq!(
+            consoles.output("s1", Stream::Stdout, "more"),
+            1,
+            "the last byte"
+        );
         assert_eq!(consoles.output("s1", Stream::Stdout, "x"), 0);
         assert_eq!(consoles.output("s1", Stream::Stderr, "c"), 1);
         let out = consoles.shown_output("s1", Stream::Stdout).unwrap();
@@ -584,7 +588,10 @@ mod tests {
         assert_eq!(consoles.live.len(consoles.txn) as usize, MAX_CONSOLES);
         assert_eq!(consoles.state("s0"), Some(State::Live), "a live one stays");
         assert_eq!(consoles.state("s1"), None);
-        assert_eq!(consoles.state(&format!("s{}", MAX_CONSOLES + 4)), Some(State::Lost));
+        assert_eq!(
+            consoles.state(&format!("s{}", MAX_CONSOLES + 4)),
+            Some(State::Lost)
+        );
     }
 
     #[test]

@@ -315,7 +315,10 @@ impl Room {
         growth: usize,
         edit: impl FnOnce(&mut TransactionMut) -> T,
     ) -> Option<(T, Effects)> {
-        debug_assert_ne!(self.doc.client_id(), ClientID::new(u64::from(READ_ONLY_WRITER)));
+        debug_assert_ne!(
+            self.doc.client_id(),
+            ClientID::new(u64::from(READ_ONLY_WRITER))
+        );
         self.make_room_for(growth).ok()?;
         let mut effects = Effects::default();
         let mut txn = self.doc.transact_mut();
@@ -324,7 +327,14 @@ impl Room {
         let delta = txn.has_changes().then(|| txn.encode_update_v1());
         let advanced = advance(&mut self.known, &txn);
         drop(txn);
-        self.note_change(delta, advanced, growth, now_ms, &mut effects, &mut VecDeque::new());
+        self.note_change(
+            delta,
+            advanced,
+            growth,
+            now_ms,
+            &mut effects,
+            &mut VecDeque::new(),
+        );
         if self.pending.is_due(&self.limits.commit, now_ms) {
             self.commit_into(&mut effects.store);
         }

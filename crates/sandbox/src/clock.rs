@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-pub use codebox_submission::TimeLimit;
 use codebox_submission::Limits;
+pub use codebox_submission::TimeLimit;
 
 /// How often an interactive run's CPU time is read.
 pub const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(100);

@@ -125,9 +125,7 @@ mod tests {
             source: "\u{1}".repeat(limits.max_source_bytes),
             stdin: "\"".repeat(limits.max_stdin_bytes),
             room: Some("r".repeat(codebox_access::room::MAX_ROOM_NAME)),
-            run_credential: Some(
-                "c".repeat(codebox_access::run_credential::MAX_CREDENTIAL_BYTES),
-            ),
+            run_credential: Some("c".repeat(codebox_access::run_credential::MAX_CREDENTIAL_BYTES)),
         };
         let size = job.to_message().unwrap().len();
         assert!(size < 192 * 1024, "{size} bytes");

@@ -62,7 +62,10 @@ mod tests {
     fn a_missing_final_newline_and_trailing_blank_lines_are_ignored() {
         assert!(output_matches("a\nb\n", "a\nb"));
         assert!(output_matches("a\nb", "a\nb\n\n\n"));
-        assert!(!output_matches("a\n\nb\n", "a\nb\n"), "inner blank lines count");
+        assert!(
+            !output_matches("a\n\nb\n", "a\nb\n"),
+            "inner blank lines count"
+        );
         assert!(output_matches("", "\n  \n"));
         assert!(!output_matches("", "x"));
     }
@@ -71,7 +74,10 @@ mod tests {
     fn crlf_line_ends_match_lf() {
         assert!(output_matches("a\nb\n", "a\r\nb\r\n"));
         assert!(output_matches("a\r\nb", "a\nb\n"));
-        assert!(!output_matches("a\nb\n", "a\rb\n"), "a lone CR is not a line end");
+        assert!(
+            !output_matches("a\nb\n", "a\rb\n"),
+            "a lone CR is not a line end"
+        );
     }
 
     #[test]
@@ -86,7 +92,10 @@ mod tests {
             test_status(Status::RuntimeError, "", ""),
             Status::RuntimeError
         );
-        assert_eq!(verdict([Status::Accepted, Status::Accepted]), Status::Accepted);
+        assert_eq!(
+            verdict([Status::Accepted, Status::Accepted]),
+            Status::Accepted
+        );
         assert_eq!(
             verdict([
                 Status::Accepted,

@@ -207,11 +207,17 @@ mod tests {
             check_project(Language::Python, &[file("main.py", ""), file(&long, "")]),
             Err(ProjectError::BadName { index: 1, .. })
         ));
-        let error = check_project(Language::Python, &[file("main.py", ""), file("main.py", "")])
-            .unwrap_err();
+        let error = check_project(
+            Language::Python,
+            &[file("main.py", ""), file("main.py", "")],
+        )
+        .unwrap_err();
         assert_eq!(error.to_string(), "`files[1].name` repeats \"main.py\"");
-        assert!(check_project(Language::Python, &[file("main.py", ""), file(".hidden-ok", "")])
-            .is_ok());
+        assert!(check_project(
+            Language::Python,
+            &[file("main.py", ""), file(".hidden-ok", "")]
+        )
+        .is_ok());
     }
 
     #[test]
@@ -220,7 +226,9 @@ mod tests {
             check_project(Language::Python, &[]),
             Err(ProjectError::FileCount(0))
         );
-        let many: Vec<_> = (0..=MAX_FILES).map(|i| file(&format!("f{i}.py"), "")).collect();
+        let many: Vec<_> = (0..=MAX_FILES)
+            .map(|i| file(&format!("f{i}.py"), ""))
+            .collect();
         assert_eq!(
             check_project(Language::Python, &many),
             Err(ProjectError::FileCount(MAX_FILES + 1))

@@ -1,6 +1,6 @@
 //! Validation of `POST /v1/submissions` requests: the body, and the room the edge names.
 
-use codebox_access::headers::{RUN_CREDENTIAL_HEADER, ROOM_HEADER, SUBMISSION_HEADER};
+use codebox_access::headers::{ROOM_HEADER, RUN_CREDENTIAL_HEADER, SUBMISSION_HEADER};
 use codebox_access::is_valid_room_name;
 use codebox_access::run_credential::MAX_CREDENTIAL_BYTES;
 use serde_json::Value;

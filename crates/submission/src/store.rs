@@ -104,8 +104,12 @@ pub const PAYLOAD_PART_BYTES: usize = 300 * 1024;
 pub trait PayloadStore: Send + Sync {
     /// Stores `payload` for submission `id` until `expires_at` (Unix seconds); returns how
     /// many parts it took.
-    async fn put_payload(&self, id: &str, payload: &[u8], expires_at: i64)
-        -> Result<u32, StoreError>;
+    async fn put_payload(
+        &self,
+        id: &str,
+        payload: &[u8],
+        expires_at: i64,
+    ) -> Result<u32, StoreError>;
     /// The payload stored for `id` in `parts` parts; [`StoreError::MissingPayload`] when a
     /// part is gone.
     async fn payload(&self, id: &str, parts: u32) -> Result<Vec<u8>, StoreError>;

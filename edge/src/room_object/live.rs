@@ -20,7 +20,10 @@ use crate::runs;
 impl Room {
     /// Opens a run's live channel (the Worker checked its credential): only a run the room
     /// holds a slot for, whose console has not ended; a second channel replaces the first.
-    pub(super) fn open_run_channel(&self, call: &FromWorker) -> Result<(Response, Option<u64>), EdgeError> {
+    pub(super) fn open_run_channel(
+        &self,
+        call: &FromWorker,
+    ) -> Result<(Response, Option<u64>), EdgeError> {
         let submission = call.run()?;
         if !call.upgrade {
             return Err(EdgeError::UpgradeRequired);
@@ -92,9 +95,9 @@ impl Room {
                     c.output(submission, stream, &text);
                 })
             }
-            FromRun::InputClosed => edit_consoles(&mut guard, ENTRY_BYTES, |c| {
-                c.close_input(submission)
-            }),
+            FromRun::InputClosed => {
+                edit_consoles(&mut guard, ENTRY_BYTES, |c| c.close_input(submission))
+            }
             FromRun::Ended(json) => {
                 let ending = ending_of(&json);
                 let growth = ending.stdout.len() + ending.stderr.len() + ENTRY_BYTES * 4;
@@ -144,7 +147,11 @@ impl Room {
 
     /// A participant with edit rights typed into a live run: the line (or the end of input) is
     /// recorded in the console, with who typed it, and sent to the run.
-    pub(super) fn run_input(&self, call: &FromWorker, body: &[u8]) -> Result<Option<u64>, EdgeError> {
+    pub(super) fn run_input(
+        &self,
+        call: &FromWorker,
+        body: &[u8],
+    ) -> Result<Option<u64>, EdgeError> {
         let submission = call.run()?;
         let input = TypedInput::parse(body)?;
         let mut guard = self.loaded.borrow_mut();
@@ -169,7 +176,6 @@ impl Room {
         }
         Ok(wake_at)
     }
-
 }
 
 /// A console is live only while its run's channel is open: one the room lost with its
@@ -202,7 +208,6 @@ pub(super) fn lose_orphaned_runs(slot: &mut Option<Loaded>) -> Option<u64> {
         }
     }
 }
-
 
 /// Edits the room's run consoles in one transaction (`growth`: a bound on what it adds) and
 /// makes the change durable and heard, as a client's update would be. Returns `edit`'s answer
@@ -335,15 +340,14 @@ impl TypedInput {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn typed_input_is_a_line_or_the_end_with_a_name_and_a_colour() {
-        let line = TypedInput::parse(br##"{"line":"Ada","by":" Grace ","color":"#12a594"}"##)
-            .unwrap();
+        let line =
+            TypedInput::parse(br##"{"line":"Ada","by":" Grace ","color":"#12a594"}"##).unwrap();
         assert_eq!(line.typed, Typed::Line("Ada".into()));
         assert_eq!(line.author.name, "Grace");
         let end = TypedInput::parse(br##"{"eof":true,"by":"G","color":"#000000"}"##).unwrap();
@@ -351,16 +355,36 @@ mod tests {
         for (body, code) in [
             (&br#"not json"#[..], "invalid_body"),
             (br##"{"by":"G","color":"#000000"}"##, "invalid_body"),
-            (br##"{"line":"x","eof":true,"by":"G","color":"#000000"}"##, "invalid_body"),
-            (br##"{"line":"x","by":"G","color":"#000000","extra":1}"##, "invalid_body"),
-            (br##"{"line":"x","by":"  ","color":"#000000"}"##, "invalid_value"),
+            (
+                br##"{"line":"x","eof":true,"by":"G","color":"#000000"}"##,
+                "invalid_body",
+            ),
+            (
+                br##"{"line":"x","by":"G","color":"#000000","extra":1}"##,
+                "invalid_body",
+            ),
+            (
+                br##"{"line":"x","by":"  ","color":"#000000"}"##,
+                "invalid_value",
+            ),
             (br##"{"line":"x","by":"G","color":"red"}"##, "invalid_value"),
-            (br##"{"line":"x","by":"G","color":"#00000g"}"##, "invalid_value"),
+            (
+                br##"{"line":"x","by":"G","color":"#00000g"}"##,
+                "invalid_value",
+            ),
         ] {
             let error = TypedInput::parse(body).err().expect("refused");
-            assert_eq!(error.status_and_code().1, code, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                error.status_and_code().1,
+                code,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
-        let long = format!(r##"{{"line":"x","by":"{}","color":"#000000"}}"##, "n".repeat(65));
+        let long = format!(
+            r##"{{"line":"x","by":"{}","color":"#000000"}}"##,
+            "n".repeat(65)
+        );
         assert!(TypedInput::parse(long.as_bytes()).is_err());
     }
 

@@ -412,7 +412,10 @@ pub(crate) async fn payloads_round_trip_in_parts(store: &dyn PayloadStore) {
     let parts = store.put_payload(&id, &payload, expires_at).await.unwrap();
     assert_eq!(parts, 3);
     assert_eq!(store.payload(&id, parts).await.unwrap(), payload);
-    assert_eq!(store.put_payload(&id, &payload, expires_at).await.unwrap(), 3);
+    assert_eq!(
+        store.put_payload(&id, &payload, expires_at).await.unwrap(),
+        3
+    );
     assert_eq!(store.payload(&id, 3).await.unwrap(), payload);
     assert_eq!(store.put_payload(&id, b"", expires_at).await.unwrap(), 0);
     assert_eq!(store.payload(&id, 0).await.unwrap(), b"");
