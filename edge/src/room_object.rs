@@ -176,9 +176,10 @@ impl DurableObject for Room {
             };
             let wake_at = effects.wake_at;
             run_effects(loaded, &ws, socket, effects);
-            if part == Part::Document {
-                // A client may bring back a console the room lost with its channel (it was
-                // written after the last commit): it is not live any more.
+            if is_sync_step2(&message) {
+                // Each client's sync, which follows every load, may bring back a console the
+                // room lost with its channel (written after the last commit): it is not live
+                // any more. Checked here only, not on every keystroke.
                 earliest(wake_at, lose_orphaned_runs(&mut guard))
             } else {
                 wake_at
@@ -585,6 +586,12 @@ fn save_socket_state(ws: &WebSocket, state: &SocketState) {
     if let Err(error) = ws.serialize_attachment(state) {
         warn!(room = %state.room, conn = state.conn, %error, "saving socket state failed");
     }
+}
+
+/// Whether `message` is a client's SyncStep2 (its answer to the room's sync request).
+fn is_sync_step2(message: &WebSocketIncomingMessage) -> bool {
+    matches!(message, WebSocketIncomingMessage::Binary(frame)
+        if matches!(Message::decode(frame), Ok(Message::SyncStep2(_))))
 }
 
 /// The earlier of two wake-up times.

@@ -78,24 +78,33 @@ impl EdgeUrl {
 /// Runs `job`: live into its room when it carries a credential and the edge is known and
 /// answers, else as a batch run.
 pub(crate) async fn run(sandbox: &Sandbox, edge: Option<&EdgeUrl>, job: &Job) -> RunResult {
+    match open_channel(edge, job).await {
+        Some(channel) => relay(sandbox, job, channel).await,
+        None => sandbox.run(job.language, &job.source, &job.stdin).await,
+    }
+}
+
+/// The run's channel into its room, if the job has one and the edge takes it in time.
+async fn open_channel(edge: Option<&EdgeUrl>, job: &Job) -> Option<Channel> {
     let (Some(edge), Some(room), Some(credential)) = (edge, &job.room, &job.run_credential) else {
-        return sandbox.run(job.language, &job.source, &job.stdin).await;
+        return None;
     };
     let url = edge.channel(room, &job.id, credential);
     let opened = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&url));
-    let channel = match opened.await {
-        Ok(Ok((channel, _))) => channel,
+    match opened.await {
+        Ok(Ok((channel, _))) => {
+            info!(submission = %job.id, room, "run channel open");
+            Some(channel)
+        }
         Ok(Err(error)) => {
             warn!(submission = %job.id, room, %error, "run channel refused; running without it");
-            return sandbox.run(job.language, &job.source, &job.stdin).await;
+            None
         }
         Err(_) => {
             warn!(submission = %job.id, room, "run channel timed out; running without it");
-            return sandbox.run(job.language, &job.source, &job.stdin).await;
+            None
         }
-    };
-    info!(submission = %job.id, room, "run channel open");
-    relay(sandbox, job, channel).await
+    }
 }
 
 /// The channel's sending half, with what it takes to send output as whole characters.

@@ -19,8 +19,8 @@ use crate::error::ServiceError;
 use crate::job::Job;
 use crate::queue::{Delivery, JobQueue, QueueError};
 use crate::store::{
-    payload_parts, PayloadStore, RateCounter, RateHit, StoreError, SubmissionStore, Transition,
-    Unreadable,
+    payload_part_count, payload_parts, PayloadStore, RateCounter, RateHit, StoreError,
+    SubmissionStore, Transition, Unreadable,
 };
 use crate::{RunResult, Status, Submission};
 
@@ -343,17 +343,15 @@ impl PayloadStore for Embedded {
         let (id, payload) = (id.to_owned(), payload.to_vec());
         self.with_conn(move |conn| {
             let tx = conn.transaction()?;
-            let mut parts = 0;
             for (part, bytes) in payload_parts(&payload) {
                 tx.execute(
                     "INSERT OR REPLACE INTO payloads (id, part, bytes, expires_at)
                          VALUES (?1, ?2, ?3, ?4)",
                     params![id, part, bytes, expires_at],
                 )?;
-                parts = part + 1;
             }
             tx.commit()?;
-            Ok(parts)
+            Ok(payload_part_count(&payload))
         })
         .await
     }

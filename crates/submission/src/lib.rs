@@ -61,6 +61,6 @@ pub use request::{
 };
 pub use status::{Ending, Phase, Status, TimeLimit};
 pub use store::{
-    payload_parts, PayloadStore, RateCounter, RateHit, StoreError, SubmissionStore, Transition,
-    Unreadable, PAYLOAD_PART_BYTES,
+    payload_part_count, payload_parts, PayloadStore, RateCounter, RateHit, StoreError,
+    SubmissionStore, Transition, Unreadable, PAYLOAD_PART_BYTES,
 };

@@ -115,6 +115,11 @@ pub trait PayloadStore: Send + Sync {
     async fn payload(&self, id: &str, parts: u32) -> Result<Vec<u8>, StoreError>;
 }
 
+/// How many parts `payload` is stored in.
+pub fn payload_part_count(payload: &[u8]) -> u32 {
+    u32::try_from(payload.len().div_ceil(PAYLOAD_PART_BYTES)).unwrap_or(u32::MAX)
+}
+
 /// The parts `payload` is stored in.
 pub fn payload_parts(payload: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
     payload

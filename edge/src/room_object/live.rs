@@ -179,8 +179,8 @@ impl Room {
 }
 
 /// A console is live only while its run's channel is open: one the room lost with its
-/// channels (a crash, a restart of the runtime) says so at the next document frame, which
-/// follows every load (a client's sync). Returns when the room next has work.
+/// channels (a crash, a restart of the runtime) says so at the next client's sync (SyncStep2),
+/// which follows every load. Returns when the room next has work.
 pub(super) fn lose_orphaned_runs(slot: &mut Option<Loaded>) -> Option<u64> {
     let loaded = slot.as_mut()?;
     let open: Vec<String> = loaded.runs.iter().map(|(s, _)| s.clone()).collect();

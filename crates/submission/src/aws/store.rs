@@ -27,8 +27,8 @@ use super::item::{from_item, to_item, Item};
 use super::AwsError;
 use crate::error::ServiceError;
 use crate::store::{
-    payload_parts, PayloadStore, RateCounter, RateHit, StoreError, SubmissionStore, Transition,
-    Unreadable,
+    payload_part_count, payload_parts, PayloadStore, RateCounter, RateHit, StoreError,
+    SubmissionStore, Transition, Unreadable,
 };
 use crate::{RunResult, Status, Submission};
 
@@ -231,7 +231,6 @@ impl PayloadStore for DynamoStore {
         payload: &[u8],
         expires_at: i64,
     ) -> Result<u32, StoreError> {
-        let mut parts = 0;
         for (part, bytes) in payload_parts(payload) {
             self.client
                 .put_item()
@@ -242,9 +241,8 @@ impl PayloadStore for DynamoStore {
                 .send()
                 .await
                 .map_err(|e| AwsError::new("DynamoDB PutItem", e))?;
-            parts = part + 1;
         }
-        Ok(parts)
+        Ok(payload_part_count(payload))
     }
 
     async fn payload(&self, id: &str, parts: u32) -> Result<Vec<u8>, StoreError> {
