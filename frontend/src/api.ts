@@ -3,6 +3,7 @@
 // message a person can act on.
 
 import type { LanguageId } from './languages';
+import type { ProjectFile } from './project';
 import type { TimeLimit } from './transcript';
 
 export class ApiError extends Error {
@@ -33,7 +34,30 @@ export interface Submission {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** A run with tests: each test's result, in the order they were sent (else null or absent).
+   * The record's own status is the verdict; its stdout and stderr are the deciding test's. */
+  tests?: TestRecord[] | null;
 }
+
+/** One test's result in a submission record (Contract 2b); its outputs are cut to a few KiB. */
+export interface TestRecord {
+  status: string;
+  time_ms: number | null;
+  exit_code: number | null;
+  signal: number | null;
+  stdout: string | null;
+  stderr: string | null;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  time_limit?: TimeLimit | null;
+}
+
+/** What a submission runs: one source (a single-file project, as before projects), or a
+ * project's files (Contract 2b). */
+export type Program = { source: string } | { files: ProjectFile[] };
+
+/** What a submission reads: one stdin, or tests (a batch run, compiled once and run per test). */
+export type RunInput = { stdin: string } | { tests: { stdin: string; expected_stdout: string }[] };
 
 export interface LanguageVersion {
   id: string;
@@ -75,11 +99,11 @@ export async function request<T>(path: string, init: RequestInit, timeoutMs: num
 }
 
 /** Starts a run; the edge takes it only with the room's edit token. */
-export function submit(language: LanguageId, source: string, stdin: string, editToken: string): Promise<{ id: string; status: string }> {
+export function submit(language: LanguageId, program: Program, input: RunInput, editToken: string): Promise<{ id: string; status: string }> {
   return request(`${API}/submissions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${editToken}` },
-    body: JSON.stringify({ language, source, stdin }),
+    body: JSON.stringify({ language, ...program, ...input }),
   }, 15_000);
 }
 

@@ -67,6 +67,17 @@ const ICONS: Record<string, string> = {
   eye: '<path d="M1.5 8s2.4-4.5 6.5-4.5S14.5 8 14.5 8s-2.4 4.5-6.5 4.5S1.5 8 1.5 8z"/><circle cx="8" cy="8" r="2"/>',
   rotate: '<path d="M13.5 8a5.5 5.5 0 1 1-1.6-3.9"/><path d="M13.5 2.5v2.5H11"/>',
   lock: '<rect x="3" y="7" width="10" height="7" rx="1.5"/><path d="M5.5 7V5a2.5 2.5 0 0 1 5 0v2"/>',
+  close: '<path d="M4.5 4.5l7 7M11.5 4.5l-7 7"/>',
+  file: '<path d="M4 1.75h5l3 3v9.5H4z"/><path d="M9 1.75v3h3"/>',
+  folder: '<path d="M1.75 4a1 1 0 0 1 1-1h3.5l1.5 1.75h5.5a1 1 0 0 1 1 1V12.5a1 1 0 0 1-1 1h-10.5a1 1 0 0 1-1-1z"/>',
+  chevron: '<path d="M6 4l4 4-4 4"/>',
+  'file-plus': '<path d="M4 1.75h5l3 3v9.5H4z"/><path d="M8 7.5v4M6 9.5h4"/>',
+  'folder-plus': '<path d="M1.75 4a1 1 0 0 1 1-1h3.5l1.5 1.75h5.5a1 1 0 0 1 1 1V12.5a1 1 0 0 1-1 1h-10.5a1 1 0 0 1-1-1z"/><path d="M8 7v4M6 9h4"/>',
+  upload: '<path d="M2.5 10.5v2a1 1 0 0 0 1 1h9a1 1 0 0 0 1-1v-2"/><path d="M8 9.5v-7"/><path d="M5 5.5l3-3 3 3"/>',
+  download: '<path d="M2.5 10.5v2a1 1 0 0 0 1 1h9a1 1 0 0 0 1-1v-2"/><path d="M8 2.5v7"/><path d="M5 6.5l3 3 3-3"/>',
+  trash: '<path d="M2.5 4.5h11"/><path d="M6 4.5V3h4v1.5"/><path d="M4 4.5l.75 9h6.5l.75-9"/>',
+  plus: '<path d="M8 3v10M3 8h10"/>',
+  tests: '<path d="M2.5 4l1.5 1.5L6.5 3"/><path d="M2.5 10l1.5 1.5L6.5 9"/><path d="M8.5 4.5h5M8.5 10.5h5"/>',
 };
 
 export function icon(name: keyof typeof ICONS | string, cls = ''): SVGSVGElement {
@@ -157,5 +168,34 @@ export function copyButton(label: string, text: () => string | null, props: { cl
       button.classList.remove('done');
     }, 1800);
   });
+  return button;
+}
+
+/** A button that acts only when pressed twice: the first press makes it ask (`question`), and it
+ * goes back after a few seconds, or when the focus leaves it. For deletions, which no undo brings
+ * back. */
+export function confirmButton(content: Node[], question: string, onConfirm: () => void, props: { class: string; title: string; testid: string }): HTMLButtonElement {
+  const button = h('button', { class: props.class, type: 'button', title: props.title, 'aria-label': props.title, dataset: { testid: props.testid } }, content);
+  let timer = 0;
+  const reset = () => {
+    clearTimeout(timer);
+    if (button.dataset.asking !== 'true') return;
+    delete button.dataset.asking;
+    button.setAttribute('aria-label', props.title);
+    setChildren(button, content);
+  };
+  button.addEventListener('click', (event) => {
+    event.stopPropagation();
+    if (button.dataset.asking === 'true') {
+      reset();
+      onConfirm();
+      return;
+    }
+    button.dataset.asking = 'true';
+    button.setAttribute('aria-label', question);
+    setChildren(button, question);
+    timer = window.setTimeout(reset, 4000);
+  });
+  button.addEventListener('blur', reset);
   return button;
 }

@@ -1,5 +1,6 @@
-// The CodeMirror 6 editors: the program (one Y.Text per language) and the stdin box, both
-// bound to the room's Y.Doc with y-codemirror.next (shared edits, remote cursors, per-user undo).
+// The CodeMirror 6 editors: the open file of the program (each file its own Y.Text) and the
+// plain text boxes (stdin, a test's input and expected output), all bound to the room's Y.Doc
+// with y-codemirror.next (shared edits, remote cursors, per-user undo).
 
 import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from '@codemirror/autocomplete';
 import { defaultKeymap, indentWithTab } from '@codemirror/commands';
@@ -76,19 +77,22 @@ const base: Extension = [
 /** Ctrl/Cmd-Enter runs, from any editor (above every other keymap). */
 const runKey = (onRun: () => void) => Prec.highest(keymap.of([{ key: 'Mod-Enter', run: () => { onRun(); return true; }, preventDefault: true }]));
 
-export interface CodeEditor {
+export interface TextEditor {
   view: EditorView;
-  setMode(mode: Extension): void;
   destroy(): void;
+}
+
+export interface CodeEditor extends TextEditor {
+  setMode(mode: Extension): void;
 }
 
 /** What a viewer's editors get: the text follows the room, but no keystroke changes it (undo
  * included: it writes to the Y.Text directly). The caret and selection stay, to copy from. */
 const readOnly: Extension = [EditorState.readOnly.of(true), EditorView.contentAttributes.of({ 'aria-readonly': 'true' })];
 
-/** The program editor for `ytext`, with `language`'s indentation; the mode is set when loaded.
- * `editable` false: a viewer's editor (see `readOnly`). */
-export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, language: Language, onRun: () => void, editable: boolean): CodeEditor {
+/** The editor of the program's file `path` (its text `ytext`), with `language`'s indentation;
+ * the mode is set when loaded. `editable` false: a viewer's editor (see `readOnly`). */
+export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, path: string, language: Language, onRun: () => void, editable: boolean): CodeEditor {
   const mode = new Compartment();
   const undoManager = editable ? new Y.UndoManager(ytext) : null;
   const view = new EditorView({
@@ -115,7 +119,7 @@ export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: 
           ? keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...searchKeymap, ...completionKeymap, ...yUndoManagerKeymap, indentWithTab])
           : [keymap.of([...defaultKeymap, ...searchKeymap]), readOnly],
         yCollab(ytext, awareness, { undoManager: undoManager ?? false }),
-        EditorView.contentAttributes.of({ 'aria-label': `${language.name} program`, 'data-testid': 'code' }),
+        EditorView.contentAttributes.of({ 'aria-label': `${path}, a file of the program`, 'data-testid': 'code' }),
       ],
     }),
   });
@@ -129,22 +133,37 @@ export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: 
   };
 }
 
-/** The stdin box: plain text, shared like the program (read-only for a viewer). */
-export function createInputEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, onRun: () => void, editable: boolean): EditorView {
-  const undoManager = editable ? new Y.UndoManager(ytext) : false;
-  return new EditorView({
+/** What a plain text box says: its accessible name, its placeholder (and a viewer's), its test id. */
+export interface TextBox {
+  label: string;
+  placeholder: string;
+  empty: string;
+  testid: string;
+}
+
+/** A plain text box (stdin, a test's texts), shared like the program (read-only for a viewer). */
+export function createTextEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, onRun: () => void, editable: boolean, box: TextBox): TextEditor {
+  const undoManager = editable ? new Y.UndoManager(ytext) : null;
+  const view = new EditorView({
     parent,
     state: EditorState.create({
       doc: ytext.toString(),
       extensions: [
         base,
         EditorView.lineWrapping,
-        placeholder(editable ? 'Input for the program (stdin)' : 'No input'),
+        placeholder(editable ? box.placeholder : box.empty),
         runKey(onRun),
         editable ? keymap.of([...defaultKeymap, ...yUndoManagerKeymap]) : [keymap.of(defaultKeymap), readOnly],
-        yCollab(ytext, awareness, { undoManager }),
-        EditorView.contentAttributes.of({ 'aria-label': 'Program input (stdin)', 'data-testid': 'stdin' }),
+        yCollab(ytext, awareness, { undoManager: undoManager ?? false }),
+        EditorView.contentAttributes.of({ 'aria-label': box.label, 'data-testid': box.testid }),
       ],
     }),
   });
+  return {
+    view,
+    destroy: () => {
+      view.destroy();
+      undoManager?.destroy();
+    },
+  };
 }

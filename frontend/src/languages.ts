@@ -10,6 +10,10 @@ export interface Language {
   name: string;
   /** The version the runner image has, until GET /api/v1/languages says otherwise. */
   version: string;
+  /** The project's entry file (Contract 2b): single-file rooms hold only this one. */
+  entry: string;
+  /** File name endings this language's editor mode highlights. */
+  extensions: string[];
   /** One indentation step. */
   indent: string;
   starter: string;
@@ -24,6 +28,8 @@ export const STARTER_STDIN = 'Ada\nGrace\nLinus\n';
 export const LANGUAGES: Language[] = [
   {
     id: 'python',
+    entry: 'main.py',
+    extensions: ['.py'],
     name: 'Python',
     version: '3.11',
     indent: '    ',
@@ -44,6 +50,8 @@ print(f"{len(names)} name(s) read", file=sys.stderr)
   },
   {
     id: 'javascript',
+    entry: 'main.js',
+    extensions: ['.js', '.mjs', '.cjs'],
     name: 'JavaScript',
     version: 'Node 18',
     indent: '  ',
@@ -61,6 +69,8 @@ console.error(\`\${names.length} name(s) read\`);
   },
   {
     id: 'c',
+    entry: 'main.c',
+    extensions: ['.c', '.h'],
     name: 'C',
     version: 'GCC 12',
     indent: '    ',
@@ -86,6 +96,8 @@ int main(void) {
   },
   {
     id: 'cpp',
+    entry: 'main.cpp',
+    extensions: ['.cpp', '.cc', '.cxx', '.hpp', '.hh', '.hxx'],
     name: 'C++',
     version: 'G++ 12, C++17',
     indent: '    ',
@@ -110,6 +122,8 @@ int main() {
   },
   {
     id: 'go',
+    entry: 'main.go',
+    extensions: ['.go'],
     name: 'Go',
     version: '1.19',
     indent: '\t',
@@ -144,6 +158,8 @@ func main() {
   },
   {
     id: 'rust',
+    entry: 'main.rs',
+    extensions: ['.rs'],
     name: 'Rust',
     version: '2021 edition',
     indent: '    ',
@@ -173,4 +189,11 @@ fn main() {
 
 export function languageById(id: unknown): Language | undefined {
   return LANGUAGES.find((l) => l.id === id);
+}
+
+/** The language whose editor mode suits the file `path` (by its ending), if any. */
+export function languageOfFile(path: string): Language | undefined {
+  const dot = path.lastIndexOf('.');
+  const ending = dot < 0 ? '' : path.slice(dot).toLowerCase();
+  return LANGUAGES.find((l) => l.extensions.includes(ending));
 }

@@ -3,6 +3,9 @@
 // hits one and keeps no copy of the figures. Until the API has answered, limits are named
 // without their figures; a live run's (Contract 4: CPU time, wall time, idle time) are served
 // as `limits.interactive: {cpu_ms, wall_ms, idle_ms}`.
+// A project's and a test set's limits (Contract 2b) are the exception: the browser checks them
+// before it writes files or tests into the room, which cannot wait for the API, so Contract
+// 2b's figures stand until the API serves its own.
 // No run-time imports: the tests load this module into Node.
 
 /** The part of the API's `limits` the IDE names (times in ms, sizes in bytes). */
@@ -23,14 +26,42 @@ export interface InteractiveLimits {
   idle_ms: number;
 }
 
+/** What a project and a test set may hold (Contract 2b). */
+export interface ProjectLimits {
+  /** Files in a project, its entry file included. */
+  max_files: number;
+  /** UTF-8 bytes of all the project's files together. */
+  max_project_bytes: number;
+  /** Tests in a test set. */
+  max_tests: number;
+  /** UTF-8 bytes of one test's input, and of its expected output. */
+  max_test_bytes: number;
+}
+
+export const DEFAULT_PROJECT_LIMITS: ProjectLimits = {
+  max_files: 32,
+  max_project_bytes: 256 * 1024,
+  max_tests: 32,
+  max_test_bytes: 64 * 1024,
+};
+
 let served: RunLimits | null = null;
 let interactive: InteractiveLimits | null = null;
+let project: ProjectLimits = DEFAULT_PROJECT_LIMITS;
 
 /** Remembers the limits the API served (ignored when absent or malformed). */
 export function setRunLimits(limits: unknown): void {
   if (isRunLimits(limits)) served = limits;
   const live = (limits as { interactive?: unknown } | null)?.interactive;
   if (hasPositive(live, ['cpu_ms', 'wall_ms', 'idle_ms'])) interactive = live as InteractiveLimits;
+  const fields = (limits ?? {}) as Record<string, unknown>;
+  const figure = (key: keyof ProjectLimits) => (hasPositive(limits, [key]) ? (fields[key] as number) : DEFAULT_PROJECT_LIMITS[key]);
+  project = { max_files: figure('max_files'), max_project_bytes: figure('max_project_bytes'), max_tests: figure('max_tests'), max_test_bytes: figure('max_test_bytes') };
+}
+
+/** A project's and a test set's limits: the API's once served, else Contract 2b's. */
+export function projectLimits(): ProjectLimits {
+  return project;
 }
 
 /** The limits of a live run the API served, or null before it answered. */

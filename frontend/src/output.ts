@@ -48,12 +48,13 @@ export function createOutput(room: RoomDoc, emptyHint: Node | null, onChange: ()
     }
     const selected = runs.find((r) => r.key === selectedKey) ?? newest;
     const view = live.show(selected);
-    const outputKey = JSON.stringify([selected ?? null, view]);
+    // A tests run's texts are the Tests panel's: the output shows only how many passed.
+    const outputKey = JSON.stringify([selected && { ...selected, tests: selected.tests?.map((t) => t.status) }, view]);
     if (outputKey !== shownOutput) {
       shownOutput = outputKey;
       renderOutput(selected, view);
     }
-    const historyKey = JSON.stringify([selected?.key, runs.map((r) => [r.key, r.status, r.language, r.by, timeAgo(r.submitted_at, now)])]);
+    const historyKey = JSON.stringify([selected?.key, runs.map((r) => [r.key, r.status, r.language, r.by, timeAgo(r.submitted_at, now), testsPassed(r)])]);
     if (historyKey !== shownHistory) {
       shownHistory = historyKey;
       historyCount.textContent = runs.length ? String(runs.length) : '';
@@ -73,8 +74,12 @@ export function createOutput(room: RoomDoc, emptyHint: Node | null, onChange: ()
       return;
     }
     const status = statusView(run);
+    const detail = run.tests ? testsDetail(run, status.detail) : status.detail;
     const lang = languageById(run.language);
     const meta: (string | Node)[] = [lang?.name ?? run.language, ' · by ', h('span', { class: 'by', style: `color:${run.color}` }, run.by)];
+    const passed = testsPassed(run);
+    if (passed) meta.push(' · ', h('span', { dataset: { testid: 'tests-passed' } }, passed));
+    else if (run.tests) meta.push(' · ', `${run.tests.length} test${run.tests.length === 1 ? '' : 's'}`);
     if (run.time_ms != null) meta.push(' · ', formatDuration(run.time_ms));
     // How the program ended, where that is the program's doing (a limit's kill is ours).
     if (run.status === 'ok' || run.status === 'runtime_error') {
@@ -85,9 +90,9 @@ export function createOutput(room: RoomDoc, emptyHint: Node | null, onChange: ()
       h('div', { class: 'run-head', dataset: { testid: 'run-status', status: run.status } },
         badge(status.label, status.tone),
         h('span', { class: 'run-meta' }, meta)),
-      status.detail ? h('div', { class: `run-detail tone-${status.tone}`, dataset: { testid: 'run-detail' } },
+      detail ? h('div', { class: `run-detail tone-${status.tone}`, dataset: { testid: 'run-detail' } },
         run.status === 'error' && run.error_code ? h('code', { class: 'error-code' }, run.error_code) : null,
-        h('span', null, status.detail)) : null,
+        h('span', null, detail)) : null,
       run.note && !TERMINAL.has(run.status) ? h('div', { class: 'run-note' }, icon('alert'), run.note) : null);
     const result = view === 'stored' || view === 'ended'; // else the console shows the run
     setChildren(compiler, result && run.compile_output ? stream('Compiler output', run.compile_output, false, 'compile-output') : null);
@@ -118,18 +123,33 @@ export function createOutput(room: RoomDoc, emptyHint: Node | null, onChange: ()
     h('span', { class: `dot tone-${view.tone}` }),
     h('span', { class: 'history-main' },
       h('span', { class: 'history-status' }, view.label),
-      h('span', { class: 'history-meta' }, `${languageById(run.language)?.name ?? run.language} · ${run.by}`)),
+      h('span', { class: 'history-meta' }, [languageById(run.language)?.name ?? run.language, testsPassed(run), run.by].filter(Boolean).join(' · '))),
     h('span', { class: 'history-time', title: new Date(run.submitted_at).toLocaleString() }, timeAgo(run.submitted_at, now))));
   }
 
   return { outputPanel, historyPanel, render, followNewest: () => { selectedKey = null; } };
 }
 
+/** "2 of 3 tests passed" for a tests run that ended with its tests' results, else ''. */
+function testsPassed(run: RunFields): string {
+  if (!run.tests || !TERMINAL.has(run.status) || run.tests.some((t) => t.status === null)) return '';
+  return `${run.tests.filter((t) => t.status === 'accepted').length} of ${run.tests.length} tests passed`;
+}
+
+/** A tests run's verdict, said of the test that decided it (the first that did not pass). */
+function testsDetail(run: RunFields, detail: string | null): string | null {
+  const deciding = run.tests?.findIndex((t) => t.status !== null && t.status !== 'accepted') ?? -1;
+  if (deciding < 0 || run.status === 'compile_error' || run.status === 'error') return detail;
+  if (run.status === 'wrong_answer') return `Test ${deciding + 1}'s output differs from the expected output: the Tests panel shows both side by side.`;
+  return `Test ${deciding + 1}: ${detail ?? statusView(run).label}`;
+}
+
 function badge(label: string, tone: string): HTMLElement {
   return h('span', { class: `badge tone-${tone}` }, tone === 'busy' ? h('span', { class: 'spinner' }) : null, label);
 }
 
-function stream(label: string, text: string, truncated: boolean, testid: string): HTMLElement {
+/** One stream of output (or the compiler's), labelled, with its truncation. */
+export function stream(label: string, text: string, truncated: boolean, testid: string): HTMLElement {
   return h('div', { class: `stream stream-${testid}`, dataset: { testid } },
     h('div', { class: 'stream-label' }, label,
       truncated ? h('span', { class: 'tag warn', title: truncatedTitle(), dataset: { testid: `${testid}-truncated` } }, 'truncated') : null),

@@ -1,5 +1,6 @@
-// Who is here: the avatars in the top bar and the People panel, from the room's awareness. A
-// viewer shows as viewing: the edge stamps `role: "view"` into every awareness state a view-only
+// Who is here: the avatars in the top bar and the People panel, from the room's awareness, with
+// the file each one has open (the field `file`: presence.ts; none from the IDE's previous
+// version, whose people are in the entry file). A viewer shows as viewing: the edge stamps `role: "view"` into every awareness state a view-only
 // socket sends, so nobody can pass for an editor (or make someone else look like a viewer).
 
 import type { Awareness } from 'y-protocols/awareness';
@@ -11,6 +12,7 @@ interface Person {
   color: string;
   me: boolean;
   viewer: boolean;
+  file: string | null;
 }
 
 /** The People panel and the top bar's avatars; `render` redraws them when who is here changed. */
@@ -33,6 +35,7 @@ export function createPeople(awareness: Awareness, iAmViewer: boolean): { avatar
         color: typeof u.color === 'string' ? u.color : '#888',
         me: client === me,
         viewer: client === me ? iAmViewer : (state as { role?: unknown }).role === 'view',
+        file: typeof (state as { file?: unknown }).file === 'string' ? (state as { file: string }).file : null,
       });
     });
     // You first, then editors, then viewers, each by name.
@@ -51,6 +54,7 @@ export function createPeople(awareness: Awareness, iAmViewer: boolean): { avatar
     count.textContent = String(here.length);
     setChildren(list, here.map((p) => h('li', { class: `person${p.viewer ? ' viewer' : ''}`, dataset: { testid: 'person', client: String(p.client), role: p.viewer ? 'view' : 'edit' } },
       avatar(p.name, p.color), h('span', { class: 'person-name' }, p.name),
+      p.file ? h('span', { class: 'person-file', title: `${p.me ? 'You have' : `${p.name} has`} ${p.file} open`, dataset: { testid: 'person-file' } }, p.file) : null,
       p.me ? h('span', { class: 'tag' }, 'you') : null,
       p.viewer ? h('span', { class: 'tag', title: 'Can see the room, not change it' }, 'viewing') : null)));
   }

@@ -1,5 +1,5 @@
 // How this page's presence travels: only its own, and its renewals in step with the room's, so
-// that an idle room's Durable Object can hibernate.
+// that an idle room's Durable Object can hibernate; the file it has open, only when that changes.
 //
 // The stock provider (y-websocket 3.1) sends every awareness change it sees, the ones it received
 // included: each peer's state comes back to the server from every other page, one frame per page,
@@ -63,4 +63,17 @@ export function renewInStep(provider: WebsocketProvider): void {
     if (state === null || own === undefined) return;
     if (Date.now() - own.lastUpdated >= RENEW_IN_STEP_AFTER_MS) awareness.setLocalState(state);
   });
+}
+
+/**
+ * Says which file this page has open (the awareness field `file`, a path of the room's current
+ * project), so the file tree shows who is in which file. Written only when it changes, in one
+ * update with the cursor cleared: the cursor pointed into the file left behind, and the new
+ * file's editor sets it again once it has the focus. So a switch of file costs one awareness
+ * frame, and staying in a file none.
+ */
+export function publishOpenFile(awareness: WebsocketProvider['awareness'], path: string): void {
+  const state = awareness.getLocalState();
+  if (state === null || state.file === path) return;
+  awareness.setLocalState({ ...state, file: path, cursor: null });
 }

@@ -1,8 +1,10 @@
-// A room: the shared editor and the toolbar (language, Run), composed with the panels that
-// render from the Y.Doc and awareness: people.ts, output.ts (and its console.ts), share.ts,
-// profile.ts and the connection (connection.ts); presence.ts shapes the awareness traffic. What
-// this page may do follows its link's role: a viewer's editors are read-only, and it never writes
-// to the document (no Run, no seeding, no run take-over).
+// A room: the panels that render from the Y.Doc and awareness, composed: the Files panel
+// (filetree.ts), the editor pane with its tabs (editorpane.ts) and the Tests panel below it
+// (tests.ts), people.ts, output.ts (and its console.ts), share.ts, profile.ts and the
+// connection (connection.ts); presence.ts shapes the awareness traffic. This module holds the
+// toolbar's Run and what running needs. What this page may do follows its link's role: a
+// viewer's editors, tree and tests are read-only, and it never writes to the document (no Run,
+// no seeding, no run take-over).
 
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
@@ -10,9 +12,10 @@ import { forgetAccess, rememberLinks, rotateLinks, type RoomAccess } from './acc
 import { languages as fetchLanguages } from './api';
 import { watchConnection } from './connection';
 import { h, icon, logo, panelHead, setChildren } from './dom';
-import { createCodeEditor, createInputEditor, type CodeEditor } from './editor';
+import { createTextEditor } from './editor';
+import { createEditorPane } from './editorpane';
+import { createFileTree } from './filetree';
 import { colorLight, type User } from './identity';
-import { LANGUAGES, languageById, type Language, type LanguageId } from './languages';
 import { setRunLimits } from './limits';
 import { createOutput } from './output';
 import { createPeople } from './people';
@@ -21,6 +24,7 @@ import { createProfile } from './profile';
 import { createRunner, type Runner } from './runner';
 import { createShareMenu } from './share';
 import { RoomDoc, TERMINAL } from './shared';
+import { createTestsPanel } from './tests';
 
 const isMac = /Mac|iPhone|iPad/.test(navigator.platform);
 const MOD = isMac ? '⌘' : 'Ctrl';
@@ -42,15 +46,10 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
 
   // --- panels ----------------------------------------------------------------------------------
   const topbar = h('header', { class: 'topbar' });
-  const loading = h('div', { class: 'loading' }, h('span', { class: 'spinner' }), 'Loading room…');
-  setTimeout(() => { loading.hidden = true; }, 4000);
   const connection = watchConnection(provider, () => access, {
     synced() {
-      if (canEdit) {
-        room.seedStdin();
-        room.seedLanguage(room.language);
-      }
-      loading.hidden = true;
+      if (canEdit) room.seedStdin();
+      pane.synced();
     },
     lockedOut(message, code) {
       forgetAccess(roomName, code === 'room_not_found' ? undefined : access.token);
@@ -67,6 +66,18 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
   const output = createOutput(room,
     canEdit ? h('span', null, 'Press ', h('b', null, 'Run'), ' or ', h('kbd', null, `${MOD} ↵`), '. Everyone here sees the output.') : null,
     () => schedule(), canEdit ? { room: roomName, token: () => access.token, user } : null);
+  const runLabel = h('span', null, 'Run');
+  const runButton = canEdit
+    ? h('button', { class: 'btn run', type: 'button', title: `Run (${MOD}+Enter)`, dataset: { testid: 'run' }, onclick: () => void runNow(false) },
+      icon('play'), runLabel, h('kbd', null, `${MOD} ↵`))
+    : null;
+  const tests = createTestsPanel({ room, awareness, canEdit, onRunTests: () => void runNow(true), submitting: () => submitting });
+  const pane = createEditorPane({
+    room, roomName, awareness, canEdit, isSynced: () => provider.synced, actions: runButton, below: tests.element, onRun: () => void runNow(false),
+  });
+  const files = createFileTree({
+    room, roomName, awareness, canEdit, project: () => pane.project(), active: () => pane.tabs.active(), open: (path) => pane.tabs.open(path),
+  });
 
   /** Rotates the links, remembers the new ones and reconnects with the new edit token (the old
    * socket is told "link rotated" meanwhile: `connection.rotating` keeps that from locking out). */
@@ -90,27 +101,6 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
     connection.pill,
     people.avatars,
     profile.button);
-
-  const languageSelect = h('select', { class: 'select', 'aria-label': 'Language', disabled: !canEdit, dataset: { testid: 'language' } },
-    LANGUAGES.map((l) => h('option', { value: l.id }, l.name)));
-  languageSelect.addEventListener('change', () => {
-    const lang = languageById(languageSelect.value);
-    if (lang && canEdit) room.language = lang.id;
-  });
-  const runLabel = h('span', null, 'Run');
-  const runButton = canEdit
-    ? h('button', { class: 'btn run', type: 'button', title: `Run (${MOD}+Enter)`, dataset: { testid: 'run' }, onclick: () => void runNow() },
-      icon('play'), runLabel, h('kbd', null, `${MOD} ↵`))
-    : null;
-  const editorHost = h('div', { class: 'editor-host' });
-  const editorPane = h('section', { class: 'editor-pane' },
-    h('div', { class: 'toolbar' },
-      languageSelect,
-      h('span', { class: 'toolbar-hint' }, canEdit ? 'Everyone here edits this program' : 'You are watching: the program and its runs update live'),
-      h('div', { class: 'spacer' }),
-      runButton),
-    h('div', { class: 'editor', dataset: { testid: 'editor' } }, editorHost, loading));
-
   const inputHost = h('div', { class: 'input-host' });
   const side = h('aside', { class: 'side' },
     people.panel,
@@ -119,62 +109,35 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
       inputHost),
     output.outputPanel,
     output.historyPanel);
-  setChildren(root, h('div', { class: `app${canEdit ? '' : ' viewing'}` }, topbar, h('main', { class: 'workspace' }, editorPane, side)));
-
-  // --- editors ---------------------------------------------------------------------------------
-  let editor: CodeEditor | null = null;
-  let editorLanguage: LanguageId | null = null;
-  const mountEditor = (lang: Language) => {
-    if (editorLanguage === lang.id) return;
-    const hadFocus = editor?.view.hasFocus ?? false;
-    editor?.destroy();
-    editorLanguage = lang.id;
-    if (canEdit && provider.synced) room.seedLanguage(lang.id);
-    const current = createCodeEditor(editorHost, room.source(lang.id), awareness, lang, () => void runNow(), canEdit);
-    editor = current;
-    languageSelect.value = lang.id;
-    if (hadFocus) current.view.focus();
-    lang.mode().then((mode) => {
-      if (editor === current) current.setMode(mode);
-    }, () => { /* the editor works without highlighting */ });
-  };
-  const currentLanguage = () => languageById(room.language) ?? LANGUAGES[0];
-  mountEditor(currentLanguage());
-  room.meta.observe(() => mountEditor(currentLanguage()));
-  const inputEditor = createInputEditor(inputHost, room.stdin, awareness, () => void runNow(), canEdit);
+  setChildren(root, h('div', { class: `app${canEdit ? '' : ' viewing'}` }, topbar,
+    h('main', { class: 'workspace' }, h('aside', { class: 'files-side' }, files.element), pane.element, side)));
+  const inputEditor = createTextEditor(inputHost, room.stdin, awareness, () => void runNow(false), canEdit,
+    { label: 'Program input (stdin)', placeholder: 'Input for the program (stdin)', empty: 'No input', testid: 'stdin' });
 
   // Versions and run limits from the exec API, when it answers (the names work without; the
   // output names a limit a run hit with its figure once it has them).
-  // e.g. "C · gcc 12" from {name: "C (gcc, C17)", version: "12"}.
   fetchLanguages().then(({ languages, limits }) => {
     setRunLimits(limits);
+    pane.labelVersions(languages);
     schedule();
-    for (const option of languageSelect.options) {
-      const found = languages.find((l) => l.id === option.value);
-      const lang = languageById(option.value);
-      if (!found || !lang) continue;
-      const tool = /\(([^,)]+)/.exec(found.name)?.[1];
-      option.textContent = `${lang.name} · ${tool ? `${tool} ` : ''}${found.version}`;
-      option.title = `${found.name} ${found.version}`;
-    }
-  }, () => {
-    for (const option of languageSelect.options) {
-      const lang = languageById(option.value);
-      if (lang) option.textContent = `${lang.name} · ${lang.version}`;
-    }
-  });
+  }, () => pane.labelVersions(null));
 
   // --- running (edit access only) ----------------------------------------------------------------
   const runner: Runner | null = canEdit ? createRunner(room, awareness, connection.online, () => access.token) : null;
   let submitting = false;
-  async function runNow(): Promise<void> {
-    if (!runner || submitting) return;
+  /** Runs the project of the room's language with the stdin panel's text, or with the tests. */
+  async function runNow(withTests: boolean): Promise<void> {
+    const cases = room.tests.list();
+    if (!runner || submitting || (withTests && !cases.length)) return;
     submitting = true;
     output.followNewest();
     schedule();
     try {
-      const lang = room.language;
-      await runner.run(lang, room.source(lang).toString(), room.stdin.toString(), user);
+      const language = room.language;
+      const input = withTests
+        ? { tests: cases.map((t) => ({ id: t.id, stdin: t.stdin.toString(), expected: t.expected.toString() })) }
+        : { stdin: room.stdin.toString() };
+      await runner.run({ language, files: room.project(language).snapshot(), input }, user);
     } finally {
       submitting = false;
       schedule();
@@ -183,7 +146,7 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
   document.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && (event.ctrlKey || event.metaKey) && !event.defaultPrevented) {
       event.preventDefault();
-      void runNow();
+      void runNow(false);
     }
   });
 
@@ -198,6 +161,9 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
     profile.render();
     people.render();
     output.render(Date.now());
+    pane.render();
+    files.render();
+    tests.render();
     if (runButton) {
       const newest = room.runList()[0]?.get('status');
       const busy = submitting || (typeof newest === 'string' && !TERMINAL.has(newest));
@@ -207,7 +173,7 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
     }
   }
   awareness.on('change', () => schedule());
-  room.runs.observeDeep(() => schedule());
+  doc.on('afterTransaction', () => schedule());
   setInterval(schedule, 1000); // relative times, and "reconnecting" turning into "offline"
 
   // A read-only handle for devtools and the browser tests (e2e-browser/).
@@ -215,14 +181,14 @@ export function mountRoom(root: HTMLElement, opened: RoomAccess, user: User): vo
     doc,
     provider,
     role: () => access.role,
-    editorText: () => editor?.view.state.doc.toString() ?? null,
-    inputText: () => inputEditor.state.doc.toString(),
-    language: () => editorLanguage,
+    editorText: () => pane.editorText(),
+    inputText: () => inputEditor.view.state.doc.toString(),
+    language: () => pane.language(),
+    file: () => pane.file(),
   };
 
   schedule();
-  editorHost.addEventListener('click', () => editor?.view.focus());
-  setTimeout(() => editor?.view.focus(), 0);
+  setTimeout(() => pane.focus(), 0);
 }
 
 /** Covers the room with why this page's link no longer opens it: what it showed stays

@@ -2,7 +2,9 @@
 // room's Durable Object (and stored there, so it survives reloads). Layout (docs/FRONTEND.md):
 //
 //   meta         Y.Map    language: LanguageId            (the room's selected language)
-//   source:{id}  Y.Text   the program, one text per language (switching keeps each one)
+//   source:{id}  Y.Text   the program's entry file, one per language (switching keeps each one)
+//   files:{id}, folders:{id}, tests   a language's other files and folders, the room's tests
+//                                  (project.ts explains them)
 //   stdin        Y.Text   the program's input
 //   runs         Y.Array<Y.Map>   run history, newest first, at most MAX_RUNS (see RunFields)
 //   live         Y.Map<Y.Map>     live runs' consoles by submission id, written by the room's
@@ -11,9 +13,15 @@
 
 import * as Y from 'yjs';
 import { DEFAULT_LANGUAGE, LANGUAGES, STARTER_STDIN, languageById, type LanguageId } from './languages';
+import { Project, TestSet } from './project';
 import type { TimeLimit } from './transcript';
 
 export const MAX_RUNS = 20;
+
+/** How much of each test's expected output and stdout a tests run keeps (UTF-8 bytes), and of
+ * its stderr; the exec API already cuts its outputs to a few KiB. */
+export const TEST_TEXT_KEPT = 4096;
+export const TEST_STDERR_KEPT = 2048;
 
 /** Statuses of Contract 2, plus the client's own: `submitting` (no answer yet) and `error`
  * (the edge or the exec API refused the run or could not be reached: see error_code). */
@@ -51,6 +59,30 @@ export interface RunFields {
   submitted_at: number; // ms since the epoch (the runner's clock)
   updated_at: number;
   finished_at: number | null;
+  /** A tests run: one result per test, in the order they were sent; null for a plain run. */
+  tests: TestResult[] | null;
+}
+
+/**
+ * One test of a tests run, as its run entry keeps it (a plain JSON value, written when the run
+ * starts and once more when it ends). The texts are there for the diff and are kept bounded:
+ * cut to TEST_TEXT_KEPT, only for a test that did not pass, and only on the room's newest tests
+ * run (RoomDoc.addRun drops them from the older ones).
+ */
+export interface TestResult {
+  id: string; // the test's id in `tests`
+  fingerprint: number; // of its input and expected output when it ran (testFingerprint)
+  status: RunStatus | null; // null until the run ends
+  time_ms: number | null;
+  exit_code: number | null;
+  signal: number | null;
+  time_limit: TimeLimit | null;
+  expected: string; // the expected output when it ran
+  expected_truncated: boolean;
+  stdout: string;
+  stdout_truncated: boolean;
+  stderr: string;
+  stderr_truncated: boolean;
 }
 
 export type RunMap = Y.Map<unknown>;
@@ -83,7 +115,37 @@ export function readRun(map: RunMap): RunFields {
     submitted_at: get('submitted_at', 0),
     updated_at: get('updated_at', 0),
     finished_at: get('finished_at', null),
+    tests: readTests(map.get('tests')),
   };
+}
+
+/** A run entry's `tests`, read defensively (any participant may have written the entry). */
+function readTests(value: unknown): TestResult[] | null {
+  if (!Array.isArray(value)) return null;
+  return value.filter((t): t is Record<string, unknown> => typeof t === 'object' && t !== null && typeof t.id === 'string').map((t) => {
+    const num = (key: string) => (typeof t[key] === 'number' ? (t[key] as number) : null);
+    const str = (key: string) => (typeof t[key] === 'string' ? (t[key] as string) : '');
+    return {
+      id: t.id as string,
+      fingerprint: num('fingerprint') ?? 0,
+      status: typeof t.status === 'string' ? (t.status as RunStatus) : null,
+      time_ms: num('time_ms'),
+      exit_code: num('exit_code'),
+      signal: num('signal'),
+      time_limit: typeof t.time_limit === 'string' ? (t.time_limit as TimeLimit) : null,
+      expected: str('expected'),
+      expected_truncated: t.expected_truncated === true,
+      stdout: str('stdout'),
+      stdout_truncated: t.stdout_truncated === true,
+      stderr: str('stderr'),
+      stderr_truncated: t.stderr_truncated === true,
+    };
+  });
+}
+
+/** Identifies a test's input and expected output, so a result can say its test changed since. */
+export function testFingerprint(stdin: string, expected: string): number {
+  return fnv1a(`${stdin}\0${expected}`);
 }
 
 /** FNV-1a, 32 bits: a stable client id for seeded content. */
@@ -117,16 +179,25 @@ export class RoomDoc {
   readonly runs: Y.Array<RunMap>;
   /** The consoles of live runs: read only, the room's object is their one writer. */
   readonly live: Y.Map<unknown>;
+  readonly tests: TestSet;
+  private readonly projects = new Map<LanguageId, Project>();
 
   constructor(readonly doc: Y.Doc) {
     this.meta = doc.getMap('meta');
     this.stdin = doc.getText('stdin');
     this.runs = doc.getArray<RunMap>('runs');
     this.live = doc.getMap('live');
+    this.tests = new TestSet(doc);
   }
 
-  source(language: LanguageId): Y.Text {
-    return this.doc.getText(`source:${language}`);
+  /** The project of `language` (its entry file is `source:{language}`). */
+  project(language: LanguageId): Project {
+    let found = this.projects.get(language);
+    if (!found) {
+      found = new Project(this.doc, language);
+      this.projects.set(language, found);
+    }
+    return found;
   }
 
   get language(): LanguageId {
@@ -159,10 +230,19 @@ export class RoomDoc {
     this.seed('stdin', STARTER_STDIN);
   }
 
-  /** Adds a run at the top of the history, dropping the oldest beyond MAX_RUNS. */
+  /** Adds a run at the top of the history, dropping the oldest beyond MAX_RUNS. A tests run
+   * takes the tests' texts off the older tests runs: only the newest one shows them. */
   addRun(fields: RunFields, origin: unknown): RunMap {
     const map: RunMap = new Y.Map();
     this.doc.transact(() => {
+      if (fields.tests) {
+        for (const older of this.runs.toArray()) {
+          const tests = readTests(older.get('tests'));
+          if (tests?.some((t) => t.expected || t.stdout || t.stderr)) {
+            older.set('tests', tests.map((t) => ({ ...t, expected: '', stdout: '', stderr: '' })));
+          }
+        }
+      }
       for (const [key, value] of Object.entries(fields)) map.set(key, value);
       this.runs.insert(0, [map]);
       if (this.runs.length > MAX_RUNS) this.runs.delete(MAX_RUNS, this.runs.length - MAX_RUNS);
@@ -176,7 +256,7 @@ export class RoomDoc {
     this.doc.transact(() => {
       if (TERMINAL.has(String(map.get('status')))) return;
       for (const [key, value] of Object.entries(fields)) {
-        if (map.get(key) !== value) map.set(key, value);
+        if (!sameValue(map.get(key), value)) map.set(key, value);
       }
     }, origin);
   }
@@ -184,6 +264,11 @@ export class RoomDoc {
   runList(): RunMap[] {
     return this.runs.toArray();
   }
+}
+
+/** Whether two entry values are equal (plain JSON values: the `tests` array by content). */
+export function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && JSON.stringify(a) === JSON.stringify(b));
 }
 
 /** Whether a run was dropped from the history (trimmed, or deleted by someone). */
