@@ -119,3 +119,57 @@ export const peopleNames = (who) =>
 /** Names on the remote cursors drawn in the program editor. */
 export const cursorNames = (who) =>
   who.page.$$eval('[data-testid=editor] .cm-ySelectionInfo', (els) => els.map((el) => el.textContent));
+
+/** The path of the file shown in the editor. */
+export const activeFile = (who) => who.page.evaluate(() => window.__codebox.file());
+
+/** The files in the tree (as paths), in the order shown. */
+export const treePaths = (who) => who.page.$$eval('[data-testid=tree-file]', (els) => els.map((el) => el.dataset.path));
+
+/** Names of the people the tree shows in the file `path`. */
+export const peopleInFile = (who, path) =>
+  who.page.$$eval(`[data-testid=tree-file][data-path="${path}"] [data-testid=file-person]`, (els) => els.map((el) => el.dataset.name));
+
+/** Opens `path` from the tree and waits until the editor shows it. */
+export async function openFile(who, path) {
+  await who.page.click(`[data-testid=tree-file][data-path="${path}"] .tree-main`);
+  await waitFor(async () => (await activeFile(who)) === path, 10_000, `${who.name}'s editor to show ${path}`);
+}
+
+/** Types `name` into the tree's name field (opened by `button`: new-file, new-folder…) and
+ * presses Enter. */
+export async function typeName(who, button, name) {
+  await who.page.click(`[data-testid=${button}]`);
+  await who.page.fill('[data-testid=name-input]', name);
+  await who.page.press('[data-testid=name-input]', 'Enter');
+}
+
+/** Makes the file `path` from the tree's "New file" and waits until the editor shows it. */
+export async function createFile(who, path) {
+  await typeName(who, 'new-file', path);
+  await waitFor(async () => (await activeFile(who)) === path, 10_000, `${who.name}'s new file ${path} to open`);
+}
+
+/** Adds a test in the Tests panel with `stdin` and `expected`. */
+export async function addTest(who, stdin, expected) {
+  await who.page.click('[data-testid=add-test]');
+  for (const [field, text] of [['test-stdin', stdin], ['test-expected', expected]]) {
+    await who.page.click(`[data-testid=${field}]`);
+    await who.page.keyboard.press('ControlOrMeta+a');
+    await who.page.keyboard.insertText(text);
+  }
+}
+
+/** The Tests panel as shown: each row's status, and the selected test's result and diff. */
+export function shownTests(who) {
+  return who.page.evaluate(() => ({
+    rows: [...document.querySelectorAll('[data-testid=test-row]')].map((el) => el.dataset.status),
+    selected: document.querySelector('[data-testid=test-title]')?.textContent ?? null,
+    verdict: document.querySelector('[data-testid=tests-verdict] .badge')?.dataset.status ?? null,
+    result: document.querySelector('[data-testid=test-result]')?.dataset.status ?? null,
+    diff: [...document.querySelectorAll('[data-testid=diff-row]')].map((row) => {
+      const [expected, actual] = row.querySelectorAll('.diff-text');
+      return { same: row.dataset.same === 'true', expected: expected.textContent, actual: actual.textContent };
+    }),
+  }));
+}

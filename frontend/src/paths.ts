@@ -105,25 +105,27 @@ export function movedPaths(deleted: string[], added: string[]): Map<string, stri
   if (deleted.length === 1) return moves.set(deleted[0], added[0]);
   const addedSet = new Set(added);
   for (const candidate of added) {
-    const [from, to] = differingFolders(deleted[0], candidate);
-    if (from === null || to === null) continue;
-    if (deleted.every((path) => within(path, from) && addedSet.has(rebase(path, from, to)))) {
-      for (const path of deleted) moves.set(path, rebase(path, from, to));
-      return moves;
+    for (const [from, to] of folderPairs(deleted[0], candidate)) {
+      if (deleted.every((path) => within(path, from) && addedSet.has(rebase(path, from, to)))) {
+        for (const path of deleted) moves.set(path, rebase(path, from, to));
+        return moves;
+      }
     }
   }
   return moves;
 }
 
-/** The folders two paths differ in, once their common tail is taken off: `a/x/f`, `b/x/f` ->
- * `a`, `b` (null when they differ in their last segment). */
-function differingFolders(a: string, b: string): [string | null, string | null] {
+/** Every way `a` could have become `b` by a folder's rename: the folders they would be in, once
+ * a common tail (the file's name, maybe folders below) is taken off: `lib/x.py`, `src/lib/x.py`
+ * -> `lib`→`src/lib`. */
+function folderPairs(a: string, b: string): [string, string][] {
   const as = a.split('/');
   const bs = b.split('/');
-  let tail = 0;
-  while (tail < as.length && tail < bs.length && as[as.length - 1 - tail] === bs[bs.length - 1 - tail]) tail++;
-  if (tail === 0 || tail === as.length || tail === bs.length) return [null, null];
-  return [as.slice(0, as.length - tail).join('/'), bs.slice(0, bs.length - tail).join('/')];
+  const pairs: [string, string][] = [];
+  for (let tail = 1; tail < as.length && tail < bs.length && as[as.length - tail] === bs[bs.length - tail]; tail++) {
+    pairs.push([as.slice(0, as.length - tail).join('/'), bs.slice(0, bs.length - tail).join('/')]);
+  }
+  return pairs;
 }
 
 /** A folder of the tree: its sub-folders and files, each sorted by name. */
