@@ -56,7 +56,7 @@ export function createEditorPane({ room, roomName, awareness, canEdit, isSynced,
   const editorHost = h('div', { class: 'editor-host' });
   const loading = h('div', { class: 'loading' }, h('span', { class: 'spinner' }), 'Loading room…');
   setTimeout(() => { loading.hidden = true; }, 4000);
-  const tabs = createTabs(roomName, room.project(currentLanguage().id), () => mount());
+  const tabs = createTabs(roomName, room.project(currentLanguage().id), isSynced, () => mount());
   const element = h('section', { class: 'editor-pane' },
     h('div', { class: 'toolbar' },
       languageSelect,
@@ -121,7 +121,10 @@ export function createEditorPane({ room, roomName, awareness, canEdit, isSynced,
         option.title = `${found.name} ${found.version}`;
       }
     },
-    render: () => tabs.render(),
+    render() {
+      mount(); // the file shown may have arrived with the room's state
+      tabs.render();
+    },
     focus: () => editor?.view.focus(),
     file: () => shown?.path ?? tabs.active(),
     editorText: () => editor?.view.state.doc.toString() ?? null,

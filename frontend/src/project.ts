@@ -238,9 +238,9 @@ export class Project {
     };
   }
 
-  /** Calls `onMoves` with the files each change deleted and where they went, if they were
+  /** Calls `onMoves` after each change that deleted files, with where they went if they were
    * renamed (a file or a folder: see movedPaths). */
-  observeMoves(onMoves: (deleted: string[], moves: Map<string, string>) => void): () => void {
+  observeMoves(onMoves: (moves: Map<string, string>) => void): () => void {
     const handler = (event: Y.YMapEvent<unknown>) => {
       const deleted: string[] = [];
       const added: string[] = [];
@@ -248,7 +248,7 @@ export class Project {
         if (change.action === 'delete') deleted.push(key);
         else if (change.action === 'add') added.push(key);
       });
-      if (deleted.length) onMoves(deleted, movedPaths(deleted, added));
+      if (deleted.length) onMoves(movedPaths(deleted, added));
     };
     this.files.observe(handler);
     return () => this.files.unobserve(handler);

@@ -1,7 +1,8 @@
 // The tabs above the editor: the files this person has open, and the one shown. They are this
 // page's own (the room shares files, not tabs), kept per language for the browser tab's session
 // (sessionStorage), so a reload keeps them. A tab follows its file when someone renames it, and
-// closes when someone deletes it; the entry file is open when nothing else is.
+// closes when someone deletes it; the entry file is open when nothing else is. Until the room's
+// state has arrived, tabs of files not there yet are kept, not closed.
 
 import { h, icon, setChildren } from './dom';
 import { baseName } from './paths';
@@ -24,8 +25,9 @@ interface Open {
   active: string;
 }
 
-/** `onSwitch`: the file shown changed (or its text did: a rename). */
-export function createTabs(roomName: string, initial: Project, onSwitch: () => void): Tabs {
+/** `ready`: whether the room's state has arrived; `onSwitch`: the file shown changed (or its
+ * text did: a rename). */
+export function createTabs(roomName: string, initial: Project, ready: () => boolean, onSwitch: () => void): Tabs {
   const key = `codebox.tabs:${roomName}`;
   const element = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Open files', dataset: { testid: 'tabs' } });
   let project = initial;
@@ -53,56 +55,58 @@ export function createTabs(roomName: string, initial: Project, onSwitch: () => v
     }
   }
 
-  /** Drops tabs of files that are gone; returns whether the file shown changed. */
-  function settle(): boolean {
-    const before = state.active;
+  /** Drops tabs of files that are gone (once the room's state is here). */
+  function settle(): void {
+    if (!ready()) return;
     state.paths = state.paths.filter((path, i) => project.has(path) && state.paths.indexOf(path) === i);
     if (!state.paths.length) state.paths = [project.entry];
     if (!state.paths.includes(state.active)) state.active = state.paths[0];
     save();
-    return state.active !== before;
   }
 
+  /** The file shown: the active tab's, or the entry file while that one has not arrived. */
+  const active = () => (project.has(state.active) ? state.active : project.entry);
+
   function watchMoves(): () => void {
-    return project.observeMoves((deleted, moves) => {
-      const active = state.active;
+    return project.observeMoves((moves) => {
       state.paths = state.paths.map((path) => moves.get(path) ?? path);
       state.active = moves.get(state.active) ?? state.active;
       settle();
-      // A renamed file is a new text even when its tab stays shown.
-      if (state.active !== active || deleted.includes(active)) onSwitch();
       render();
+      onSwitch(); // the file shown may be gone, or renamed: a new text under its tab
     });
   }
 
   function show(path: string): void {
     if (!state.paths.includes(path)) state.paths.push(path);
-    const changed = state.active !== path;
+    const before = active();
     state.active = path;
     save();
     render();
-    if (changed) onSwitch();
+    if (active() !== before) onSwitch();
   }
 
   function close(path: string): void {
-    const before = state.active;
+    const before = active();
     const index = state.paths.indexOf(path);
     state.paths = state.paths.filter((p) => p !== path);
     if (before === path && state.paths.length) state.active = state.paths[Math.min(index, state.paths.length - 1)];
     settle();
     render();
-    if (state.active !== before) onSwitch();
+    if (active() !== before) onSwitch();
   }
 
+  /** Draws the tabs (the caller shows the active one's file: see `active`). */
   function render(): void {
-    if (settle()) onSwitch();
-    const now = JSON.stringify(state);
+    settle();
+    const paths = state.paths.filter((path) => project.has(path));
+    const now = JSON.stringify([paths, active()]);
     if (now === shown) return;
     shown = now;
-    setChildren(element, state.paths.map((path) => {
-      const active = path === state.active;
-      return h('div', { class: `tab${active ? ' active' : ''}`, dataset: { testid: 'tab', path } },
-        h('button', { class: 'tab-name', type: 'button', role: 'tab', 'aria-selected': String(active), title: path, onclick: () => show(path) }, baseName(path)),
+    setChildren(element, paths.map((path) => {
+      const current = path === active();
+      return h('div', { class: `tab${current ? ' active' : ''}`, dataset: { testid: 'tab', path } },
+        h('button', { class: 'tab-name', type: 'button', role: 'tab', 'aria-selected': String(current), title: path, onclick: () => show(path) }, baseName(path)),
         h('button', { class: 'tab-close', type: 'button', 'aria-label': `Close ${path}`, title: 'Close', onclick: () => close(path) }, icon('close')));
     }));
     element.querySelector('.tab.active')?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
@@ -110,7 +114,7 @@ export function createTabs(roomName: string, initial: Project, onSwitch: () => v
 
   return {
     element,
-    active: () => state.active,
+    active,
     open: show,
     setProject(next) {
       if (next === project) return;
