@@ -9,8 +9,8 @@
 
 import type { Awareness } from 'y-protocols/awareness';
 import { avatar, h, icon, setChildren } from './dom';
-import { projectLimits } from './limits';
-import { ancestors, buildTree, formatKiB, parentOf, type TreeFolder } from './paths';
+import { formatBytes, projectLimits } from './limits';
+import { ancestors, buildTree, parentOf, type TreeFolder } from './paths';
 import { importUpload, type Project } from './project';
 import type { RoomDoc } from './shared';
 import { projectZip, readUpload, saveFile } from './zip';
@@ -273,7 +273,7 @@ export function createFileTree({ room, roomName, awareness, canEdit, project, ac
       shownSize = sizeKey;
       const over = count > limits.max_files || bytes > limits.max_project_bytes;
       size.classList.toggle('over', over);
-      size.textContent = `${count} of ${limits.max_files} files · ${formatKiB(bytes)} of ${formatKiB(limits.max_project_bytes)}`;
+      size.textContent = `${count}/${limits.max_files} files · ${formatBytes(bytes)} / ${formatBytes(limits.max_project_bytes)}`;
       size.title = over ? 'Over the limits: the exec API will refuse to run it' : 'What a project may hold';
     }
   }
@@ -294,7 +294,7 @@ export function createFileTree({ room, roomName, awareness, canEdit, project, ac
     const open = !collapsed.has(folder.path);
     const renaming = editing?.mode === 'rename' && editing.path === folder.path;
     const count = p.filesIn(folder.path);
-    const row = h('div', { class: `tree-row folder${dropFolder === folder.path ? ' drop-here' : ''}`, style: indent(depth), dataset: { testid: 'tree-folder', path: folder.path, folder: folder.path } },
+    const row = h('div', { class: `tree-row folder${dropFolder === folder.path ? ' drop-here' : ''}`, style: indent(depth), dataset: { testid: 'tree-folder', path: folder.path } },
       renaming ? [icon('folder', 'dim'), nameInput] : h('button', {
         class: 'tree-main', type: 'button', 'aria-expanded': String(open), title: folder.path,
         onclick: () => {
@@ -307,7 +307,8 @@ export function createFileTree({ room, roomName, awareness, canEdit, project, ac
         rowAction('file-plus', `New file in ${folder.path}`, 'new-file-here', () => startEditing({ mode: 'new-file', folder: folder.path })),
         rowAction('edit', `Rename ${folder.path}`, 'rename', () => startEditing({ mode: 'rename', kind: 'folder', path: folder.path })),
         deleteAction(folder.path, 'folder', count ? `Delete ${count} file${count === 1 ? '' : 's'}?` : 'Delete?')) : null);
-    return h('li', { role: 'treeitem', 'aria-expanded': String(open) }, row, renaming ? editNote() : null,
+    // data-folder: files dropped anywhere on the folder or in it go into it.
+    return h('li', { role: 'treeitem', 'aria-expanded': String(open), dataset: { folder: folder.path } }, row, renaming ? editNote() : null,
       open ? h('ul', { role: 'group' }, folderItems(folder, p, where, depth + 1)) : null);
   }
 

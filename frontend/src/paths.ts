@@ -90,7 +90,8 @@ export function sizeProblem(count: number, bytes: number, limits: ProjectLimits)
   return null;
 }
 
-export function formatKiB(bytes: number): string {
+/** limits.ts has formatBytes; this module imports nothing at run time (see the top). */
+function formatKiB(bytes: number): string {
   return `${Number((bytes / 1024).toFixed(1))} KiB`;
 }
 

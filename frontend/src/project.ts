@@ -20,8 +20,8 @@
 
 import * as Y from 'yjs';
 import { LANGUAGES, languageById, type LanguageId } from './languages';
-import type { ProjectLimits } from './limits';
-import { ancestors, movedPaths, parentOf, pathProblem, placeProblem, rebase, sizeProblem, utf8Length, within, formatKiB } from './paths';
+import { formatBytes, type ProjectLimits } from './limits';
+import { ancestors, movedPaths, parentOf, pathProblem, placeProblem, rebase, sizeProblem, utf8Length, within } from './paths';
 
 /** A file as the exec API takes it. */
 export interface ProjectFile {
@@ -341,7 +341,7 @@ export class TestSet {
 export function testProblem(test: TestText, index: number, limits: ProjectLimits): string | null {
   for (const [field, label] of [['stdin', 'input'], ['expected', 'expected output']] as const) {
     const bytes = utf8Length(test[field]);
-    if (bytes > limits.max_test_bytes) return `Test ${index + 1}'s ${label} is ${formatKiB(bytes)}: at most ${formatKiB(limits.max_test_bytes)}.`;
+    if (bytes > limits.max_test_bytes) return `Test ${index + 1}'s ${label} is ${formatBytes(bytes)}: at most ${formatBytes(limits.max_test_bytes)}.`;
   }
   return null;
 }

@@ -244,9 +244,7 @@ function resultView(row: Row, latest: RunFields | null): Node[] {
   // The test's own end: its status, signal, exit code and time limit, in the run's words.
   const ended: RunFields = { ...latest, status: result.status, exit_code: result.exit_code, signal: result.signal, time_limit: result.time_limit };
   const view = statusView(ended);
-  const detail = result.status === 'wrong_answer'
-    ? 'The output differs from the expected output: the highlighted lines differ (trailing spaces and blank lines at the end are ignored).'
-    : view.detail;
+  const detail = result.status === 'wrong_answer' ? null : view.detail; // the diff says it
   const parts: Node[] = [
     h('div', { class: 'run-head', dataset: { testid: 'test-result', status: result.status } },
       h('span', { class: `badge tone-${view.tone}` }, view.label),
@@ -279,6 +277,7 @@ function diffView(result: TestResult): HTMLElement {
         cell(row.line, row.expected, row.same, 'expected'),
         cell(row.line, row.actual, row.same, 'actual'))),
       rows.length === 0 ? h('span', { class: 'diff-note' }, 'Both outputs are empty.') : null),
+    h('p', { class: 'diff-note' }, 'Highlighted: the lines that differ. Spaces, tabs and carriage returns at the end of a line, and blank lines at the end, do not count.'),
     cut ? h('p', { class: 'diff-note', title: truncatedTitle() },
       `Only the first ${formatBytes(TEST_TEXT_KEPT)} of each output are kept here${result.stdout_truncated ? ', and the program\'s output was cut' : ''}.`) : null,
     result.stderr ? stream('stderr', result.stderr, result.stderr_truncated, 'stderr') : null);
