@@ -91,10 +91,11 @@ export interface CodeEditor extends TextEditor {
 const readOnly: Extension = [EditorState.readOnly.of(true), EditorView.contentAttributes.of({ 'aria-readonly': 'true' })];
 
 /** The editor of the program's file `path` (its text `ytext`), with `language`'s indentation;
- * the mode is set when loaded. `editable` false: a viewer's editor (see `readOnly`). */
-export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, path: string, language: Language, onRun: () => void, editable: boolean): CodeEditor {
+ * the mode is set when loaded. `undoManager`: the file's own, which outlives the editor (so a
+ * file's undo history survives switching tabs); null for a viewer's editor (see `readOnly`). */
+export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: Awareness, path: string, language: Language, onRun: () => void, undoManager: Y.UndoManager | null): CodeEditor {
   const mode = new Compartment();
-  const undoManager = editable ? new Y.UndoManager(ytext) : null;
+  const editable = undoManager !== null;
   const view = new EditorView({
     parent,
     state: EditorState.create({
@@ -126,10 +127,7 @@ export function createCodeEditor(parent: HTMLElement, ytext: Y.Text, awareness: 
   return {
     view,
     setMode: (ext) => view.dispatch({ effects: mode.reconfigure(ext) }),
-    destroy: () => {
-      view.destroy();
-      undoManager?.destroy();
-    },
+    destroy: () => view.destroy(),
   };
 }
 

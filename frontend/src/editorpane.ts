@@ -4,7 +4,7 @@
 // on the file's text and says which file this page has open (presence.ts, publishOpenFile).
 
 import type { Awareness } from 'y-protocols/awareness';
-import type * as Y from 'yjs';
+import * as Y from 'yjs';
 import type { LanguageVersion } from './api';
 import { h } from './dom';
 import { createCodeEditor, type CodeEditor } from './editor';
@@ -69,6 +69,23 @@ export function createEditorPane({ room, roomName, awareness, canEdit, isSynced,
 
   let editor: CodeEditor | null = null;
   let shown: { language: LanguageId; path: string; text: Y.Text } | null = null;
+  // Each file's undo history, kept across tab switches; a deleted (or renamed) file's is
+  // dropped at the next switch, since an undo manager listens to the whole document.
+  const undoManagers = new Map<Y.Text, Y.UndoManager>();
+  const undoManagerOf = (text: Y.Text) => {
+    for (const [kept, manager] of undoManagers) {
+      if (kept.doc === null || kept._item?.deleted) {
+        manager.destroy();
+        undoManagers.delete(kept);
+      }
+    }
+    let found = undoManagers.get(text);
+    if (!found) {
+      found = new Y.UndoManager(text);
+      undoManagers.set(text, found);
+    }
+    return found;
+  };
 
   /** Shows the active tab's file of the room's language, unless it is shown already. */
   function mount(): void {
@@ -85,7 +102,7 @@ export function createEditorPane({ room, roomName, awareness, canEdit, isSynced,
     publishOpenFile(awareness, path);
     // A file's mode follows its name (a header of a C project is C); other files are plain text.
     const fileLanguage = languageOfFile(path);
-    const current = createCodeEditor(editorHost, text, awareness, path, fileLanguage ?? lang, onRun, canEdit);
+    const current = createCodeEditor(editorHost, text, awareness, path, fileLanguage ?? lang, onRun, canEdit ? undoManagerOf(text) : null);
     editor = current;
     languageSelect.value = lang.id;
     tabs.render();
