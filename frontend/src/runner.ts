@@ -19,7 +19,7 @@ import {
 
 /** Longest a run may stay unfinished, from submission: the queue, a 10 s compile and a 5 s run
  * fit many times over; past this the fleet is down or swamped, and we say so. */
-export const RUN_DEADLINE_MS = 90_000;
+const RUN_DEADLINE_MS = 90_000;
 /** Tests of one submission run at most this many at a time (the exec fleet's share)… */
 const TESTS_AT_ONCE = 2;
 /** …each within the run time limit, plus about this long for its fresh sandbox. */
@@ -27,7 +27,7 @@ const SANDBOX_MS = 2_000;
 
 /** The deadline of a run with `tests` tests (0: a plain run): a tests run may take a round of
  * the run time limit per TESTS_AT_ONCE tests on top of a plain run's deadline. */
-export function runDeadlineMs(tests: number): number {
+function runDeadlineMs(tests: number): number {
   return RUN_DEADLINE_MS + Math.ceil(tests / TESTS_AT_ONCE) * ((runLimits()?.run_ms ?? 5_000) + SANDBOX_MS);
 }
 /** How long a run's poller must be absent from the room before another client takes over. */

@@ -81,6 +81,7 @@ export function createTestsPanel({ room, awareness, canEdit, onRunTests, submitt
   let editors: TextEditor[] = [];
   let shownEditors: { stdin: Y.Text; expected: Y.Text } | null = null;
   let shownList = '';
+  let shownVerdict = '';
   let shownHead = '';
   let shownResult = '';
   let settledRun: string | null = null; // the ended tests run that last picked the selection ('' none)
@@ -128,7 +129,7 @@ export function createTestsPanel({ room, awareness, canEdit, onRunTests, submitt
     count.textContent = tests.length ? String(tests.length) : '';
     renderVerdict(latest, rows);
     if (runButton) {
-      const testsBusy = submitting() || (busy && runs[0]?.tests !== null);
+      const testsBusy = busy && runs[0]?.tests !== null; // a tests run is added as it is submitted
       runButton.disabled = submitting() || tests.length === 0;
       runButton.classList.toggle('busy', testsBusy);
       runLabel.textContent = testsBusy ? 'Running tests…' : 'Run tests';
@@ -145,6 +146,9 @@ export function createTestsPanel({ room, awareness, canEdit, onRunTests, submitt
   }
 
   function renderVerdict(latest: RunFields | null, rows: Row[]): void {
+    const key = JSON.stringify([latest?.status, latest?.tests?.map((t) => t.status), rows.some((row) => row.stale)]);
+    if (key === shownVerdict) return;
+    shownVerdict = key;
     if (!latest) {
       setChildren(verdict);
       return;
