@@ -1,14 +1,18 @@
 // The IDE's rules for projects and tests, without a server: file names and sizes as Contract 2b
 // allows them (frontend/src/paths.ts, the same rules as crates/submission/src/project.rs), how a
-// collaborator's rename is recognised, the tree, and the output comparison behind the Tests
-// panel's diff (frontend/src/judge.ts, the same rule as crates/submission/src/judge.rs).
+// collaborator's rename is recognised, the tree, the output comparison behind the Tests panel's
+// diff (frontend/src/judge.ts, the same rule as crates/submission/src/judge.rs), and what saying
+// which file is open costs in awareness updates (frontend/src/presence.ts).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Awareness } from 'y-protocols/awareness';
+import * as Y from 'yjs';
 import { importIdeModule } from '../frontend/node-import.mjs';
 
 const paths = await importIdeModule('paths');
 const judge = await importIdeModule('judge');
+const presence = await importIdeModule('presence');
 
 const LIMITS = { max_files: 32, max_project_bytes: 256 * 1024, max_tests: 32, max_test_bytes: 64 * 1024 };
 
@@ -78,4 +82,21 @@ test('outputs compare as the judge compares them, and the diff pairs lines by nu
     { line: 3, expected: null, actual: 'extra', same: false },
   ]);
   assert.deepEqual(judge.diffRows('', '\n'), [], 'nothing and a blank line are the same');
+});
+
+test('saying which file is open sends one awareness update per switch of file, none otherwise', () => {
+  const awareness = new Awareness(new Y.Doc());
+  awareness.setLocalStateField('user', { name: 'Ada' });
+  awareness.setLocalStateField('cursor', { anchor: 1, head: 1 });
+  let updates = 0;
+  awareness.on('update', () => { updates += 1; });
+  presence.publishOpenFile(awareness, 'main.py');
+  assert.equal(updates, 1);
+  assert.deepEqual(awareness.getLocalState(), { user: { name: 'Ada' }, cursor: null, file: 'main.py' }, 'the cursor pointed into the file left');
+  presence.publishOpenFile(awareness, 'main.py');
+  presence.publishOpenFile(awareness, 'main.py');
+  assert.equal(updates, 1, 'the same file again sends nothing');
+  presence.publishOpenFile(awareness, 'lib/util.py');
+  assert.equal(updates, 2);
+  awareness.destroy();
 });
