@@ -95,6 +95,7 @@ pub(crate) fn run_result(
             compile_output,
             time_ms: observed.run_time.map(|t| t.as_millis() as u64),
             time_limit: observed.time_limit(),
+            tests: None,
             finished_at: now,
         };
     }
@@ -163,6 +164,7 @@ pub(crate) fn run_result(
         compile_output: Some(text),
         time_ms: None,
         time_limit: observed.time_limit(),
+        tests: None,
         finished_at: now,
     }
 }

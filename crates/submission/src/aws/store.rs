@@ -369,6 +369,7 @@ mod tests {
             compile_output: Some(String::new()),
             time_ms: Some(u64::MAX),
             time_limit: Some(crate::TimeLimit::Cpu),
+            tests: None,
             finished_at: now,
         });
         let item = record_item(&record).unwrap();
@@ -423,12 +424,12 @@ mod tests {
             123_456_789
         );
         assert_eq!(record.time_limit, None);
-        // Written back, it gains only the attribute added since (issue 13).
+        assert_eq!(record.tests, None);
+        // Written back, it gains only the attributes added since (issues 13 and 14).
         let mut written = record_item(&record).unwrap();
-        assert_eq!(
-            written.remove("time_limit"),
-            Some(AttributeValue::Null(true))
-        );
+        for added in ["time_limit", "tests"] {
+            assert_eq!(written.remove(added), Some(AttributeValue::Null(true)), "{added}");
+        }
         assert_eq!(written, item);
     }
 

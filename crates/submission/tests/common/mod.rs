@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{Duration as Span, Utc};
 use codebox_access::RateLimit;
 use codebox_submission::{
-    Job, JobQueue, Language, PayloadStore, QueueError, RateCounter, RateHit, RunResult, Status,
+    Job, JobQueue, Language, Payload, PayloadStore, Program, QueueError, RateCounter, RateHit, RunResult, Status,
     StoreError, Submission, SubmissionStore, Transition, PAYLOAD_PART_BYTES,
 };
 
@@ -19,8 +19,10 @@ pub(crate) fn job(tag: &str) -> Job {
     Job {
         id: format!("{tag}-{}", uuid::Uuid::new_v4()),
         language: Language::Python,
-        source: format!("print('{tag}')"),
-        stdin: "in\u{0}put".into(),
+        payload: Payload::Inline(Program {
+            stdin: "in\u{0}put".into(),
+            ..Program::single(Language::Python, format!("print('{tag}')"), String::new())
+        }),
         room: Some(tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
         run_credential: None,
     }
@@ -171,6 +173,7 @@ fn result(status: Status, stdout: &str) -> RunResult {
         compile_output: Some("warning: x".into()),
         time_ms: Some(12),
         time_limit: None,
+        tests: None,
         finished_at: Utc::now(),
     }
 }
@@ -274,6 +277,31 @@ pub(crate) async fn records_round_trip_exactly(store: &dyn SubmissionStore) {
         compile_output: None,
         time_ms: Some(5_000),
         time_limit: Some(codebox_submission::TimeLimit::Run),
+        // A tests run's list of tests is stored and read back whole (nested maps).
+        tests: Some(vec![
+            codebox_submission::judge::TestResult {
+                status: Status::Accepted,
+                time_ms: Some(3),
+                exit_code: Some(0),
+                signal: None,
+                stdout: "4\n".into(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                time_limit: None,
+            },
+            codebox_submission::judge::TestResult {
+                status: Status::TimeLimitExceeded,
+                time_ms: Some(5_000),
+                exit_code: None,
+                signal: Some(9),
+                stdout: "é".repeat(10),
+                stderr: "x".into(),
+                stdout_truncated: true,
+                stderr_truncated: false,
+                time_limit: Some(codebox_submission::TimeLimit::Run),
+            },
+        ]),
         finished_at: Utc::now(),
     };
     assert_eq!(

@@ -1,0 +1,49 @@
+//! A submission with tests (Contract 2b): its program is built once, then each test runs in a
+//! container of its own (never one used before) under the run limits, and is judged against
+//! its expected output (`codebox_submission::judge`: the comparison rule, the record's shape).
+//!
+//! ```text
+//! Sandbox::build ──Err(result)──> judge::unbuilt: every test ends with the build's status
+//!      │ Ok(built)
+//!      v
+//! Sandbox::run_built(built, test.stdin)   at most `at_once` tests at a time, in order
+//!      v
+//! TestResult::judge(test, run) ──> judge::judged: the verdict and the deciding test
+//! ```
+
+use chrono::Utc;
+use codebox_submission::judge::{self, TestResult};
+use codebox_submission::{Language, Program, RunResult};
+use futures_util::{stream, StreamExt};
+use tracing::info;
+
+use crate::sandbox::Sandbox;
+
+/// Runs `program`'s tests, at most `at_once` at a time (at least one).
+pub(crate) async fn run_tests(
+    sandbox: &Sandbox,
+    language: Language,
+    program: &Program,
+    at_once: usize,
+) -> RunResult {
+    let built = match sandbox.build(language, &program.files).await {
+        Ok(built) => built,
+        Err(failed) => return judge::unbuilt(&program.tests, failed),
+    };
+    let tests: Vec<TestResult> = stream::iter(&program.tests)
+        .map(|test| {
+            let built = &built;
+            async move { TestResult::judge(test, &sandbox.run_built(built, &test.stdin).await) }
+        })
+        .buffered(at_once.max(1))
+        .collect()
+        .await;
+    let result = judge::judged(tests, built.compile_output().map(str::to_owned), Utc::now());
+    info!(
+        %language,
+        tests = program.tests.len(),
+        verdict = result.status.as_str(),
+        "tests judged"
+    );
+    result
+}
