@@ -8,9 +8,9 @@
 //! - [`RUNTIME`]: the OCI runtime of sandboxes: `auto` (default: crun if the engine offers
 //!   it, else the engine's default), `default`, or a runtime's name.
 //! - [`DOCKER_HOST`]: the engine (default the local socket).
-//! - [`TESTS_AT_ONCE`]: how many of one submission's tests run at once (default
-//!   [`DEFAULT_TESTS_AT_ONCE`]); each holds a container, so a fleet runs at most
-//!   `CONCURRENCY × TESTS_AT_ONCE` containers.
+//! - [`TESTS_AT_ONCE`]: the most tests of one submission that run at once (default
+//!   [`DEFAULT_TESTS_AT_ONCE`]); beyond its own, a submission borrows job slots nobody holds,
+//!   so a worker never runs more than [`CONCURRENCY`] containers.
 //! - [`EDGE_URL`]: the edge's origin (`http(s)://host[:port]`), for rooms' live runs (Contract
 //!   4); without it every run is a batch run, its result polled.
 
@@ -34,7 +34,7 @@ pub const RUNTIME: &str = "FLEET_RUNTIME";
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// The edge's origin, for live runs.
 pub const EDGE_URL: &str = "CODEBOX_EDGE_URL";
-/// How many of one submission's tests run at once.
+/// The most tests of one submission that run at once.
 pub const TESTS_AT_ONCE: &str = "FLEET_TESTS_AT_ONCE";
 /// Tests of one submission run at once unless [`TESTS_AT_ONCE`] says otherwise.
 pub const DEFAULT_TESTS_AT_ONCE: usize = 2;
@@ -52,7 +52,7 @@ pub struct Config {
     pub logs: LogConfig,
     /// The edge rooms' runs stream into.
     pub edge: Option<EdgeUrl>,
-    /// How many of one submission's tests run at once.
+    /// The most tests of one submission that run at once.
     pub tests_at_once: usize,
 }
 

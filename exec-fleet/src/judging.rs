@@ -6,7 +6,8 @@
 //! Sandbox::build ──Err(result)──> judge::unbuilt: every test ends with the build's status
 //!      │ Ok(built)
 //!      v
-//! Sandbox::run_built(built, test.stdin)   at most `at_once` tests at a time, in order
+//! Sandbox::run_built(built, test.stdin)   `at_once` tests at a time (the job's slot and the
+//!      │                                  spare ones it borrowed), results in order
 //!      v
 //! TestResult::judge(test, run) ──> judge::judged: the verdict and the deciding test
 //! ```

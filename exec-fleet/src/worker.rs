@@ -25,7 +25,7 @@ use codebox_submission::{
     Delivery, Job, JobQueue, Payload, PayloadStore, Program, RunResult, Status, StoreError,
     SubmissionStore, Transition,
 };
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
@@ -37,9 +37,23 @@ use crate::sandbox::Sandbox;
 /// the worker loop is written against.
 #[async_trait]
 pub trait Runner: Send + Sync + 'static {
-    /// Runs `job`'s `program`; failures of the runner itself come back as `internal_error`
-    /// results.
-    async fn run(&self, job: &Job, program: &Program) -> RunResult;
+    /// Runs `job`'s `program`, which may borrow `spare` job slots while it runs; failures of
+    /// the runner itself come back as `internal_error` results.
+    async fn run(&self, job: &Job, program: &Program, spare: &SpareSlots) -> RunResult;
+}
+
+/// The worker's job slots that no job holds: a job with tests borrows some to run its tests
+/// side by side, so a worker never runs more containers than it has slots.
+#[derive(Clone)]
+pub struct SpareSlots(Arc<Semaphore>);
+
+impl SpareSlots {
+    /// Up to `at_most` slots free right now, held until the returned permits drop.
+    pub fn borrow(&self, at_most: usize) -> Vec<OwnedSemaphorePermit> {
+        std::iter::from_fn(|| self.0.clone().try_acquire_owned().ok())
+            .take(at_most)
+            .collect()
+    }
 }
 
 /// The fleet's runner: its sandboxes, and the edge that rooms' runs stream into.
@@ -49,17 +63,20 @@ pub struct SandboxRunner {
     pub sandbox: Sandbox,
     /// The edge, for live runs (without it every run is a batch run).
     pub edge: Option<EdgeUrl>,
-    /// How many of one submission's tests run at once (its share of the fleet).
+    /// The most tests of one submission that run at once (its share of the worker's slots).
     pub tests_at_once: usize,
 }
 
 #[async_trait]
 impl Runner for SandboxRunner {
-    async fn run(&self, job: &Job, program: &Program) -> RunResult {
+    async fn run(&self, job: &Job, program: &Program, spare: &SpareSlots) -> RunResult {
         if program.tests.is_empty() {
             live::run(&self.sandbox, self.edge.as_ref(), job, program).await
         } else {
-            judging::run_tests(&self.sandbox, job.language, program, self.tests_at_once).await
+            // The job's own slot runs one test; slots nobody holds run more, up to its share.
+            let borrowed = spare.borrow(self.tests_at_once.saturating_sub(1));
+            let at_once = 1 + borrowed.len();
+            judging::run_tests(&self.sandbox, job.language, program, at_once).await
         }
     }
 }
@@ -142,8 +159,9 @@ pub async fn run_worker(
                 },
             };
             let (stores, runner, config) = (stores.clone(), runner.clone(), config.clone());
+            let spare = SpareSlots(slots.clone());
             in_flight.spawn(async move {
-                handle(&stores, &*runner, &config, delivery).await;
+                handle(&stores, &*runner, &config, &spare, delivery).await;
                 drop(permit);
             });
         }
@@ -180,7 +198,13 @@ enum ProgramError {
 }
 
 /// Runs one delivery to its end.
-async fn handle(stores: &Stores, runner: &dyn Runner, config: &WorkerConfig, delivery: Delivery) {
+async fn handle(
+    stores: &Stores,
+    runner: &dyn Runner,
+    config: &WorkerConfig,
+    spare: &SpareSlots,
+    delivery: Delivery,
+) {
     let (queue, store) = (&*stores.queue, &*stores.records);
     let job = match &delivery.job {
         Ok(job) => job,
@@ -248,7 +272,7 @@ async fn handle(stores: &Stores, runner: &dyn Runner, config: &WorkerConfig, del
             }
         };
         tokio::select! {
-            result = runner.run(job, program) => result,
+            result = runner.run(job, program, spare) => result,
             _ = keep_hidden => unreachable!("the extender never returns"),
         }
         }
