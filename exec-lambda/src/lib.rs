@@ -3,7 +3,10 @@
 //! ```text
 //! every route: gate (edge secret, or loopback locally) -> 401 | the client's key
 //! POST /v1/submissions       room header -> rate counter (client, runs) -> 429 | validate
-//!                            -> store.create(queued) -> queue.send(job) -> 202 {id, status}
+//!                            -> one more hit per test beyond the first -> 429
+//!                            -> store.create(queued) -> the program stored beside its job
+//!                            if it is too large for a message -> queue.send(job)
+//!                            -> 202 {id, status}
 //! GET  /v1/submissions/{id}  a UUID? -> store.get -> 200 record | 404
 //! GET  /v1/languages         the languages and their versions
 //! ```
@@ -125,6 +128,18 @@ async fn create_submission(
             limit,
         })?;
     let new = parse_request(&body, &state.limits)?;
+    // Each test is a run of its own (the hit above counted the first), up to a whole window's
+    // allowance, so that the largest submission still fits a fresh window.
+    let tests = u32::try_from(new.program.tests.len()).unwrap_or(u32::MAX);
+    if let Some(more) = tests.min(hit.limit).checked_sub(1).filter(|&n| n > 0) {
+        let tests = hit.clone().weighing(more);
+        if !state.rates.count(&tests).await? {
+            info!(client = %caller.client, room = room.as_deref(), "run rate limit reached by tests");
+            return Err(ApiError::RateLimited {
+                retry_after_s: hit.retry_after(),
+            });
+        }
+    }
     let (id, run_credential) = match live {
         Some(live) => (live.id, Some(live.credential)),
         None => (uuid::Uuid::new_v4().to_string(), None),

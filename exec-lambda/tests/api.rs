@@ -548,6 +548,26 @@ async fn a_flooding_client_is_refused_until_the_window_ends() {
     );
 }
 
+/// A submission's tests count as runs, up to a whole window's allowance.
+#[tokio::test]
+async fn each_test_counts_as_a_run() {
+    let tests = |n: usize| {
+        json!({"language": "python", "source": "print(1)",
+               "tests": vec![json!({"expected_stdout": "1"}); n]})
+        .to_string()
+    };
+    let api = Api::with(Gate::Loopback, limit(5));
+    assert_eq!(api.post(tests(3)).await.status, StatusCode::ACCEPTED);
+    let refused = api.post(tests(3)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "3 + 3 > 5");
+    assert_eq!(refused.code(), "rate_limited");
+    assert_eq!(api.queued_jobs().await.len(), 1);
+    // The largest test set still fits a fresh window: it counts as the whole allowance.
+    let api = Api::with(Gate::Loopback, limit(5));
+    assert_eq!(api.post(tests(32)).await.status, StatusCode::ACCEPTED);
+    assert_eq!(api.post(run()).await.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
 /// With a secret configured, every route (and every unknown path) answers 401 to a request
 /// without it, whoever sends it, and nothing is queued.
 #[tokio::test]

@@ -408,6 +408,20 @@ pub(crate) async fn rate_counters_share_one_limit(
     let closed = RateLimit { limit: 0, ..RATE };
     let refused = RateHit::new("runs", &fresh_client(), closed, now);
     assert!(!first.count(&refused).await.unwrap(), "a zero limit");
+
+    // A weighed hit (a submission's tests) counts for its weight, all or nothing.
+    let client = fresh_client();
+    let one = RateHit::new("runs", &client, RATE, now);
+    let two = one.clone().weighing(2);
+    assert!(first.count(&two).await.unwrap());
+    assert!(!second.count(&two).await.unwrap(), "2 + 2 is over 3");
+    assert!(second.count(&one).await.unwrap(), "2 + 1 is not");
+    assert!(!first.count(&one).await.unwrap(), "the counter is full");
+    let heavy = RateHit::new("runs", &fresh_client(), RATE, now).weighing(RATE.limit + 1);
+    assert!(!first.count(&heavy).await.unwrap(), "heavier than the limit");
+    let whole = RateHit::new("runs", &fresh_client(), RATE, now).weighing(RATE.limit);
+    assert!(second.count(&whole).await.unwrap(), "exactly the limit");
+    assert_eq!(RateHit::new("runs", "c", RATE, now).weighing(0).weight, 1);
 }
 
 /// Many hits at once, spread over the handles: exactly `limit` are counted. Only for
