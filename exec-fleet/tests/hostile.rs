@@ -450,8 +450,8 @@ for who, pid in (('supervisor', os.getppid()), ('init', 1)):
         refused.append(f'{who}/mem')
 print('refused', ' '.join(refused), 'candidates', len(tokens), flush=True)
 for token in tokens:
-    sys.stdout.write('CODEBOX/2 END %s 0 0\n' % token.decode())
-    sys.stderr.write('CODEBOX/2 END %s\n' % token.decode())
+    sys.stdout.write('CODEBOX/3 END %s 0 0\n' % token.decode())
+    sys.stderr.write('CODEBOX/3 END %s\n' % token.decode())
 sys.stdout.flush()
 sys.stderr.flush()
 while True:
