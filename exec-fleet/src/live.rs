@@ -23,6 +23,7 @@ use codebox_live::coalesce::{Coalescer, Flush};
 use codebox_live::console::{Utf8Stream, MAX_STREAM_BYTES};
 use codebox_live::frame::{FromRun, Stream, ToRun};
 use codebox_sandbox::clock::InteractiveLimits;
+use codebox_submission::project::ProjectFile;
 use codebox_submission::{Job, RunResult};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -80,8 +81,16 @@ impl EdgeUrl {
 pub(crate) async fn run(sandbox: &Sandbox, edge: Option<&EdgeUrl>, job: &Job) -> RunResult {
     match open_channel(edge, job).await {
         Some(channel) => relay(sandbox, job, channel).await,
-        None => sandbox.run(job.language, &job.source, &job.stdin).await,
+        None => sandbox.run(job.language, &files(job), &job.stdin).await,
     }
+}
+
+/// The job's single source as its project's one file.
+fn files(job: &Job) -> [ProjectFile; 1] {
+    [ProjectFile {
+        name: job.language.toolchain().source_file.to_owned(),
+        content: job.source.clone(),
+    }]
 }
 
 /// The run's channel into its room, if the job has one and the edge takes it in time.
@@ -166,7 +175,8 @@ async fn relay(sandbox: &Sandbox, job: &Job, channel: Channel) -> RunResult {
         limits: InteractiveLimits::default(),
     };
     let mut coalescer = Coalescer::new(MAX_STREAM_BYTES);
-    let mut run = pin!(sandbox.run_live(job.language, &job.source, &job.stdin, live));
+    let files = files(job);
+    let mut run = pin!(sandbox.run_live(job.language, &files, &job.stdin, live));
     let result = loop {
         let flush_at = coalescer.deadline();
         tokio::select! {

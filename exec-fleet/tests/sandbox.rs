@@ -538,11 +538,8 @@ fn warm_pool_is_used_refilled_and_drained() {
 
     // More runs at once than the pool holds: warm ones first, then fresh ones.
     let results = runtime().block_on(join_all((0..4).map(|i| {
-        sandbox.run(
-            Language::Python,
-            "import sys\nprint(sys.stdin.read())\n",
-            if i % 2 == 0 { "even" } else { "odd" },
-        )
+        let source = "import sys\nprint(sys.stdin.read())\n";
+        run_source(&sandbox, Language::Python, source, if i % 2 == 0 { "even" } else { "odd" })
     })));
     for (i, result) in results.iter().enumerate() {
         expect(result, Status::Ok);
@@ -556,7 +553,7 @@ fn warm_pool_is_used_refilled_and_drained() {
         Vec::<String>::new(),
         "shutdown drains the pool"
     );
-    let after = runtime().block_on(sandbox.run(Language::Python, "print(1)\n", ""));
+    let after = runtime().block_on(run_source(&sandbox, Language::Python, "print(1)\n", ""));
     expect(&after, Status::InternalError);
 }
 
