@@ -480,7 +480,10 @@ while True:
 /// exit code and what changed in its file system (`docker diff`).
 fn supervise_by_hand(language: Language, request: &[u8]) -> (String, i32, String) {
     let docker = |args: &[&str]| {
-        let output = Command::new("docker").args(args).output().expect("docker CLI");
+        let output = Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker CLI");
         assert!(output.status.success(), "docker {args:?}: {output:?}");
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     };
@@ -543,10 +546,22 @@ fn the_supervisor_refuses_requests_the_fleet_would_never_send() {
         executable: false,
     };
     let cases = [
-        (evil("../escape.py"), Mode::Run, "may not hold '.' or '..' segments"),
+        (
+            evil("../escape.py"),
+            Mode::Run,
+            "may not hold '.' or '..' segments",
+        ),
         (evil("/tmp/escape.py"), Mode::Run, "must be relative"),
-        (evil("lib/../../tmp/escape.py"), Mode::Run, "may not hold '.' or '..'"),
-        (evil("main.py/escape.py"), Mode::Run, "would be both a file and a folder"),
+        (
+            evil("lib/../../tmp/escape.py"),
+            Mode::Run,
+            "may not hold '.' or '..'",
+        ),
+        (
+            evil("main.py/escape.py"),
+            Mode::Run,
+            "would be both a file and a folder",
+        ),
         (evil(".tmp/escape.py"), Mode::Run, "keeps for itself"),
         (
             File {
@@ -584,6 +599,9 @@ fn the_supervisor_refuses_requests_the_fleet_would_never_send() {
     }
     let (stdout, code, diff) = &outcomes[cases.len()];
     assert_eq!(code, &0, "{stdout}");
-    assert!(stdout.contains(&format!("{prefix}RUN\n42\n{prefix}END {token} 0 ")), "{stdout:?}");
+    assert!(
+        stdout.contains(&format!("{prefix}RUN\n42\n{prefix}END {token} 0 ")),
+        "{stdout:?}"
+    );
     assert_eq!(diff, "", "the program wrote only to /work");
 }

@@ -130,13 +130,16 @@ fn every_language_builds_once_and_runs_its_build() {
                 .map(|(language, files, _)| sandbox.build(*language, files)),
         )
         .await;
-        let runs = projects.iter().zip(&builds).map(|((language, _, _), built)| {
-            let built = built
-                .as_ref()
-                .unwrap_or_else(|r| panic!("{language}: {r:#?}"));
-            assert_eq!(built.language(), *language);
-            sandbox.run_built(built, "")
-        });
+        let runs = projects
+            .iter()
+            .zip(&builds)
+            .map(|((language, _, _), built)| {
+                let built = built
+                    .as_ref()
+                    .unwrap_or_else(|r| panic!("{language}: {r:#?}"));
+                assert_eq!(built.language(), *language);
+                sandbox.run_built(built, "")
+            });
         for ((language, _, wants), result) in projects.iter().zip(join_all(runs).await) {
             expect(&result, Status::Ok);
             assert_eq!(result.stdout, *wants, "{language}");
@@ -192,14 +195,21 @@ int main(void) {
 fn freshness_project() -> Vec<ProjectFile> {
     project(&[
         ("main.c", FRESHNESS),
-        ("numbers.c", "#include \"numbers.h\"\nint times(int n) { return n * FACTOR; }\n"),
+        (
+            "numbers.c",
+            "#include \"numbers.h\"\nint times(int n) { return n * FACTOR; }\n",
+        ),
         ("numbers.h", "#define FACTOR 3\nint times(int n);\n"),
         ("data/input.txt", "from the project\n"),
     ])
 }
 
 /// Runs `built` once per stdin, all at once; returns each run's (state, data, result, container).
-fn run_each(sandbox: &Sandbox, built: &Built, stdins: &[&str]) -> Vec<(String, String, String, String)> {
+fn run_each(
+    sandbox: &Sandbox,
+    built: &Built,
+    stdins: &[&str],
+) -> Vec<(String, String, String, String)> {
     let results = runtime().block_on(join_all(
         stdins.iter().map(|stdin| sandbox.run_built(built, stdin)),
     ));
@@ -207,7 +217,11 @@ fn run_each(sandbox: &Sandbox, built: &Built, stdins: &[&str]) -> Vec<(String, S
         .into_iter()
         .map(|result| {
             expect(&result, Status::Ok);
-            let fields: Vec<String> = result.stdout.split_whitespace().map(str::to_string).collect();
+            let fields: Vec<String> = result
+                .stdout
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
             assert_eq!(fields.len(), 6, "{result:#?}");
             (
                 fields[0].clone(),
@@ -228,7 +242,13 @@ fn each_run_of_a_build_has_a_fresh_container_warm_or_not() {
         ..SandboxConfig::default()
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while sandbox.warm_counts().get(&Language::C).copied().unwrap_or_default() < 2 {
+    while sandbox
+        .warm_counts()
+        .get(&Language::C)
+        .copied()
+        .unwrap_or_default()
+        < 2
+    {
         assert!(Instant::now() < deadline, "the pool did not fill");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -238,9 +258,19 @@ fn each_run_of_a_build_has_a_fresh_container_warm_or_not() {
     let runs = run_each(&sandbox, &built, &["1", "2", "3", "4"]);
     let mut ids = HashSet::new();
     for (i, (state, data, result, id)) in runs.iter().enumerate() {
-        assert_eq!(state, "fresh", "run {i}: the marker of an earlier run is not there");
-        assert_eq!(data, "from the project", "run {i}: the project's files are there");
-        assert_eq!(result, &((i as i32 + 1) * 3).to_string(), "run {i}: its own stdin");
+        assert_eq!(
+            state, "fresh",
+            "run {i}: the marker of an earlier run is not there"
+        );
+        assert_eq!(
+            data, "from the project",
+            "run {i}: the project's files are there"
+        );
+        assert_eq!(
+            result,
+            &((i as i32 + 1) * 3).to_string(),
+            "run {i}: its own stdin"
+        );
         assert_eq!(id.len(), 64, "run {i}: {id}");
         ids.insert(id.clone());
     }
@@ -249,53 +279,95 @@ fn each_run_of_a_build_has_a_fresh_container_warm_or_not() {
         assert_eq!(state, "fresh");
         ids.insert(id);
     }
-    assert_eq!(ids.len(), 6, "every run had a container of its own: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        6,
+        "every run had a container of its own: {ids:?}"
+    );
     // A plain run on a warm container still compiles and runs.
     let files = freshness_project();
     let plain = runtime().block_on(sandbox.run(Language::C, &files, "7"));
     expect(&plain, Status::Ok);
-    assert!(plain.stdout.starts_with("fresh from the project 21 "), "{plain:#?}");
+    assert!(
+        plain.stdout.starts_with("fresh from the project 21 "),
+        "{plain:#?}"
+    );
     runtime().block_on(sandbox.shutdown());
     let label = format!("codebox.sandbox.instance={}", sandbox.instance());
     assert_eq!(containers_labelled(&label), Vec::<String>::new());
 }
 
-fn build(language: Language, files: &[ProjectFile]) -> Result<Built, RunResult> {
+/// Builds on the shared sandbox, and waits until its container is removed.
+async fn build_on_shared(language: Language, files: &[ProjectFile]) -> Result<Built, RunResult> {
     let sandbox = shared();
-    runtime().block_on(async {
-        let built = sandbox.build(language, files).await;
-        sandbox.settle().await;
-        built
-    })
+    let built = sandbox.build(language, files).await;
+    sandbox.settle().await;
+    built
+}
+
+/// A build that must succeed.
+fn build(language: Language, files: &[ProjectFile]) -> Built {
+    runtime()
+        .block_on(build_on_shared(language, files))
+        .unwrap_or_else(|result| panic!("{language}: {result:#?}"))
+}
+
+/// A build that must fail: the result it reports.
+fn build_error(language: Language, files: &[ProjectFile]) -> RunResult {
+    match runtime().block_on(build_on_shared(language, files)) {
+        Ok(built) => panic!("{language} built: {built:?}"),
+        Err(result) => result,
+    }
 }
 
 #[test]
 fn a_build_that_fails_says_why_as_a_run_would() {
     let c = project(&[
-        ("main.c", "int helper(void);\nint main(void) { return helper(); }\n"),
+        (
+            "main.c",
+            "int helper(void);\nint main(void) { return helper(); }\n",
+        ),
         ("lib/helper.c", "int helper(void) { return 0 }\n"),
     ]);
-    let error = build(Language::C, &c).unwrap_err();
+    let error = build_error(Language::C, &c);
     expect(&error, Status::CompileError);
     let output = error.compile_output.as_deref().unwrap_or_default();
-    assert!(output.contains("lib/helper.c:1:") && output.contains("expected ‘;’"), "{output}");
+    assert!(
+        output.contains("lib/helper.c:1:") && output.contains("expected ‘;’"),
+        "{output}"
+    );
     assert_eq!((error.exit_code, error.time_ms), (None, None));
 
     // A link error is a build error too: every file was compiled, one symbol is missing.
-    let unlinked = project(&[("main.c", "int missing(void);\nint main(void) { return missing(); }\n")]);
-    let error = build(Language::C, &unlinked).unwrap_err();
+    let unlinked = project(&[(
+        "main.c",
+        "int missing(void);\nint main(void) { return missing(); }\n",
+    )]);
+    let error = build_error(Language::C, &unlinked);
     expect(&error, Status::CompileError);
-    assert!(error.compile_output.unwrap_or_default().contains("undefined reference to `missing'"));
+    assert!(error
+        .compile_output
+        .unwrap_or_default()
+        .contains("undefined reference to `missing'"));
 
-    let python = project(&[("main.py", "import util\nprint(util.x\n"), ("util.py", "x = 1\n")]);
-    let error = build(Language::Python, &python).unwrap_err();
+    let python = project(&[
+        ("main.py", "import util\nprint(util.x\n"),
+        ("util.py", "x = 1\n"),
+    ]);
+    let error = build_error(Language::Python, &python);
     expect(&error, Status::CompileError);
-    assert!(error.compile_output.unwrap_or_default().contains("SyntaxError"));
+    assert!(error
+        .compile_output
+        .unwrap_or_default()
+        .contains("SyntaxError"));
 
     let rust = project(&[("main.rs", "mod missing;\nfn main() {}\n")]);
-    let error = build(Language::Rust, &rust).unwrap_err();
+    let error = build_error(Language::Rust, &rust);
     expect(&error, Status::CompileError);
-    assert!(error.compile_output.unwrap_or_default().contains("E0583"), "file not found for module");
+    assert!(
+        error.compile_output.unwrap_or_default().contains("E0583"),
+        "file not found for module"
+    );
 }
 
 #[test]
@@ -325,7 +397,10 @@ fn a_built_program_over_the_cap_fails_its_build_but_not_a_run() {
     let error = built.unwrap_err();
     expect(&error, Status::CompileError);
     let output = error.compile_output.unwrap_or_default();
-    assert!(output.contains("a build hands back at most 33554432"), "{output}");
+    assert!(
+        output.contains("a build hands back at most 33554432"),
+        "{output}"
+    );
     expect(&ran, Status::Ok);
     assert_eq!(ran.stdout, "1\n");
     runtime().block_on(sandbox.shutdown());
@@ -342,15 +417,17 @@ fn a_run_of_a_build_ends_as_runs_do_and_shows_the_builds_output() {
         ),
         ("helper.c", "int helper(void) { return 7; }\n"),
     ]);
-    let built = build(Language::C, &program).unwrap_or_else(|r| panic!("{r:#?}"));
+    let built = build(Language::C, &program);
     let warning = built.compile_output().unwrap_or_default().to_string();
-    assert!(warning.contains("implicit declaration of function ‘helper’"), "{warning}");
+    assert!(
+        warning.contains("implicit declaration of function ‘helper’"),
+        "{warning}"
+    );
     let started = Instant::now();
     let results = runtime().block_on(async {
-        let results = join_all(
-            ["ok", "spin", "crash", "fail"].map(|mode| sandbox.run_built(&built, mode)),
-        )
-        .await;
+        let results =
+            join_all(["ok", "spin", "crash", "fail"].map(|mode| sandbox.run_built(&built, mode)))
+                .await;
         sandbox.settle().await;
         results
     });
@@ -360,16 +437,25 @@ fn a_run_of_a_build_ends_as_runs_do_and_shows_the_builds_output() {
     assert_eq!(results[1].time_limit, Some(TimeLimit::Run));
     let limit = Limits::default().run_ms;
     assert!(
-        results[1].time_ms.is_some_and(|t| (limit..limit + 2_000).contains(&t)),
+        results[1]
+            .time_ms
+            .is_some_and(|t| (limit..limit + 2_000).contains(&t)),
         "{:?}",
         results[1]
     );
     expect(&results[2], Status::RuntimeError);
     assert_eq!((results[2].exit_code, results[2].signal), (None, Some(11)));
     expect(&results[3], Status::RuntimeError);
-    assert_eq!((results[3].exit_code, results[3].stderr.as_str()), (Some(3), "failing\n"));
+    assert_eq!(
+        (results[3].exit_code, results[3].stderr.as_str()),
+        (Some(3), "failing\n")
+    );
     for result in &results {
-        assert_eq!(result.compile_output.as_deref(), Some(warning.as_str()), "{result:#?}");
+        assert_eq!(
+            result.compile_output.as_deref(),
+            Some(warning.as_str()),
+            "{result:#?}"
+        );
     }
     assert!(started.elapsed() < Duration::from_secs(20));
 }

@@ -539,7 +539,12 @@ fn warm_pool_is_used_refilled_and_drained() {
     // More runs at once than the pool holds: warm ones first, then fresh ones.
     let results = runtime().block_on(join_all((0..4).map(|i| {
         let source = "import sys\nprint(sys.stdin.read())\n";
-        run_source(&sandbox, Language::Python, source, if i % 2 == 0 { "even" } else { "odd" })
+        run_source(
+            &sandbox,
+            Language::Python,
+            source,
+            if i % 2 == 0 { "even" } else { "odd" },
+        )
     })));
     for (i, result) in results.iter().enumerate() {
         expect(result, Status::Ok);

@@ -181,18 +181,20 @@ pub(crate) fn build_result(
     session: &mut Session,
     observed: &Observed,
     now: DateTime<Utc>,
-) -> Result<Build, RunResult> {
+) -> Result<Build, Box<RunResult>> {
     let clean = observed.kill.is_none() && !observed.oom_killed && observed.exit_code == Some(0);
     match session.take_artifact() {
         Some(program) if clean => Ok(Build {
             program,
             compile_output: compile_output(language, session),
         }),
-        Some(_) => Err(RunResult::internal_error(
+        Some(_) => Err(Box::new(RunResult::internal_error(
             format!("the {language} runner's build did not end cleanly after its program"),
             now,
-        )),
-        None => Err(run_result(language, limits, session, observed, now)),
+        ))),
+        None => Err(Box::new(run_result(
+            language, limits, session, observed, now,
+        ))),
     }
 }
 

@@ -342,9 +342,9 @@ impl Run {
     /// A build's outcome (the request's mode was `build`), finished at `at`: the program it
     /// handed back, or the result to report when it did not succeed (a compile error, a
     /// compile step past its limit, CodeBox's failure).
-    pub fn into_build(mut self, at: DateTime<Utc>) -> Result<Build, RunResult> {
+    pub fn into_build(mut self, at: DateTime<Utc>) -> Result<Build, Box<RunResult>> {
         if !self.is_done() {
-            return Err(unfinished(at));
+            return Err(Box::new(unfinished(at)));
         }
         outcome::build_result(
             self.language,

@@ -7,6 +7,7 @@
 //! collects the compile step's merged output through a pipe, and reads the OOM count from
 //! the cgroup. Its own stderr belongs to the program: it writes only END there.
 
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::mem::ManuallyDrop;
@@ -190,22 +191,11 @@ fn write_file(file: &FileHeader, content: &mut dyn Read) -> io::Result<()> {
     Ok(())
 }
 
-/// A command ready to start (`argv` in place of the command's own when given): the sandbox's
-/// environment, minus what the engine added.
-fn prepare(command: &Command, argv: &[String]) -> std::process::Command {
-    let mut prepared = match argv {
-        [program, args @ ..] => {
-            let mut prepared = std::process::Command::new(program);
-            prepared.args(args);
-            prepared
-        }
-        [] => {
-            let mut prepared = std::process::Command::new(command.argv[0]);
-            prepared.args(&command.argv[1..]);
-            prepared
-        }
-    };
-    prepared.envs(command.env.iter().copied());
+/// A command ready to start: the sandbox's environment with `env`, minus what the engine
+/// added.
+fn prepare<S: AsRef<OsStr>>(argv: &[S], env: &[(&str, &str)]) -> std::process::Command {
+    let mut prepared = std::process::Command::new(&argv[0]);
+    prepared.args(&argv[1..]).envs(env.iter().copied());
     for name in ENGINE_ADDED_ENV {
         prepared.env_remove(name);
     }
@@ -221,7 +211,7 @@ fn spawn(command: &mut std::process::Command, what: &'static str) -> Result<Chil
 fn compile_step(compile: &Compile, names: &[&str]) -> Result<(i64, Vec<u8>, u64), Fault> {
     let argv = compile.argv(names);
     let (mut output, writer) = io::pipe().doing("making the compile output pipe")?;
-    let mut step = prepare(&compile.command, &argv);
+    let mut step = prepare(&argv, compile.command.env);
     step.stdin(Stdio::null())
         .stdout(writer.try_clone().doing("making the compile output pipe")?)
         .stderr(writer);
@@ -237,7 +227,7 @@ fn compile_step(compile: &Compile, names: &[&str]) -> Result<(i64, Vec<u8>, u64)
 /// RUN, then the program; returns its status.
 fn run_program(run: Command) -> Result<i64, Fault> {
     say_out(&say::run())?;
-    let mut program = spawn(&mut prepare(&run, &[]), "starting the program")?;
+    let mut program = spawn(&mut prepare(run.argv, run.env), "starting the program")?;
     Ok(status_of(program.wait().doing("waiting for the program")?))
 }
 
@@ -289,7 +279,7 @@ fn check_then_run(command: Command, go_on: bool) -> Result<i64, Fault> {
     let (mut report, report_writer) = io::pipe().doing("making the report pipe")?;
     let (go_reader, mut go) = io::pipe().doing("making the go pipe")?;
     let inherited = [report_writer.as_raw_fd(), go_reader.as_raw_fd()];
-    let mut step = prepare(&command, &[]);
+    let mut step = prepare(command.argv, command.env);
     step.args(inherited.map(|fd| fd.to_string()));
     // SAFETY: between fork and exec only fcntl runs, which is async-signal-safe.
     unsafe {

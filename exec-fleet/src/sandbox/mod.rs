@@ -317,12 +317,16 @@ impl Sandbox {
     /// `Err` holds the result to report when the build did not succeed, as [`Sandbox::run`]
     /// would have reported it: `compile_error` with the compile output (with `time_limit:
     /// compile` when the compile step passed its limit), or `internal_error`.
-    pub async fn build(&self, language: Language, files: &[ProjectFile]) -> Result<Built, RunResult> {
+    pub async fn build(
+        &self,
+        language: Language,
+        files: &[ProjectFile],
+    ) -> Result<Built, RunResult> {
         let program = Program::new(language, Mode::Build, files, "");
         let files = program.files.clone();
         let span = run_span(&program);
         let build = match self.execute(program, None, span.clone()).await {
-            Ok(run) => run.into_build(Utc::now()),
+            Ok(run) => run.into_build(Utc::now()).map_err(|failed| *failed),
             Err(failed) => Err(failed),
         };
         match build {

@@ -76,7 +76,9 @@ pub(crate) async fn run_source(
     source: &str,
     stdin: &str,
 ) -> RunResult {
-    sandbox.run(language, &single(language, source), stdin).await
+    sandbox
+        .run(language, &single(language, source), stdin)
+        .await
 }
 
 pub(crate) fn run(language: Language, source: &str, stdin: &str) -> RunResult {

@@ -349,8 +349,11 @@ mod tests {
 
     const TOKEN: &str = "00112233445566778899aabbccddeeff";
 
-    /// Decodes a whole request from bytes: the header, the files and what is left (stdin).
-    fn decode(bytes: &[u8]) -> Result<(Header, Vec<(FileHeader, Vec<u8>)>, Vec<u8>), RequestError> {
+    /// A request as read back: the header, each file and its content, what is left (stdin).
+    type Decoded = (Header, Vec<(FileHeader, Vec<u8>)>, Vec<u8>);
+
+    /// Decodes a whole request from bytes.
+    fn decode(bytes: &[u8]) -> Result<Decoded, RequestError> {
         let mut input = bytes;
         let mut files = Vec::new();
         let header = read_request(&mut input, |file, content| {
