@@ -31,14 +31,19 @@ pub(crate) async fn run_tests(
         Ok(built) => built,
         Err(failed) => return judge::unbuilt(&program.tests, failed),
     };
-    let tests: Vec<TestResult> = stream::iter(&program.tests)
-        .map(|test| {
-            let built = &built;
-            async move { TestResult::judge(test, &sandbox.run_built(built, &test.stdin).await) }
-        })
+    // Indices, not references, into the tests: a closure over `&TestCase` inside the worker's
+    // boxed future trips rustc's higher-ranked lifetime check (rust-lang/rust#64552).
+    let runs: Vec<RunResult> = stream::iter(0..program.tests.len())
+        .map(|i| sandbox.run_built(&built, &program.tests[i].stdin))
         .buffered(at_once.max(1))
         .collect()
         .await;
+    let tests: Vec<TestResult> = program
+        .tests
+        .iter()
+        .zip(&runs)
+        .map(|(test, run)| TestResult::judge(test, run))
+        .collect();
     let result = judge::judged(tests, built.compile_output().map(str::to_owned), Utc::now());
     info!(
         %language,
