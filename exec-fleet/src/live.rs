@@ -85,7 +85,11 @@ pub(crate) async fn run(
 ) -> RunResult {
     match open_channel(edge, job).await {
         Some(channel) => relay(sandbox, job, program, channel).await,
-        None => sandbox.run(job.language, &program.files, &program.stdin).await,
+        None => {
+            sandbox
+                .run(job.language, &program.files, &program.stdin)
+                .await
+        }
     }
 }
 

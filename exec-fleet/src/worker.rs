@@ -181,7 +181,8 @@ async fn program_of(payloads: &dyn PayloadStore, job: &Job) -> Result<Program, P
         Payload::Inline(program) => Ok(program.clone()),
         Payload::Stored { parts } => {
             let bytes = payloads.payload(&job.id, *parts).await?;
-            Program::from_payload(job.language, &bytes).map_err(|e| ProgramError::Unreadable(e.to_string()))
+            Program::from_payload(job.language, &bytes)
+                .map_err(|e| ProgramError::Unreadable(e.to_string()))
         }
     }
 }
@@ -259,22 +260,25 @@ async fn handle(
         }
     };
     let result = match &program {
-        None => RunResult::internal_error("CodeBox lost this submission's program before it ran", Utc::now()),
+        None => RunResult::internal_error(
+            "CodeBox lost this submission's program before it ran",
+            Utc::now(),
+        ),
         Some(program) => {
-        let keep_hidden = async {
-            let mut every = tokio::time::interval(config.extend_every);
-            every.tick().await;
-            loop {
+            let keep_hidden = async {
+                let mut every = tokio::time::interval(config.extend_every);
                 every.tick().await;
-                if let Err(error) = queue.extend(&delivery.receipt, config.visibility).await {
-                    warn!(submission, %error, "could not extend visibility");
+                loop {
+                    every.tick().await;
+                    if let Err(error) = queue.extend(&delivery.receipt, config.visibility).await {
+                        warn!(submission, %error, "could not extend visibility");
+                    }
                 }
+            };
+            tokio::select! {
+                result = runner.run(job, program, spare) => result,
+                _ = keep_hidden => unreachable!("the extender never returns"),
             }
-        };
-        tokio::select! {
-            result = runner.run(job, program, spare) => result,
-            _ = keep_hidden => unreachable!("the extender never returns"),
-        }
         }
     };
 

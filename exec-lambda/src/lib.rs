@@ -38,7 +38,7 @@ use codebox_access::RateLimit;
 use codebox_submission::request::MAX_BODY_BYTES;
 use codebox_submission::{
     is_submission_id, parse_live_run, parse_request, parse_room, Job, JobQueue, Language, Limits,
-    MessageError, PayloadStore, Payload, QueueError, RateCounter, RateHit, RequestError, RunResult,
+    MessageError, Payload, PayloadStore, QueueError, RateCounter, RateHit, RequestError, RunResult,
     Submission, SubmissionStore,
 };
 use serde_json::json;

@@ -254,7 +254,10 @@ async fn a_project_with_tests_travels_in_its_job() {
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
     let record = api
-        .send(call("GET", format!("/v1/submissions/{}", reply.body["id"].as_str().unwrap())))
+        .send(call(
+            "GET",
+            format!("/v1/submissions/{}", reply.body["id"].as_str().unwrap()),
+        ))
         .await
         .body;
     assert!(record["tests"].is_null(), "no tests have run yet");
@@ -279,7 +282,11 @@ async fn the_largest_program_waits_in_the_payload_store() {
     // allows, far past a queue message.
     let files: Vec<_> = (0..32)
         .map(|i| {
-            let name = if i == 0 { "main.py".to_owned() } else { format!("lib/m{i}.py") };
+            let name = if i == 0 {
+                "main.py".to_owned()
+            } else {
+                format!("lib/m{i}.py")
+            };
             json!({"name": name, "content": "#".repeat(8 * 1024)})
         })
         .collect();

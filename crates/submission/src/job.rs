@@ -129,7 +129,9 @@ impl Program {
 
     /// The bytes stored for a program too large for a message.
     pub fn to_payload(&self, language: Language) -> Result<Vec<u8>, MessageError> {
-        Ok(serde_json::to_vec(&WireProgram::from_program(self, language))?)
+        Ok(serde_json::to_vec(&WireProgram::from_program(
+            self, language,
+        ))?)
     }
 
     /// A program stored by [`Program::to_payload`].
@@ -277,7 +279,10 @@ impl WireProgram {
     }
 
     fn is_empty(&self) -> bool {
-        self.source.is_none() && self.files.is_empty() && self.tests.is_empty() && self.stdin.0.is_empty()
+        self.source.is_none()
+            && self.files.is_empty()
+            && self.tests.is_empty()
+            && self.stdin.0.is_empty()
     }
 }
 
@@ -285,7 +290,9 @@ impl From<Job> for Message {
     fn from(job: Job) -> Message {
         let (program, payload) = match &job.payload {
             Payload::Inline(program) => (WireProgram::from_program(program, job.language), None),
-            Payload::Stored { parts } => (WireProgram::default(), Some(StoredParts { parts: *parts })),
+            Payload::Stored { parts } => {
+                (WireProgram::default(), Some(StoredParts { parts: *parts }))
+            }
         };
         Message {
             id: job.id,
@@ -484,7 +491,11 @@ mod tests {
     fn a_job_that_cannot_be_a_message_is_an_error_not_an_empty_body() {
         let job = job(
             Language::Python,
-            Program::single(Language::Python, "#".repeat(MAX_MESSAGE_BYTES), String::new()),
+            Program::single(
+                Language::Python,
+                "#".repeat(MAX_MESSAGE_BYTES),
+                String::new(),
+            ),
         );
         let error = job.to_message().unwrap_err();
         assert!(

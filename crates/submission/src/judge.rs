@@ -108,7 +108,11 @@ impl TestResult {
 /// The result of a tests run: the record's fields are the deciding test's (the first that
 /// failed, else the last), its status the verdict, `compile_output` the build's, and `tests`
 /// every test's. `tests` must not be empty.
-pub fn judged(tests: Vec<TestResult>, compile_output: Option<String>, now: DateTime<Utc>) -> RunResult {
+pub fn judged(
+    tests: Vec<TestResult>,
+    compile_output: Option<String>,
+    now: DateTime<Utc>,
+) -> RunResult {
     let status = verdict(tests.iter().map(|t| t.status));
     let deciding = tests
         .iter()
@@ -295,7 +299,13 @@ mod tests {
         let all_pass = judged(
             vec![
                 TestResult::judge(&case("1"), &ran(Status::Ok, "1")),
-                TestResult::judge(&case("2"), &RunResult { time_ms: Some(9), ..ran(Status::Ok, "2") }),
+                TestResult::judge(
+                    &case("2"),
+                    &RunResult {
+                        time_ms: Some(9),
+                        ..ran(Status::Ok, "2")
+                    },
+                ),
             ],
             None,
             Utc::now(),
@@ -316,7 +326,9 @@ mod tests {
         assert_eq!(result.compile_output.as_deref(), Some("main.c:1: error"));
         let tests = result.tests.unwrap();
         assert_eq!(tests.len(), 2);
-        assert!(tests.iter().all(|t| t.status == Status::CompileError && t.time_ms.is_none()));
+        assert!(tests
+            .iter()
+            .all(|t| t.status == Status::CompileError && t.time_ms.is_none()));
     }
 
     #[test]
@@ -331,7 +343,9 @@ mod tests {
             time_limit: Some(TimeLimit::Run),
             ..ran(Status::Ok, &full)
         };
-        let tests = (0..MAX_TESTS).map(|_| TestResult::judge(&case("y"), &run)).collect();
+        let tests = (0..MAX_TESTS)
+            .map(|_| TestResult::judge(&case("y"), &run))
+            .collect();
         let result = judged(tests, Some(full.clone()), Utc::now());
         let record = crate::Submission {
             id: "00000000-0000-0000-0000-000000000000".into(),

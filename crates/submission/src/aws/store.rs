@@ -285,7 +285,9 @@ impl RateCounter for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key(ID, AttributeValue::S(rate_id(hit)))
-            .update_expression(format!("ADD #{HITS} :weight SET #{EXPIRES_AT} = :expires_at"))
+            .update_expression(format!(
+                "ADD #{HITS} :weight SET #{EXPIRES_AT} = :expires_at"
+            ))
             .condition_expression(format!("attribute_not_exists(#{HITS}) OR #{HITS} <= :room"))
             .expression_attribute_names(format!("#{HITS}"), HITS)
             .expression_attribute_names(format!("#{EXPIRES_AT}"), EXPIRES_AT)
@@ -430,7 +432,11 @@ mod tests {
         // Written back, it gains only the attributes added since (issues 13 and 14).
         let mut written = record_item(&record).unwrap();
         for added in ["time_limit", "tests"] {
-            assert_eq!(written.remove(added), Some(AttributeValue::Null(true)), "{added}");
+            assert_eq!(
+                written.remove(added),
+                Some(AttributeValue::Null(true)),
+                "{added}"
+            );
         }
         assert_eq!(written, item);
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{Duration as Span, Utc};
 use codebox_access::RateLimit;
 use codebox_submission::{
-    Job, JobQueue, Language, Payload, PayloadStore, Program, QueueError, RateCounter, RateHit, RunResult, Status,
-    StoreError, Submission, SubmissionStore, Transition, PAYLOAD_PART_BYTES,
+    Job, JobQueue, Language, Payload, PayloadStore, Program, QueueError, RateCounter, RateHit,
+    RunResult, Status, StoreError, Submission, SubmissionStore, Transition, PAYLOAD_PART_BYTES,
 };
 
 /// A job with a unique id.
@@ -418,7 +418,10 @@ pub(crate) async fn rate_counters_share_one_limit(
     assert!(second.count(&one).await.unwrap(), "2 + 1 is not");
     assert!(!first.count(&one).await.unwrap(), "the counter is full");
     let heavy = RateHit::new("runs", &fresh_client(), RATE, now).weighing(RATE.limit + 1);
-    assert!(!first.count(&heavy).await.unwrap(), "heavier than the limit");
+    assert!(
+        !first.count(&heavy).await.unwrap(),
+        "heavier than the limit"
+    );
     let whole = RateHit::new("runs", &fresh_client(), RATE, now).weighing(RATE.limit);
     assert!(second.count(&whole).await.unwrap(), "exactly the limit");
     assert_eq!(RateHit::new("runs", "c", RATE, now).weighing(0).weight, 1);
