@@ -2,7 +2,7 @@
 # Both install what they need first (scripts/setup.sh), idempotently.
 SHELL := /usr/bin/env bash
 
-.PHONY: dev test setup edge deploy-check fleet-image bench-room bench-core bench-exec bench-live
+.PHONY: dev test setup edge deploy-check fleet-image bench-room bench-core bench-exec bench-live bench-tests
 
 dev: ## run everything locally (edge on 127.0.0.1:8787)
 	@bash scripts/dev.sh
@@ -33,3 +33,6 @@ bench-exec: ## submit-to-result latency and throughput of the exec stack vs a ba
 
 bench-live: ## live runs on the local stack: line latency both ways vs docker run -i, what a flood costs the room
 	@bash scripts/docker.sh && bash scripts/images.sh && bash scripts/build-edge.sh && node bench/live-latency.mjs
+
+bench-tests: ## a C program's 10 tests in one submission vs 10 separate submissions
+	@bash scripts/docker.sh && bash scripts/images.sh && node bench/tests-vs-runs.mjs

@@ -29,9 +29,8 @@ pub(crate) const PREFIX: &str = "/api";
 /// How long one proxied request may take. The exec API answers without waiting for runs
 /// (202, then polling), so anything near this is a hung upstream.
 const UPSTREAM_TIMEOUT_MS: u32 = 10_000;
-/// Largest body buffered for the exec API: its own limits are 64 KiB of source and of stdin,
-/// which JSON escaping can grow several times over.
-pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest body buffered for the exec API: the most it reads itself (a project and its tests).
+pub(crate) const MAX_BODY_BYTES: usize = codebox_access::headers::MAX_SUBMISSION_BODY_BYTES;
 
 /// The exec API routes the edge lets through.
 #[derive(Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use codebox_exec_fleet::sandbox::{Sandbox, SandboxConfig};
+use codebox_submission::project::ProjectFile;
 use codebox_submission::{Language, Status};
 
 /// Wall times to result, and the runs' own `time_ms` (the program's part), both sorted.
@@ -19,6 +20,10 @@ async fn measure(pool_size: usize, runs: usize) -> (Vec<Duration>, Vec<Duration>
     })
     .await
     .expect("sandbox (scripts/docker.sh, scripts/images.sh)");
+    let program_files = [ProjectFile {
+        name: "main.py".into(),
+        content: "print(1)\n".into(),
+    }];
     let mut times = Vec::with_capacity(runs);
     let mut program = Vec::with_capacity(runs);
     for i in 0..runs + 2 {
@@ -37,7 +42,7 @@ async fn measure(pool_size: usize, runs: usize) -> (Vec<Duration>, Vec<Duration>
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let start = Instant::now();
-        let result = sandbox.run(Language::Python, "print(1)\n", "").await;
+        let result = sandbox.run(Language::Python, &program_files, "").await;
         let elapsed = start.elapsed();
         assert_eq!(result.status, Status::Ok, "{result:?}");
         if i >= 2 {

@@ -8,6 +8,9 @@
 //! - [`RUNTIME`]: the OCI runtime of sandboxes: `auto` (default: crun if the engine offers
 //!   it, else the engine's default), `default`, or a runtime's name.
 //! - [`DOCKER_HOST`]: the engine (default the local socket).
+//! - [`TESTS_AT_ONCE`]: the most tests of one submission that run at once (default
+//!   [`DEFAULT_TESTS_AT_ONCE`]); beyond its own, a submission borrows job slots nobody holds,
+//!   so a worker never runs more than [`CONCURRENCY`] containers.
 //! - [`EDGE_URL`]: the edge's origin (`http(s)://host[:port]`), for rooms' live runs (Contract
 //!   4); without it every run is a batch run, its result polled.
 
@@ -31,6 +34,10 @@ pub const RUNTIME: &str = "FLEET_RUNTIME";
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// The edge's origin, for live runs.
 pub const EDGE_URL: &str = "CODEBOX_EDGE_URL";
+/// The most tests of one submission that run at once.
+pub const TESTS_AT_ONCE: &str = "FLEET_TESTS_AT_ONCE";
+/// Tests of one submission run at once unless [`TESTS_AT_ONCE`] says otherwise.
+pub const DEFAULT_TESTS_AT_ONCE: usize = 2;
 
 /// Everything the fleet worker starts with.
 #[derive(Debug, Clone)]
@@ -45,6 +52,8 @@ pub struct Config {
     pub logs: LogConfig,
     /// The edge rooms' runs stream into.
     pub edge: Option<EdgeUrl>,
+    /// The most tests of one submission that run at once.
+    pub tests_at_once: usize,
 }
 
 impl Config {
@@ -57,6 +66,14 @@ impl Config {
                 name: CONCURRENCY,
                 value: concurrency.to_string(),
                 source: "the worker must run at least one job at a time".into(),
+            });
+        }
+        let tests_at_once = var_or(vars, TESTS_AT_ONCE, DEFAULT_TESTS_AT_ONCE)?;
+        if tests_at_once == 0 {
+            return Err(ConfigError::Invalid {
+                name: TESTS_AT_ONCE,
+                value: tests_at_once.to_string(),
+                source: "a submission's tests need at least one container at a time".into(),
             });
         }
         let default_wait_ms = u64::try_from(defaults.poll_wait.as_millis()).unwrap_or(u64::MAX);
@@ -84,6 +101,7 @@ impl Config {
             .transpose()?;
         Ok(Config {
             edge,
+            tests_at_once,
             backend: BackendConfig::from_vars(vars)?,
             worker,
             sandbox,
@@ -114,6 +132,7 @@ mod tests {
         assert_eq!(config.sandbox.docker_host, None);
         assert_eq!(config.backend.name(), "embedded");
         assert_eq!(config.edge, None);
+        assert_eq!(config.tests_at_once, DEFAULT_TESTS_AT_ONCE);
     }
 
     #[test]
@@ -125,8 +144,10 @@ mod tests {
             (RUNTIME, "runc"),
             (DOCKER_HOST, "unix:///run/docker.sock"),
             (EDGE_URL, "http://127.0.0.1:8787"),
+            (TESTS_AT_ONCE, "3"),
         ])
         .unwrap();
+        assert_eq!(config.tests_at_once, 3);
         assert_eq!(
             config.edge,
             Some(EdgeUrl::parse("http://127.0.0.1:8787").unwrap())
@@ -149,6 +170,7 @@ mod tests {
             (POOL_SIZE, "-1"),
             (POLL_WAIT_MS, "10s"),
             (EDGE_URL, "127.0.0.1:8787"),
+            (TESTS_AT_ONCE, "0"),
             (codebox_submission::config::BACKEND, "redis"),
         ] {
             let error = config(&[bad]).unwrap_err();

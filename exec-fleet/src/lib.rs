@@ -7,7 +7,9 @@
 //!                              sandbox::Sandbox::run   one fresh container per run
 //!                                          │           (warm pool, limits, kill via API);
 //!                                          │           a room's run: live::run, streamed
-//!                                          │           over its channel to the edge
+//!                                          │           over its channel to the edge;
+//!                                          │           a run with tests: judging::run_tests,
+//!                                          │           built once, a container per test
 //!                                          v
 //!                          store.finish (conditional) ──> queue.delete
 //! dead-letter queue ──> worker::reap_dead_letters ──> internal_error
@@ -15,6 +17,7 @@
 //!
 //! Modules:
 //! - [`config`]: the worker binary's configuration, read from the environment in one place.
+//! - `judging`: a submission's tests: build once, run each test in a fresh container, judge.
 //! - [`live`]: a room's run, live: the channel to the edge, the relay both ways, the fallback.
 //! - [`sandbox`]: the locked-down container per run, the supervisor protocol spoken with the
 //!   runner images (`runners/`), and how a run's end becomes a [`codebox_submission::RunResult`].
@@ -22,6 +25,7 @@
 //!   graceful shutdown) and the dead-letter reaper.
 
 pub mod config;
+mod judging;
 pub mod live;
 pub mod sandbox;
 pub mod worker;

@@ -23,7 +23,7 @@ use codebox_live::coalesce::{Coalescer, Flush};
 use codebox_live::console::{Utf8Stream, MAX_STREAM_BYTES};
 use codebox_live::frame::{FromRun, Stream, ToRun};
 use codebox_sandbox::clock::InteractiveLimits;
-use codebox_submission::{Job, RunResult};
+use codebox_submission::{Job, Program, RunResult};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -77,10 +77,19 @@ impl EdgeUrl {
 
 /// Runs `job`: live into its room when it carries a credential and the edge is known and
 /// answers, else as a batch run.
-pub(crate) async fn run(sandbox: &Sandbox, edge: Option<&EdgeUrl>, job: &Job) -> RunResult {
+pub(crate) async fn run(
+    sandbox: &Sandbox,
+    edge: Option<&EdgeUrl>,
+    job: &Job,
+    program: &Program,
+) -> RunResult {
     match open_channel(edge, job).await {
-        Some(channel) => relay(sandbox, job, channel).await,
-        None => sandbox.run(job.language, &job.source, &job.stdin).await,
+        Some(channel) => relay(sandbox, job, program, channel).await,
+        None => {
+            sandbox
+                .run(job.language, &program.files, &program.stdin)
+                .await
+        }
     }
 }
 
@@ -146,7 +155,7 @@ fn index(stream: Stream) -> usize {
 }
 
 /// Runs the job interactively over an open channel; returns its result.
-async fn relay(sandbox: &Sandbox, job: &Job, channel: Channel) -> RunResult {
+async fn relay(sandbox: &Sandbox, job: &Job, program: &Program, channel: Channel) -> RunResult {
     let (sink, mut incoming) = channel.split();
     let mut out = Outgoing {
         channel: sink,
@@ -155,7 +164,7 @@ async fn relay(sandbox: &Sandbox, job: &Job, channel: Channel) -> RunResult {
     };
     let (lines, input) = mpsc::channel(INPUT_BACKLOG);
     let mut lines = Some(lines);
-    if !job.stdin.is_empty() {
+    if !program.stdin.is_empty() {
         lines = None;
         out.send(FromRun::InputClosed).await;
     }
@@ -166,7 +175,7 @@ async fn relay(sandbox: &Sandbox, job: &Job, channel: Channel) -> RunResult {
         limits: InteractiveLimits::default(),
     };
     let mut coalescer = Coalescer::new(MAX_STREAM_BYTES);
-    let mut run = pin!(sandbox.run_live(job.language, &job.source, &job.stdin, live));
+    let mut run = pin!(sandbox.run_live(job.language, &program.files, &program.stdin, live));
     let result = loop {
         let flush_at = coalescer.deadline();
         tokio::select! {

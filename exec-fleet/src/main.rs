@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use codebox_exec_fleet::config::Config;
 use codebox_exec_fleet::sandbox::Sandbox;
-use codebox_exec_fleet::worker::{reap_dead_letters, run_worker, SandboxRunner};
+use codebox_exec_fleet::worker::{reap_dead_letters, run_worker, SandboxRunner, Stores};
 use codebox_submission::config::process_env;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -17,7 +17,11 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_vars(&process_env).context("fleet configuration")?;
     config.logs.init();
     let backend = config.backend.open().await?;
-    let (queue, store) = (backend.queue, backend.store);
+    let stores = Stores {
+        queue: backend.queue,
+        records: backend.store,
+        payloads: backend.payloads,
+    };
 
     let sandbox = Sandbox::connect(config.sandbox)
         .await
@@ -33,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         concurrency = worker.concurrency,
         runtime = sandbox.runtime(),
         live_runs = config.edge.is_some(),
+        tests_at_once = config.tests_at_once,
         "fleet worker starting"
     );
 
@@ -49,16 +54,17 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let reaper = tokio::spawn(reap_dead_letters(
-        queue.clone(),
-        store.clone(),
+        stores.queue.clone(),
+        stores.records.clone(),
         worker.poll_wait,
         stopped.clone(),
     ));
     let runner = SandboxRunner {
         sandbox: sandbox.clone(),
         edge: config.edge,
+        tests_at_once: config.tests_at_once,
     };
-    run_worker(queue, store, Arc::new(runner), worker, stopped).await;
+    run_worker(stores, Arc::new(runner), worker, stopped).await;
     let _ = reaper.await;
     sandbox.shutdown().await;
     Ok(())

@@ -2,6 +2,9 @@
 //!
 //! Delivery is at-least-once (SQS), so every step is safe to repeat:
 //! - a job whose record is already terminal is deleted without running;
+//! - a job whose program waits in the payload store (too large for its message) is read back
+//!   first; if the store cannot be reached the job is left to come back, and if the payload is
+//!   gone or unreadable the job ends `internal_error`;
 //! - the terminal write is conditional (only over `queued`/`running`), so a redelivered job
 //!   never replaces a result another worker stored;
 //! - the message is deleted only after the result is stored: if the store fails, the job comes
@@ -18,11 +21,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use codebox_submission::{Delivery, Job, JobQueue, RunResult, Status, SubmissionStore, Transition};
-use tokio::sync::{watch, Semaphore};
+use codebox_submission::{
+    Delivery, Job, JobQueue, Payload, PayloadStore, Program, RunResult, Status, StoreError,
+    SubmissionStore, Transition,
+};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+use crate::judging;
 use crate::live::{self, EdgeUrl};
 use crate::sandbox::Sandbox;
 
@@ -30,8 +37,23 @@ use crate::sandbox::Sandbox;
 /// the worker loop is written against.
 #[async_trait]
 pub trait Runner: Send + Sync + 'static {
-    /// Runs `job`; failures of the runner itself come back as `internal_error` results.
-    async fn run(&self, job: &Job) -> RunResult;
+    /// Runs `job`'s `program`, which may borrow `spare` job slots while it runs; failures of
+    /// the runner itself come back as `internal_error` results.
+    async fn run(&self, job: &Job, program: &Program, spare: &SpareSlots) -> RunResult;
+}
+
+/// The worker's job slots that no job holds: a job with tests borrows some to run its tests
+/// side by side, so a worker never runs more containers than it has slots.
+#[derive(Clone)]
+pub struct SpareSlots(Arc<Semaphore>);
+
+impl SpareSlots {
+    /// Up to `at_most` slots free right now, held until the returned permits drop.
+    pub fn borrow(&self, at_most: usize) -> Vec<OwnedSemaphorePermit> {
+        std::iter::from_fn(|| self.0.clone().try_acquire_owned().ok())
+            .take(at_most)
+            .collect()
+    }
 }
 
 /// The fleet's runner: its sandboxes, and the edge that rooms' runs stream into.
@@ -41,13 +63,34 @@ pub struct SandboxRunner {
     pub sandbox: Sandbox,
     /// The edge, for live runs (without it every run is a batch run).
     pub edge: Option<EdgeUrl>,
+    /// The most tests of one submission that run at once (its share of the worker's slots).
+    pub tests_at_once: usize,
 }
 
 #[async_trait]
 impl Runner for SandboxRunner {
-    async fn run(&self, job: &Job) -> RunResult {
-        live::run(&self.sandbox, self.edge.as_ref(), job).await
+    async fn run(&self, job: &Job, program: &Program, spare: &SpareSlots) -> RunResult {
+        if program.tests.is_empty() {
+            live::run(&self.sandbox, self.edge.as_ref(), job, program).await
+        } else {
+            // The job's own slot runs one test; slots nobody holds run more, up to its share.
+            let borrowed = spare.borrow(self.tests_at_once.saturating_sub(1));
+            let at_once = 1 + borrowed.len();
+            judging::run_tests(&self.sandbox, job.language, program, at_once).await
+        }
     }
+}
+
+/// Where the worker loop reads and writes: the queue, the records, and the programs stored
+/// beside their jobs.
+#[derive(Clone)]
+pub struct Stores {
+    /// The job queue.
+    pub queue: Arc<dyn JobQueue>,
+    /// The submission records.
+    pub records: Arc<dyn SubmissionStore>,
+    /// Programs too large for their message.
+    pub payloads: Arc<dyn PayloadStore>,
 }
 
 /// How a worker polls and holds jobs.
@@ -78,12 +121,12 @@ impl Default for WorkerConfig {
 
 /// Takes jobs until `shutdown` turns true, then finishes the ones in flight.
 pub async fn run_worker(
-    queue: Arc<dyn JobQueue>,
-    store: Arc<dyn SubmissionStore>,
+    stores: Stores,
     runner: Arc<dyn Runner>,
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let queue = stores.queue.clone();
     let slots = Arc::new(Semaphore::new(config.concurrency));
     let mut in_flight = JoinSet::new();
     while !*shutdown.borrow() {
@@ -115,10 +158,10 @@ pub async fn run_worker(
                     Err(_) => break,
                 },
             };
-            let (queue, store, runner, config) =
-                (queue.clone(), store.clone(), runner.clone(), config.clone());
+            let (stores, runner, config) = (stores.clone(), runner.clone(), config.clone());
+            let spare = SpareSlots(slots.clone());
             in_flight.spawn(async move {
-                handle(&*queue, &*store, &*runner, &config, delivery).await;
+                handle(&stores, &*runner, &config, &spare, delivery).await;
                 drop(permit);
             });
         }
@@ -132,14 +175,38 @@ pub async fn run_worker(
     info!("worker stopped");
 }
 
+/// The program `job` runs, read from the payload store if it waits there.
+async fn program_of(payloads: &dyn PayloadStore, job: &Job) -> Result<Program, ProgramError> {
+    match &job.payload {
+        Payload::Inline(program) => Ok(program.clone()),
+        Payload::Stored { parts } => {
+            let bytes = payloads.payload(&job.id, *parts).await?;
+            Program::from_payload(job.language, &bytes)
+                .map_err(|e| ProgramError::Unreadable(e.to_string()))
+        }
+    }
+}
+
+/// Why a job's program could not be had.
+#[derive(Debug, thiserror::Error)]
+enum ProgramError {
+    /// The payload store failed (the job may succeed later) or the payload is gone.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored payload is not a program.
+    #[error("the stored program is unreadable: {0}")]
+    Unreadable(String),
+}
+
 /// Runs one delivery to its end.
 async fn handle(
-    queue: &dyn JobQueue,
-    store: &dyn SubmissionStore,
+    stores: &Stores,
     runner: &dyn Runner,
     config: &WorkerConfig,
+    spare: &SpareSlots,
     delivery: Delivery,
 ) {
+    let (queue, store) = (&*stores.queue, &*stores.records);
     let job = match &delivery.job {
         Ok(job) => job,
         Err(error) => {
@@ -181,20 +248,37 @@ async fn handle(
         }
     }
 
-    let result = {
-        let keep_hidden = async {
-            let mut every = tokio::time::interval(config.extend_every);
-            every.tick().await;
-            loop {
+    let program = match program_of(&*stores.payloads, job).await {
+        Ok(program) => Some(program),
+        Err(ProgramError::Store(StoreError::Unavailable(error))) => {
+            warn!(submission, %error, "payload store unavailable; the job will be retried");
+            return;
+        }
+        Err(error) => {
+            error!(submission, %error, "the job's program cannot be read");
+            None
+        }
+    };
+    let result = match &program {
+        None => RunResult::internal_error(
+            "CodeBox lost this submission's program before it ran",
+            Utc::now(),
+        ),
+        Some(program) => {
+            let keep_hidden = async {
+                let mut every = tokio::time::interval(config.extend_every);
                 every.tick().await;
-                if let Err(error) = queue.extend(&delivery.receipt, config.visibility).await {
-                    warn!(submission, %error, "could not extend visibility");
+                loop {
+                    every.tick().await;
+                    if let Err(error) = queue.extend(&delivery.receipt, config.visibility).await {
+                        warn!(submission, %error, "could not extend visibility");
+                    }
                 }
+            };
+            tokio::select! {
+                result = runner.run(job, program, spare) => result,
+                _ = keep_hidden => unreachable!("the extender never returns"),
             }
-        };
-        tokio::select! {
-            result = runner.run(job) => result,
-            _ = keep_hidden => unreachable!("the extender never returns"),
         }
     };
 

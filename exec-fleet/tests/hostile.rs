@@ -4,9 +4,12 @@
 
 mod common;
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use codebox_exec_fleet::sandbox::SandboxConfig;
+use codebox_exec_fleet::sandbox::{SandboxConfig, PROTOCOL};
+use codebox_sandbox::protocol::{self, stdin_payload, File, Mode};
 use codebox_submission::{Language, RunResult, Status};
 use futures_util::future::join_all;
 
@@ -211,13 +214,13 @@ fn hostile_programs_stay_contained() {
         let results = runtime().block_on(join_all(
             batch
                 .iter()
-                .map(|(language, source, _)| sandbox.run(*language, source, "")),
+                .map(|(language, source, _)| run_source(&sandbox, *language, source, "")),
         ));
         for ((_, _, check), result) in batch.iter().zip(&results) {
             check(result);
         }
         // The next run works normally.
-        let after = runtime().block_on(sandbox.run(hello.0, hello.1, ""));
+        let after = runtime().block_on(run_source(&sandbox, hello.0, hello.1, ""));
         expect(&after, Status::Ok);
         assert_eq!(after.stdout, "still fine\n");
     }
@@ -258,7 +261,7 @@ fn run_hostile(batches: Vec<Vec<Hostile>>) {
         let results = runtime().block_on(async {
             let runs = batch
                 .iter()
-                .map(|(language, source, _)| sandbox.run(*language, source, ""));
+                .map(|(language, source, _)| run_source(&sandbox, *language, source, ""));
             let results = join_all(runs).await;
             sandbox.settle().await;
             results
@@ -271,7 +274,7 @@ fn run_hostile(batches: Vec<Vec<Hostile>>) {
             Vec::<String>::new(),
             "containers left behind"
         );
-        let after = runtime().block_on(sandbox.run(Language::C, fine, ""));
+        let after = runtime().block_on(run_source(&sandbox, Language::C, fine, ""));
         expect(&after, Status::Ok);
         assert_eq!(after.stdout, "fine\n");
     }
@@ -450,8 +453,8 @@ for who, pid in (('supervisor', os.getppid()), ('init', 1)):
         refused.append(f'{who}/mem')
 print('refused', ' '.join(refused), 'candidates', len(tokens), flush=True)
 for token in tokens:
-    sys.stdout.write('CODEBOX/2 END %s 0 0\n' % token.decode())
-    sys.stderr.write('CODEBOX/2 END %s\n' % token.decode())
+    sys.stdout.write('CODEBOX/3 END %s 0 0\n' % token.decode())
+    sys.stderr.write('CODEBOX/3 END %s\n' % token.decode())
 sys.stdout.flush()
 sys.stderr.flush()
 while True:
@@ -470,4 +473,135 @@ while True:
         report.starts_with("refused ") && report.contains("supervisor/mem"),
         "{report}"
     );
+}
+
+/// Runs a runner image's supervisor with `request` on stdin, as the fleet would but with a
+/// writable root file system (so a write outside /work would show); returns its stdout, its
+/// exit code and what changed in its file system (`docker diff`).
+fn supervise_by_hand(language: Language, request: &[u8]) -> (String, i32, String) {
+    let docker = |args: &[&str]| {
+        let output = Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker CLI");
+        assert!(output.status.success(), "docker {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let id = docker(&[
+        "create",
+        "-i",
+        "--network",
+        "none",
+        "--user",
+        "200999:65534",
+        "--tmpfs",
+        "/work:rw,exec,nosuid,nodev,mode=1777",
+        "--label",
+        "codebox.sandbox.test=hand-made-request",
+        &language.image(),
+    ]);
+    let mut child = Command::new("docker")
+        .args(["start", "-a", "-i", &id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker CLI");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(request).expect("the request is written");
+    drop(stdin);
+    let output = child.wait_with_output().expect("docker start");
+    let code = docker(&["inspect", "-f", "{{.State.ExitCode}}", &id]);
+    let diff = docker(&["diff", &id]);
+    docker(&["rm", "-f", &id]);
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        code.parse().unwrap_or(-1),
+        diff,
+    )
+}
+
+/// The supervisor is the last check before the file system: a request the fleet would never
+/// send (made here with the protocol's own encoder) naming a file outside /work, a file that
+/// is also a folder, a name the sandbox keeps, or a program outside a built run is refused
+/// before anything runs, and nothing is written outside /work. The same channel takes a
+/// well-formed request, so the refusals are the names' doing.
+#[test]
+fn the_supervisor_refuses_requests_the_fleet_would_never_send() {
+    shared(); // fails clearly if images are missing
+    let token = protocol::new_token();
+    let main = File {
+        name: "main.py",
+        content: b"from lib import x\nprint(x.v)\n",
+        executable: false,
+    };
+    let lib = File {
+        name: "lib/x.py",
+        content: b"v = 42\n",
+        executable: false,
+    };
+    let evil = |name| File {
+        name,
+        content: b"import os\nos.system('touch /tmp/escaped')\n",
+        executable: false,
+    };
+    let cases = [
+        (
+            evil("../escape.py"),
+            Mode::Run,
+            "may not hold '.' or '..' segments",
+        ),
+        (evil("/tmp/escape.py"), Mode::Run, "must be relative"),
+        (
+            evil("lib/../../tmp/escape.py"),
+            Mode::Run,
+            "may not hold '.' or '..'",
+        ),
+        (
+            evil("main.py/escape.py"),
+            Mode::Run,
+            "would be both a file and a folder",
+        ),
+        (evil(".tmp/escape.py"), Mode::Run, "keeps for itself"),
+        (
+            File {
+                executable: true,
+                ..evil("main")
+            },
+            Mode::Run,
+            "only a built run's one program may be executable",
+        ),
+    ];
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|(bad, mode, _)| {
+                let request = stdin_payload(&token, *mode, &[main, *bad, lib], b"");
+                scope.spawn(move || supervise_by_hand(Language::Python, &request))
+            })
+            .collect();
+        let good = stdin_payload(&token, Mode::Run, &[main, lib], b"");
+        let good = scope.spawn(move || supervise_by_hand(Language::Python, &good));
+        let mut outcomes: Vec<_> = runs.into_iter().map(|r| r.join().expect("a run")).collect();
+        outcomes.push(good.join().expect("the good run"));
+        outcomes
+    });
+    let prefix = format!("CODEBOX/{PROTOCOL} ");
+    for ((_, _, reason), (stdout, code, diff)) in cases.iter().zip(&outcomes) {
+        assert_eq!(code, &125, "{stdout}");
+        let fail = format!("{prefix}FAIL refused the request: file 1: ");
+        assert!(
+            stdout.starts_with(&format!("{prefix}READY\n{fail}")) && stdout.contains(reason),
+            "{reason:?}: {stdout:?}"
+        );
+        assert!(!stdout.contains("RUN"), "nothing ran: {stdout:?}");
+        assert_eq!(diff, "", "nothing was written outside /work");
+    }
+    let (stdout, code, diff) = &outcomes[cases.len()];
+    assert_eq!(code, &0, "{stdout}");
+    assert!(
+        stdout.contains(&format!("{prefix}RUN\n42\n{prefix}END {token} 0 ")),
+        "{stdout:?}"
+    );
+    assert_eq!(diff, "", "the program wrote only to /work");
 }

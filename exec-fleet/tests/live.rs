@@ -37,7 +37,12 @@ impl LiveRun {
         let sandbox = shared().clone();
         let result = runtime().spawn(async move {
             sandbox
-                .run_live(Language::Python, &source, &stdin, live)
+                .run_live(
+                    Language::Python,
+                    &single(Language::Python, &source),
+                    &stdin,
+                    live,
+                )
                 .await
         });
         LiveRun {

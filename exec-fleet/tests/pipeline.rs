@@ -14,9 +14,13 @@ use axum::extract::ConnectInfo;
 use axum::http::Request;
 use codebox_access::RateLimit;
 use codebox_exec_fleet::sandbox::{Sandbox, SandboxConfig};
-use codebox_exec_fleet::worker::{reap_dead_letters, run_worker, SandboxRunner, WorkerConfig};
+use codebox_exec_fleet::worker::{
+    reap_dead_letters, run_worker, SandboxRunner, Stores, WorkerConfig,
+};
 use codebox_submission::embedded::Embedded;
-use codebox_submission::{Job, JobQueue, Language, Limits, Status, SubmissionStore};
+use codebox_submission::{
+    Job, JobQueue, Language, Limits, Payload, Program, Status, SubmissionStore,
+};
 use exec_lambda::{router, AppState, Gate};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -58,6 +62,7 @@ impl Stack {
         let api = router(AppState {
             queue: Arc::new(api_db.clone()),
             store: Arc::new(api_db.clone()),
+            payloads: Arc::new(api_db.clone()),
             rates: Arc::new(api_db),
             limits: Limits::default(),
             run_limit: RateLimit::RUNS,
@@ -85,11 +90,15 @@ impl Stack {
     fn start_worker(&mut self) {
         let db = Arc::new(self.fleet_db.clone());
         let worker = run_worker(
-            db.clone(),
-            db,
+            Stores {
+                queue: db.clone(),
+                records: db.clone(),
+                payloads: db,
+            },
             Arc::new(SandboxRunner {
                 sandbox: self.sandbox.clone(),
                 edge: None,
+                tests_at_once: 2,
             }),
             fast_worker(),
             self.stop.subscribe(),
@@ -198,8 +207,11 @@ async fn a_redelivered_job_never_replaces_a_terminal_result() {
     let duplicate = Job {
         id: id.clone(),
         language: Language::Python,
-        source: "print('second')".into(),
-        stdin: String::new(),
+        payload: Payload::Inline(Program::single(
+            Language::Python,
+            "print('second')".into(),
+            String::new(),
+        )),
         room: None,
         run_credential: None,
     };
@@ -286,6 +298,7 @@ async fn sigterm_lets_the_fleet_finish_what_it_holds() {
     let api = router(AppState {
         queue: Arc::new(api_db.clone()),
         store: Arc::new(api_db.clone()),
+        payloads: Arc::new(api_db.clone()),
         rates: Arc::new(api_db.clone()),
         limits: Limits::default(),
         run_limit: RateLimit::RUNS,

@@ -538,9 +538,11 @@ fn warm_pool_is_used_refilled_and_drained() {
 
     // More runs at once than the pool holds: warm ones first, then fresh ones.
     let results = runtime().block_on(join_all((0..4).map(|i| {
-        sandbox.run(
+        let source = "import sys\nprint(sys.stdin.read())\n";
+        run_source(
+            &sandbox,
             Language::Python,
-            "import sys\nprint(sys.stdin.read())\n",
+            source,
             if i % 2 == 0 { "even" } else { "odd" },
         )
     })));
@@ -556,7 +558,7 @@ fn warm_pool_is_used_refilled_and_drained() {
         Vec::<String>::new(),
         "shutdown drains the pool"
     );
-    let after = runtime().block_on(sandbox.run(Language::Python, "print(1)\n", ""));
+    let after = runtime().block_on(run_source(&sandbox, Language::Python, "print(1)\n", ""));
     expect(&after, Status::InternalError);
 }
 

@@ -39,9 +39,13 @@ impl ApiError {
             ApiError::Request(RequestError::MalformedJson(_) | RequestError::MissingField(_)) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::Request(RequestError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Request(error) if error.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Request(
-                RequestError::UnknownLanguage(_) | RequestError::InvalidValue { .. },
+                RequestError::UnknownLanguage(_)
+                | RequestError::InvalidValue { .. }
+                | RequestError::InvalidItem { .. }
+                | RequestError::Project(_)
+                | RequestError::TooLarge { .. },
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -91,15 +95,18 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codebox_submission::{Job, Language};
+    use codebox_submission::{Job, Language, Payload, Program};
 
     #[test]
     fn a_job_that_cannot_be_sent_is_our_fault_not_the_queues() {
         let job = Job {
             id: "x".into(),
             language: Language::Python,
-            source: "#".repeat(codebox_submission::MAX_MESSAGE_BYTES),
-            stdin: String::new(),
+            payload: Payload::Inline(Program::single(
+                Language::Python,
+                "#".repeat(codebox_submission::MAX_MESSAGE_BYTES),
+                String::new(),
+            )),
             room: None,
             run_credential: None,
         };

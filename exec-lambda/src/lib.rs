@@ -3,7 +3,10 @@
 //! ```text
 //! every route: gate (edge secret, or loopback locally) -> 401 | the client's key
 //! POST /v1/submissions       room header -> rate counter (client, runs) -> 429 | validate
-//!                            -> store.create(queued) -> queue.send(job) -> 202 {id, status}
+//!                            -> one more hit per test beyond the first -> 429
+//!                            -> store.create(queued) -> the program stored beside its job
+//!                            if it is too large for a message -> queue.send(job)
+//!                            -> 202 {id, status}
 //! GET  /v1/submissions/{id}  a UUID? -> store.get -> 200 record | 404
 //! GET  /v1/languages         the languages and their versions
 //! ```
@@ -32,10 +35,11 @@ use axum::{middleware, Extension, Json, Router};
 use chrono::Utc;
 use codebox_access::headers::{ROOM_HEADER, RUN_CREDENTIAL_HEADER, SUBMISSION_HEADER};
 use codebox_access::RateLimit;
-use codebox_submission::request::max_body_bytes;
+use codebox_submission::request::MAX_BODY_BYTES;
 use codebox_submission::{
     is_submission_id, parse_live_run, parse_request, parse_room, Job, JobQueue, Language, Limits,
-    RateCounter, RateHit, RequestError, RunResult, Submission, SubmissionStore,
+    MessageError, Payload, PayloadStore, QueueError, RateCounter, RateHit, RequestError, RunResult,
+    Submission, SubmissionStore,
 };
 use serde_json::json;
 use tracing::{info, warn};
@@ -55,6 +59,8 @@ pub struct AppState {
     pub queue: Arc<dyn JobQueue>,
     /// Where records live.
     pub store: Arc<dyn SubmissionStore>,
+    /// Where programs too large for a queue message wait for their worker.
+    pub payloads: Arc<dyn PayloadStore>,
     /// Where the per-client run counters live, shared by every instance of the API.
     pub rates: Arc<dyn RateCounter>,
     /// Request limits.
@@ -113,7 +119,7 @@ async fn create_submission(
             retry_after_s: hit.retry_after(),
         });
     }
-    let limit = max_body_bytes(&state.limits);
+    let limit = MAX_BODY_BYTES;
     let body = to_bytes(body, limit)
         .await
         .map_err(|_| RequestError::TooLarge {
@@ -122,38 +128,76 @@ async fn create_submission(
             limit,
         })?;
     let new = parse_request(&body, &state.limits)?;
+    // Each test is a run of its own (the hit above counted the first), up to a whole window's
+    // allowance, so that the largest submission still fits a fresh window.
+    let tests = u32::try_from(new.program.tests.len()).unwrap_or(u32::MAX);
+    if let Some(more) = tests.min(hit.limit).checked_sub(1).filter(|&n| n > 0) {
+        let tests = hit.clone().weighing(more);
+        if !state.rates.count(&tests).await? {
+            info!(client = %caller.client, room = room.as_deref(), "run rate limit reached by tests");
+            return Err(ApiError::RateLimited {
+                retry_after_s: hit.retry_after(),
+            });
+        }
+    }
     let (id, run_credential) = match live {
         Some(live) => (live.id, Some(live.credential)),
         None => (uuid::Uuid::new_v4().to_string(), None),
     };
     let record = Submission::queued(id, new.language, Utc::now());
     state.store.create(&record).await?;
+    let (files, tests) = (new.program.files.len(), new.program.tests.len());
     let job = Job {
         id: record.id.clone(),
         language: new.language,
-        source: new.source,
-        stdin: new.stdin,
-        room,
+        payload: Payload::Inline(new.program),
+        room: room.clone(),
         run_credential,
     };
-    if let Err(error) = state.queue.send(&job).await {
+    if let Err(error) = enqueue(&state, job, record.expires_at).await {
         // The record must not wait forever for a job that was never queued.
         let failed = RunResult::internal_error("the job could not be queued", Utc::now());
         if let Err(store_error) = state.store.finish(&record.id, &failed).await {
             warn!(submission = %record.id, %store_error, "could not mark an unqueued submission failed");
         }
-        return Err(error.into());
+        return Err(error);
     }
     info!(
         submission = %record.id,
         language = %new.language,
-        room = job.room.as_deref(),
+        room = room.as_deref(),
+        files,
+        tests,
         "submission queued"
     );
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": record.id, "status": record.status })),
     ))
+}
+
+/// Sends `job`, its program stored beside it first when it is too large for a message.
+async fn enqueue(state: &AppState, job: Job, expires_at: i64) -> Result<(), ApiError> {
+    let job = match job.to_message() {
+        Err(MessageError::TooLarge { size }) => {
+            let (job, payload) = job.into_stored().map_err(QueueError::Message)?;
+            if let Some(payload) = payload {
+                state
+                    .payloads
+                    .put_payload(&job.id, &payload, expires_at)
+                    .await?;
+                info!(
+                    submission = %job.id,
+                    inline_bytes = size,
+                    payload_bytes = payload.len(),
+                    "program stored beside its job"
+                );
+            }
+            job
+        }
+        _ => job,
+    };
+    Ok(state.queue.send(&job).await?)
 }
 
 async fn get_submission(

@@ -15,6 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let app = router(AppState {
         queue: backend.queue,
         store: backend.store,
+        payloads: backend.payloads,
         rates: backend.rates,
         limits: Limits::default(),
         run_limit: config.run_limit,

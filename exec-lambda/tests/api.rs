@@ -15,7 +15,11 @@ use codebox_access::headers::{EDGE_SECRET_HEADER, ROOM_HEADER as ROOM};
 use codebox_access::RateLimit;
 use codebox_submission::aws::DynamoStore;
 use codebox_submission::embedded::Embedded;
-use codebox_submission::{Job, JobQueue, Limits, SubmissionStore};
+use codebox_submission::judge::TestCase;
+use codebox_submission::project::ProjectFile;
+use codebox_submission::{
+    Job, JobQueue, Language, Limits, Payload, PayloadStore, Program, SubmissionStore,
+};
 use exec_lambda::{router, serve_local, AppState, EdgeSecret, Gate};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -68,6 +72,7 @@ impl Api {
         let app = router(AppState {
             queue: Arc::new(backend.clone()),
             store: Arc::new(backend.clone()),
+            payloads: Arc::new(backend.clone()),
             rates: Arc::new(backend.clone()),
             limits: Limits::default(),
             run_limit,
@@ -214,15 +219,96 @@ async fn accepts_a_submission_and_serves_its_record() {
 
     let jobs = api.queued_jobs().await;
     assert_eq!(jobs.len(), 1);
+    let program = Program {
+        stdin: "hi".into(),
+        ..Program::single(Language::Python, "print(input())".into(), String::new())
+    };
     assert_eq!(
         (
             jobs[0].id.as_str(),
-            jobs[0].source.as_str(),
-            jobs[0].stdin.as_str(),
+            &jobs[0].payload,
             jobs[0].room.as_deref()
         ),
-        (id.as_str(), "print(input())", "hi", None)
+        (id.as_str(), &Payload::Inline(program), None)
     );
+}
+
+fn file(name: &str, content: &str) -> ProjectFile {
+    ProjectFile {
+        name: name.into(),
+        content: content.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_project_with_tests_travels_in_its_job() {
+    let api = Api::new();
+    let reply = api
+        .post(
+            json!({"language": "c",
+                "files": [{"name": "main.c", "content": "#include \"util.h\"\nint main(){}"},
+                          {"name": "include/util.h", "content": "int twice(int);"}],
+                "tests": [{"stdin": "2\n", "expected_stdout": "4\n"}]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    let record = api
+        .send(call(
+            "GET",
+            format!("/v1/submissions/{}", reply.body["id"].as_str().unwrap()),
+        ))
+        .await
+        .body;
+    assert!(record["tests"].is_null(), "no tests have run yet");
+    let jobs = api.queued_jobs().await;
+    let Payload::Inline(program) = &jobs[0].payload else {
+        panic!("a small project fits its message");
+    };
+    assert_eq!(program.files[1], file("include/util.h", "int twice(int);"));
+    assert_eq!(
+        program.tests,
+        [TestCase {
+            stdin: "2\n".into(),
+            expected_stdout: "4\n".into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn the_largest_program_waits_in_the_payload_store() {
+    let api = Api::new();
+    // 32 files holding 256 KiB and 32 tests of 64 KiB each way: megabytes, as the contract
+    // allows, far past a queue message.
+    let files: Vec<_> = (0..32)
+        .map(|i| {
+            let name = if i == 0 {
+                "main.py".to_owned()
+            } else {
+                format!("lib/m{i}.py")
+            };
+            json!({"name": name, "content": "#".repeat(8 * 1024)})
+        })
+        .collect();
+    let tests: Vec<_> = (0..32)
+        .map(|i| json!({"stdin": format!("{i}").repeat(64 * 1024 / 2), "expected_stdout": "y".repeat(64 * 1024)}))
+        .collect();
+    let body = json!({"language": "python", "files": files, "tests": tests}).to_string();
+    println!("request body: {} bytes", body.len());
+    let reply = api.post(body).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    let jobs = api.queued_jobs().await;
+    let Payload::Stored { parts } = jobs[0].payload else {
+        panic!("the largest program is stored beside its job");
+    };
+    let stored = api.backend.payload(&id, parts).await.unwrap();
+    let program = Program::from_payload(Language::Python, &stored).unwrap();
+    println!("stored payload: {} bytes in {parts} parts", stored.len());
+    assert_eq!(program.files.len(), 32);
+    assert_eq!(program.files[31], file("lib/m31.py", &"#".repeat(8 * 1024)));
+    assert_eq!(program.tests.len(), 32);
+    assert_eq!(program.tests[7].stdin, "7".repeat(32 * 1024));
 }
 
 #[tokio::test]
@@ -306,6 +392,7 @@ async fn only_uuids_are_looked_up() {
     let app = router(AppState {
         queue: Arc::new(api.backend.clone()),
         store: unreachable,
+        payloads: Arc::new(api.backend.clone()),
         rates: Arc::new(api.backend.clone()),
         limits: Limits::default(),
         run_limit: RateLimit::RUNS,
@@ -382,9 +469,44 @@ async fn bad_requests_get_their_error_and_enqueue_nothing() {
             "too_large",
         ),
         (
-            "x".repeat(2 * 1024 * 1024),
+            "x".repeat(7 * 1024 * 1024),
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
+        ),
+        (
+            json!({"language": "c", "source": "x", "files": [{"name": "a.c", "content": "x"}]})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+        ),
+        (
+            json!({"language": "c", "files": [{"name": "../a.c", "content": "x"}]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+        ),
+        (
+            json!({"language": "go", "files": [{"name": "cmd/main.go", "content": "x"}]})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+        ),
+        (
+            json!({"language": "c", "files": [{"name": "a.c", "content": "x".repeat(256 * 1024 + 1)}]})
+                .to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            json!({"language": "c", "source": "x", "tests": [{"expected_stdout": big}]})
+                .to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            json!({"language": "c", "source": "x", "stdin": "1", "tests": [{"expected_stdout": ""}]})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
         ),
     ];
     for (body, want_status, want_code) in cases {
@@ -431,6 +553,26 @@ async fn a_flooding_client_is_refused_until_the_window_ends() {
         api.send(call("GET", "/v1/languages")).await.status,
         StatusCode::OK
     );
+}
+
+/// A submission's tests count as runs, up to a whole window's allowance.
+#[tokio::test]
+async fn each_test_counts_as_a_run() {
+    let tests = |n: usize| {
+        json!({"language": "python", "source": "print(1)",
+               "tests": vec![json!({"expected_stdout": "1"}); n]})
+        .to_string()
+    };
+    let api = Api::with(Gate::Loopback, limit(5));
+    assert_eq!(api.post(tests(3)).await.status, StatusCode::ACCEPTED);
+    let refused = api.post(tests(3)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "3 + 3 > 5");
+    assert_eq!(refused.code(), "rate_limited");
+    assert_eq!(api.queued_jobs().await.len(), 1);
+    // The largest test set still fits a fresh window: it counts as the whole allowance.
+    let api = Api::with(Gate::Loopback, limit(5));
+    assert_eq!(api.post(tests(32)).await.status, StatusCode::ACCEPTED);
+    assert_eq!(api.post(run()).await.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// With a secret configured, every route (and every unknown path) answers 401 to a request

@@ -39,6 +39,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
+use codebox_sandbox::protocol::{stdin_payload, File, Mode, PROTOCOL};
+use codebox_submission::Language;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
@@ -870,11 +872,21 @@ const BENCH_LABEL: &str = "codebox.bench=exec-load";
 
 fn docker_run(p: &Program, runs: usize, warmup: usize) -> Result<(Vec<f64>, Vec<String>)> {
     let image = format!("codebox-runner-{}:latest", p.language);
-    // The supervisor's protocol (runners/codebox-run): "<token> <len>\n" <source> <stdin>,
-    // then EOF; the program's output runs from RUN to END.
+    // The supervisor's protocol (codebox_sandbox::protocol): a request of one file, then
+    // EOF; the program's output runs from RUN to END.
     const TOKEN: &str = "0123456789abcdef0123456789abcdef";
-    let mut input = format!("{TOKEN} {}\n", p.source.len()).into_bytes();
-    input.extend_from_slice(p.source.as_bytes());
+    let language = Language::from_id(&p.language)
+        .ok_or_else(|| anyhow!("unknown language {:?}", p.language))?;
+    let entry = File {
+        name: language.toolchain().source_file,
+        content: p.source.as_bytes(),
+        executable: false,
+    };
+    let input = stdin_payload(TOKEN, Mode::Run, &[entry], b"");
+    let (run_marker, end_marker) = (
+        format!("CODEBOX/{PROTOCOL} RUN\n"),
+        format!("CODEBOX/{PROTOCOL} END {TOKEN} "),
+    );
     let mut samples = Vec::new();
     let mut failures = Vec::new();
     for i in 0..warmup + runs {
@@ -907,8 +919,8 @@ fn docker_run(p: &Program, runs: usize, warmup: usize) -> Result<(Vec<f64>, Vec<
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
         let program_out = stdout
-            .split_once("CODEBOX/2 RUN\n")
-            .and_then(|(_, rest)| rest.split_once(&format!("CODEBOX/2 END {TOKEN} ")))
+            .split_once(&run_marker)
+            .and_then(|(_, rest)| rest.split_once(&end_marker))
             .map(|(output, _)| output);
         match program_out {
             Some(o) if out.status.success() && o == p.expect => samples.push(ms(elapsed)),

@@ -19,3 +19,7 @@ pub const RUN_CREDENTIAL_HEADER: &str = "x-codebox-run-credential";
 pub const EDGE_SECRET_VAR: &str = "CODEBOX_EDGE_SECRET";
 /// The fewest bytes the shared secret may have.
 pub const MIN_EDGE_SECRET_BYTES: usize = 32;
+/// The largest `POST /v1/submissions` body either side reads: a project (256 KiB) and its
+/// tests (32 × 2 × 64 KiB) with room for JSON escaping, within the 6 MB a Lambda function is
+/// handed.
+pub const MAX_SUBMISSION_BODY_BYTES: usize = 6 * 1024 * 1024;

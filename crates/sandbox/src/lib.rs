@@ -4,11 +4,12 @@
 //! ```text
 //! fleet (exec-fleet/src/sandbox, over bollard)           runner container
 //!   spec::create_body ── create, attach, start ──────>   supervisor (bin codebox-supervisor)
-//!   protocol::stdin_payload ── stdin ─────────────────>    Header::parse, write the source,
-//!   run::Run <── Input (stdout, stderr, deadline, exit)    compile, run the program,
-//!       │                                                  protocol::say::* on stdout/stderr
+//!   Session::request ── stdin ────────────────────────>    read_request: write the project,
+//!   run::Run <── Input (stdout, stderr, deadline, exit)    compile, run the program (or hand
+//!       │                                                  it back), protocol::say::* on
+//!       │                                                  stdout/stderr
 //!       └── Action (read on, await exit, kill, abandon/retry, done)
-//!   run::Run::into_result ── outcome ──> RunResult (codebox-submission)
+//!   run::Run::into_result / into_build ── outcome ──> RunResult (codebox-submission), Build
 //! ```
 //!
 //! Modules:
@@ -19,7 +20,8 @@
 //! - [`spec`]: the container's create body (every isolation setting) and the run user ids.
 //! - [`seccomp`]: the system calls a program may make.
 //! - [`supervisor`]: the program inside every runner container (binary `codebox-supervisor`).
-//! - `outcome`: how what a run showed becomes a [`codebox_submission::RunResult`].
+//! - `outcome`: how what a run showed becomes a [`codebox_submission::RunResult`], or a
+//!   build's [`Build`].
 
 pub mod clock;
 mod outcome;
@@ -30,5 +32,6 @@ pub mod spec;
 pub mod supervisor;
 
 pub use clock::{Clock, InteractiveLimits, TimeLimit};
-pub use protocol::{Session, PROTOCOL};
+pub use outcome::Build;
+pub use protocol::{Mode, Session, PROTOCOL};
 pub use run::{Action, Failure, Input, Run};

@@ -78,10 +78,7 @@ pub(crate) fn run_result(
         };
         let ending = observed.ending(Phase::Run, Some(code));
         let (exit_code, signal) = (ending.exit_code, ending.signal);
-        let compile_output = session.compiled().and_then(|c| {
-            let text = compile_text(&c.output, c.total, &[]);
-            (compiled_language || !text.is_empty()).then_some(text)
-        });
+        let compile_output = compile_output(language, session);
         let (stdout, stdout_cut) = lossy_text(session.stdout().bytes(), limits.output_bytes);
         let (stderr, stderr_cut) = lossy_text(session.stderr().bytes(), limits.output_bytes);
         return RunResult {
@@ -95,6 +92,7 @@ pub(crate) fn run_result(
             compile_output,
             time_ms: observed.run_time.map(|t| t.as_millis() as u64),
             time_limit: observed.time_limit(),
+            tests: None,
             finished_at: now,
         };
     }
@@ -163,8 +161,52 @@ pub(crate) fn run_result(
         compile_output: Some(text),
         time_ms: None,
         time_limit: observed.time_limit(),
+        tests: None,
         finished_at: now,
     }
+}
+
+/// What a successful build handed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    /// The built program (the toolchain's artifact; empty when the language has none).
+    pub program: Vec<u8>,
+    /// The compile step's output, as a run's result shows it.
+    pub compile_output: Option<String>,
+}
+
+/// The result of a build: its program, or the result to report (the compile step's failure,
+/// or CodeBox's).
+pub(crate) fn build_result(
+    language: Language,
+    limits: &Limits,
+    session: &mut Session,
+    observed: &Observed,
+    now: DateTime<Utc>,
+) -> Result<Build, Box<RunResult>> {
+    let clean = observed.kill.is_none() && !observed.oom_killed && observed.exit_code == Some(0);
+    match session.take_artifact() {
+        Some(program) if clean => Ok(Build {
+            program,
+            compile_output: compile_output(language, session),
+        }),
+        Some(_) => Err(Box::new(RunResult::internal_error(
+            format!("the {language} runner's build did not end cleanly after its program"),
+            now,
+        ))),
+        None => Err(Box::new(run_result(
+            language, limits, session, observed, now,
+        ))),
+    }
+}
+
+/// The compile step's output as a result shows it: always for compiled languages, for the
+/// others only when the check said something.
+fn compile_output(language: Language, session: &Session) -> Option<String> {
+    session.compiled().and_then(|c| {
+        let text = compile_text(&c.output, c.total, &[]);
+        (language.info().compiled || !text.is_empty()).then_some(text)
+    })
 }
 
 /// Output as text: invalid UTF-8 becomes U+FFFD, which takes three bytes for one, so the text
@@ -230,7 +272,7 @@ mod tests {
     }
 
     const RAN: &[u8] =
-        b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\nCODEBOX/2 RUN\nhi\xff\n";
+        b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 0 0 0\nCODEBOX/3 RUN\nhi\xff\n";
 
     fn result(language: Language, s: &Session, observed: Observed) -> RunResult {
         run_result(language, &Limits::default(), s, &observed, now())
@@ -306,7 +348,7 @@ mod tests {
 
     #[test]
     fn compile_errors() {
-        let s = session(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 6 10\nerror!");
+        let s = session(b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 1 6 10\nerror!");
         let r = result(
             Language::C,
             &s,
@@ -322,7 +364,7 @@ mod tests {
             "error!\n[compile output truncated: 10 bytes in all, 6 shown]"
         );
 
-        let s = session(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\n");
+        let s = session(b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\n");
         let r = result(
             Language::Rust,
             &s,
@@ -338,7 +380,7 @@ mod tests {
 
     #[test]
     fn codebox_faults_are_internal_errors() {
-        let s = session(b"CODEBOX/2 READY\nCODEBOX/2 FAIL short source\n");
+        let s = session(b"CODEBOX/3 READY\nCODEBOX/3 FAIL short source\n");
         let r = result(
             Language::Go,
             &s,
@@ -350,7 +392,7 @@ mod tests {
         assert_eq!(r.status, Status::InternalError);
         assert!(r.stderr.contains("short source"));
 
-        let s = session(b"CODEBOX/2 READY\n");
+        let s = session(b"CODEBOX/3 READY\n");
         let r = result(
             Language::Go,
             &s,
@@ -366,7 +408,7 @@ mod tests {
             r.stderr
         );
 
-        let s = session(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\n");
+        let s = session(b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 0 0 0\n");
         let r = result(
             Language::Go,
             &s,

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use codebox_submission::{Language, Limits, RunResult};
 
 use crate::clock::{Clock, Due, TimeLimit, Timer};
-use crate::outcome::{self, Kill, Observed};
+use crate::outcome::{self, Build, Kill, Observed};
 use crate::protocol::{Event, ProtocolError, Session};
 
 /// Something that happened to the run's container.
@@ -327,8 +327,8 @@ impl Run {
     /// The run's result, finished at `at` (wall clock). Before [`Action::Done`] it says
     /// the run is unfinished, as an internal error.
     pub fn into_result(self, at: DateTime<Utc>) -> RunResult {
-        if !matches!(self.phase, Phase::Done { .. }) {
-            return RunResult::internal_error("the sandbox gave up on the run before it ended", at);
+        if !self.is_done() {
+            return unfinished(at);
         }
         outcome::run_result(
             self.language,
@@ -338,4 +338,28 @@ impl Run {
             at,
         )
     }
+
+    /// A build's outcome (the request's mode was `build`), finished at `at`: the program it
+    /// handed back, or the result to report when it did not succeed (a compile error, a
+    /// compile step past its limit, CodeBox's failure).
+    pub fn into_build(mut self, at: DateTime<Utc>) -> Result<Build, Box<RunResult>> {
+        if !self.is_done() {
+            return Err(Box::new(unfinished(at)));
+        }
+        outcome::build_result(
+            self.language,
+            &self.limits,
+            &mut self.session,
+            &self.observed,
+            at,
+        )
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done { .. })
+    }
+}
+
+fn unfinished(at: DateTime<Utc>) -> RunResult {
+    RunResult::internal_error("the sandbox gave up on the run before it ended", at)
 }

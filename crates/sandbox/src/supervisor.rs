@@ -3,25 +3,28 @@
 //! [`protocol`](crate::protocol) (the module explains what it does and why it cannot be
 //! forged) and runs the commands of `codebox_submission::toolchain`.
 //!
-//! It starts no helper processes: it reads the header and the source itself, collects the
-//! compile step's merged output through a pipe, and reads the OOM count from the cgroup.
-//! Its own stderr belongs to the program: it writes only END there.
+//! It starts no helper processes: it reads the request and writes the project itself,
+//! collects the compile step's merged output through a pipe, and reads the OOM count from
+//! the cgroup. Its own stderr belongs to the program: it writes only END there.
 
-use std::fs::File;
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 
-use codebox_submission::toolchain::{Command, Steps, SCRATCH_DIR};
+use codebox_submission::toolchain::{Command, Compile, Steps, SCRATCH_DIR};
 use codebox_submission::Language;
 
-use crate::protocol::{say, Header, FAIL_STATUS, MAX_COMPILE_OUTPUT};
+use crate::protocol::{
+    read_request, say, FileHeader, Mode, RequestError, FAIL_STATUS, MAX_ARTIFACT_BYTES,
+    MAX_COMPILE_OUTPUT,
+};
 use crate::spec::WORK_DIR;
-
-/// The longest header line read before giving up on it.
-const MAX_HEADER: usize = 64;
 /// Where the kernel counts the container's OOM kills: cgroup v2, then v1.
 const OOM_COUNTERS: [&str; 2] = [
     "/sys/fs/cgroup/memory.events",
@@ -35,12 +38,10 @@ const ENGINE_ADDED_ENV: [&str; 1] = ["HOSTNAME"];
 enum Fault {
     #[error("unknown language '{0}'")]
     Language(String),
-    #[error("no header on stdin")]
-    NoHeader,
-    #[error(transparent)]
-    Header(#[from] crate::protocol::HeaderError),
-    #[error("short source: {got} of {expected} bytes")]
-    ShortSource { got: usize, expected: usize },
+    #[error("refused the request: {0}")]
+    Request(#[from] RequestError),
+    #[error("sent {sent} of the built program's {size} bytes")]
+    ShortProgram { sent: u64, size: u64 },
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -111,7 +112,7 @@ fn status_of(status: ExitStatus) -> i64 {
     }
 }
 
-/// Runs the program; returns the run's token and the status END reports.
+/// Does what the request asks; returns the run's token and the status END reports.
 fn supervise(language: &str) -> Result<(String, i64), Fault> {
     let language = Language::from_id(language).ok_or_else(|| Fault::Language(language.into()))?;
     let toolchain = language.toolchain();
@@ -123,10 +124,14 @@ fn supervise(language: &str) -> Result<(String, i64), Fault> {
         return Err(Fault::Dumpable);
     }
     say_out(&say::ready())?;
-    let header = read_header()?;
     std::env::set_current_dir(WORK_DIR).doing("entering /work")?;
-    let source = read_source(header.source_len)?;
-    std::fs::write(toolchain.source_file, source).doing("writing the source")?;
+    let mut names = Vec::new();
+    let header = read_request(&mut *raw(0), |file, content| {
+        write_file(file, content)
+            .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", file.name)))?;
+        names.push(file.name.clone());
+        Ok(())
+    })?;
     match std::fs::create_dir(".tmp") {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
             return Err(e).doing("creating /work/.tmp")
@@ -134,50 +139,63 @@ fn supervise(language: &str) -> Result<(String, i64), Fault> {
         _ => {}
     }
     say_out(&say::compile())?;
-    let status = match toolchain.steps {
-        Steps::CompileThenRun { compile, run } => compile_then_run(compile, run)?,
-        Steps::CheckThenRun(command) => check_then_run(command)?,
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let status = match (toolchain.steps, header.mode) {
+        // The build's program is in place: nothing to compile.
+        (Steps::CompileThenRun { run, .. }, Mode::Built) => {
+            report_compiled(0, &[], 0)?;
+            run_program(run)?
+        }
+        (Steps::CompileThenRun { compile, run }, Mode::Run) => {
+            let (status, output, total) = compile_step(&compile, &names)?;
+            report_compiled(status, &output, total)?;
+            if status != 0 {
+                return Ok((header.token, status));
+            }
+            run_program(run)?
+        }
+        (Steps::CompileThenRun { compile, .. }, Mode::Build) => {
+            build(&compile, &names, toolchain.artifact)?
+        }
+        (Steps::CheckThenRun(command), mode) => check_then_run(command, mode != Mode::Build)?,
     };
     Ok((header.token, status))
 }
 
-/// The header line, read a byte at a time: nothing after it may be taken from stdin.
-fn read_header() -> Result<Header, Fault> {
-    let mut stdin = raw(0);
-    let mut line = Vec::with_capacity(MAX_HEADER);
-    let mut byte = [0u8; 1];
-    loop {
-        match stdin.read(&mut byte) {
-            Ok(0) => return Err(Fault::NoHeader),
-            Ok(_) if byte[0] == b'\n' => break,
-            Ok(_) if line.len() < MAX_HEADER => line.push(byte[0]),
-            Ok(_) => return Err(crate::protocol::HeaderError::Length.into()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).doing("reading the header"),
+/// Writes one file of the request under /work: its folders made as needed, the file new
+/// (never one that exists, never through a symlink). Names are checked already; this holds
+/// whatever they say.
+fn write_file(file: &FileHeader, content: &mut dyn Read) -> io::Result<()> {
+    let path = Path::new(&file.name);
+    let mut folder = PathBuf::new();
+    for part in path.parent().into_iter().flat_map(Path::components) {
+        folder.push(part);
+        match std::fs::create_dir(&folder) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        if !std::fs::symlink_metadata(&folder)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} is not a folder", folder.display()),
+            ));
         }
     }
-    Ok(Header::parse(&line)?)
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if file.executable { 0o755 } else { 0o644 })
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    io::copy(content, &mut out)?;
+    Ok(())
 }
 
-/// Exactly `len` bytes of stdin (a read never takes more than it asks for).
-fn read_source(len: usize) -> Result<Vec<u8>, Fault> {
-    let mut source = Vec::with_capacity(len);
-    let got = (&mut *raw(0))
-        .take(len as u64)
-        .read_to_end(&mut source)
-        .doing("reading the source")?;
-    if got != len {
-        return Err(Fault::ShortSource { got, expected: len });
-    }
-    Ok(source)
-}
-
-/// A command ready to start: the sandbox's environment, minus what the engine added.
-fn prepare(command: &Command) -> std::process::Command {
-    let mut prepared = std::process::Command::new(command.argv[0]);
-    prepared
-        .args(&command.argv[1..])
-        .envs(command.env.iter().copied());
+/// A command ready to start: the sandbox's environment with `env`, minus what the engine
+/// added.
+fn prepare<S: AsRef<OsStr>>(argv: &[S], env: &[(&str, &str)]) -> std::process::Command {
+    let mut prepared = std::process::Command::new(&argv[0]);
+    prepared.args(&argv[1..]).envs(env.iter().copied());
     for name in ENGINE_ADDED_ENV {
         prepared.env_remove(name);
     }
@@ -188,9 +206,12 @@ fn spawn(command: &mut std::process::Command, what: &'static str) -> Result<Chil
     command.spawn().doing(what)
 }
 
-fn compile_then_run(compile: Command, run: Command) -> Result<i64, Fault> {
+/// Runs the compile step; returns its status, its output (as much as is kept) and the
+/// output's full size.
+fn compile_step(compile: &Compile, names: &[&str]) -> Result<(i64, Vec<u8>, u64), Fault> {
+    let argv = compile.argv(names);
     let (mut output, writer) = io::pipe().doing("making the compile output pipe")?;
-    let mut step = prepare(&compile);
+    let mut step = prepare(&argv, compile.command.env);
     step.stdin(Stdio::null())
         .stdout(writer.try_clone().doing("making the compile output pipe")?)
         .stderr(writer);
@@ -200,20 +221,65 @@ fn compile_then_run(compile: Command, run: Command) -> Result<i64, Fault> {
     let (shown, total) = read_capped(&mut output).doing("reading the compile output")?;
     let status = status_of(child.wait().doing("waiting for the compile step")?);
     let _ = std::fs::remove_dir_all(SCRATCH_DIR);
-    report_compiled(status, &shown, total)?;
-    if status != 0 {
-        return Ok(status);
-    }
+    Ok((status, shown, total))
+}
+
+/// RUN, then the program; returns its status.
+fn run_program(run: Command) -> Result<i64, Fault> {
     say_out(&say::run())?;
-    let mut program = spawn(&mut prepare(&run), "starting the program")?;
+    let mut program = spawn(&mut prepare(run.argv, run.env), "starting the program")?;
     Ok(status_of(program.wait().doing("waiting for the program")?))
 }
 
-fn check_then_run(command: Command) -> Result<i64, Fault> {
+/// A build: the compile step, then its program handed back (ARTIFACT); returns the status
+/// END reports (the compile step's). A program over [`MAX_ARTIFACT_BYTES`] fails the build
+/// as the compile step would, with a note in its output.
+fn build(compile: &Compile, names: &[&str], artifact: Option<&str>) -> Result<i64, Fault> {
+    let (mut status, mut output, mut total) = compile_step(compile, names)?;
+    let mut program = None;
+    if let (0, Some(name)) = (status, artifact) {
+        let file = File::open(name).doing("opening the built program")?;
+        let size = file.metadata().doing("reading the built program")?.len();
+        if size > MAX_ARTIFACT_BYTES as u64 {
+            let note = format!(
+                "[the built program is {size} bytes; a build hands back at most {MAX_ARTIFACT_BYTES}]\n"
+            );
+            total += note.len() as u64;
+            output.splice(0..0, note.into_bytes());
+            status = 1;
+        } else {
+            program = Some((file, size));
+        }
+    }
+    report_compiled(status, &output, total)?;
+    if status == 0 {
+        hand_back(program)?;
+    }
+    Ok(status)
+}
+
+/// ARTIFACT and the program's bytes (none for a language whose sources are the program).
+/// Past the ARTIFACT line a failure cannot be said: the supervisor exits without END, and
+/// the fleet, short of bytes or of END, fails the build.
+fn hand_back(program: Option<(File, u64)>) -> Result<(), Fault> {
+    let Some((file, size)) = program else {
+        return say_out(&say::artifact(0));
+    };
+    say_out(&say::artifact(size))?;
+    let sent = io::copy(&mut file.take(size), &mut *stdout()).doing("sending the built program")?;
+    if sent != size {
+        return Err(Fault::ShortProgram { sent, size });
+    }
+    Ok(())
+}
+
+/// The check and the program in one process (python); `go_on`: run the program after a
+/// clean check, else (a build) hand back nothing and let the checker end.
+fn check_then_run(command: Command, go_on: bool) -> Result<i64, Fault> {
     let (mut report, report_writer) = io::pipe().doing("making the report pipe")?;
     let (go_reader, mut go) = io::pipe().doing("making the go pipe")?;
     let inherited = [report_writer.as_raw_fd(), go_reader.as_raw_fd()];
-    let mut step = prepare(&command);
+    let mut step = prepare(command.argv, command.env);
     step.args(inherited.map(|fd| fd.to_string()));
     // SAFETY: between fork and exec only fcntl runs, which is async-signal-safe.
     unsafe {
@@ -243,10 +309,15 @@ fn check_then_run(command: Command) -> Result<i64, Fault> {
     };
     let shown = &data[at + 1..];
     report_compiled(status, shown, total - (at as u64 + 1))?;
-    if status == 0 {
-        say_out(&say::run())?;
-        // A checker that died meanwhile has closed its end: its exit status tells.
-        let _ = go.write_all(b"\n");
+    match (status, go_on) {
+        (0, true) => {
+            say_out(&say::run())?;
+            // A checker that died meanwhile has closed its end: its exit status tells.
+            let _ = go.write_all(b"\n");
+        }
+        // A build: the sources are the program; closing `go` ends the checker.
+        (0, false) => say_out(&say::artifact(0))?,
+        _ => {}
     }
     drop(go);
     Ok(status_of(child.wait().doing("waiting for the program")?))

@@ -10,7 +10,7 @@ fn feed_all(session: &mut Session, stdout: &[u8]) -> Vec<Event> {
 }
 
 const OK_RUN: &[u8] =
-    b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 5 5\nwarn\nCODEBOX/2 RUN\nhello\n";
+    b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 0 5 5\nwarn\nCODEBOX/3 RUN\nhello\n";
 
 #[test]
 fn a_whole_run_in_one_chunk() {
@@ -51,22 +51,22 @@ fn any_chunking_gives_the_same_result() {
 fn program_output_that_looks_like_markers_is_just_output() {
     let mut s = Session::new(1024, TOKEN.into());
     let mut stream =
-        b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\nCODEBOX/2 RUN\n".to_vec();
-    stream.extend_from_slice(b"CODEBOX/2 FAIL x\nCODEBOX/2 COMPILED 1 0 0\n");
+        b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 0 0 0\nCODEBOX/3 RUN\n".to_vec();
+    stream.extend_from_slice(b"CODEBOX/3 FAIL x\nCODEBOX/3 COMPILED 1 0 0\n");
     feed_all(&mut s, &stream);
     assert_eq!(s.failure(), None);
     assert_eq!(s.compiled().unwrap().status, 0);
     assert_eq!(
         s.stdout().bytes(),
-        b"CODEBOX/2 FAIL x\nCODEBOX/2 COMPILED 1 0 0\n"
+        b"CODEBOX/3 FAIL x\nCODEBOX/3 COMPILED 1 0 0\n"
     );
 }
 
 #[test]
 fn compile_output_is_framed_and_can_hold_marker_lookalikes() {
-    let output = b"main.c:1: error\nCODEBOX/2 RUN\n";
+    let output = b"main.c:1: error\nCODEBOX/3 RUN\n";
     let mut stream = format!(
-        "CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 {} 900\n",
+        "CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 1 {} 900\n",
         output.len()
     )
     .into_bytes();
@@ -89,7 +89,7 @@ fn supervisor_failure_is_reported() {
     let mut s = Session::new(1024, TOKEN.into());
     let events = feed_all(
         &mut s,
-        b"CODEBOX/2 READY\nCODEBOX/2 FAIL short source: 3 of 9 bytes\n",
+        b"CODEBOX/3 READY\nCODEBOX/3 FAIL short source: 3 of 9 bytes\n",
     );
     assert_eq!(
         events.last(),
@@ -104,16 +104,16 @@ fn supervisor_failure_is_reported() {
 fn rejects_garbage_and_out_of_order_markers() {
     assert!(Session::new(8, TOKEN.into()).on_stdout(b"hello\n").is_err());
     assert!(Session::new(8, TOKEN.into())
-        .on_stdout(b"CODEBOX/2 RUN\n")
+        .on_stdout(b"CODEBOX/3 RUN\n")
         .is_err());
     assert!(Session::new(8, TOKEN.into())
-        .on_stdout(b"CODEBOX/2 READY\nCODEBOX/2 RUN\n")
+        .on_stdout(b"CODEBOX/3 READY\nCODEBOX/3 RUN\n")
         .is_err());
     assert!(Session::new(8, TOKEN.into())
-        .on_stdout(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED x 0 0\n")
+        .on_stdout(b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED x 0 0\n")
         .is_err());
     let huge = format!(
-        "CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 {} 99999999\n",
+        "CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 1 {} 99999999\n",
         MAX_COMPILE_OUTPUT + 1
     );
     assert!(Session::new(8, TOKEN.into())
@@ -130,7 +130,7 @@ fn output_cap_fires_once_per_stream_and_keeps_the_cap() {
     let mut s = Session::new(4, TOKEN.into());
     feed_all(
         &mut s,
-        b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\nCODEBOX/2 RUN\n",
+        b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 0 0 0\nCODEBOX/3 RUN\n",
     );
     assert_eq!(feed_all(&mut s, b"abcd"), vec![], "exactly the cap is fine");
     assert_eq!(feed_all(&mut s, b"e"), vec![Event::OutputExceeded]);
@@ -147,11 +147,11 @@ fn stderr_means_the_program_started_even_before_run_arrives() {
     let mut s = Session::new(64, TOKEN.into());
     feed_all(
         &mut s,
-        b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\n",
+        b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 0 0 0\n",
     );
     assert_eq!(s.on_stderr(b"oops"), vec![Event::ProgramStarted]);
     assert_eq!(
-        feed_all(&mut s, b"CODEBOX/2 RUN\nout"),
+        feed_all(&mut s, b"CODEBOX/3 RUN\nout"),
         vec![],
         "no second start"
     );
@@ -160,15 +160,15 @@ fn stderr_means_the_program_started_even_before_run_arrives() {
 }
 
 fn end_out(status: i64, ooms: &str) -> Vec<u8> {
-    format!("CODEBOX/2 END {TOKEN} {status} {ooms}\n").into_bytes()
+    format!("CODEBOX/3 END {TOKEN} {status} {ooms}\n").into_bytes()
 }
 
 fn end_err() -> Vec<u8> {
-    format!("CODEBOX/2 END {TOKEN}\n").into_bytes()
+    format!("CODEBOX/3 END {TOKEN}\n").into_bytes()
 }
 
 const STARTED: &[u8] =
-    b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 0 0 0\nCODEBOX/2 RUN\n";
+    b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 0 0 0\nCODEBOX/3 RUN\n";
 
 #[test]
 fn end_on_both_streams_ends_the_run_with_every_byte_in() {
@@ -199,9 +199,9 @@ fn end_on_both_streams_ends_the_run_with_every_byte_in() {
 #[test]
 fn end_cut_anywhere_is_still_found() {
     let mut out = STARTED.to_vec();
-    out.extend_from_slice(b"CODEBOX/2 END 0011 lookalike\nhi");
+    out.extend_from_slice(b"CODEBOX/3 END 0011 lookalike\nhi");
     out.extend(end_out(0, "0"));
-    let mut err = b"CODEBOX/2 EN".to_vec();
+    let mut err = b"CODEBOX/3 EN".to_vec();
     err.extend(end_err());
     for split in 1..out.len() {
         let mut s = Session::new(1024, TOKEN.into());
@@ -216,10 +216,10 @@ fn end_cut_anywhere_is_still_found() {
         );
         assert_eq!(
             s.stdout().bytes(),
-            b"CODEBOX/2 END 0011 lookalike\nhi",
+            b"CODEBOX/3 END 0011 lookalike\nhi",
             "split at {split}"
         );
-        assert_eq!(s.stderr().bytes(), b"CODEBOX/2 EN", "split at {split}");
+        assert_eq!(s.stderr().bytes(), b"CODEBOX/3 EN", "split at {split}");
     }
 }
 
@@ -227,9 +227,9 @@ fn end_cut_anywhere_is_still_found() {
 fn end_with_another_token_is_output() {
     let mut s = Session::new(1024, TOKEN.into());
     feed_all(&mut s, STARTED);
-    let forged = b"CODEBOX/2 END ffffffffffffffffffffffffffffffff 0 0\n";
+    let forged = b"CODEBOX/3 END ffffffffffffffffffffffffffffffff 0 0\n";
     feed_all(&mut s, forged);
-    s.on_stderr(b"CODEBOX/2 END ffffffffffffffffffffffffffffffff\n");
+    s.on_stderr(b"CODEBOX/3 END ffffffffffffffffffffffffffffffff\n");
     assert_eq!(s.end(), None);
     assert_eq!(s.stdout().bytes(), forged);
 }
@@ -238,19 +238,19 @@ fn end_with_another_token_is_output() {
 fn bytes_held_back_as_a_possible_end_are_output_if_the_stream_just_stops() {
     let mut s = Session::new(1024, TOKEN.into());
     feed_all(&mut s, STARTED);
-    feed_all(&mut s, b"out CODEBOX/2 END 00");
+    feed_all(&mut s, b"out CODEBOX/3 END 00");
     s.on_stderr(b"err CODEBOX/");
     assert_eq!(s.stdout().bytes(), b"out ");
     assert_eq!(s.stderr().bytes(), b"err ");
     s.close_streams();
-    assert_eq!(s.stdout().bytes(), b"out CODEBOX/2 END 00");
+    assert_eq!(s.stdout().bytes(), b"out CODEBOX/3 END 00");
     assert_eq!(s.stderr().bytes(), b"err CODEBOX/");
 }
 
 #[test]
 fn a_failed_compile_ends_with_end_and_no_program() {
     let mut s = Session::new(1024, TOKEN.into());
-    let mut out = b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 3 3\nbad".to_vec();
+    let mut out = b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 1 3 3\nbad".to_vec();
     out.extend(end_out(1, "-"));
     feed_all(&mut s, &out);
     let events = s.on_stderr(&end_err());
@@ -262,7 +262,7 @@ fn a_failed_compile_ends_with_end_and_no_program() {
     assert!(!s.program_started(), "END on stderr is not program output");
     assert!(!end.is_conclusive(), "unknown OOM kills: ask the engine");
     assert!(Session::new(8, TOKEN.into())
-        .on_stdout(b"CODEBOX/2 READY\nCODEBOX/2 COMPILE\nCODEBOX/2 COMPILED 1 0 0\nCODEBOX/2 END 0011 1 0\n")
+        .on_stdout(b"CODEBOX/3 READY\nCODEBOX/3 COMPILE\nCODEBOX/3 COMPILED 1 0 0\nCODEBOX/3 END 0011 1 0\n")
         .is_err(), "END with another token after a failed compile");
 }
 

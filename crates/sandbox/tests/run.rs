@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use codebox_sandbox::protocol::{say, Session};
+use codebox_sandbox::protocol::{say, Mode, Request, Session};
 use codebox_sandbox::{Action, Clock, Failure, Input, InteractiveLimits, Run, TimeLimit};
 use codebox_submission::{Language, Limits, RunResult, Status};
 use proptest::prelude::*;
@@ -42,8 +42,30 @@ impl Fixture {
     }
 
     fn clocked(language: Language, warm: bool, limits: Limits, clock: Clock) -> Fixture {
+        Fixture::asked(language, warm, limits, clock, Mode::Run)
+    }
+
+    /// A build of a project: the supervisor is asked to hand the program back.
+    fn building(language: Language) -> Fixture {
+        Fixture::asked(
+            language,
+            false,
+            Limits::default(),
+            Clock::Batch,
+            Mode::Build,
+        )
+    }
+
+    fn asked(language: Language, warm: bool, limits: Limits, clock: Clock, mode: Mode) -> Fixture {
         let t0 = Instant::now();
-        let session = Session::new(limits.output_bytes, TOKEN.to_string());
+        let mut session = Session::new(limits.output_bytes, TOKEN.to_string());
+        session.request(&Request {
+            language,
+            mode,
+            files: &[],
+            artifact: b"",
+            stdin: b"",
+        });
         Fixture {
             run: Run::new(language, limits, clock, session, warm, t0),
             t0,
@@ -368,7 +390,7 @@ proptest! {
     #[test]
     fn any_chunking_gives_the_same_result(
         out in proptest::collection::vec(prop_oneof![
-            Just(b"CODEBOX/2 END ".to_vec()),
+            Just(b"CODEBOX/3 END ".to_vec()),
             Just(TOKEN.as_bytes().to_vec()),
             Just(b"\n".to_vec()),
             proptest::collection::vec(any::<u8>(), 0..20),
@@ -534,4 +556,106 @@ fn batch_runs_never_sample_cpu_and_name_their_limits() {
     ));
     assert_eq!(compiling.run.time_limit(), Some(TimeLimit::Compile));
     assert_eq!(TimeLimit::Idle.as_str(), "idle");
+}
+
+/// READY, COMPILE, COMPILED 0 and ARTIFACT with `program` (or its first `sent` bytes).
+fn built(program: &[u8], sent: usize) -> Vec<u8> {
+    let mut words = [
+        say::ready(),
+        say::compile(),
+        say::compiled(0, 5, 5),
+        "warn\n".to_string(),
+        say::artifact(program.len() as u64),
+    ]
+    .concat()
+    .into_bytes();
+    words.extend_from_slice(&program[..sent]);
+    words
+}
+
+#[test]
+fn a_build_ends_with_its_program_and_the_compile_output() {
+    let program = b"\x7fELF and more";
+    let mut f = Fixture::building(Language::Rust);
+    assert!(matches!(
+        f.stdout(5, &built(program, program.len())),
+        Action::ReadStreams
+    ));
+    assert!(matches!(
+        f.end(900, 0, Some(0)),
+        Action::Done { exiting: true }
+    ));
+    let build = f.run.into_build(at()).expect("a build");
+    assert_eq!(build.program, program);
+    assert_eq!(build.compile_output.as_deref(), Some("warn\n"));
+
+    // Python: the check is the build, and there is no program to hand back.
+    let mut f = Fixture::building(Language::Python);
+    let words = [
+        say::ready(),
+        say::compile(),
+        say::compiled(0, 0, 0),
+        say::artifact(0),
+    ]
+    .concat();
+    f.stdout(5, words.as_bytes());
+    f.end(40, 0, Some(0));
+    let build = f.run.into_build(at()).expect("a build");
+    assert_eq!((build.program.len(), build.compile_output), (0, None));
+}
+
+#[test]
+fn a_build_that_does_not_succeed_says_why_as_a_run_would() {
+    // A compile error.
+    let mut f = Fixture::building(Language::C);
+    let words = [
+        say::ready(),
+        say::compile(),
+        say::compiled(1, 6, 6),
+        "error!".into(),
+    ]
+    .concat();
+    f.stdout(5, words.as_bytes());
+    f.end(300, 1, Some(0));
+    let r = f.run.into_build(at()).unwrap_err();
+    assert_eq!(
+        (r.status, r.compile_output.as_deref()),
+        (Status::CompileError, Some("error!"))
+    );
+
+    // Past the compile limit while the program was still coming: the compile step's limit.
+    let mut f = Fixture::building(Language::Go);
+    f.stdout(5, &built(b"0123456789", 4));
+    assert!(matches!(f.at(10_000, Input::DeadlinePassed), Action::Kill));
+    f.at(10_010, exited(137, false));
+    let r = f.run.into_build(at()).unwrap_err();
+    assert_eq!(
+        (r.status, r.time_limit),
+        (Status::CompileError, Some(TimeLimit::Compile))
+    );
+
+    // The whole program, then no clean END: CodeBox failed, whatever arrived.
+    let mut f = Fixture::building(Language::Cpp);
+    f.stdout(5, &built(b"0123456789", 10));
+    assert!(matches!(
+        f.at(50, Input::StreamsClosed),
+        Action::AwaitExit { .. }
+    ));
+    f.at(60, exited(125, false));
+    let r = f.run.into_build(at()).unwrap_err();
+    assert_eq!(r.status, Status::InternalError, "{r:?}");
+
+    // A build never started a program: RUN is a protocol violation.
+    let mut f = Fixture::building(Language::C);
+    let words = [
+        say::ready(),
+        say::compile(),
+        say::compiled(0, 0, 0),
+        say::run(),
+    ]
+    .concat();
+    assert!(matches!(
+        f.stdout(5, words.as_bytes()),
+        Action::Abandon { retry: false, .. }
+    ));
 }

@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{JobQueue, RateCounter, SubmissionStore};
+use crate::{JobQueue, PayloadStore, RateCounter, SubmissionStore};
 
 /// `embedded` or `aws`.
 pub const BACKEND: &str = "CODEBOX_BACKEND";
@@ -128,6 +128,8 @@ pub struct Backend {
     pub queue: Arc<dyn JobQueue>,
     /// The submission store.
     pub store: Arc<dyn SubmissionStore>,
+    /// Where programs too large for a queue message wait (beside the records).
+    pub payloads: Arc<dyn PayloadStore>,
     /// The rate counters.
     pub rates: Arc<dyn RateCounter>,
 }
@@ -212,6 +214,7 @@ fn open_embedded(path: &std::path::Path, max_receives: u32) -> Result<Backend, C
         name: "embedded",
         queue: Arc::new(embedded.clone()),
         store: Arc::new(embedded.clone()),
+        payloads: Arc::new(embedded.clone()),
         rates: Arc::new(embedded),
     })
 }
@@ -235,6 +238,7 @@ async fn open_aws(
         name: "aws",
         queue: Arc::new(SqsQueue::new(clients.sqs, queue_url, dead_letter_queue_url)),
         store: Arc::new(store.clone()),
+        payloads: Arc::new(store.clone()),
         rates: Arc::new(store),
     })
 }

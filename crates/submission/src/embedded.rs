@@ -397,11 +397,16 @@ fn count_hit(conn: &mut Connection, hit: &RateHit) -> Result<bool, StoreError> {
         .and_then(|mut prune| prune.execute(params![unix_s(hit.now)]))?;
     let counted = tx
         .prepare_cached(
-            "INSERT INTO rate_counters (key, hits, ends_at) SELECT ?1, 1, ?2 WHERE ?3 > 0
-             ON CONFLICT (key) DO UPDATE SET hits = hits + 1 WHERE hits < ?3",
+            "INSERT INTO rate_counters (key, hits, ends_at) SELECT ?1, ?4, ?2 WHERE ?4 <= ?3
+             ON CONFLICT (key) DO UPDATE SET hits = hits + ?4 WHERE hits + ?4 <= ?3",
         )
         .and_then(|mut upsert| {
-            upsert.execute(params![hit.key, unix_s(hit.window.ends_at), hit.limit])
+            upsert.execute(params![
+                hit.key,
+                unix_s(hit.window.ends_at),
+                hit.limit,
+                hit.weight
+            ])
         })?;
     tx.commit()?;
     Ok(counted == 1)

@@ -50,7 +50,7 @@ pub mod aws;
 pub mod config;
 
 pub use error::ServiceError;
-pub use job::{Job, MalformedJob, MessageError, MAX_MESSAGE_BYTES};
+pub use job::{Job, MalformedJob, MessageError, Payload, Program, MAX_MESSAGE_BYTES};
 pub use language::{Language, LanguageInfo};
 pub use limits::{InteractiveLimits, Limits};
 pub use queue::{Delivery, JobQueue, QueueError};

@@ -32,6 +32,14 @@ pub struct Limits {
     pub file_size_bytes: u64,
     /// The time limits of a live run (Contract 4), which replace `run_ms`.
     pub interactive: InteractiveLimits,
+    /// Most files in a project (Contract 2b).
+    pub max_files: usize,
+    /// Most bytes of a project's files together.
+    pub max_project_bytes: usize,
+    /// Most tests in a submission.
+    pub max_tests: usize,
+    /// Most bytes of one test's stdin, and of its expected output.
+    pub max_test_bytes: usize,
 }
 
 /// The time limits of a live run (Contract 4), in milliseconds.
@@ -64,6 +72,10 @@ impl Default for Limits {
                 wall_ms: 60_000,
                 idle_ms: 20_000,
             },
+            max_files: crate::project::MAX_FILES,
+            max_project_bytes: crate::project::MAX_PROJECT_BYTES,
+            max_tests: crate::judge::MAX_TESTS,
+            max_test_bytes: crate::judge::MAX_TEST_BYTES,
         }
     }
 }

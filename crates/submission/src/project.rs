@@ -3,12 +3,16 @@
 //! ```text
 //! files   1..=MAX_FILES of {"name", "content"}, MAX_PROJECT_BYTES of content in all
 //! name    a relative path: segments of [A-Za-z0-9._-] joined by '/', no '.' or '..' segment,
-//!         no leading or trailing '/', at most MAX_NAME_BYTES; no two files share one
+//!         no leading or trailing '/', at most MAX_NAME_BYTES; no two files share one, and
+//!         no name is both a file and a folder ("a" and "a/b"); the top-level names
+//!         RESERVED are the sandbox's own (its temporary and scratch folders)
 //! entry   python main.py, javascript main.js, go main.go, rust main.rs (at the top level);
 //!         c and cpp: every .c / .cpp file is compiled together (at least one)
 //! ```
 //!
 //! Each refusal names the file and what is wrong with it, as the API's 422/413 say it.
+
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +24,9 @@ pub const MAX_FILES: usize = 32;
 pub const MAX_PROJECT_BYTES: usize = 256 * 1024;
 /// Longest file name (its whole path).
 pub const MAX_NAME_BYTES: usize = 255;
+/// Top-level names the sandbox keeps for itself in the project's folder: its temporary
+/// folder (`TMPDIR`) and the compile step's scratch folder, removed after it.
+pub const RESERVED: [&str; 2] = [".tmp", ".codebox"];
 
 /// One file of a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,13 +54,13 @@ pub enum ProjectError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// Two files share a name.
-    #[error("`files[{index}].name` repeats {name:?}")]
-    Duplicate {
+    /// Two files share a name, or one's name is a folder of the other's.
+    #[error("`files[{index}].name` {clash}")]
+    Clash {
         /// The later file's position.
         index: usize,
-        /// The shared name.
-        name: String,
+        /// How it clashes.
+        clash: Clash,
     },
     /// The language's entry file is missing.
     #[error("a {language} project needs {needs}")]
@@ -72,8 +79,9 @@ impl ProjectError {
     }
 }
 
-/// Why `name` is not a file name a project may hold (`None`: it may).
-fn name_problem(name: &str) -> Option<&'static str> {
+/// Why `name` is not a file name a project may hold (`None`: it may). The supervisor checks
+/// every name it writes with this too, whatever the fleet sent.
+pub fn name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         return Some("is empty");
     }
@@ -97,7 +105,49 @@ fn name_problem(name: &str) -> Option<&'static str> {
             return Some("may hold only A-Z, a-z, 0-9, '.', '_', '-' and '/'");
         }
     }
+    let top = name.split('/').next().unwrap_or(name);
+    if RESERVED.contains(&top) {
+        return Some("starts with a name the sandbox keeps for itself (.tmp, .codebox)");
+    }
     None
+}
+
+/// How a name clashes with the names before it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Clash {
+    /// Another file has this name.
+    #[error("repeats {0:?}")]
+    Repeated(String),
+    /// This name is a folder of an earlier file, or an earlier file is a folder of it.
+    #[error("{0:?} would be both a file and a folder")]
+    FileAndFolder(String),
+}
+
+/// The names of a project's files, taken one at a time: a project is a tree of files, so no
+/// name may repeat and none may be another's folder ("a" and "a/b").
+#[derive(Debug, Default)]
+pub struct Names {
+    files: HashSet<String>,
+    folders: HashSet<String>,
+}
+
+impl Names {
+    /// Adds `name` (already checked with [`name_problem`]), or says how it clashes.
+    pub fn add(&mut self, name: &str) -> Result<(), Clash> {
+        if self.files.contains(name) {
+            return Err(Clash::Repeated(name.to_string()));
+        }
+        if self.folders.contains(name) {
+            return Err(Clash::FileAndFolder(name.to_string()));
+        }
+        let folders: Vec<&str> = name.match_indices('/').map(|(at, _)| &name[..at]).collect();
+        if let Some(file) = folders.iter().find(|f| self.files.contains(**f)) {
+            return Err(Clash::FileAndFolder((*file).to_string()));
+        }
+        self.folders.extend(folders.into_iter().map(str::to_string));
+        self.files.insert(name.to_string());
+        Ok(())
+    }
 }
 
 /// What `language` needs among `names` to build.
@@ -124,19 +174,16 @@ pub fn check_project(language: Language, files: &[ProjectFile]) -> Result<(), Pr
     if total > MAX_PROJECT_BYTES {
         return Err(ProjectError::TooLarge(total));
     }
-    let mut names: Vec<&str> = Vec::with_capacity(files.len());
+    let mut names = Names::default();
     for (index, file) in files.iter().enumerate() {
         if let Some(reason) = name_problem(&file.name) {
             return Err(ProjectError::BadName { index, reason });
         }
-        if names.contains(&file.name.as_str()) {
-            return Err(ProjectError::Duplicate {
-                index,
-                name: file.name.clone(),
-            });
-        }
-        names.push(&file.name);
+        names
+            .add(&file.name)
+            .map_err(|clash| ProjectError::Clash { index, clash })?;
     }
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
     match entry_problem(language, &names) {
         Some(needs) => Err(ProjectError::NoEntry { language, needs }),
         None => Ok(()),
@@ -215,9 +262,49 @@ mod tests {
         assert_eq!(error.to_string(), "`files[1].name` repeats \"main.py\"");
         assert!(check_project(
             Language::Python,
-            &[file("main.py", ""), file(".hidden-ok", "")]
+            &[
+                file("main.py", ""),
+                file(".hidden-ok", ""),
+                file("a/.tmp", "")
+            ]
         )
         .is_ok());
+        for reserved in [".tmp", ".codebox", ".tmp/x.py", ".codebox/go-build"] {
+            assert!(
+                matches!(
+                    check_project(Language::Python, &[file("main.py", ""), file(reserved, "")]),
+                    Err(ProjectError::BadName { index: 1, .. })
+                ),
+                "{reserved}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_is_a_file_or_a_folder_never_both() {
+        let names = |list: &[&str]| {
+            let files: Vec<_> = list.iter().map(|n| file(n, "")).collect();
+            check_project(Language::Python, &files)
+        };
+        assert_eq!(
+            names(&["main.py", "lib/a.py", "lib/b/c.py", "lib/b/d.py"]),
+            Ok(())
+        );
+        for (list, culprit) in [
+            (&["main.py", "lib", "lib/a.py"][..], "lib"),
+            (&["main.py", "lib/a.py", "lib"], "lib"),
+            (&["main.py", "a/b/c.py", "a/b"], "a/b"),
+            (&["main.py", "a/b", "a/b/c/d.py"], "a/b"),
+            (&["main.py", "main.py/x.py"], "main.py"),
+        ] {
+            match names(list) {
+                Err(ProjectError::Clash {
+                    clash: Clash::FileAndFolder(name),
+                    ..
+                }) => assert_eq!(name, culprit, "{list:?}"),
+                other => panic!("{list:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

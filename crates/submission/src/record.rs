@@ -10,6 +10,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::judge::TestResult;
 use crate::{Language, Status, TimeLimit};
 
 /// How long a record lives (DynamoDB TTL on `expires_at`; readers ignore expired records).
@@ -80,6 +81,10 @@ record_types! {
     /// `wall`, `idle` or `cpu`).
     #[serde(default)]
     time_limit: Option<TimeLimit>,
+    /// A tests run's tests, in the request's order (Contract 2b; absent otherwise). The
+    /// fields above are then the deciding test's, and `time_ms` the slowest test's.
+    #[serde(default)]
+    tests: Option<Vec<TestResult>>,
 }
 
 impl Submission {
@@ -98,6 +103,7 @@ impl Submission {
             compile_output: None,
             time_ms: None,
             time_limit: None,
+            tests: None,
             created_at: now,
             started_at: None,
             finished_at: None,
@@ -125,6 +131,7 @@ impl RunResult {
             compile_output: None,
             time_ms: None,
             time_limit: None,
+            tests: None,
             finished_at: now,
         }
     }
@@ -160,6 +167,7 @@ mod tests {
             "compile_output",
             "time_ms",
             "time_limit",
+            "tests",
             "created_at",
             "started_at",
             "finished_at",
@@ -187,6 +195,7 @@ mod tests {
             compile_output: Some("cc".into()),
             time_ms: Some(7),
             time_limit: Some(TimeLimit::Idle),
+            tests: Some(vec![]),
             finished_at: now,
         };
         record.finish(&result);

@@ -135,6 +135,8 @@ pub struct RateHit {
     pub key: String,
     /// How many hits the counter may hold.
     pub limit: u32,
+    /// How many hits the action counts for (a submission with tests: one per test).
+    pub weight: u32,
     /// The window the hit falls in.
     pub window: Window,
     /// When the hit happens (Unix seconds).
@@ -148,8 +150,17 @@ impl RateHit {
         RateHit {
             key: window.key(scope, client),
             limit: limit.limit,
+            weight: 1,
             window,
             now,
+        }
+    }
+
+    /// The same hit, counting for `weight` hits (at least one).
+    pub fn weighing(self, weight: u32) -> Self {
+        RateHit {
+            weight: weight.max(1),
+            ..self
         }
     }
 
@@ -162,7 +173,8 @@ impl RateHit {
 /// Where the fixed-window rate counters live: shared by every process that enforces a limit.
 #[async_trait]
 pub trait RateCounter: Send + Sync {
-    /// Counts `hit` unless its counter already holds `hit.limit` hits, in one atomic step:
-    /// `true` when counted (allowed), `false` when refused (nothing counted).
+    /// Counts `hit` (`hit.weight` hits) unless the counter would then hold more than
+    /// `hit.limit`, in one atomic step: `true` when counted (allowed), `false` when refused
+    /// (nothing counted).
     async fn count(&self, hit: &RateHit) -> Result<bool, StoreError>;
 }

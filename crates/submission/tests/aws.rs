@@ -256,6 +256,7 @@ async fn resources_and_items_have_the_documented_shape() {
         compile_output: Some("cc1plus".into()),
         time_ms: Some(42),
         time_limit: None,
+        tests: None,
         finished_at: Utc::now(),
     };
     assert_eq!(

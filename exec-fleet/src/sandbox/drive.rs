@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::container::LogOutput;
-use chrono::Utc;
 use codebox_live::frame::{FromRun, Stream, ToRun};
-use codebox_sandbox::protocol::{self, Session};
-use codebox_sandbox::{Action, Clock, Failure, Input, InteractiveLimits, Run};
-use codebox_submission::{Language, RunResult};
+use codebox_sandbox::protocol::{self, Request, Session};
+use codebox_sandbox::{Action, Clock, Failure, Input, InteractiveLimits, Mode, Run};
+use codebox_submission::project::{check_project, ProjectFile};
+use codebox_submission::Language;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -26,12 +26,42 @@ use super::{Inner, SandboxError};
 /// How long to wait for a killed container to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// What to run.
-#[derive(Clone, Copy)]
-struct Program<'a> {
-    language: Language,
-    source: &'a [u8],
-    stdin: &'a [u8],
+/// What a container is asked to do: owned, so the run goes on if its caller stops waiting.
+pub(super) struct Program {
+    pub(super) language: Language,
+    pub(super) mode: Mode,
+    pub(super) files: Arc<[ProjectFile]>,
+    /// A build's program, for [`Mode::Built`] (empty otherwise).
+    pub(super) artifact: Arc<[u8]>,
+    pub(super) stdin: Vec<u8>,
+}
+
+impl Program {
+    /// A request in `mode` for a project and its stdin.
+    pub(super) fn new(
+        language: Language,
+        mode: Mode,
+        files: &[ProjectFile],
+        stdin: &str,
+    ) -> Program {
+        Program {
+            language,
+            mode,
+            files: files.into(),
+            artifact: Arc::from([]),
+            stdin: stdin.as_bytes().to_vec(),
+        }
+    }
+
+    fn request(&self) -> Request<'_> {
+        Request {
+            language: self.language,
+            mode: self.mode,
+            files: &self.files,
+            artifact: &self.artifact,
+            stdin: &self.stdin,
+        }
+    }
 }
 
 /// A started container claimed for one run, and what its supervisor said so far.
@@ -45,7 +75,8 @@ struct Claimed {
 
 /// How one container's attempt at a run ended.
 enum Attempt {
-    Done(RunResult),
+    /// The run is over: its result or build is in it.
+    Done(Box<Run>),
     /// A warm container failed before it took the program: try a fresh one.
     Retry(Failure),
 }
@@ -112,29 +143,21 @@ fn now() -> std::time::Instant {
 
 impl Inner {
     /// Runs a program on a warm container if there is one, else (or if the warm one turns
-    /// out dead) on a fresh one.
+    /// out dead) on a fresh one; returns the finished run.
     pub(super) async fn run(
         self: &Arc<Self>,
-        language: Language,
-        source: &[u8],
-        stdin: &[u8],
+        program: &Program,
         mut live: Option<Live>,
-    ) -> Result<RunResult, SandboxError> {
+    ) -> Result<Run, SandboxError> {
         if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(SandboxError::ShutDown);
         }
         let limits = &self.config.limits;
-        if source.len() > limits.max_source_bytes {
-            return Err(SandboxError::SourceTooLarge(source.len()));
+        let language = program.language;
+        check_project(language, &program.files)?;
+        if program.stdin.len() > limits.max_stdin_bytes {
+            return Err(SandboxError::StdinTooLarge(program.stdin.len()));
         }
-        if stdin.len() > limits.max_stdin_bytes {
-            return Err(SandboxError::StdinTooLarge(stdin.len()));
-        }
-        let program = Program {
-            language,
-            source,
-            stdin,
-        };
         if let Some(warm) = self.take_warm(language) {
             tracing::Span::current().record("warm", true);
             let claimed = Claimed {
@@ -149,7 +172,7 @@ impl Inner {
                 warm: true,
             };
             match self.drive(claimed, program, live.as_mut()).await? {
-                Attempt::Done(result) => return Ok(result),
+                Attempt::Done(run) => return Ok(*run),
                 Attempt::Retry(why) => {
                     warn!(%language, reason = %why, "warm container failed; using a fresh one")
                 }
@@ -164,16 +187,16 @@ impl Inner {
             warm: false,
         };
         match self.drive(claimed, program, live.as_mut()).await? {
-            Attempt::Done(result) => Ok(result),
+            Attempt::Done(run) => Ok(*run),
             Attempt::Retry(why) => Err(why.into()),
         }
     }
 
-    /// Feeds the program to a started container and watches it to the end.
+    /// Sends the request to a started container and watches it to the end.
     async fn drive(
         self: &Arc<Self>,
         claimed: Claimed,
-        program: Program<'_>,
+        program: &Program,
         live: Option<&mut Live>,
     ) -> Result<Attempt, SandboxError> {
         let Claimed {
@@ -183,14 +206,14 @@ impl Inner {
                     mut output,
                     input,
                 },
-            session,
+            mut session,
             mut guard,
             warm,
         } = claimed;
         tracing::Span::current().record("container", id.as_str());
         let docker = &self.docker;
 
-        let payload = protocol::stdin_payload(session.token(), program.source, program.stdin);
+        let payload = session.request(&program.request());
         let (clock, lines, relay_to) = match live {
             Some(live) => (
                 Clock::Interactive(live.limits),
@@ -286,7 +309,7 @@ impl Inner {
                     if exiting {
                         guard.existence = Existence::Exiting;
                     }
-                    return Ok(Attempt::Done(run.into_result(Utc::now())));
+                    return Ok(Attempt::Done(Box::new(run)));
                 }
                 Action::Abandon { retry, reason } => {
                     lifecycle::kill(docker, &id).await;

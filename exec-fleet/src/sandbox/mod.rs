@@ -4,13 +4,17 @@
 //! module is the I/O around it.
 //!
 //! ```text
-//! run(language, source, stdin)
+//! run(language, files, stdin)      compile and run a project (a single source: one file)
+//! build(language, files)           compile it once: Built (the program), or the result to
+//!                                  report (compile_error, ...)
+//! run_built(&built, stdin)         run a build's program, no compile step: a test's run
 //!   container: a warm one from the pool (pool.rs: created, attached, started, its supervisor
 //!              blocked on stdin), else a fresh one (lifecycle.rs: create, attach, start);
-//!              never reused; each alive container has its own run user id
-//!   drive.rs:  stdin <- protocol::stdin_payload; stdout/stderr, the deadline and the
-//!              engine's exit -> codebox_sandbox::Run -> read on / await exit / kill / retry /
-//!              done -> RunResult
+//!              never reused, so every run of a build has a container of its own; each
+//!              alive container has its own run user id
+//!   drive.rs:  stdin <- Session::request (the project, the mode, a build's program, stdin);
+//!              stdout/stderr, the deadline and the engine's exit -> codebox_sandbox::Run ->
+//!              read on / await exit / kill / retry / done -> RunResult or Build
 //!   the container is removed in the background, always; shutdown() waits for removals
 //! ```
 //!
@@ -19,6 +23,7 @@
 //! process is gone (a crashed fleet), and [`Sandbox::shutdown`] drains the pool and waits for
 //! pending removals.
 
+mod built;
 mod config;
 mod drive;
 mod lifecycle;
@@ -32,15 +37,18 @@ use bollard::Docker;
 use chrono::Utc;
 use codebox_sandbox::protocol::PROTOCOL_LABEL;
 use codebox_sandbox::spec::UidAllocator;
-use codebox_sandbox::Failure;
+use codebox_sandbox::{Failure, Mode, Run};
+use codebox_submission::project::{ProjectError, ProjectFile};
 use codebox_submission::{Language, RunResult};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{error, info, info_span, warn, Instrument};
 
+use drive::Program;
 use lifecycle::{Existence, Owner};
 use pool::Pool;
 
+pub use built::Built;
 pub use codebox_sandbox::PROTOCOL;
 pub use config::{RuntimeChoice, SandboxConfig, UnknownRuntime};
 pub use drive::Live;
@@ -74,9 +82,9 @@ pub enum SandboxError {
     /// A runner ended before it said READY.
     #[error("the runner ended before it was ready")]
     NotReady,
-    /// A source the API should have refused.
-    #[error("invalid run: source of {0} bytes is over the limit")]
-    SourceTooLarge(usize),
+    /// A project the API should have refused.
+    #[error("invalid run: {0}")]
+    Project(#[from] ProjectError),
     /// A stdin the API should have refused.
     #[error("invalid run: stdin of {0} bytes is over the limit")]
     StdinTooLarge(usize),
@@ -281,68 +289,105 @@ impl Sandbox {
             .collect()
     }
 
-    /// Runs a program. Never panics and never fails: CodeBox's own failures come back as
+    /// Runs a project (a single source is a project of one file, named the language's
+    /// entry: [`codebox_submission::toolchain::Toolchain::source_file`]): compiles it and runs
+    /// it with `stdin`. Never panics and never fails: CodeBox's own failures come back as
     /// `internal_error`. The run goes on (and its container is removed) even if the caller
     /// stops waiting.
-    pub async fn run(&self, language: Language, source: &str, stdin: &str) -> RunResult {
-        self.run_with(language, source, stdin, None).await
+    pub async fn run(&self, language: Language, files: &[ProjectFile], stdin: &str) -> RunResult {
+        self.run_with(Program::new(language, Mode::Run, files, stdin), None)
+            .await
     }
 
-    /// Runs a program interactively (Contract 4): `stdin` first, then the lines `live` brings
+    /// Runs a project interactively (Contract 4): `stdin` first, then the lines `live` brings
     /// until it ends the input; the program's output goes out through `live` as it comes.
     /// Held to `live.limits` instead of the batch run limit. Never fails, as [`Sandbox::run`].
     pub async fn run_live(
         &self,
         language: Language,
-        source: &str,
+        files: &[ProjectFile],
         stdin: &str,
         live: Live,
     ) -> RunResult {
-        self.run_with(language, source, stdin, Some(live)).await
+        self.run_with(Program::new(language, Mode::Run, files, stdin), Some(live))
+            .await
     }
 
-    async fn run_with(
+    /// Compiles a project once, in a fresh or warm container, and takes back what it built.
+    /// `Err` holds the result to report when the build did not succeed, as [`Sandbox::run`]
+    /// would have reported it: `compile_error` with the compile output (with `time_limit:
+    /// compile` when the compile step passed its limit), or `internal_error`.
+    pub async fn build(
         &self,
         language: Language,
-        source: &str,
-        stdin: &str,
+        files: &[ProjectFile],
+    ) -> Result<Built, RunResult> {
+        let program = Program::new(language, Mode::Build, files, "");
+        let files = program.files.clone();
+        let span = run_span(&program);
+        let build = match self.execute(program, None, span.clone()).await {
+            Ok(run) => run.into_build(Utc::now()).map_err(|failed| *failed),
+            Err(failed) => Err(failed),
+        };
+        match build {
+            Ok(build) => {
+                span.in_scope(|| info!(program_bytes = build.program.len(), "build finished"));
+                Ok(Built::new(language, files, build))
+            }
+            Err(result) => {
+                finished(&span, &result);
+                Err(result)
+            }
+        }
+    }
+
+    /// Runs a build's program with `stdin`, under the run limits, as a batch run, on a
+    /// container of its own (never one used before), without compiling. `compile_output` of
+    /// the result is the build's. Never fails, as [`Sandbox::run`].
+    pub async fn run_built(&self, built: &Built, stdin: &str) -> RunResult {
+        let mut result = self.run_with(built.program(stdin), None).await;
+        // The run's own compile step was skipped: the build's output is the one to show.
+        result.compile_output = built.compile_output().map(str::to_string);
+        result
+    }
+
+    async fn run_with(&self, program: Program, live: Option<Live>) -> RunResult {
+        let span = run_span(&program);
+        let result = match self.execute(program, live, span.clone()).await {
+            Ok(run) => run.into_result(Utc::now()),
+            Err(failed) => failed,
+        };
+        finished(&span, &result);
+        result
+    }
+
+    /// Does what `program` asks in a task of its own (which goes on if the caller stops
+    /// waiting); returns the finished run, or the result of CodeBox's failure.
+    async fn execute(
+        &self,
+        program: Program,
         live: Option<Live>,
-    ) -> RunResult {
+        span: tracing::Span,
+    ) -> Result<Run, RunResult> {
         let inner = self.inner.clone();
-        let (source, stdin) = (source.as_bytes().to_vec(), stdin.as_bytes().to_vec());
-        let span = info_span!(
-            "sandbox_run",
-            %language,
-            container = tracing::field::Empty,
-            warm = tracing::field::Empty,
-            status = tracing::field::Empty,
-            time_ms = tracing::field::Empty,
-        );
         let task = tokio::spawn(
             async move {
                 let _in_flight = InFlight::enter(&inner);
-                let result = match inner.run(language, &source, &stdin, live).await {
-                    Ok(result) => result,
-                    Err(e) => {
-                        error!(error = %e, "sandbox failure");
-                        RunResult::internal_error(format!("sandbox failure: {e}"), Utc::now())
-                    }
-                };
-                let span = tracing::Span::current();
-                span.record("status", result.status.as_str());
-                if let Some(t) = result.time_ms {
-                    span.record("time_ms", t);
-                }
-                info!("run finished");
-                result
+                inner.run(&program, live).await.map_err(|e| {
+                    error!(error = %e, "sandbox failure");
+                    RunResult::internal_error(format!("sandbox failure: {e}"), Utc::now())
+                })
             }
             .instrument(span),
         );
         match task.await {
-            Ok(result) => result,
+            Ok(outcome) => outcome,
             Err(e) => {
                 error!(error = %e, "sandbox run task failed");
-                RunResult::internal_error("sandbox failure: the run task failed", Utc::now())
+                Err(RunResult::internal_error(
+                    "sandbox failure: the run task failed",
+                    Utc::now(),
+                ))
             }
         }
     }
@@ -384,6 +429,28 @@ impl Sandbox {
         self.settle().await;
         info!(instance = %inner.owner.instance, "sandbox shut down");
     }
+}
+
+/// The span of one request to a container: its fields are filled in as it goes.
+fn run_span(program: &Program) -> tracing::Span {
+    info_span!(
+        "sandbox_run",
+        language = %program.language,
+        mode = program.mode.as_str(),
+        container = tracing::field::Empty,
+        warm = tracing::field::Empty,
+        status = tracing::field::Empty,
+        time_ms = tracing::field::Empty,
+    )
+}
+
+/// Logs a run's end in its span.
+fn finished(span: &tracing::Span, result: &RunResult) {
+    span.record("status", result.status.as_str());
+    if let Some(t) = result.time_ms {
+        span.record("time_ms", t);
+    }
+    span.in_scope(|| info!("run finished"));
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use codebox_exec_fleet::sandbox::{Sandbox, SandboxConfig};
+use codebox_submission::project::ProjectFile;
 use codebox_submission::{Language, RunResult, Status};
 use futures_util::future::join_all;
 use tokio::runtime::Runtime;
@@ -49,6 +50,37 @@ pub(crate) fn shared() -> &'static Sandbox {
     })
 }
 
+/// A single source as its project's one file, named the language's entry.
+pub(crate) fn single(language: Language, source: &str) -> [ProjectFile; 1] {
+    [ProjectFile {
+        name: language.toolchain().source_file.to_string(),
+        content: source.to_string(),
+    }]
+}
+
+/// A project of (name, content) files.
+pub(crate) fn project(files: &[(&str, &str)]) -> Vec<ProjectFile> {
+    files
+        .iter()
+        .map(|(name, content)| ProjectFile {
+            name: name.to_string(),
+            content: content.to_string(),
+        })
+        .collect()
+}
+
+/// Runs a single source on `sandbox`.
+pub(crate) async fn run_source(
+    sandbox: &Sandbox,
+    language: Language,
+    source: &str,
+    stdin: &str,
+) -> RunResult {
+    sandbox
+        .run(language, &single(language, source), stdin)
+        .await
+}
+
 pub(crate) fn run(language: Language, source: &str, stdin: &str) -> RunResult {
     run_all(&[(language, source, stdin)]).remove(0)
 }
@@ -60,7 +92,7 @@ pub(crate) fn run_all(runs: &[(Language, &str, &str)]) -> Vec<RunResult> {
     runtime().block_on(async {
         let results = join_all(
             runs.iter()
-                .map(|&(l, src, stdin)| sandbox.run(l, src, stdin)),
+                .map(|&(l, src, stdin)| run_source(sandbox, l, src, stdin)),
         )
         .await;
         sandbox.settle().await;

@@ -1,56 +1,88 @@
 //! The supervisor protocol: how the fleet and the supervisor inside a runner container talk.
-//! Both sides are built from this module: the fleet reads with [`Session`], the supervisor
+//! Both sides are built from this module: the fleet writes a request with [`Request`] and
+//! reads with [`Session`]; the supervisor reads the request with [`read_request`] and
 //! writes with the encoders below.
 //!
 //! Every runner container runs the supervisor as the child of its init (tini), as the run's
-//! unprivileged user, in /work (a fresh tmpfs). Its job: take the program from stdin, compile
-//! or syntax-check it, report that on stdout in a form the program cannot forge, run the
-//! program as its child, and report how it ended (END) as soon as it has, so the fleet has
-//! the result without waiting for the engine to notice the container's end. It then
-//! exits with the program's status, so the container ends, killing whatever the program
-//! left behind.
+//! unprivileged user, in /work (a fresh tmpfs). Its job: take the project from stdin, write
+//! it to /work, compile or syntax-check it, report that on stdout in a form the program
+//! cannot forge, then (by the request's mode) run the program as its child, or hand the built
+//! program back. It reports how it ended (END) as soon as it has, so the fleet has the result
+//! without waiting for the engine to notice the container's end. It then exits with that
+//! status, so the container ends, killing whatever the program left behind.
 //!
 //! ```text
 //! stdin, fleet -> supervisor:
-//!   "<T> <L>\n"    T = the run's token (32 lowercase hex digits, new for every run),
-//!                  L = source length in bytes, decimal ASCII, at most 8 digits
-//!   <L bytes>      the source; the supervisor writes it to /work/main.<ext>
-//!   <rest>         the program's stdin, up to EOF (the fleet closes its end)
+//!   "<T> <M> <N>\n"  T = the run's token (32 lowercase hex digits, new for every run),
+//!                    M = the mode (below), N = how many files follow, 1 to MAX_FILES + 1
+//!   N times:
+//!     "<l> <n> <p>\n" l = the name's length (at most MAX_NAME_BYTES), n = the content's,
+//!                    p = its permissions: 644, or 755 for a build's program (`built` only,
+//!                    once, at most MAX_ARTIFACT_BYTES); decimal ASCII, at most 8 digits
+//!     <l bytes>      the name, a relative path as a project names its files
+//!                    (codebox_submission::project::name_problem), never repeated, never
+//!                    both a file and a folder; written at /work/<name>, folders made
+//!     <n bytes>      the content; the 644 files hold at most MAX_PROJECT_BYTES together
+//!   <rest>           the program's stdin, up to EOF (the fleet closes its end)
+//!
+//! modes:
+//!   run     compile (or check), then run the program with the stdin that follows
+//!   build   compile only; on success hand the program back (ARTIFACT), run nothing
+//!   built   the project and a build's program (755, named as the toolchain's artifact):
+//!           no compile step (COMPILED 0 0 0 at once), then run it as `run` does. Python
+//!           checks in the interpreter that runs the program, so its check runs anyway.
 //!
 //! stdout, supervisor -> fleet, ASCII lines starting "CODEBOX/<PROTOCOL> ", in this order:
 //!   "READY\n"                          started, about to read stdin (a warm container
-//!                                      waits here for its program)
-//!   "COMPILE\n"                        source in place, compile step starts
+//!                                      waits here for its request)
+//!   "COMPILE\n"                        files in place, compile step starts
 //!                                      (a syntax check for python/javascript)
 //!   "COMPILED <status> <n> <total>\n"  it ended with exit status <status> (128+N: signal
 //!   <n bytes>                          N); its merged stdout+stderr was <total> bytes, the
 //!                                      first n (<= MAX_COMPILE_OUTPUT) follow, framed
-//!   "RUN\n"                            only after status 0; every later stdout byte is
-//!                                      the program's, up to END
-//!   "END <T> <status> <ooms>\n"        the program (or a failed compile step) ended with
-//!                                      <status>; <ooms> = the container's OOM kills so
-//!                                      far, or "-"; not necessarily at a line start
-//!   before RUN, instead: "FAIL <message>\n", exit 125 (a CodeBox fault)
+//!   run, built, after status 0:
+//!   "RUN\n"                            every later stdout byte is the program's, up to END
+//!   build, after status 0:
+//!   "ARTIFACT <n>\n"                   the built program (the toolchain's artifact: ./main)
+//!   <n bytes>                          follows, n <= MAX_ARTIFACT_BYTES (0 for python and
+//!                                      javascript, whose sources are the program)
+//!   "END <T> <status> <ooms>\n"        the program (or the compile step, or a build: 0)
+//!                                      ended with <status>; <ooms> = the container's OOM
+//!                                      kills so far, or "-"; not necessarily at a line start
+//!   before RUN or ARTIFACT, instead: "FAIL <message>\n", exit 125 (a CodeBox fault, or a
+//!                                      request the supervisor refuses)
 //!
 //! stderr: the program's alone, then "CODEBOX/<PROTOCOL> END <T>\n".
 //! ```
 //!
 //! Why it cannot be forged: everything the supervisor says up to RUN is on stdout and
-//! written before the program exists, and markers are read only up to RUN. The compiler
-//! sees hostile input, so its output travels length-framed. END carries the token, which
-//! the program never sees: it is read from stdin before the program exists, and the
-//! supervisor makes itself non-dumpable, so a program of the same user cannot read it out
-//! of the supervisor's memory (`/proc/<pid>/mem`, ptrace). The fleet trusts END only for a
-//! plain exit with no OOM kill reported; for anything else (SIGKILL, OOM kills, no END) it
-//! asks the engine. Docker delivers stdout and stderr as separate pipes with no relative
-//! order, so nothing here depends on interleaving: each stream has its own END after every
-//! program byte on it, and a stderr byte can only come from the program, so it means the
-//! program has started even if the RUN line is still in flight on stdout.
+//! written before the program exists, and markers are read only up to RUN; a build runs no
+//! program at all. The compiler sees hostile input, so its output travels length-framed, as
+//! does the program it built. END carries the token, which the program never sees: it is
+//! read from stdin before the program exists, and the supervisor makes itself non-dumpable,
+//! so a program of the same user cannot read it out of the supervisor's memory
+//! (`/proc/<pid>/mem`, ptrace). The fleet trusts END only for a plain exit with no OOM kill
+//! reported; for anything else (SIGKILL, OOM kills, no END) it asks the engine. Docker
+//! delivers stdout and stderr as separate pipes with no relative order, so nothing here
+//! depends on interleaving: each stream has its own END after every program byte on it, and
+//! a stderr byte can only come from the program, so it means the program has started even if
+//! the RUN line is still in flight on stdout.
+//!
+//! Why the names are checked twice: the fleet sends only projects that passed
+//! `check_project`, but the supervisor is the last line before the file system, so it
+//! refuses any name a project could not hold (absolute, `..`, a folder that is a file) and
+//! writes only new files in folders it made under /work (no symlink can be there: nothing
+//! but the supervisor has run in the container). A build's program comes back over the
+//! same stdin, in the same framing, so a `built` run is the same request with one file more.
 
 mod capture;
+mod request;
 mod session;
 
 pub use capture::Capture;
+pub use request::{
+    read_request, stdin_payload, File, FileHeader, Header, Mode, Request, RequestError,
+};
 pub use session::{Compiled, Session};
 
 use thiserror::Error;
@@ -58,7 +90,7 @@ use thiserror::Error;
 /// The protocol's version, written once: it is in every marker.
 macro_rules! version {
     () => {
-        "2"
+        "3"
     };
 }
 
@@ -74,66 +106,13 @@ pub const MAX_LINE: usize = 512;
 pub const MAX_COMPILE_OUTPUT: usize = 64 * 1024;
 /// The supervisor's exit status when it failed itself (FAIL).
 pub const FAIL_STATUS: i32 = 125;
-/// Digits in a run token.
-const TOKEN_LEN: usize = 32;
-/// Digits of the largest source length the header may carry.
-const MAX_LENGTH_DIGITS: usize = 8;
+/// The largest program a build hands back: half the work folder, so a run of it has room
+/// for its project and its own files.
+pub const MAX_ARTIFACT_BYTES: usize = 32 << 20;
 
 /// A new run token: 32 lowercase hex digits from a random UUID.
 pub fn new_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// What the fleet writes to the container's stdin.
-pub fn stdin_payload(token: &str, source: &[u8], stdin: &[u8]) -> Vec<u8> {
-    let header = format!("{token} {}\n", source.len());
-    let mut payload = Vec::with_capacity(header.len() + source.len() + stdin.len());
-    payload.extend_from_slice(header.as_bytes());
-    payload.extend_from_slice(source);
-    payload.extend_from_slice(stdin);
-    payload
-}
-
-/// The first line of stdin, as the supervisor reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// The run's token.
-    pub token: String,
-    /// The source's length in bytes.
-    pub source_len: usize,
-}
-
-/// Why a header line is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum HeaderError {
-    /// The token is not 32 lowercase hex digits.
-    #[error("malformed run token")]
-    Token,
-    /// The length is not decimal ASCII of at most 8 digits.
-    #[error("malformed source length")]
-    Length,
-}
-
-impl Header {
-    /// Parses "<T> <L>" (without its newline).
-    pub fn parse(line: &[u8]) -> Result<Header, HeaderError> {
-        let line = std::str::from_utf8(line).map_err(|_| HeaderError::Token)?;
-        let (token, length) = line.split_once(' ').ok_or(HeaderError::Token)?;
-        let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
-        if token.len() != TOKEN_LEN || !token.bytes().all(lower_hex) {
-            return Err(HeaderError::Token);
-        }
-        if length.is_empty()
-            || length.len() > MAX_LENGTH_DIGITS
-            || !length.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(HeaderError::Length);
-        }
-        Ok(Header {
-            token: token.to_string(),
-            source_len: length.parse().map_err(|_| HeaderError::Length)?,
-        })
-    }
 }
 
 /// The supervisor's words, encoded: what it writes on stdout (and END on stderr).
@@ -145,7 +124,7 @@ pub mod say {
         format!("{PREFIX}READY\n")
     }
 
-    /// "COMPILE": the source is in place and the compile step starts.
+    /// "COMPILE": the files are in place and the compile step starts.
     pub fn compile() -> String {
         format!("{PREFIX}COMPILE\n")
     }
@@ -158,6 +137,11 @@ pub mod say {
     /// "RUN": every later stdout byte is the program's.
     pub fn run() -> String {
         format!("{PREFIX}RUN\n")
+    }
+
+    /// "ARTIFACT": the built program's `size` bytes follow.
+    pub fn artifact(size: u64) -> String {
+        format!("{PREFIX}ARTIFACT {size}\n")
     }
 
     /// END on stdout: the status and the OOM kills counted (`None`: unknown).
@@ -204,7 +188,7 @@ pub enum ProtocolError {
     /// A marker whose fields do not parse.
     #[error("runner protocol violation: malformed {word} marker: {line:?}")]
     Malformed {
-        /// COMPILED or END.
+        /// COMPILED, ARTIFACT or END.
         word: &'static str,
         /// The line.
         line: String,
@@ -274,55 +258,6 @@ mod tests {
     const TOKEN: &str = "00112233445566778899aabbccddeeff";
 
     #[test]
-    fn payload_is_length_prefixed_and_the_header_parses_back() {
-        assert_eq!(
-            stdin_payload(TOKEN, b"print(1)", b"in\n"),
-            format!("{TOKEN} 8\nprint(1)in\n").as_bytes()
-        );
-        assert_eq!(
-            stdin_payload(TOKEN, b"", b""),
-            format!("{TOKEN} 0\n").as_bytes()
-        );
-        let token = new_token();
-        assert!(
-            token.len() == 32
-                && token
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        );
-        assert_ne!(token, new_token());
-        let payload = stdin_payload(&token, b"abc", b"");
-        let line = &payload[..payload.len() - 4];
-        assert_eq!(
-            Header::parse(line),
-            Ok(Header {
-                token,
-                source_len: 3
-            })
-        );
-    }
-
-    #[test]
-    fn bad_headers_are_refused() {
-        let upper = TOKEN.to_uppercase();
-        for (line, error) in [
-            (TOKEN.to_string(), HeaderError::Token),
-            (format!("{} 1", &TOKEN[1..]), HeaderError::Token),
-            (format!("{upper} 1"), HeaderError::Token),
-            (format!("{TOKEN} "), HeaderError::Length),
-            (format!("{TOKEN} 123456789"), HeaderError::Length),
-            (format!("{TOKEN} -1"), HeaderError::Length),
-            (format!("{TOKEN} 1 2"), HeaderError::Length),
-        ] {
-            assert_eq!(Header::parse(line.as_bytes()), Err(error), "{line:?}");
-        }
-        assert_eq!(
-            Header::parse(format!("{TOKEN} 99999999").as_bytes()).map(|h| h.source_len),
-            Ok(99_999_999)
-        );
-    }
-
-    #[test]
     fn what_the_supervisor_says_is_what_the_session_reads() {
         let mut session = Session::new(1024, TOKEN.to_string());
         let mut stdout = String::new();
@@ -365,7 +300,54 @@ mod tests {
         assert!(say::fail(&"x".repeat(4096)).len() <= MAX_LINE);
         assert_eq!(
             say::end_stdout(TOKEN, 137, None),
-            format!("CODEBOX/2 END {TOKEN} 137 -\n")
+            format!("CODEBOX/3 END {TOKEN} 137 -\n")
         );
+    }
+
+    /// A session that sent a build request.
+    fn building() -> Session {
+        let mut session = Session::new(16, TOKEN.to_string());
+        let request = Request {
+            language: codebox_submission::Language::C,
+            mode: Mode::Build,
+            files: &[],
+            artifact: b"",
+            stdin: b"",
+        };
+        assert!(session.request(&request).starts_with(TOKEN.as_bytes()));
+        session
+    }
+
+    #[test]
+    fn a_build_hands_its_program_back_framed_and_runs_nothing() {
+        let program = b"\x7fELF\nCODEBOX/3 RUN\nnot a marker";
+        let compiled = say::ready() + &say::compile() + &say::compiled(0, 0, 0);
+        let mut bytes = (compiled.clone() + &say::artifact(program.len() as u64)).into_bytes();
+        bytes.extend_from_slice(program);
+        bytes.extend_from_slice(say::end_stdout(TOKEN, 0, Some(0)).as_bytes());
+        for split in 0..bytes.len() {
+            let mut session = building();
+            let mut events = session.on_stdout(&bytes[..split]).unwrap();
+            events.extend(session.on_stdout(&bytes[split..]).unwrap());
+            events.extend(session.on_stderr(say::end_stderr(TOKEN).as_bytes()));
+            assert!(!session.program_started(), "split at {split}");
+            assert_eq!(session.artifact(), Some(&program[..]), "split at {split}");
+            assert_eq!(session.stdout().bytes(), b"", "split at {split}");
+            let end = End {
+                status: 0,
+                ooms: Some(0),
+            };
+            assert_eq!(events.last(), Some(&Event::Ended(end)), "split at {split}");
+        }
+        // A build never says RUN, a run never hands a program back, and a program has a cap.
+        assert!(building()
+            .on_stdout((compiled.clone() + &say::run()).as_bytes())
+            .is_err());
+        let mut run = Session::new(16, TOKEN.to_string());
+        assert!(run
+            .on_stdout((compiled.clone() + &say::artifact(0)).as_bytes())
+            .is_err());
+        let too_big = compiled + &say::artifact(MAX_ARTIFACT_BYTES as u64 + 1);
+        assert!(building().on_stdout(too_big.as_bytes()).is_err());
     }
 }

@@ -2,7 +2,10 @@
 //! container's streams deliver, split into markers, compile output and the program's bytes.
 
 use super::capture::{Capture, MarkerScan};
-use super::{End, Event, ProtocolError, MAX_COMPILE_OUTPUT, MAX_LINE, PREFIX};
+use super::{
+    End, Event, Mode, ProtocolError, Request, MAX_ARTIFACT_BYTES, MAX_COMPILE_OUTPUT, MAX_LINE,
+    PREFIX,
+};
 
 /// A complete marker line, and the chunk's bytes after its newline.
 type LineAndRest<'a> = (Vec<u8>, &'a [u8]);
@@ -18,6 +21,12 @@ enum Stage {
         remaining: usize,
     },
     AwaitRun,
+    /// A build compiled: its program comes next.
+    AwaitArtifact,
+    /// Reading the framed program.
+    Artifact {
+        remaining: usize,
+    },
     Running,
     /// END and the token seen on stdout: reading "<status> <ooms>\n".
     EndLine,
@@ -38,6 +47,8 @@ impl Stage {
             Stage::Compiling => "waiting for COMPILED",
             Stage::CompileOutput { .. } => "reading compile output",
             Stage::AwaitRun => "waiting for RUN",
+            Stage::AwaitArtifact => "waiting for ARTIFACT",
+            Stage::Artifact { .. } => "reading the built program",
             Stage::Running => "running",
             Stage::EndLine => "reading END",
             Stage::AwaitEnd => "waiting for END",
@@ -62,11 +73,15 @@ pub struct Compiled {
 #[derive(Debug)]
 pub struct Session {
     token: String,
+    /// What was asked of the supervisor (a warm container's session learns it late).
+    mode: Mode,
     stage: Stage,
     line: Vec<u8>,
     compile: Option<Compiled>,
     compile_buf: Vec<u8>,
     compile_total: u64,
+    artifact_buf: Vec<u8>,
+    artifact: Option<Vec<u8>>,
     failure: Option<String>,
     program_started: bool,
     stdout: Capture,
@@ -80,18 +95,22 @@ pub struct Session {
 
 impl Session {
     /// A session for a container whose supervisor has not said anything yet; `token` is the
-    /// run's (see [`super::new_token`]), sent with the program by [`super::stdin_payload`].
+    /// run's (see [`super::new_token`]), sent with the request by [`Session::request`]. It
+    /// expects a run until told otherwise.
     pub fn new(output_cap: usize, token: String) -> Self {
         let prefix = PREFIX;
         Session {
             stdout_end: MarkerScan::new(format!("{prefix}END {token} ").into_bytes()),
             stderr_end: MarkerScan::new(format!("{prefix}END {token}\n").into_bytes()),
             token,
+            mode: Mode::Run,
             stage: Stage::AwaitReady,
             line: Vec::new(),
             compile: None,
             compile_buf: Vec::new(),
             compile_total: 0,
+            artifact_buf: Vec::new(),
+            artifact: None,
             failure: None,
             program_started: false,
             stdout: Capture::new(output_cap),
@@ -104,6 +123,23 @@ impl Session {
     /// The run's token.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The bytes to write to the container's stdin for `request`; from now on the session
+    /// expects what the request's mode brings (a build's program, or the program's run).
+    pub fn request(&mut self, request: &Request) -> Vec<u8> {
+        self.mode = request.mode;
+        request.encode(&self.token)
+    }
+
+    /// The program a build handed back, once all of it arrived.
+    pub fn artifact(&self) -> Option<&[u8]> {
+        self.artifact.as_deref()
+    }
+
+    /// Takes the program a build handed back.
+    pub(crate) fn take_artifact(&mut self) -> Option<Vec<u8>> {
+        self.artifact.take()
     }
 
     /// Whether READY has been seen.
@@ -197,6 +233,17 @@ impl Session {
                         self.end_compile(status, &mut events);
                     }
                 }
+                Stage::Artifact { remaining } => {
+                    let take = remaining.min(data.len());
+                    self.artifact_buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    self.stage = Stage::Artifact {
+                        remaining: remaining - take,
+                    };
+                    if remaining == take {
+                        self.end_artifact();
+                    }
+                }
                 _ => match self.read_line(data)? {
                     Some((line, rest)) => {
                         data = rest;
@@ -277,12 +324,18 @@ impl Session {
             output: std::mem::take(&mut self.compile_buf),
             total: self.compile_total,
         });
-        self.stage = if status == 0 {
-            Stage::AwaitRun
-        } else {
-            Stage::AwaitEnd
+        self.stage = match (status, self.mode) {
+            (0, Mode::Build) => Stage::AwaitArtifact,
+            (0, Mode::Run | Mode::Built) => Stage::AwaitRun,
+            _ => Stage::AwaitEnd,
         };
         events.push(Event::Compiled { status });
+    }
+
+    fn end_artifact(&mut self) {
+        self.artifact = Some(std::mem::take(&mut self.artifact_buf));
+        // Only END may follow, as after a failed compile step.
+        self.stage = Stage::AwaitEnd;
     }
 
     fn on_line(&mut self, line: &[u8], events: &mut Vec<Event>) -> Result<(), ProtocolError> {
@@ -331,6 +384,21 @@ impl Session {
                     self.end_compile(status, events);
                 }
             }
+            (Stage::AwaitArtifact, "ARTIFACT") => {
+                let size = rest
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&size| size <= MAX_ARTIFACT_BYTES)
+                    .ok_or_else(|| ProtocolError::Malformed {
+                        word: "ARTIFACT",
+                        line: text.to_string(),
+                    })?;
+                self.artifact_buf.reserve_exact(size);
+                self.stage = Stage::Artifact { remaining: size };
+                if size == 0 {
+                    self.end_artifact();
+                }
+            }
             (Stage::AwaitRun, "RUN") => {
                 self.stage = Stage::Running;
                 if !self.program_started {
@@ -352,7 +420,11 @@ impl Session {
                 self.check_ended(events);
             }
             (
-                Stage::AwaitReady | Stage::AwaitCompile | Stage::Compiling | Stage::AwaitRun,
+                Stage::AwaitReady
+                | Stage::AwaitCompile
+                | Stage::Compiling
+                | Stage::AwaitRun
+                | Stage::AwaitArtifact,
                 "FAIL",
             ) => {
                 self.stage = Stage::Failed;

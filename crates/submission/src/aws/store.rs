@@ -274,21 +274,25 @@ impl PayloadStore for DynamoStore {
 #[async_trait]
 impl RateCounter for DynamoStore {
     async fn count(&self, hit: &RateHit) -> Result<bool, StoreError> {
-        // The condition lets a first hit through whatever the limit: a zero limit is decided here.
-        if hit.limit == 0 {
+        // The condition lets a first hit through whatever the limit: a hit heavier than the
+        // whole limit is decided here. A condition cannot add, so it compares with the room
+        // the counter must have left.
+        let Some(room) = hit.limit.checked_sub(hit.weight) else {
             return Ok(false);
-        }
+        };
         let outcome = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(ID, AttributeValue::S(rate_id(hit)))
-            .update_expression(format!("ADD #{HITS} :one SET #{EXPIRES_AT} = :expires_at"))
-            .condition_expression(format!("attribute_not_exists(#{HITS}) OR #{HITS} < :limit"))
+            .update_expression(format!(
+                "ADD #{HITS} :weight SET #{EXPIRES_AT} = :expires_at"
+            ))
+            .condition_expression(format!("attribute_not_exists(#{HITS}) OR #{HITS} <= :room"))
             .expression_attribute_names(format!("#{HITS}"), HITS)
             .expression_attribute_names(format!("#{EXPIRES_AT}"), EXPIRES_AT)
-            .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":limit", number(hit.limit))
+            .expression_attribute_values(":weight", number(hit.weight))
+            .expression_attribute_values(":room", number(room))
             .expression_attribute_values(":expires_at", number(rate_expires_at(hit)))
             .send()
             .await;
@@ -369,6 +373,7 @@ mod tests {
             compile_output: Some(String::new()),
             time_ms: Some(u64::MAX),
             time_limit: Some(crate::TimeLimit::Cpu),
+            tests: None,
             finished_at: now,
         });
         let item = record_item(&record).unwrap();
@@ -423,12 +428,16 @@ mod tests {
             123_456_789
         );
         assert_eq!(record.time_limit, None);
-        // Written back, it gains only the attribute added since (issue 13).
+        assert_eq!(record.tests, None);
+        // Written back, it gains only the attributes added since (issues 13 and 14).
         let mut written = record_item(&record).unwrap();
-        assert_eq!(
-            written.remove("time_limit"),
-            Some(AttributeValue::Null(true))
-        );
+        for added in ["time_limit", "tests"] {
+            assert_eq!(
+                written.remove(added),
+                Some(AttributeValue::Null(true)),
+                "{added}"
+            );
+        }
         assert_eq!(written, item);
     }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{Duration as Span, Utc};
 use codebox_access::RateLimit;
 use codebox_submission::{
-    Job, JobQueue, Language, PayloadStore, QueueError, RateCounter, RateHit, RunResult, Status,
-    StoreError, Submission, SubmissionStore, Transition, PAYLOAD_PART_BYTES,
+    Job, JobQueue, Language, Payload, PayloadStore, Program, QueueError, RateCounter, RateHit,
+    RunResult, Status, StoreError, Submission, SubmissionStore, Transition, PAYLOAD_PART_BYTES,
 };
 
 /// A job with a unique id.
@@ -19,8 +19,10 @@ pub(crate) fn job(tag: &str) -> Job {
     Job {
         id: format!("{tag}-{}", uuid::Uuid::new_v4()),
         language: Language::Python,
-        source: format!("print('{tag}')"),
-        stdin: "in\u{0}put".into(),
+        payload: Payload::Inline(Program {
+            stdin: "in\u{0}put".into(),
+            ..Program::single(Language::Python, format!("print('{tag}')"), String::new())
+        }),
         room: Some(tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
         run_credential: None,
     }
@@ -171,6 +173,7 @@ fn result(status: Status, stdout: &str) -> RunResult {
         compile_output: Some("warning: x".into()),
         time_ms: Some(12),
         time_limit: None,
+        tests: None,
         finished_at: Utc::now(),
     }
 }
@@ -274,6 +277,31 @@ pub(crate) async fn records_round_trip_exactly(store: &dyn SubmissionStore) {
         compile_output: None,
         time_ms: Some(5_000),
         time_limit: Some(codebox_submission::TimeLimit::Run),
+        // A tests run's list of tests is stored and read back whole (nested maps).
+        tests: Some(vec![
+            codebox_submission::judge::TestResult {
+                status: Status::Accepted,
+                time_ms: Some(3),
+                exit_code: Some(0),
+                signal: None,
+                stdout: "4\n".into(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                time_limit: None,
+            },
+            codebox_submission::judge::TestResult {
+                status: Status::TimeLimitExceeded,
+                time_ms: Some(5_000),
+                exit_code: None,
+                signal: Some(9),
+                stdout: "é".repeat(10),
+                stderr: "x".into(),
+                stdout_truncated: true,
+                stderr_truncated: false,
+                time_limit: Some(codebox_submission::TimeLimit::Run),
+            },
+        ]),
         finished_at: Utc::now(),
     };
     assert_eq!(
@@ -380,6 +408,23 @@ pub(crate) async fn rate_counters_share_one_limit(
     let closed = RateLimit { limit: 0, ..RATE };
     let refused = RateHit::new("runs", &fresh_client(), closed, now);
     assert!(!first.count(&refused).await.unwrap(), "a zero limit");
+
+    // A weighed hit (a submission's tests) counts for its weight, all or nothing.
+    let client = fresh_client();
+    let one = RateHit::new("runs", &client, RATE, now);
+    let two = one.clone().weighing(2);
+    assert!(first.count(&two).await.unwrap());
+    assert!(!second.count(&two).await.unwrap(), "2 + 2 is over 3");
+    assert!(second.count(&one).await.unwrap(), "2 + 1 is not");
+    assert!(!first.count(&one).await.unwrap(), "the counter is full");
+    let heavy = RateHit::new("runs", &fresh_client(), RATE, now).weighing(RATE.limit + 1);
+    assert!(
+        !first.count(&heavy).await.unwrap(),
+        "heavier than the limit"
+    );
+    let whole = RateHit::new("runs", &fresh_client(), RATE, now).weighing(RATE.limit);
+    assert!(second.count(&whole).await.unwrap(), "exactly the limit");
+    assert_eq!(RateHit::new("runs", "c", RATE, now).weighing(0).weight, 1);
 }
 
 /// Many hits at once, spread over the handles: exactly `limit` are counted. Only for
