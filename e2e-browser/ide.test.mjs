@@ -531,7 +531,8 @@ test('runs through the edge: the room\'s edit token, then the exec API gets the 
     assert.equal(request.headers.authorization, undefined, 'the room token stays at the edge');
     assert.equal(request.headers['x-codebox-edge-secret'], secret, 'the edge proves itself; a client cannot');
 
-    const tooBig = await submit({ authorization: `Bearer ${room.edit_token}` }, 'x'.repeat(2 * 1024 * 1024));
+    // Past the most the edge buffers: a project and its tests (6 MiB, codebox-access's MAX_SUBMISSION_BODY_BYTES).
+    const tooBig = await submit({ authorization: `Bearer ${room.edit_token}` }, 'x'.repeat(6 * 1024 * 1024 + 1));
     assert.equal(tooBig.status, 413);
     assert.equal((await tooBig.json()).error.code, 'payload_too_large');
 
