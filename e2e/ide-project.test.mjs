@@ -17,7 +17,7 @@ const presence = await importIdeModule('presence');
 const LIMITS = { max_files: 32, max_project_bytes: 256 * 1024, max_tests: 32, max_test_bytes: 64 * 1024 };
 
 test('names: what the exec API takes is taken, the rest is refused with why', () => {
-  for (const ok of ['main.py', 'lib/util.py', 'a/b/c.h', 'x-y_z.1', '.hidden', 'a..b']) assert.equal(paths.pathProblem(ok), null, ok);
+  for (const ok of ['main.py', 'lib/util.py', 'a/b/c.h', 'x-y_z.1', '.hidden', 'a..b', 'lib/.tmp', '.tmpx']) assert.equal(paths.pathProblem(ok), null, ok);
   const refused = {
     '': /empty/,
     '/etc/passwd': /relative/,
@@ -29,6 +29,8 @@ test('names: what the exec API takes is taken, the rest is refused with why', ()
     'ü.py': /only letters/,
     'a\\b': /only letters/,
     'codebox-tests/1.in': /downloaded zip keeps the tests/,
+    '.tmp': /sandbox keeps for itself/,
+    '.codebox/x.c': /sandbox keeps for itself/,
     [`${'a'.repeat(251)}/b.py`]: /longer than 255 bytes/,
   };
   for (const [name, why] of Object.entries(refused)) assert.match(paths.pathProblem(name), why, JSON.stringify(name));

@@ -8,6 +8,10 @@ import type { ProjectLimits } from './limits';
 /** Longest path, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 255;
 
+/** Top-level names the sandbox keeps for itself in the project's folder (crates/submission's
+ * project::RESERVED: its temporary and scratch folders). */
+const RESERVED = ['.tmp', '.codebox'];
+
 /** The folder a downloaded zip keeps the tests in (`codebox-tests/1.in`, `1.out`…); an upload
  * reads it back as tests, so no project file may live there. */
 export const TESTS_FOLDER = 'codebox-tests';
@@ -40,7 +44,9 @@ export function pathProblem(path: string): string | null {
     if (segment === '.' || segment === '..') return `“${path}” may not hold “.” or “..” as a name.`;
     if (!SEGMENT.test(segment)) return `“${path}” may hold only letters A–Z and a–z, digits, “.”, “_”, “-” and “/” between folders.`;
   }
-  if (path === TESTS_FOLDER || path.startsWith(`${TESTS_FOLDER}/`)) return `“${TESTS_FOLDER}” is where a downloaded zip keeps the tests: use another folder name.`;
+  const top = path.split('/')[0];
+  if (RESERVED.includes(top)) return `“${top}” is a name the sandbox keeps for itself (${RESERVED.join(', ')}): use another name.`;
+  if (top === TESTS_FOLDER) return `“${TESTS_FOLDER}” is where a downloaded zip keeps the tests: use another folder name.`;
   return null;
 }
 
