@@ -297,9 +297,13 @@ fn each_run_of_a_build_has_a_fresh_container_warm_or_not() {
     assert_eq!(containers_labelled(&label), Vec::<String>::new());
 }
 
-/// Builds on the shared sandbox, and waits until its container is removed.
-async fn build_on_shared(language: Language, files: &[ProjectFile]) -> Result<Built, RunResult> {
-    let sandbox = shared();
+/// Builds on `sandbox` (the shared one: take it with `shared()` outside the runtime, which
+/// connects it on first use), and waits until its container is removed.
+async fn build_on_shared(
+    sandbox: &Sandbox,
+    language: Language,
+    files: &[ProjectFile],
+) -> Result<Built, RunResult> {
     let built = sandbox.build(language, files).await;
     sandbox.settle().await;
     built
@@ -308,13 +312,13 @@ async fn build_on_shared(language: Language, files: &[ProjectFile]) -> Result<Bu
 /// A build that must succeed.
 fn build(language: Language, files: &[ProjectFile]) -> Built {
     runtime()
-        .block_on(build_on_shared(language, files))
+        .block_on(build_on_shared(shared(), language, files))
         .unwrap_or_else(|result| panic!("{language}: {result:#?}"))
 }
 
 /// A build that must fail: the result it reports.
 fn build_error(language: Language, files: &[ProjectFile]) -> RunResult {
-    match runtime().block_on(build_on_shared(language, files)) {
+    match runtime().block_on(build_on_shared(shared(), language, files)) {
         Ok(built) => panic!("{language} built: {built:?}"),
         Err(result) => result,
     }
