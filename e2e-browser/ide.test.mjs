@@ -9,55 +9,21 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import * as Y from 'yjs';
+import { test } from 'node:test';
 
 import {
-  connected, connectionState, cursorNames, editorReady, editorText, inputText, launchBrowser, openRoom, peopleNames,
-  person, recordStatuses, recordedStatuses, setInput, setProgram, shownRun, newRoom, waitForRun,
+  connected, connectionState, cursorNames, editorReady, editorText, inputText, openRoom, peopleNames,
+  recordStatuses, recordedStatuses, setInput, setProgram, shownRun, newRoom, waitForRun,
 } from './browser.mjs';
-import { DevStack, LoneEdge, REPO, alive, freePort, portOpen, sleep, waitFor } from './stack.mjs';
+import { browserSuite } from './suite.mjs';
+import { LoneEdge, REPO, alive, freePort, portOpen, sleep, waitFor } from './stack.mjs';
 
 const ADA = { name: 'Ada Lovelace', color: '#6e56cf' };
 const GRACE = { name: 'Grace Hopper', color: '#12a594' };
 const LINUS = { name: 'Linus Torvalds', color: '#f76b15' };
 
-let stack;
-let browser;
-const people = [];
-let failed = false;
-
-before(async () => {
-  stack = await DevStack.start();
-  browser = await launchBrowser();
-}, { timeout: 20 * 60_000 }); // the first `make dev` on a machine may build a lot
-
-after(async () => {
-  await Promise.allSettled(people.map((p) => p.context.close()));
-  await browser?.close();
-  await stack?.dispose({ keep: failed });
-});
-
-/** A test body with the stack's log attached to any failure, and no page errors allowed. */
-const e2e = (body) => async (t) => {
-  const mine = [];
-  const join = async (who) => {
-    const p = await person(browser, who);
-    people.push(p);
-    mine.push(p);
-    return p;
-  };
-  try {
-    await body({ join, t });
-    for (const p of mine) assert.deepEqual(p.errors.map(String), [], `${p.name}'s page threw`);
-  } catch (error) {
-    failed = true;
-    error.message += `\n--- make dev log (tail) ---\n${stack?.dev.tail(40)}`;
-    throw error;
-  } finally {
-    await Promise.allSettled(mine.map((p) => p.context.close()));
-  }
-};
+const suite = browserSuite();
+const { e2e, serverDoc } = suite;
 
 /** The room's document as the edge stores it (GET /rooms/{room}/snapshot, with its view token). */
 /** The link the open Share menu shows for `role`, once loaded. */
@@ -67,35 +33,27 @@ async function linkShown(who, role) {
   return who.page.inputValue(field);
 }
 
-async function serverDoc(room) {
-  const response = await fetch(`${stack.url}/rooms/${room.room}/snapshot`, { headers: { authorization: `Bearer ${room.view_token}` } });
-  assert.equal(response.status, 200);
-  const doc = new Y.Doc();
-  Y.applyUpdate(doc, new Uint8Array(await response.arrayBuffer()));
-  return doc;
-}
-
 test('the edge serves the IDE (SPA fallback for /r/{room}) and proxies /api to the exec API', { timeout: 60_000 }, e2e(async () => {
-  const index = await fetch(`${stack.url}/`);
+  const index = await fetch(`${suite.stack.url}/`);
   assert.equal(index.status, 200);
   const html = await index.text();
   assert.match(html, /<script type="module" src="\/assets\/main-[A-Z0-9]+\.js">/);
-  const roomPage = await fetch(`${stack.url}/r/some-room-1`, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } });
+  const roomPage = await fetch(`${suite.stack.url}/r/some-room-1`, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } });
   assert.equal(roomPage.status, 200);
   assert.equal(await roomPage.text(), html, '/r/{room} serves index.html');
   const script = html.match(/src="(\/assets\/[^"]+)"/)[1];
-  const asset = await fetch(`${stack.url}${script}`);
+  const asset = await fetch(`${suite.stack.url}${script}`);
   assert.equal(asset.status, 200);
   assert.match(asset.headers.get('content-type'), /javascript/);
 
-  const languages = await fetch(`${stack.url}/api/v1/languages`);
+  const languages = await fetch(`${suite.stack.url}/api/v1/languages`);
   assert.equal(languages.status, 200);
   const ids = (await languages.json()).languages.map((l) => l.id).sort();
   assert.deepEqual(ids, ['c', 'cpp', 'go', 'javascript', 'python', 'rust']);
   // A run needs the room's edit token; method, body and content type reach the exec API and
   // its errors come back as they are.
-  const room = await newRoom(stack.url);
-  const submit = (body, token = room.edit_token) => fetch(`${stack.url}/api/v1/submissions`, {
+  const room = await newRoom(suite.stack.url);
+  const submit = (body, token = room.edit_token) => fetch(`${suite.stack.url}/api/v1/submissions`, {
     method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body),
   });
   const viewer = await submit({ language: 'python', source: 'print(1)' }, room.view_token);
@@ -108,20 +66,20 @@ test('the edge serves the IDE (SPA fallback for /r/{room}) and proxies /api to t
   assert.equal(accepted.status, 202);
   const { id } = await accepted.json();
   const record = await waitFor(async () => {
-    const r = await (await fetch(`${stack.url}/api/v1/submissions/${id}`)).json();
+    const r = await (await fetch(`${suite.stack.url}/api/v1/submissions/${id}`)).json();
     return r.status === 'ok' && r;
   }, 60_000, 'the proxied submission to finish', 200);
   assert.equal(record.stdout, '42\n');
-  const missing = await fetch(`${stack.url}/api/v1/submissions/nope`);
+  const missing = await fetch(`${suite.stack.url}/api/v1/submissions/nope`);
   assert.equal(missing.status, 404);
   // The Worker's own paths still win over the assets.
-  assert.equal((await fetch(`${stack.url}/rooms/x`)).status, 401);
+  assert.equal((await fetch(`${suite.stack.url}/rooms/x`)).status, 401);
 }));
 
 test('landing page: create a room, share its edit link, and the link opens it for someone else', { timeout: 60_000 }, e2e(async ({ join }) => {
   const ada = await join(ADA);
-  await ada.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.url });
-  await ada.page.goto(`${stack.url}/`);
+  await ada.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: suite.stack.url });
+  await ada.page.goto(`${suite.stack.url}/`);
   await ada.page.click('[data-testid=create-room]');
   await ada.page.waitForURL(/\/r\/[A-Za-z0-9_-]{22}$/); // 128 random bits; the token left the address bar
   const room = new URL(ada.page.url()).pathname.split('/')[2];
@@ -129,21 +87,21 @@ test('landing page: create a room, share its edit link, and the link opens it fo
   assert.equal(await ada.page.textContent('[data-testid=room-name]'), room);
   await ada.page.click('[data-testid=share]');
   const editLink = await linkShown(ada, 'edit');
-  assert.match(editLink, new RegExp(`^${stack.url}/r/${room}#edit=[A-Za-z0-9_-]+$`));
-  assert.match(await linkShown(ada, 'view'), new RegExp(`^${stack.url}/r/${room}#view=[A-Za-z0-9_-]+$`));
+  assert.match(editLink, new RegExp(`^${suite.stack.url}/r/${room}#edit=[A-Za-z0-9_-]+$`));
+  assert.match(await linkShown(ada, 'view'), new RegExp(`^${suite.stack.url}/r/${room}#view=[A-Za-z0-9_-]+$`));
   await ada.page.click('[data-testid=copy-edit-link]');
   await ada.page.waitForSelector('[data-testid=copy-edit-link]:has-text("Copied")');
   assert.equal(await ada.page.evaluate(() => navigator.clipboard.readText()), editLink);
 
   const grace = await join(GRACE);
-  await grace.page.goto(`${stack.url}/`);
+  await grace.page.goto(`${suite.stack.url}/`);
   // A bare room name is not enough: the link carries the key.
   await grace.page.fill('[data-testid=join-input]', room);
   await grace.page.click('[data-testid=join-room]');
   await grace.page.waitForSelector('.form-error:has-text("whole link")');
   await grace.page.fill('[data-testid=join-input]', editLink); // a pasted link works
   await grace.page.click('[data-testid=join-room]');
-  await grace.page.waitForURL(`${stack.url}/r/${room}`);
+  await grace.page.waitForURL(`${suite.stack.url}/r/${room}`);
   await connected(grace);
   await waitFor(async () => (await peopleNames(grace)).includes(ADA.name), 10_000, 'Grace to see Ada here');
   // Names are remembered and editable: Grace renames herself, Ada sees it live.
@@ -153,18 +111,18 @@ test('landing page: create a room, share its edit link, and the link opens it fo
   await waitFor(async () => (await peopleNames(ada)).includes('Rear Admiral Hopper'), 10_000, 'Ada to see the new name');
   assert.equal(JSON.parse(await grace.page.evaluate(() => localStorage.getItem('codebox.user'))).name, 'Rear Admiral Hopper');
   // The room is among Grace's recent rooms, and opens from there.
-  await grace.page.goto(`${stack.url}/`);
+  await grace.page.goto(`${suite.stack.url}/`);
   await grace.page.click(`[data-testid=recent-room]:has-text("${room}")`);
   await connected(grace);
   // Without its link, a room does not open.
   const linus = await join(LINUS);
-  await linus.page.goto(`${stack.url}/r/${room}`);
+  await linus.page.goto(`${suite.stack.url}/r/${room}`);
   await linus.page.waitForSelector('.form-error:has-text("opens only with its link")');
 }));
 
 test('a viewer follows live but cannot type or run; rotating the links locks the old ones out with a message', { timeout: 120_000 }, e2e(async ({ join }) => {
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   await openRoom(ada, room);
   await editorReady(ada);
   await setProgram(ada, 'print("shown to viewers")\n');
@@ -234,7 +192,7 @@ test('a viewer follows live but cannot type or run; rotating the links locks the
 }));
 
 test('two people type at the same time, end with identical text, and see each other\'s name and cursor', { timeout: 90_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
   await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await Promise.all([editorReady(ada), editorReady(grace)]);
@@ -283,7 +241,7 @@ test('two people type at the same time, end with identical text, and see each ot
 }));
 
 test('a Python run reading stdin: both people see the same status and output, live', { timeout: 120_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
   await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await Promise.all([editorReady(ada), editorReady(grace)]);
@@ -326,7 +284,7 @@ test('a Python run reading stdin: both people see the same status and output, li
 }));
 
 test('a live console: Ada runs a program that asks for a name, Grace answers in the console, both see the greeting as it is printed', { timeout: 150_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
   await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await Promise.all([editorReady(ada), editorReady(grace)]);
@@ -357,7 +315,7 @@ test('a live console: Ada runs a program that asks for a name, Grace answers in 
 }));
 
 test('after a reload the program and the run history are still there', { timeout: 120_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const ada = await join(ADA);
   await openRoom(ada, room);
   await editorReady(ada);
@@ -387,7 +345,7 @@ test('after a reload the program and the run history are still there', { timeout
 }));
 
 test('a person who goes offline keeps editing, and converges with the others on reconnecting', { timeout: 90_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
   await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await Promise.all([editorReady(ada), editorReady(grace)]);
@@ -418,7 +376,7 @@ test('a person who goes offline keeps editing, and converges with the others on 
 }));
 
 test('a C compile error shows the compiler output; an endless loop is stopped at the named time limit', { timeout: 150_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
   await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await ada.page.selectOption('[data-testid=language]', 'c');
@@ -443,7 +401,7 @@ test('a C compile error shows the compiler output; an endless loop is stopped at
 }));
 
 test('a run the exec API refuses shows its error code and message', { timeout: 60_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const ada = await join(ADA);
   await openRoom(ada, room);
   await editorReady(ada);
@@ -456,7 +414,7 @@ test('a run the exec API refuses shows its error code and message', { timeout: 6
 }));
 
 test('when a runner leaves mid-run, someone still in the room finishes following it', { timeout: 90_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
   await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await editorReady(ada);
@@ -469,7 +427,7 @@ test('when a runner leaves mid-run, someone still in the room finishes following
 }));
 
 test('narrow window: the output comes right below the editor; wide: beside it', { timeout: 60_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const ada = await join({ ...ADA, viewport: { width: 420, height: 860 } });
   await openRoom(ada, room);
   await editorReady(ada);
@@ -577,16 +535,16 @@ test('an unreachable exec API is reported at once, with its error code, instead 
 }));
 
 test('Ctrl-C on `make dev` stops every process it started', { timeout: 60_000 }, e2e(async () => {
-  const processes = stack.processes();
+  const processes = suite.stack.processes();
   const names = processes.map((p) => p.comm);
   for (const expected of ['exec-lambda', 'exec-fleet', 'workerd']) {
     assert.ok(names.some((n) => n.startsWith(expected)), `${expected} is running under make dev (${names.join(', ')})`);
   }
-  const { code, signal } = await stack.interrupt();
+  const { code, signal } = await suite.stack.interrupt();
   assert.ok(code === 130 || signal === 'SIGINT', `dev.sh ended by Ctrl-C (code ${code}, signal ${signal})`);
   await waitFor(() => processes.every((p) => !alive(p.pid)), 20_000, 'every process make dev started to exit');
-  assert.equal(await portOpen(stack.edgePort), false, 'the edge port is closed');
-  assert.equal(await portOpen(stack.execPort), false, 'the exec API port is closed');
-  assert.match(stack.dev.log, /stopped/);
-  assert.doesNotMatch(stack.dev.log, /did not stop on SIGTERM/, 'everything stopped on SIGTERM, none needed SIGKILL');
+  assert.equal(await portOpen(suite.stack.edgePort), false, 'the edge port is closed');
+  assert.equal(await portOpen(suite.stack.execPort), false, 'the exec API port is closed');
+  assert.match(suite.stack.dev.log, /stopped/);
+  assert.doesNotMatch(suite.stack.dev.log, /did not stop on SIGTERM/, 'everything stopped on SIGTERM, none needed SIGKILL');
 }));

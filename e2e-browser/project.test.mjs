@@ -7,65 +7,22 @@
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { strFromU8, strToU8, unzipSync, zipSync } from 'fflate';
-import * as Y from 'yjs';
 
 import {
-  activeFile, addTest, connected, createFile, cursorNames, editorReady, editorText, launchBrowser, newRoom, openFile,
-  openRoom, peopleInFile, person, setInput, setProgram, shownRun, shownTests, treePaths, typeName, waitForRun,
+  activeFile, addTest, connected, createFile, cursorNames, editorReady, editorText, newRoom, openFile,
+  openRoom, peopleInFile, setInput, setProgram, shownRun, shownTests, treePaths, typeName, waitForRun,
 } from './browser.mjs';
-import { DevStack, waitFor } from './stack.mjs';
+import { browserSuite } from './suite.mjs';
+import { waitFor } from './stack.mjs';
 
 const ADA = { name: 'Ada Lovelace', color: '#6e56cf' };
 const GRACE = { name: 'Grace Hopper', color: '#12a594' };
 const LINUS = { name: 'Linus Torvalds', color: '#f76b15' };
 
-let stack;
-let browser;
-const people = [];
-let failed = false;
-
-before(async () => {
-  stack = await DevStack.start();
-  browser = await launchBrowser();
-}, { timeout: 20 * 60_000 });
-
-after(async () => {
-  await Promise.allSettled(people.map((p) => p.context.close()));
-  await browser?.close();
-  await stack?.dispose({ keep: failed });
-});
-
-/** A test body with the stack's log attached to any failure, and no page errors allowed. */
-const e2e = (body) => async (t) => {
-  const mine = [];
-  const join = async (who) => {
-    const p = await person(browser, who);
-    people.push(p);
-    mine.push(p);
-    return p;
-  };
-  try {
-    await body({ join, t });
-    for (const p of mine) assert.deepEqual(p.errors.map(String), [], `${p.name}'s page threw`);
-  } catch (error) {
-    failed = true;
-    error.message += `\n--- make dev log (tail) ---\n${stack?.dev.tail(40)}`;
-    throw error;
-  } finally {
-    await Promise.allSettled(mine.map((p) => p.context.close()));
-  }
-};
-
-/** The room's document as the edge stores it. */
-async function serverDoc(room) {
-  const response = await fetch(`${stack.url}/rooms/${room.room}/snapshot`, { headers: { authorization: `Bearer ${room.view_token}` } });
-  assert.equal(response.status, 200);
-  const doc = new Y.Doc();
-  Y.applyUpdate(doc, new Uint8Array(await response.arrayBuffer()));
-  return doc;
-}
+const suite = browserSuite();
+const { e2e, serverDoc } = suite;
 
 /** The bodies of the runs `who` submits from now on. */
 function recordSubmissions(who) {
@@ -80,7 +37,7 @@ function recordSubmissions(who) {
 const setFile = setProgram;
 
 test('two people edit different files at once, see each other in the tree, and only the cursors of their own file', { timeout: 120_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
   await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await Promise.all([editorReady(ada), editorReady(grace)]);
@@ -125,7 +82,7 @@ test('two people edit different files at once, see each other in the tree, and o
 }));
 
 test('a C project with a header runs: main.c, util.c and util.h compiled together; a one-file project still sends its source alone', { timeout: 180_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
   await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await editorReady(ada);
@@ -160,7 +117,7 @@ test('a C project with a header runs: main.c, util.c and util.h compiled togethe
 }));
 
 test('a test set with one failing test: the verdict is wrong_answer and both people see the failing test\'s diff, also after a reload', { timeout: 180_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const [ada, grace] = await Promise.all([join(ADA), join(GRACE)]);
   await Promise.all([openRoom(ada, room), openRoom(grace, room)]);
   await editorReady(ada);
@@ -207,7 +164,7 @@ test('a test set with one failing test: the verdict is wrong_answer and both peo
 }));
 
 test('a reload keeps the files, folders and tests; a viewer arriving later sees them read-only', { timeout: 90_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const ada = await join(ADA);
   await openRoom(ada, room);
   await editorReady(ada);
@@ -245,7 +202,7 @@ test('a reload keeps the files, folders and tests; a viewer arriving later sees 
 }));
 
 test('a zip uploads into the tree and downloads back the same; bad names and too many files are refused with a message', { timeout: 90_000 }, e2e(async ({ join }) => {
-  const room = await newRoom(stack.url);
+  const room = await newRoom(suite.stack.url);
   const ada = await join(ADA);
   await openRoom(ada, room);
   await editorReady(ada);

@@ -16,6 +16,7 @@
 //!
 //! On shutdown (SIGTERM) the loop stops taking jobs and finishes the ones it holds.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,12 +177,16 @@ pub async fn run_worker(
 }
 
 /// The program `job` runs, read from the payload store if it waits there.
-async fn program_of(payloads: &dyn PayloadStore, job: &Job) -> Result<Program, ProgramError> {
+async fn program_of<'a>(
+    payloads: &dyn PayloadStore,
+    job: &'a Job,
+) -> Result<Cow<'a, Program>, ProgramError> {
     match &job.payload {
-        Payload::Inline(program) => Ok(program.clone()),
+        Payload::Inline(program) => Ok(Cow::Borrowed(program)),
         Payload::Stored { parts } => {
             let bytes = payloads.payload(&job.id, *parts).await?;
             Program::from_payload(job.language, &bytes)
+                .map(Cow::Owned)
                 .map_err(|e| ProgramError::Unreadable(e.to_string()))
         }
     }

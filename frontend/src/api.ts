@@ -16,30 +16,8 @@ export class ApiError extends Error {
   }
 }
 
-/** A submission record, as GET /v1/submissions/{id} returns it. */
-export interface Submission {
-  id: string;
-  language: LanguageId;
-  status: string;
-  exit_code: number | null;
-  signal: number | null;
-  stdout: string | null;
-  stderr: string | null;
-  stdout_truncated: boolean;
-  stderr_truncated: boolean;
-  compile_output: string | null;
-  time_ms: number | null;
-  /** The time limit that ended the run (with `time_limit_exceeded`), else null or absent. */
-  time_limit?: TimeLimit | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  /** A run with tests: each test's result, in the order they were sent (else null or absent).
-   * The record's own status is the verdict; its stdout and stderr are the deciding test's. */
-  tests?: TestRecord[] | null;
-}
-
-/** One test's result in a submission record (Contract 2b); its outputs are cut to a few KiB. */
+/** How a run ended: a test's entry in a record (Contract 2b, its outputs cut to a few KiB), and
+ * the record's own result fields. */
 export interface TestRecord {
   status: string;
   time_ms: number | null;
@@ -49,7 +27,21 @@ export interface TestRecord {
   stderr: string | null;
   stdout_truncated: boolean;
   stderr_truncated: boolean;
+  /** The time limit that ended the run (with `time_limit_exceeded`), else null or absent. */
   time_limit?: TimeLimit | null;
+}
+
+/** A submission record, as GET /v1/submissions/{id} returns it. */
+export interface Submission extends TestRecord {
+  id: string;
+  language: LanguageId;
+  compile_output: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** A run with tests: each test's result, in the order they were sent (else null or absent).
+   * The record's own status is the verdict; its stdout and stderr are the deciding test's. */
+  tests?: TestRecord[] | null;
 }
 
 /** What a submission runs: one source (a single-file project, as before projects), or a
